@@ -7,3 +7,5 @@
 pub mod event;
 pub mod finding;
 pub mod time;
+pub mod detect;
+pub mod spec;

@@ -1,0 +1,212 @@
+//! `account_takeover`: a successful sign-in right after a run of failures (the guessing worked), or from
+//! an address that is failing across many users (stuffing that found a working pair).
+//!
+//! A successful password reset or change clears the user's failures: someone who forgot the password,
+//! reset it and signed in is not a takeover. A CloudTrail `ForgotPassword` call only *requests* a code (and
+//! anyone can make it), so only its confirmation (`ConfirmForgotPassword`) clears them there.
+
+use serde_json::json;
+
+use super::incident::Incident;
+use super::window::{Entry, KeyWindow, KeyedState};
+use super::windowed::{allowlisted, ratio};
+use super::{elapsed, Detector, DetectorStats, IncidentBook, Keys, Summarize};
+use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
+use crate::finding::Finding;
+use crate::spec::{Params, Spec, TakeoverParams};
+use crate::time::Timestamp;
+
+pub struct AccountTakeover {
+    spec: Spec,
+    params: TakeoverParams,
+    /// Per user: recent failed sign-ins (counterpart: the address).
+    users: KeyedState<KeyWindow>,
+    /// Per address: recent sign-ins of any user (counted: failures).
+    ips: KeyedState<KeyWindow>,
+    incidents: IncidentBook,
+    clock: Timestamp,
+    late_unplaced: u64,
+    allowlisted: u64,
+}
+
+impl AccountTakeover {
+    pub fn new(spec: Spec) -> AccountTakeover {
+        let params = match &spec.params {
+            Params::AccountTakeover(p) => p.clone(),
+            _ => TakeoverParams { ip_min_failures: 0, ip_failure_share_above: 0.5 },
+        };
+        AccountTakeover {
+            users: KeyedState::new(spec.max_keys, spec.window),
+            ips: KeyedState::new(spec.max_keys, spec.window),
+            params,
+            spec,
+            incidents: IncidentBook::default(),
+            clock: Timestamp(i64::MIN),
+            late_unplaced: 0,
+            allowlisted: 0,
+        }
+    }
+
+    /// Is the address failing across users right now (as of this success)?
+    fn hostile_ip(&self, ip_hash: Option<u64>) -> Option<(u64, u64)> {
+        if self.params.ip_min_failures == 0 {
+            return None;
+        }
+        let w = self.ips.get(ip_hash?)?;
+        let hostile = w.failures >= self.params.ip_min_failures
+            && ratio(w.failures, w.total()) > self.params.ip_failure_share_above;
+        hostile.then_some((w.failures, w.total()))
+    }
+}
+
+/// A success that completes a takeover, and what is known about it.
+struct Success<'a> {
+    ev: &'a SignInEvent,
+    ip: Option<&'a str>,
+    ip_hash: u64,
+    failures: u64,
+    hostile: Option<(u64, u64)>,
+}
+
+impl Success<'_> {
+    /// Adds the user's recent failures and this success to the incident's evidence.
+    fn fold_into(&self, inc: &mut Incident, failures: Option<&KeyWindow>) {
+        for e in failures.into_iter().flat_map(|w| w.entries()) {
+            inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
+        }
+        let ev = self.ev;
+        inc.add(ev.time, ev.outcome, self.ip_hash, self.ip, ev.event_id.as_deref());
+        inc.extra.insert("success_ip".into(), json!(self.ip));
+        inc.extra.insert("success_at".into(), json!(ev.time));
+        inc.extra.insert("failures_before_success".into(), json!(self.failures));
+        if let Some((ip_failures, ip_sign_ins)) = self.hostile {
+            inc.extra.insert("success_ip_failures".into(), json!(ip_failures));
+            inc.extra.insert("success_ip_sign_ins".into(), json!(ip_sign_ins));
+        }
+    }
+}
+
+fn is_reset(ev: &SignInEvent) -> bool {
+    let reset_kind = matches!(ev.kind, EventKind::ForgotPassword | EventKind::PasswordChange);
+    let request_only = ev.format == LogFormat::CloudTrail && ev.event_name == "ForgotPassword";
+    reset_kind && ev.outcome == Outcome::Success && !request_only
+}
+
+fn summary(_spec: &Spec, inc: &Incident) -> String {
+    let via = inc.extra.get("success_ip").and_then(|v| v.as_str()).unwrap_or("an unknown address");
+    format!(
+        "{} signed in successfully from {via} after {} failed sign-ins in {}",
+        inc.key,
+        inc.failures,
+        elapsed(inc)
+    )
+}
+
+impl Detector for AccountTakeover {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>) {
+        if !self.spec.observes(ev.kind) {
+            return;
+        }
+        let Some(user) = keys.user else { return };
+        if allowlisted(&self.spec, ev, keys) {
+            self.allowlisted += 1;
+            return;
+        }
+        self.clock = self.clock.max(ev.time);
+        let (clock, window) = (self.clock, self.spec.window);
+        if ev.time <= clock.saturating_sub(window) {
+            self.late_unplaced += 1;
+            return;
+        }
+        let summarize: Summarize = summary;
+        let uh = self.users.hash(user);
+        self.incidents.close_if_quiet(uh, ev.time, &self.spec, summarize, out);
+
+        if is_reset(ev) {
+            if let Some(w) = self.users.get_mut(uh) {
+                w.clear();
+            }
+            return;
+        }
+        if ev.kind != EventKind::SignIn {
+            return;
+        }
+        let max_entries = self.spec.max_events_per_key;
+        let ip_hash = keys.ip.as_deref().map(|ip| self.ips.hash(ip));
+        if let Some(h) = ip_hash {
+            let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
+            let counted = ev.outcome == Outcome::Failure;
+            w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux: 0, aux_name: None }, max_entries);
+            w.expire(clock, window);
+        }
+        match ev.outcome {
+            Outcome::Failure => {
+                let w = self.users.get_or_insert_with(uh, clock, || KeyWindow::new(false, 1));
+                let aux_name = keys.ip.as_deref().map(Box::from);
+                w.push(
+                    Entry { time: ev.time, outcome: ev.outcome, counted: true, aux: ip_hash.unwrap_or(0), aux_name },
+                    max_entries,
+                );
+                w.expire(clock, window);
+            }
+            Outcome::Success => {
+                let failures = match self.users.get_mut(uh) {
+                    Some(w) => {
+                        w.expire(clock, window);
+                        w.counted
+                    }
+                    None => 0,
+                };
+                let hostile = self.hostile_ip(ip_hash);
+                if failures < self.spec.threshold && hostile.is_none() {
+                    if let Some(w) = self.users.get_mut(uh) {
+                        w.clear();
+                    }
+                    return;
+                }
+                let first = self.users.get(uh).and_then(|w| w.counted_span()).map_or(ev.time, |(f, _)| f);
+                let ctx = Success { ev, ip: keys.ip.as_deref(), ip_hash: ip_hash.unwrap_or(0), failures, hostile };
+                let spec = &self.spec;
+                let window = self.users.get(uh);
+                if let Some(inc) = self.incidents.get_mut(uh) {
+                    ctx.fold_into(inc, window);
+                    self.incidents.rerate(uh, spec, summarize, out);
+                } else {
+                    let mut inc = Incident::open(spec, user, ev, first);
+                    ctx.fold_into(&mut inc, window);
+                    inc.severity = spec.severity_at(inc.count);
+                    self.incidents.open(uh, inc, spec, summarize, out);
+                }
+                if let Some(w) = self.users.get_mut(uh) {
+                    w.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.incidents.advance(now, &self.spec, summary, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Finding>) {
+        self.incidents.finish(&self.spec, summary, out);
+    }
+
+    fn stats(&self) -> DetectorStats {
+        DetectorStats {
+            rule: self.spec.id.clone(),
+            detector: self.spec.detector.id(),
+            tracked_keys: self.users.len() + self.ips.len(),
+            evicted_keys: self.users.evicted + self.ips.evicted,
+            late_unplaced: self.late_unplaced,
+            allowlisted: self.allowlisted,
+            open_incidents: self.incidents.len(),
+            incidents: self.incidents.opened,
+        }
+    }
+}

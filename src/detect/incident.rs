@@ -1,0 +1,179 @@
+//! An incident: what one rule saw for one key from the threshold crossing until it went quiet.
+//!
+//! A rule opens an incident when its threshold is crossed, folds every later counted event for that key
+//! into it, raises its severity on escalation, and closes it once the key has been quiet for the cooldown.
+//! Each of those moments becomes a [`Finding`] with status open, escalated or closed.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::event::{Outcome, SignInEvent};
+use crate::finding::{Finding, Severity, Status};
+use crate::spec::{KeyKind, Spec};
+use crate::time::Timestamp;
+
+/// Event ids kept as evidence per incident ("at most a few dozen", `detection.md`).
+pub const MAX_EVIDENCE_EVENT_IDS: usize = 20;
+/// Distinct counterpart names (users or addresses) kept with their counts; the rest are summed.
+pub const MAX_EVIDENCE_NAMES: usize = 50;
+/// Distinct counterparts counted exactly; past this the count is reported as a lower bound.
+pub const MAX_DISTINCT_TRACKED: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub id: String,
+    /// The key as shown: a user name (or sub) or an address / IPv6 prefix.
+    pub key: String,
+    pub user_sub: Option<String>,
+    pub user_pool_id: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub detected_at: Timestamp,
+    pub count: u64,
+    pub failures: u64,
+    pub successes: u64,
+    pub severity: Severity,
+    /// Counterparts (users for an IP key, addresses for a user key) with their counted events.
+    names: BTreeMap<String, u64>,
+    names_other: u64,
+    distinct: HashSet<u64>,
+    distinct_overflow: bool,
+    event_ids: Vec<String>,
+    /// Rule-specific figures, set by the rule when it opens (and may refresh) the incident.
+    pub extra: Map<String, Value>,
+}
+
+impl Incident {
+    /// Opens an incident for `key` at the event `ev` that crossed the threshold.
+    pub fn open(spec: &Spec, key: &str, ev: &SignInEvent, first_seen: Timestamp) -> Incident {
+        let id = incident_id(&spec.id, key, ev.time);
+        Incident {
+            id,
+            key: key.to_string(),
+            user_sub: ev.user_sub.clone(),
+            user_pool_id: ev.user_pool_id.clone(),
+            first_seen: first_seen.min(ev.time),
+            last_seen: ev.time,
+            detected_at: ev.time,
+            count: 0,
+            failures: 0,
+            successes: 0,
+            severity: spec.severity,
+            names: BTreeMap::new(),
+            names_other: 0,
+            distinct: HashSet::new(),
+            distinct_overflow: false,
+            event_ids: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Folds in one counted event (or a remembered window entry: `ev` None) with its counterpart.
+    pub fn add(&mut self, time: Timestamp, outcome: Outcome, aux: u64, aux_name: Option<&str>, event_id: Option<&str>) {
+        self.count += 1;
+        match outcome {
+            Outcome::Failure => self.failures += 1,
+            Outcome::Success => self.successes += 1,
+            _ => {}
+        }
+        self.first_seen = self.first_seen.min(time);
+        self.last_seen = self.last_seen.max(time);
+        if let Some(name) = aux_name {
+            if let Some(n) = self.names.get_mut(name) {
+                *n += 1;
+            } else if self.names.len() < MAX_EVIDENCE_NAMES {
+                self.names.insert(name.to_string(), 1);
+            } else {
+                self.names_other += 1;
+            }
+            if self.distinct.len() < MAX_DISTINCT_TRACKED {
+                self.distinct.insert(aux);
+            } else if !self.distinct.contains(&aux) {
+                self.distinct_overflow = true;
+            }
+        }
+        if let Some(id) = event_id {
+            if self.event_ids.len() < MAX_EVIDENCE_EVENT_IDS {
+                self.event_ids.push(id.to_string());
+            }
+        }
+    }
+
+    pub fn distinct(&self) -> u64 {
+        self.distinct.len() as u64
+    }
+
+    /// The most frequent counterpart (ties broken by name, so the choice is deterministic).
+    pub fn main_counterpart(&self) -> Option<&str> {
+        self.names.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.as_str())
+    }
+
+    /// Counterparts ordered by count then name, at most `n`.
+    pub fn top_counterparts(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut v: Vec<(&str, u64)> = self.names.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+
+    /// The finding for this incident in its current state.
+    pub fn to_finding(&self, spec: &Spec, status: Status, summary: String) -> Finding {
+        let (user, ip) = match spec.key {
+            KeyKind::User => (Some(self.key.clone()), self.main_counterpart().map(str::to_string)),
+            KeyKind::Ip => (None, Some(self.key.clone())),
+        };
+        let counterpart = match spec.key {
+            KeyKind::User => "ips",
+            KeyKind::Ip => "users",
+        };
+        let mut evidence = Map::new();
+        evidence.insert(format!("distinct_{counterpart}"), json!(self.distinct()));
+        if self.distinct_overflow {
+            evidence.insert(format!("distinct_{counterpart}_at_least"), json!(true));
+        }
+        let top: Map<String, Value> =
+            self.top_counterparts(MAX_EVIDENCE_NAMES).into_iter().map(|(k, c)| (k.to_string(), json!(c))).collect();
+        evidence.insert(counterpart.to_string(), Value::Object(top));
+        if self.names_other > 0 {
+            evidence.insert(format!("{counterpart}_not_listed"), json!(self.names_other));
+        }
+        evidence.insert("failures".into(), json!(self.failures));
+        evidence.insert("successes".into(), json!(self.successes));
+        evidence.insert("window".into(), json!(spec.window.to_string()));
+        for (k, v) in &self.extra {
+            evidence.insert(k.clone(), v.clone());
+        }
+        evidence.insert("event_ids".into(), json!(self.event_ids));
+        Finding {
+            detector: spec.detector.id(),
+            severity: self.severity,
+            user,
+            user_sub: if spec.key == KeyKind::User { self.user_sub.clone() } else { None },
+            ip,
+            user_pool_id: self.user_pool_id.clone(),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            detected_at: self.detected_at,
+            count: self.count,
+            summary,
+            evidence: Value::Object(evidence),
+            incident_id: self.id.clone(),
+            rule: spec.id.clone(),
+            status,
+        }
+    }
+}
+
+/// A stable incident id: FNV-1a of rule, key and detection time, as 16 hex digits. The same events give
+/// the same id in replay and in the monitor, across restarts.
+pub fn incident_id(rule: &str, key: &str, detected_at: Timestamp) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [rule.as_bytes(), &[0], key.as_bytes(), &[0], &detected_at.0.to_le_bytes()] {
+        for b in part {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,375 @@
+//! Detection: runs every enabled rule over sign-in events in event-time order and yields findings.
+//!
+//! The [`Engine`] owns a small reorder buffer (bounded lateness, `detection.md` "Time") and one
+//! [`Detector`] per enabled spec. Events go in with [`Engine::push`]; findings come out as incidents
+//! open, escalate and close. Replay calls [`Engine::finish`] at the end of input; the monitor calls
+//! [`Engine::advance_watermark`] with a wall-clock watermark so windows close when traffic stops.
+
+pub mod account_takeover;
+pub mod cognito_risk;
+pub mod credential_stuffing;
+pub mod distributed_brute_force;
+pub mod failed_login_burst;
+pub mod incident;
+pub mod password_spray;
+pub mod window;
+pub mod windowed;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::event::SignInEvent;
+use crate::finding::{Finding, Status};
+use crate::spec::{AllowList, DetectorKind, Spec, SpecSet};
+use crate::time::{Span, Timestamp};
+use incident::Incident;
+
+/// Events up to this far behind the newest one seen are put back in order before detection
+/// (`detection.md`: default 60 s).
+pub const DEFAULT_LATENESS: Span = Span::secs(60);
+/// IPv6 addresses are grouped by this prefix: attackers rotate addresses inside one /64.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// Cap on events held in the reorder buffer; beyond it the oldest are released early (counted).
+pub const MAX_REORDER_EVENTS: usize = 1_000_000;
+
+/// Settings shared by every rule.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub lateness: Span,
+    pub ipv6_prefix: u8,
+    /// Added to every rule's own allow-list.
+    pub allow: AllowList,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { lateness: DEFAULT_LATENESS, ipv6_prefix: DEFAULT_IPV6_PREFIX, allow: AllowList::default() }
+    }
+}
+
+/// The keys of one event, computed once and shared by every detector.
+#[derive(Debug, Clone)]
+pub struct Keys<'a> {
+    /// User name, else sub.
+    pub user: Option<&'a str>,
+    /// The address as grouped: IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`).
+    pub ip: Option<String>,
+}
+
+impl<'a> Keys<'a> {
+    pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
+        Keys { user: ev.user_key().filter(|u| !u.is_empty()), ip: ev.ip.map(|ip| group_ip(ip, ipv6_prefix)) }
+    }
+}
+
+/// An address as detectors group it: IPv6 by prefix (128 keeps single addresses).
+pub fn group_ip(ip: IpAddr, ipv6_prefix: u8) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
+            }
+            let prefix = ipv6_prefix.min(128);
+            if prefix == 128 {
+                return v6.to_string();
+            }
+            match ipnet::Ipv6Net::new(v6, prefix) {
+                Ok(net) => net.trunc().to_string(),
+                Err(_) => v6.to_string(),
+            }
+        }
+    }
+}
+
+/// Figures one rule reports about itself.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DetectorStats {
+    pub rule: String,
+    pub detector: &'static str,
+    /// Keys with state right now.
+    pub tracked_keys: usize,
+    /// Keys dropped before they expired because `max_keys` was reached: the rule was saturated.
+    pub evicted_keys: u64,
+    /// Late events whose window had already passed for this rule.
+    pub late_unplaced: u64,
+    /// Events ignored because of an allow-list.
+    pub allowlisted: u64,
+    pub open_incidents: usize,
+    pub incidents: u64,
+}
+
+/// One rule at work. Implementations keep per-key state bounded by their spec.
+pub trait Detector: Send {
+    fn spec(&self) -> &Spec;
+    /// Takes one event (in event-time order, except late events beyond the reorder buffer).
+    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>);
+    /// Event time has reached `now`: close incidents that went quiet.
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>);
+    /// End of input: close every open incident.
+    fn finish(&mut self, out: &mut Vec<Finding>);
+    fn stats(&self) -> DetectorStats;
+}
+
+/// Builds the detector for a spec.
+pub fn build(spec: &Spec, settings: &EngineSettings) -> Box<dyn Detector> {
+    let mut spec = spec.clone();
+    spec.allow.extend(&settings.allow);
+    match spec.detector {
+        DetectorKind::FailedLoginBurst => Box::new(windowed::WindowDetector::new(spec, failed_login_burst::Rule)),
+        DetectorKind::DistributedBruteForce => {
+            Box::new(windowed::WindowDetector::new(spec, distributed_brute_force::Rule))
+        }
+        DetectorKind::CredentialStuffing => Box::new(windowed::WindowDetector::new(spec, credential_stuffing::Rule)),
+        DetectorKind::PasswordSpray => Box::new(windowed::WindowDetector::new(spec, password_spray::Rule)),
+        DetectorKind::AccountTakeover => Box::new(account_takeover::AccountTakeover::new(spec)),
+        DetectorKind::CognitoRisk => Box::new(cognito_risk::CognitoRisk::new(spec)),
+    }
+}
+
+/// Figures about the event stream as the engine saw it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    /// Arrived out of order but within the lateness bound: put back in order.
+    pub reordered: u64,
+    /// Arrived later than the lateness bound: still given to the rules whose window was open.
+    pub late: u64,
+    /// Released before the lateness bound because the reorder buffer was full.
+    pub forced_releases: u64,
+    pub first_event: Option<Timestamp>,
+    pub last_event: Option<Timestamp>,
+}
+
+struct Pending(SignInEvent);
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.time == other.0.time
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.time.cmp(&other.0.time)
+    }
+}
+
+/// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
+pub struct Engine {
+    detectors: Vec<Box<dyn Detector>>,
+    settings: EngineSettings,
+    /// Min-heap on (time, arrival sequence): equal times leave in arrival order.
+    buffer: BinaryHeap<Reverse<(Pending, u64)>>,
+    seq: u64,
+    /// Newest event time pushed.
+    max_seen: Option<Timestamp>,
+    /// Time of the last event released to the rules.
+    released: Option<Timestamp>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(specs: &SpecSet, settings: EngineSettings) -> Engine {
+        let detectors = specs.enabled().map(|s| build(s, &settings)).collect();
+        Engine {
+            detectors,
+            settings,
+            buffer: BinaryHeap::new(),
+            seq: 0,
+            max_seen: None,
+            released: None,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Takes one event; findings that result (open, escalated, closed) are appended to `out`.
+    pub fn push(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+        self.stats.events += 1;
+        self.stats.first_event = Some(self.stats.first_event.map_or(ev.time, |t| t.min(ev.time)));
+        self.stats.last_event = Some(self.stats.last_event.map_or(ev.time, |t| t.max(ev.time)));
+        if let Some(released) = self.released {
+            if ev.time < released {
+                // Too late for the buffer: the rules place it if their window is still open.
+                self.stats.late += 1;
+                self.process(&ev, out);
+                return;
+            }
+        }
+        if self.max_seen.is_some_and(|m| ev.time < m) {
+            self.stats.reordered += 1;
+        }
+        self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
+        self.seq += 1;
+        self.buffer.push(Reverse((Pending(ev), self.seq)));
+        let horizon = self.max_seen.map(|m| m.saturating_sub(self.settings.lateness));
+        self.release_until(horizon, out);
+        while self.buffer.len() > MAX_REORDER_EVENTS {
+            self.stats.forced_releases += 1;
+            self.release_one(out);
+        }
+    }
+
+    /// The monitor's wall-clock watermark: no event older than `watermark` is expected any more beyond
+    /// the lateness bound, so buffered events up to `watermark - lateness` are released and quiet
+    /// incidents close even when no new events arrive.
+    pub fn advance_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Finding>) {
+        let horizon = watermark.saturating_sub(self.settings.lateness);
+        self.release_until(Some(horizon), out);
+        if self.released.is_none_or(|r| r < horizon) {
+            self.released = Some(horizon);
+        }
+        self.advance_detectors(horizon, out);
+    }
+
+    /// End of input: releases everything and closes every incident.
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        self.release_until(None, out);
+        let mut closed = Vec::new();
+        for d in &mut self.detectors {
+            d.finish(&mut closed);
+        }
+        sort_closed(&mut closed);
+        out.extend(closed);
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn detector_stats(&self) -> Vec<DetectorStats> {
+        self.detectors.iter().map(|d| d.stats()).collect()
+    }
+
+    /// Events waiting in the reorder buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Releases buffered events with time <= `horizon` (all when None), in order.
+    fn release_until(&mut self, horizon: Option<Timestamp>, out: &mut Vec<Finding>) {
+        while let Some(Reverse((Pending(ev), _))) = self.buffer.peek() {
+            if horizon.is_some_and(|h| ev.time > h) {
+                break;
+            }
+            self.release_one(out);
+        }
+    }
+
+    fn release_one(&mut self, out: &mut Vec<Finding>) {
+        let Some(Reverse((Pending(ev), _))) = self.buffer.pop() else { return };
+        let advanced = self.released.is_none_or(|r| ev.time > r);
+        if advanced {
+            self.released = Some(ev.time);
+            self.advance_detectors(ev.time, out);
+        }
+        self.process(&ev, out);
+    }
+
+    fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
+        let keys = Keys::of(ev, self.settings.ipv6_prefix);
+        for d in &mut self.detectors {
+            d.observe(ev, &keys, out);
+        }
+    }
+
+    fn advance_detectors(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let mut closed = Vec::new();
+        for d in &mut self.detectors {
+            d.advance(now, &mut closed);
+        }
+        sort_closed(&mut closed);
+        out.extend(closed);
+    }
+}
+
+/// Incidents closing at the same moment leave in a fixed order, whatever order the rules' maps hold them.
+fn sort_closed(closed: &mut [Finding]) {
+    closed.sort_by(|a, b| {
+        (a.last_seen, a.detected_at, &a.rule, &a.incident_id).cmp(&(b.last_seen, b.detected_at, &b.rule, &b.incident_id))
+    });
+}
+
+/// The open incidents of one rule, by key hash, and the bookkeeping of opening and closing them.
+#[derive(Default)]
+pub struct IncidentBook {
+    open: HashMap<u64, Incident>,
+    pub opened: u64,
+}
+
+/// How a rule describes an incident in one line.
+pub type Summarize = fn(&Spec, &Incident) -> String;
+
+impl IncidentBook {
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    pub fn get_mut(&mut self, h: u64) -> Option<&mut Incident> {
+        self.open.get_mut(&h)
+    }
+
+    /// Closes the incident of `h` if it has been quiet for the cooldown as of `now`.
+    pub fn close_if_quiet(&mut self, h: u64, now: Timestamp, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        if self.open.get(&h).is_some_and(|i| now.since(i.last_seen) > spec.cooldown) {
+            if let Some(inc) = self.open.remove(&h) {
+                out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+            }
+        }
+    }
+
+    /// Registers a newly opened incident and reports it.
+    pub fn open(&mut self, h: u64, inc: Incident, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        self.opened += 1;
+        out.push(inc.to_finding(spec, Status::Open, summarize(spec, &inc)));
+        self.open.insert(h, inc);
+    }
+
+    /// Re-rates the incident of `h` after it grew; reports an escalation when severity rose.
+    pub fn rerate(&mut self, h: u64, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        if let Some(inc) = self.open.get_mut(&h) {
+            let sev = spec.severity_at(inc.count);
+            if sev > inc.severity {
+                inc.severity = sev;
+                out.push(inc.to_finding(spec, Status::Escalated, summarize(spec, inc)));
+            }
+        }
+    }
+
+    pub fn advance(&mut self, now: Timestamp, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        let quiet: Vec<u64> =
+            self.open.iter().filter(|(_, i)| now.since(i.last_seen) > spec.cooldown).map(|(h, _)| *h).collect();
+        for h in quiet {
+            if let Some(inc) = self.open.remove(&h) {
+                out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+            }
+        }
+    }
+
+    pub fn finish(&mut self, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        for (_, inc) in self.open.drain() {
+            out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+        }
+    }
+}
+
+/// "14 failed sign-ins for jdoe from 203.0.113.7 in 3m21s": the elapsed part of a summary.
+pub fn elapsed(inc: &Incident) -> Span {
+    inc.last_seen.since(inc.first_seen)
+}
