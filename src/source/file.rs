@@ -233,9 +233,11 @@ fn is_blank(bytes: &[u8]) -> bool {
     bytes.iter().all(u8::is_ascii_whitespace)
 }
 
-/// Consumes input up to and including the next newline; returns the bytes skipped before it.
+/// Consumes input up to and including the next newline; returns the length of the line's rest
+/// without its `\n` or `\r\n`.
 fn skip_line(reader: &mut dyn BufRead) -> io::Result<u64> {
     let mut skipped = 0u64;
+    let mut last = None;
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,
@@ -247,12 +249,15 @@ fn skip_line(reader: &mut dyn BufRead) -> io::Result<u64> {
         }
         match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => {
+                let before = if i > 0 { Some(chunk[i - 1]) } else { last };
                 reader.consume(i + 1);
-                return Ok(skipped + i as u64);
+                let cr = u64::from(before == Some(b'\r'));
+                return Ok(skipped + i as u64 - cr);
             }
             None => {
                 let n = chunk.len();
                 skipped += n as u64;
+                last = chunk.last().copied();
                 reader.consume(n);
             }
         }
