@@ -146,8 +146,8 @@ fn multi_member_gzip_is_read_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let text = fs::read_to_string(Path::new(FIXTURES).join("cognito_lines.jsonl")).unwrap();
     let cut = text.match_indices('\n').nth(3).unwrap().0 + 1;
-    let mut bytes = gzip(text[..cut].as_bytes());
-    bytes.extend(gzip(text[cut..].as_bytes()));
+    let mut bytes = gzip(&text.as_bytes()[..cut]);
+    bytes.extend(gzip(&text.as_bytes()[cut..]));
     let copy = temp_file(&dir, "two-members.gz", &bytes);
     assert_eq!(run_copy(&copy, "cognito_lines.jsonl"), expected("cognito_lines.jsonl"));
 }

@@ -232,3 +232,72 @@ fn pool_from_resources(raw: Option<&RawValue>) -> Option<String> {
         Some(pool.to_owned()).filter(|p| !p.is_empty())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_calls_are_not_auth_activity() {
+        for name in ["CreateUserPool", "DescribeUserPool", "ListUsers", "UpdateUserPoolClient", "AdminCreateUser"] {
+            assert_eq!(api_kind(name, None), None, "{name}");
+        }
+        assert_eq!(api_kind("AdminInitiateAuth", Some("ADMIN_USER_PASSWORD_AUTH")), Some(EventKind::SignIn));
+        assert_eq!(api_kind("AdminRespondToAuthChallenge", None), Some(EventKind::SignIn));
+        assert_eq!(api_kind("InitiateAuth", Some("REFRESH_TOKEN_AUTH")), Some(EventKind::Token));
+        assert_eq!(api_kind("ChangePassword", None), Some(EventKind::PasswordChange));
+        assert_eq!(api_kind("ResendConfirmationCode", None), Some(EventKind::ResendCode));
+    }
+
+    #[test]
+    fn first_srp_step_is_in_progress_not_success() {
+        assert_eq!(api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), None), (Outcome::InProgress, None));
+        assert_eq!(api_outcome("InitiateAuth", Some("CUSTOM_AUTH"), None), (Outcome::InProgress, None));
+        assert_eq!(api_outcome("InitiateAuth", Some("USER_PASSWORD_AUTH"), None), (Outcome::Success, None));
+        assert_eq!(
+            api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), Some("NotAuthorizedException")),
+            (Outcome::Failure, Some("NotAuthorizedException".into()))
+        );
+        assert_eq!(api_outcome("SignUp", None, Some("LimitExceededException")).0, Outcome::Throttled);
+    }
+
+    #[test]
+    fn hosted_names_compare_case_insensitively() {
+        assert_eq!(hosted_kind("login_POST"), EventKind::SignIn);
+        assert_eq!(hosted_kind("Login_POST"), EventKind::SignIn);
+        assert_eq!(hosted_kind("CognitoAuthentication"), EventKind::SignIn);
+        assert_eq!(hosted_kind("TOKEN_POST"), EventKind::Token);
+        assert_eq!(hosted_kind("Signup_POST"), EventKind::SignUp);
+        assert_eq!(hosted_kind("Login_GET"), EventKind::Other);
+    }
+
+    fn status(json: &str, error_code: Option<&str>) -> (Outcome, Option<String>) {
+        let additional: Additional = serde_json::from_str(json).unwrap();
+        hosted_outcome(&additional, error_code)
+    }
+
+    #[test]
+    fn hosted_outcome_follows_the_http_status() {
+        assert_eq!(status(r#"{"responseParameters":{"status":"200.0"}}"#, None), (Outcome::Success, None));
+        assert_eq!(status(r#"{"responseParameters":{"status":302}}"#, None), (Outcome::Success, None));
+        assert_eq!(status(r#"{"responseParameters":{"status":429.0}}"#, None).0, Outcome::Throttled);
+        assert_eq!(
+            status(r#"{"responseParameters":{"status":"404"}}"#, None),
+            (Outcome::Failure, Some("HTTP 404".into()))
+        );
+        assert_eq!(status(r#"{"responseParameters":{"status":"503"}}"#, None).0, Outcome::Unknown);
+        assert_eq!(status("{}", None), (Outcome::Unknown, None));
+        assert_eq!(status("{}", Some("InternalError")), (Outcome::Failure, Some("InternalError".into())));
+    }
+
+    #[test]
+    fn pool_id_from_the_resource_arn() {
+        let raw: Box<RawValue> = serde_json::from_str(
+            r#"[{"type":"AWS::Cognito::UserPool","ARN":"arn:aws:cognito-idp:eu-west-1:1:userpool/eu-west-1_AbC"}]"#,
+        )
+        .unwrap();
+        assert_eq!(pool_from_resources(Some(&raw)), Some("eu-west-1_AbC".into()));
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"ARN":"x"}"#).unwrap();
+        assert_eq!(pool_from_resources(Some(&raw)), None);
+    }
+}

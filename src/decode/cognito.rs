@@ -138,3 +138,44 @@ fn boolean(s: Option<&str>) -> Option<bool> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(json: &str) -> Result<Timestamp, String> {
+        let t: Text = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        event_time(&t)
+    }
+
+    #[test]
+    fn event_timestamp_accepts_string_number_and_rfc3339() {
+        let want = Ok(Timestamp(1_721_237_155_000));
+        assert_eq!(time(r#""1721237155000""#), want);
+        assert_eq!(time("1721237155000"), want);
+        assert_eq!(time("1.721237155e12"), want);
+        assert_eq!(time(r#""2024-07-17T17:25:55Z""#), want);
+    }
+
+    #[test]
+    fn event_timestamp_errors_name_the_field() {
+        assert_eq!(time("null"), Err("missing `eventTimestamp`".into()));
+        assert!(time(r#""1721237155""#).unwrap_err().contains("outside the plausible range"));
+        assert!(time(r#""soon""#).unwrap_err().starts_with("`eventTimestamp` 'soon'"));
+    }
+
+    #[test]
+    fn string_booleans() {
+        assert_eq!(boolean(Some("true")), Some(true));
+        assert_eq!(boolean(Some("false")), Some(false));
+        assert_eq!(boolean(Some("maybe")), None);
+        assert_eq!(boolean(None), None);
+    }
+
+    #[test]
+    fn event_types_map_to_kinds() {
+        assert_eq!(kind("SignIn"), EventKind::SignIn);
+        assert_eq!(kind("ForgotPassword"), EventKind::ForgotPassword);
+        assert_eq!(kind("signin"), EventKind::Other);
+    }
+}

@@ -284,3 +284,55 @@ impl Read for Counting {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &[u8], limits: Limits) -> (Vec<ReadItem>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        std::fs::write(&path, text).unwrap();
+        let mut reader = RecordReader::open(&Input::File(path), limits).unwrap();
+        let mut items = Vec::new();
+        while reader.next_batch(2, &mut items) {}
+        (items, reader.bytes_read())
+    }
+
+    fn lines(items: &[ReadItem]) -> Vec<(u64, String)> {
+        items
+            .iter()
+            .map(|item| match item {
+                ReadItem::Record(r) => (r.origin.line, String::from_utf8_lossy(&r.bytes).into_owned()),
+                ReadItem::Rejected(r) => (r.origin.line, format!("rejected: {}", r.reason)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_skip_blank_lines_and_count_every_line() {
+        let text = b"{\"a\":1}\n\n  \n{\"b\":2}\r\n{\"c\":3}";
+        let (items, read) = read_all(text, Limits::default());
+        assert_eq!(lines(&items), [(1, "{\"a\":1}".into()), (4, "{\"b\":2}".into()), (5, "{\"c\":3}".into())]);
+        assert_eq!(read, text.len() as u64);
+    }
+
+    #[test]
+    fn pretty_printed_document_is_one_record_at_its_first_line() {
+        let text = b"\n\n{\n  \"events\": []\n}\n";
+        let (items, _) = read_all(text, Limits::default());
+        assert_eq!(lines(&items), [(3, "{\n  \"events\": []\n}\n".into())]);
+    }
+
+    #[test]
+    fn a_broken_first_line_does_not_swallow_the_file() {
+        // Not an incomplete value but a syntax error: read line by line so later lines survive.
+        let (items, _) = read_all(b"{\"a\":}\n{\"b\":2}\n", Limits::default());
+        assert_eq!(lines(&items), [(1, "{\"a\":}".into()), (2, "{\"b\":2}".into())]);
+    }
+
+    #[test]
+    fn stdin_is_named() {
+        assert_eq!(Input::Stdin.display_name(), "<stdin>");
+    }
+}
