@@ -64,6 +64,7 @@ fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &
             match Record::deserialize(&mut de) {
                 Ok(rec) if de.end().is_ok() => decode_object(&rec, origin, hint, depth, out),
                 Ok(_) => decode_concatenated(text, origin, hint, depth, out),
+                Err(e) if e.is_data() => reject(out, origin, format!("a field has the wrong type: {e}")),
                 Err(e) => reject(out, origin, format!("invalid JSON: {e}")),
             }
         }

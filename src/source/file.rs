@@ -332,6 +332,12 @@ mod tests {
     }
 
     #[test]
+    fn readers_can_move_to_worker_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<RecordReader>();
+    }
+
+    #[test]
     fn stdin_is_named() {
         assert_eq!(Input::Stdin.display_name(), "<stdin>");
     }
