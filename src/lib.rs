@@ -4,8 +4,10 @@
 //! `source` (files, CloudWatch Logs) → `decode` (vendor JSON → [`event::SignInEvent`]) →
 //! `detect` (sliding windows on event time → [`finding::Finding`]) → `sink` (JSON lines, summary, SNS).
 
+pub mod decode;
 pub mod event;
 pub mod finding;
+pub mod source;
 pub mod time;
 pub mod detect;
 pub mod spec;

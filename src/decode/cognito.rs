@@ -1,0 +1,181 @@
+//! The exported Cognito user-activity log (`userAuthEvents`, aws-formats.md §1) → [`SignInEvent`].
+
+use std::net::IpAddr;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::{json_kind, Decoded, Record, Rejection, SkipReason, Text};
+use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
+use crate::time::Timestamp;
+
+/// The flat `message` object. Every scalar is documented as a string; [`Text`] also takes numbers and
+/// booleans. Fields not listed (`creationDate`, `challenges`, `requestId`...) are ignored.
+#[derive(Deserialize, Default)]
+struct Message<'a> {
+    #[serde(rename = "eventId", borrow, default)]
+    event_id: Text<'a>,
+    #[serde(rename = "eventType", borrow, default)]
+    event_type: Text<'a>,
+    #[serde(rename = "userSub", borrow, default)]
+    user_sub: Text<'a>,
+    #[serde(rename = "userName", borrow, default)]
+    user_name: Text<'a>,
+    #[serde(rename = "userPoolId", borrow, default)]
+    user_pool_id: Text<'a>,
+    #[serde(rename = "clientId", borrow, default)]
+    client_id: Text<'a>,
+    #[serde(rename = "eventResponse", borrow, default)]
+    event_response: Text<'a>,
+    #[serde(rename = "riskLevel", borrow, default)]
+    risk_level: Text<'a>,
+    #[serde(rename = "riskDecision", borrow, default)]
+    risk_decision: Text<'a>,
+    #[serde(rename = "compromisedCredentialDetected", borrow, default)]
+    compromised_credential_detected: Text<'a>,
+    #[serde(rename = "deviceName", borrow, default)]
+    device_name: Text<'a>,
+    #[serde(rename = "ipAddress", borrow, default)]
+    ip_address: Text<'a>,
+    #[serde(borrow, default)]
+    city: Text<'a>,
+    #[serde(borrow, default)]
+    country: Text<'a>,
+    /// Only the `userNotification` export has it.
+    #[serde(default)]
+    details: Option<IgnoredAny>,
+}
+
+/// `eventSource` of the `userNotification` export.
+const USER_NOTIFICATION_SOURCE: &str = "USER_NOTIFICATION";
+
+pub(super) fn decode(rec: &Record, origin: &Origin) -> Decoded {
+    match try_decode(rec, origin) {
+        Ok(decoded) => decoded,
+        Err(reason) => Decoded::Rejected(Rejection::new(origin, reason)),
+    }
+}
+
+fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
+    if rec.event_source.get() == Some(USER_NOTIFICATION_SOURCE) {
+        return Ok(Decoded::Skipped(SkipReason::UserNotification));
+    }
+    let raw = rec.message.ok_or("Cognito event has no `message`")?;
+    if !raw.get().starts_with('{') {
+        return Err(format!("`message` is {}, expected an object", json_kind(raw.get())));
+    }
+    let msg: Message = serde_json::from_str(raw.get()).map_err(|e| format!("invalid `message`: {e}"))?;
+    let Some(event_type) = msg.event_type.get() else {
+        if msg.details.is_some() || rec.log_level.get() == Some("ERROR") {
+            return Ok(Decoded::Skipped(SkipReason::UserNotification));
+        }
+        return Err("Cognito event has no `message.eventType`".into());
+    };
+    let time = event_time(&rec.event_timestamp)?;
+    let (outcome, failure_reason) = match msg.event_response.get() {
+        Some("Pass") => (Outcome::Success, None),
+        Some("Fail") => (Outcome::Failure, Some("Fail".to_owned())),
+        Some("InProgress") => (Outcome::InProgress, None),
+        _ => (Outcome::Unknown, None),
+    };
+    let mut event = SignInEvent::new(time, kind(event_type), outcome, origin.clone());
+    event.failure_reason = failure_reason;
+    event.event_name = event_type.to_owned();
+    event.user_pool_id = msg
+        .user_pool_id
+        .owned()
+        .or_else(|| rec.log_source_id.as_ref().and_then(|l| l.user_pool_id.owned()));
+    event.client_id = msg.client_id.owned();
+    event.user_name = msg.user_name.owned();
+    event.user_sub = msg.user_sub.owned();
+    event.ip = msg.ip_address.get().and_then(|s| s.trim().parse::<IpAddr>().ok());
+    event.city = msg.city.owned();
+    event.country = msg.country.owned();
+    event.device = msg.device_name.owned();
+    event.risk = Risk {
+        level: msg.risk_level.owned(),
+        decision: msg.risk_decision.owned(),
+        compromised_credentials: boolean(msg.compromised_credential_detected.get()),
+    };
+    event.event_id = msg.event_id.owned();
+    event.format = LogFormat::CognitoUserActivity;
+    Ok(Decoded::Event(event))
+}
+
+fn kind(event_type: &str) -> EventKind {
+    match event_type {
+        "SignIn" => EventKind::SignIn,
+        "SignUp" => EventKind::SignUp,
+        "ForgotPassword" => EventKind::ForgotPassword,
+        "PasswordChange" => EventKind::PasswordChange,
+        "ResendCode" => EventKind::ResendCode,
+        _ => EventKind::Other,
+    }
+}
+
+/// `eventTimestamp`: epoch milliseconds, documented as a string; a number (possibly `1.7e12`) or
+/// RFC 3339 text is accepted too.
+fn event_time(field: &Text) -> Result<Timestamp, String> {
+    let s = field.get().ok_or("missing `eventTimestamp`")?.trim();
+    let time = if let Ok(ms) = s.parse::<i64>() {
+        Timestamp(ms)
+    } else if let Some(t) = s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 9e18) {
+        Timestamp(t as i64)
+    } else {
+        Timestamp::parse_rfc3339(s)
+            .ok_or_else(|| format!("`eventTimestamp` '{s}' is neither epoch milliseconds nor an RFC 3339 time"))?
+    };
+    if !time.is_plausible() {
+        return Err(format!("`eventTimestamp` {s} is {time}, outside the plausible range 2000..2100"));
+    }
+    Ok(time)
+}
+
+fn boolean(s: Option<&str>) -> Option<bool> {
+    match s? {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(json: &str) -> Result<Timestamp, String> {
+        let t: Text = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        event_time(&t)
+    }
+
+    #[test]
+    fn event_timestamp_accepts_string_number_and_rfc3339() {
+        let want = Ok(Timestamp(1_721_237_155_000));
+        assert_eq!(time(r#""1721237155000""#), want);
+        assert_eq!(time("1721237155000"), want);
+        assert_eq!(time("1.721237155e12"), want);
+        assert_eq!(time(r#""2024-07-17T17:25:55Z""#), want);
+    }
+
+    #[test]
+    fn event_timestamp_errors_name_the_field() {
+        assert_eq!(time("null"), Err("missing `eventTimestamp`".into()));
+        assert!(time(r#""1721237155""#).unwrap_err().contains("outside the plausible range"));
+        assert!(time(r#""soon""#).unwrap_err().starts_with("`eventTimestamp` 'soon'"));
+    }
+
+    #[test]
+    fn string_booleans() {
+        assert_eq!(boolean(Some("true")), Some(true));
+        assert_eq!(boolean(Some("false")), Some(false));
+        assert_eq!(boolean(Some("maybe")), None);
+        assert_eq!(boolean(None), None);
+    }
+
+    #[test]
+    fn event_types_map_to_kinds() {
+        assert_eq!(kind("SignIn"), EventKind::SignIn);
+        assert_eq!(kind("ForgotPassword"), EventKind::ForgotPassword);
+        assert_eq!(kind("signin"), EventKind::Other);
+    }
+}

@@ -1,0 +1,404 @@
+//! Decoders: vendor JSON (Cognito user-activity log, CloudTrail, and their containers) → [`SignInEvent`].
+//!
+//! [`decode_record`] takes the text of one record as a source read it (a line, or a whole document) and
+//! reports every event it contains, in order, as [`Decoded`]. Nothing here panics on bad input: every
+//! record that cannot be decoded becomes one [`Rejection`] carrying its [`Origin`].
+//!
+//! The hot case is one Cognito event per line; it is deserialized into borrowed, typed structs
+//! ([`Record`], `cognito::Message`) without building a `serde_json::Value`.
+
+mod cloudtrail;
+mod cognito;
+mod container;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{Origin, SignInEvent};
+
+/// Which format to expect (`--format auto|cognito|cloudtrail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatHint {
+    /// Decide per record from its shape.
+    #[default]
+    Auto,
+    Cognito,
+    CloudTrail,
+}
+
+impl FormatHint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatHint::Auto => "auto",
+            FormatHint::Cognito => "cognito",
+            FormatHint::CloudTrail => "cloudtrail",
+        }
+    }
+}
+
+impl FromStr for FormatHint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FormatHint, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(FormatHint::Auto),
+            "cognito" => Ok(FormatHint::Cognito),
+            "cloudtrail" => Ok(FormatHint::CloudTrail),
+            _ => Err(format!("unknown format '{s}': expected auto, cognito or cloudtrail")),
+        }
+    }
+}
+
+impl fmt::Display for FormatHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record that could not be decoded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub origin: Origin,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(origin: &Origin, reason: impl Into<String>) -> Rejection {
+        Rejection { origin: origin.clone(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    /// `<file>:<line>[ record N]: <reason>`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.reason)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Why a well-formed record carries no sign-in event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// A CloudTrail record from a service other than `cognito-idp.amazonaws.com`.
+    OtherService,
+    /// Cognito's `userNotification` export (level ERROR, `message.details` only).
+    UserNotification,
+    /// A CloudWatch Logs subscription `CONTROL_MESSAGE` (a connectivity check).
+    ControlMessage,
+    /// A Cognito management call (`CreateUserPool`, `DescribeUserPool`, `AdminCreateUser`...).
+    NotAuthActivity,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::OtherService => "other_service",
+            SkipReason::UserNotification => "user_notification",
+            SkipReason::ControlMessage => "control_message",
+            SkipReason::NotAuthActivity => "not_auth_activity",
+        }
+    }
+
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::OtherService,
+        SkipReason::UserNotification,
+        SkipReason::ControlMessage,
+        SkipReason::NotAuthActivity,
+    ];
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one contained record decoded to.
+// Events are the common case and are handed straight to the caller: boxing them would cost an
+// allocation per event to shrink the rare variants.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Event(SignInEvent),
+    Skipped(SkipReason),
+    Rejected(Rejection),
+}
+
+/// Decode one record's text: one line of a JSON-lines file, or a whole JSON document (a file that is
+/// one pretty-printed object). Dispatches on shape, per record: Cognito user-activity event, CloudTrail
+/// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
+/// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
+/// line starting "H4sI"), and any mix. Calls `out` once per contained record, in order.
+pub fn decode_record(text: &[u8], origin: &Origin, hint: FormatHint, out: &mut dyn FnMut(Decoded)) {
+    container::decode_bytes(text, origin, hint, 0, out);
+}
+
+/// Every top-level field any supported shape may have. One typed pass over a line tells which shape it
+/// is and, for the Cognito and CloudTrail cases, already holds the fields the decoders need. Unknown
+/// fields are ignored; nested parts the dispatch does not need stay raw until a decoder asks for them.
+#[derive(Deserialize, Default)]
+struct Record<'a> {
+    // Cognito user-activity envelope.
+    #[serde(rename = "eventTimestamp", borrow, default)]
+    event_timestamp: Text<'a>,
+    #[serde(rename = "logLevel", borrow, default)]
+    log_level: Text<'a>,
+    #[serde(rename = "logSourceId", borrow, default)]
+    log_source_id: Option<LogSourceId<'a>>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+
+    // Both: Cognito writes `USER_ACTIVITY`, CloudTrail the service host name.
+    #[serde(rename = "eventSource", borrow, default)]
+    event_source: Text<'a>,
+
+    // CloudTrail record.
+    #[serde(rename = "eventVersion", borrow, default)]
+    event_version: Text<'a>,
+    #[serde(rename = "eventTime", borrow, default)]
+    event_time: Text<'a>,
+    #[serde(rename = "eventName", borrow, default)]
+    event_name: Text<'a>,
+    #[serde(rename = "eventType", borrow, default)]
+    event_type: Text<'a>,
+    #[serde(rename = "errorCode", borrow, default)]
+    error_code: Text<'a>,
+    #[serde(rename = "sourceIPAddress", borrow, default)]
+    source_ip_address: Text<'a>,
+    #[serde(rename = "userAgent", borrow, default)]
+    user_agent: Text<'a>,
+    #[serde(rename = "eventID", borrow, default)]
+    event_id: Text<'a>,
+    #[serde(rename = "requestParameters", borrow, default)]
+    request_parameters: Option<&'a RawValue>,
+    #[serde(rename = "additionalEventData", borrow, default)]
+    additional_event_data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    resources: Option<&'a RawValue>,
+
+    // Containers.
+    #[serde(rename = "Records", borrow, default)]
+    records: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    events: Option<&'a RawValue>,
+    #[serde(rename = "logEvents", borrow, default)]
+    log_events: Option<&'a RawValue>,
+    #[serde(rename = "messageType", borrow, default)]
+    message_type: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct LogSourceId<'a> {
+    #[serde(rename = "userPoolId", borrow, default)]
+    user_pool_id: Text<'a>,
+}
+
+impl Record<'_> {
+    fn looks_like_cloudtrail(&self) -> bool {
+        self.event_time.is_present()
+            || self.event_version.is_present()
+            || self.event_source.get().is_some_and(|s| s.ends_with(".amazonaws.com"))
+    }
+
+    fn looks_like_cognito(&self) -> bool {
+        self.event_timestamp.is_present() || self.message.is_some()
+    }
+}
+
+/// Decodes one JSON object that is not a container, as the format its shape (or the hint) says.
+fn decode_event_object(rec: &Record, origin: &Origin, hint: FormatHint) -> Decoded {
+    let trail = rec.looks_like_cloudtrail();
+    let cognito = rec.looks_like_cognito();
+    match hint {
+        FormatHint::Auto if trail => cloudtrail::decode(rec, origin),
+        FormatHint::Auto if cognito => cognito::decode(rec, origin),
+        FormatHint::Auto => Decoded::Rejected(Rejection::new(
+            origin,
+            "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record",
+        )),
+        FormatHint::Cognito if trail && !cognito => Decoded::Rejected(Rejection::new(
+            origin,
+            "a CloudTrail record, but the format was forced to cognito (--format cognito)",
+        )),
+        FormatHint::Cognito => cognito::decode(rec, origin),
+        FormatHint::CloudTrail if cognito && !trail => Decoded::Rejected(Rejection::new(
+            origin,
+            "a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)",
+        )),
+        FormatHint::CloudTrail => cloudtrail::decode(rec, origin),
+    }
+}
+
+/// A lenient scalar: AWS writes most values as strings, but numbers and booleans are accepted too
+/// (formatted as text), and an array stands for its first element (hosted-UI parameters are arrays of
+/// strings). Strings without escapes are borrowed from the input. An object is a type error.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl<'a> Text<'a> {
+    /// The value, or `None` when it is missing, `null`, empty or the text `"null"`.
+    fn get(&self) -> Option<&str> {
+        match self.0.as_deref() {
+            None | Some("") | Some("null") => None,
+            Some(s) => Some(s),
+        }
+    }
+
+    fn owned(&self) -> Option<String> {
+        self.get().map(str::to_owned)
+    }
+
+    fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v))))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text<'de>, E> {
+        // `200.0` prints as `200`, which is what a status or an epoch value means.
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Text<'de>, D::Error> {
+        Text::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+        let first: Option<Text<'de>> = seq.next_element()?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(first.unwrap_or_default())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, _map: A) -> Result<Text<'de>, A::Error> {
+        Err(de::Error::invalid_type(Unexpected::Map, &self))
+    }
+}
+
+/// The JSON type a raw value starts with, for error messages.
+fn json_kind(raw: &str) -> &'static str {
+    match raw.trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(_) => "a number",
+        None => "empty",
+    }
+}
+
+/// Hides the placeholders AWS writes instead of secret or personal values.
+fn visible(s: Option<&str>) -> Option<&str> {
+    s.filter(|v| !matches!(*v, "HIDDEN_DUE_TO_SECURITY_REASONS" | "HIDDEN_FOR_SECURITY_REASONS"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_hint_parses_and_explains_errors() {
+        assert_eq!("auto".parse(), Ok(FormatHint::Auto));
+        assert_eq!("CloudTrail".parse(), Ok(FormatHint::CloudTrail));
+        assert_eq!("cognito".parse(), Ok(FormatHint::Cognito));
+        let err = "json".parse::<FormatHint>().unwrap_err();
+        assert!(err.contains("'json'") && err.contains("auto, cognito or cloudtrail"), "{err}");
+    }
+
+    #[test]
+    fn skip_reasons_have_snake_case_names() {
+        let names: Vec<_> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["other_service", "user_notification", "control_message", "not_auth_activity"]);
+    }
+
+    #[test]
+    fn rejection_display_names_file_line_and_record() {
+        let origin = Origin::new("a.json".into(), 7);
+        assert_eq!(Rejection::new(&origin, "bad").to_string(), "a.json:7: bad");
+        assert_eq!(Rejection::new(&origin.with_record(2), "bad").to_string(), "a.json:7 record 2: bad");
+    }
+
+    #[derive(Deserialize)]
+    struct T<'a> {
+        #[serde(borrow, default)]
+        v: Text<'a>,
+    }
+
+    fn text(json: &str) -> Result<Option<String>, String> {
+        serde_json::from_str::<T>(json).map(|t| t.v.owned()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn text_accepts_strings_numbers_booleans_and_first_of_arrays() {
+        assert_eq!(text(r#"{"v":"x"}"#), Ok(Some("x".into())));
+        assert_eq!(text(r#"{"v":"a\"b"}"#), Ok(Some("a\"b".into())));
+        assert_eq!(text(r#"{"v":200.0}"#), Ok(Some("200".into())));
+        assert_eq!(text(r#"{"v":1721237155000}"#), Ok(Some("1721237155000".into())));
+        assert_eq!(text(r#"{"v":true}"#), Ok(Some("true".into())));
+        assert_eq!(text(r#"{"v":["first","second"]}"#), Ok(Some("first".into())));
+        assert_eq!(text(r#"{"v":[]}"#), Ok(None));
+        assert_eq!(text(r#"{"v":null}"#), Ok(None));
+        assert_eq!(text(r#"{"v":"null"}"#), Ok(None));
+        assert_eq!(text(r#"{"v":""}"#), Ok(None));
+        assert_eq!(text(r#"{}"#), Ok(None));
+        assert!(text(r#"{"v":{"a":1}}"#).unwrap_err().contains("expected a string, number or boolean"));
+    }
+
+    #[test]
+    fn text_borrows_unescaped_strings() {
+        let t: T = serde_json::from_str(r#"{"v":"plain"}"#).unwrap();
+        assert!(matches!(t.v.0, Some(Cow::Borrowed("plain"))));
+    }
+}

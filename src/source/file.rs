@@ -1,0 +1,344 @@
+//! Reads a file or standard input as records: JSON lines or one whole document, plain or gzip.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::{Input, Limits, RawRecord, ReadItem, SourceError};
+use crate::decode::Rejection;
+use crate::event::Origin;
+
+/// Read buffer size: large enough that a line rarely spans two reads.
+const BUFFER_BYTES: usize = 256 * 1024;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Reads one input as a sequence of records: gzip (magic bytes, not the extension) is decompressed
+/// transparently (also multi-member gzip); a file whose content is a single JSON document spanning lines
+/// (first non-blank line is not a complete JSON value, starts with { or [) is read whole, up to
+/// max_document_bytes, as one record; otherwise each non-blank line is a record (CRLF ok, BOM ok).
+/// A first line that starts with { or [ and is over max_line_bytes is also read as a document: that is
+/// how CloudTrail writes its S3 files.
+/// A line over max_line_bytes is rejected WITHOUT buffering it (skip to the next newline) with a Rejection
+/// "line is N bytes, over the limit of M (--max-line-bytes)". A read or gzip error (truncated/corrupt gzip)
+/// yields one Rejection naming the file and line reached, then the reader ends.
+pub struct RecordReader {
+    name: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+    consumed: Arc<AtomicU64>,
+    limits: Limits,
+    /// Lines read so far; the next line is `line + 1`.
+    line: u64,
+    state: State,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing but blank lines read yet: the first record decides lines or document.
+    Start,
+    Lines,
+    Done,
+}
+
+/// One line as read, without its line ending.
+enum Line {
+    /// In `buf`.
+    Fits,
+    /// Over the limit. `buf` holds the `seen` bytes read; unless `complete`, the rest of the line is
+    /// still unread.
+    TooLong { seen: u64, complete: bool },
+    Eof,
+}
+
+impl RecordReader {
+    /// Opens the input; a file that cannot be opened is an error naming its path.
+    pub fn open(input: &Input, limits: Limits) -> Result<RecordReader, SourceError> {
+        let raw: Box<dyn Read + Send> = match input {
+            Input::Stdin => Box::new(io::stdin()),
+            Input::File(path) => Box::new(File::open(path).map_err(|e| SourceError::io(path, e))?),
+        };
+        let consumed = Arc::new(AtomicU64::new(0));
+        let mut counting = Counting { inner: raw, count: consumed.clone() };
+        let head = read_head(&mut counting).map_err(|e| match input {
+            Input::File(path) => SourceError::io(path, e),
+            Input::Stdin => SourceError::io("-".as_ref(), e),
+        })?;
+        let is_gzip = head == GZIP_MAGIC;
+        let plain = Cursor::new(head).chain(counting);
+        let reader: Box<dyn BufRead + Send> = if is_gzip {
+            Box::new(BufReader::with_capacity(BUFFER_BYTES, MultiGzDecoder::new(BufReader::new(plain))))
+        } else {
+            Box::new(BufReader::with_capacity(BUFFER_BYTES, plain))
+        };
+        Ok(RecordReader {
+            name: input.display_name().into(),
+            reader,
+            consumed,
+            limits,
+            line: 0,
+            state: State::Start,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The file path as shown, or `<stdin>`.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Raw bytes consumed from the file (compressed bytes for gzip), for progress.
+    pub fn bytes_read(&self) -> u64 {
+        self.consumed.load(Ordering::Relaxed)
+    }
+
+    /// Appends up to `max` items; returns false at end of input (the items appended by that call are
+    /// still to be used).
+    pub fn next_batch(&mut self, max: usize, out: &mut Vec<ReadItem>) -> bool {
+        for _ in 0..max {
+            match self.next_item() {
+                Some(item) => out.push(item),
+                None => return false,
+            }
+        }
+        self.state != State::Done
+    }
+
+    fn next_item(&mut self) -> Option<ReadItem> {
+        loop {
+            if self.state == State::Done {
+                return None;
+            }
+            let line = match self.read_line() {
+                Ok(line) => line,
+                Err(e) => return Some(self.fail(self.line + 1, e)),
+            };
+            let number = self.line;
+            match line {
+                Line::Eof => {
+                    self.state = State::Done;
+                    return None;
+                }
+                Line::Fits if is_blank(&self.buf) => continue,
+                Line::Fits | Line::TooLong { .. } if self.state == State::Start && self.starts_document(&line) => {
+                    self.state = State::Done;
+                    let complete = !matches!(line, Line::TooLong { complete: false, .. });
+                    return Some(self.read_document(number, complete));
+                }
+                Line::Fits => {
+                    self.state = State::Lines;
+                    let bytes = std::mem::take(&mut self.buf);
+                    return Some(ReadItem::Record(RawRecord { bytes, origin: self.origin(number) }));
+                }
+                Line::TooLong { seen, complete } => {
+                    self.state = State::Lines;
+                    self.buf = Vec::new();
+                    let rest = if complete { Ok(0) } else { skip_line(&mut *self.reader) };
+                    let total = match rest {
+                        Ok(n) => seen + n,
+                        Err(e) => return Some(self.fail(number, e)),
+                    };
+                    let reason = format!(
+                        "line is {total} bytes, over the limit of {} (--max-line-bytes)",
+                        self.limits.max_line_bytes
+                    );
+                    return Some(ReadItem::Rejected(Rejection::new(&self.origin(number), reason)));
+                }
+            }
+        }
+    }
+
+    /// Reads the next line into `buf` without its `\n` or `\r\n` (and, on line 1, without a BOM).
+    /// Reads at most `max_line_bytes + 2` bytes of it, so a long line is never buffered whole.
+    fn read_line(&mut self) -> io::Result<Line> {
+        self.buf.clear();
+        let max = self.limits.max_line_bytes;
+        let n = (&mut self.reader).take(max as u64 + 2).read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(Line::Eof);
+        }
+        self.line += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        if complete {
+            self.buf.pop();
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+        }
+        if self.line == 1 && self.buf.starts_with(UTF8_BOM) {
+            self.buf.drain(..UTF8_BOM.len());
+        }
+        if self.buf.len() > max {
+            return Ok(Line::TooLong { seen: self.buf.len() as u64, complete });
+        }
+        Ok(Line::Fits)
+    }
+
+    /// Whether the first non-blank line opens a JSON document that spans lines (or is too long to be a
+    /// line record).
+    fn starts_document(&self, line: &Line) -> bool {
+        let start = self.buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.buf.len());
+        let head = &self.buf[start..];
+        let head = head.strip_prefix(UTF8_BOM).unwrap_or(head);
+        if !matches!(head.first(), Some(b'{' | b'[')) {
+            return false;
+        }
+        match line {
+            Line::TooLong { .. } => true,
+            _ => serde_json::from_slice::<serde::de::IgnoredAny>(head).is_err_and(|e| e.is_eof()),
+        }
+    }
+
+    /// Reads the rest of the input onto the first line, as one record of at most `max_document_bytes`.
+    fn read_document(&mut self, start_line: u64, head_complete: bool) -> ReadItem {
+        let mut doc = std::mem::take(&mut self.buf);
+        if head_complete {
+            doc.push(b'\n');
+        }
+        let max = self.limits.max_document_bytes as u64;
+        let room = (max + 1).saturating_sub(doc.len() as u64);
+        let read = (&mut self.reader).take(room).read_to_end(&mut doc);
+        let reached = start_line + doc.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Err(e) = read {
+            return self.fail(reached, e);
+        }
+        if doc.len() as u64 > max {
+            let reason = format!("document is over the limit of {max} bytes (--max-document-bytes)");
+            return ReadItem::Rejected(Rejection::new(&self.origin(start_line), reason));
+        }
+        ReadItem::Record(RawRecord { bytes: doc, origin: self.origin(start_line) })
+    }
+
+    /// A read error ends the input: report where it happened.
+    fn fail(&mut self, line: u64, e: io::Error) -> ReadItem {
+        self.state = State::Done;
+        let what = match e.kind() {
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                "input ends early or is corrupt (truncated gzip?)"
+            }
+            _ => "read error",
+        };
+        ReadItem::Rejected(Rejection::new(&self.origin(line), format!("{what}: {e}; stopped reading here")))
+    }
+
+    fn origin(&self, line: u64) -> Origin {
+        Origin::new(self.name.clone(), line)
+    }
+}
+
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Consumes input up to and including the next newline; returns the length of the line's rest
+/// without its `\n` or `\r\n`.
+fn skip_line(reader: &mut dyn BufRead) -> io::Result<u64> {
+    let mut skipped = 0u64;
+    let mut last = None;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(skipped);
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let before = if i > 0 { Some(chunk[i - 1]) } else { last };
+                reader.consume(i + 1);
+                let cr = u64::from(before == Some(b'\r'));
+                return Ok(skipped + i as u64 - cr);
+            }
+            None => {
+                let n = chunk.len();
+                skipped += n as u64;
+                last = chunk.last().copied();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// Reads the first two bytes (fewer at end of input) to look for the gzip magic.
+fn read_head(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(2);
+    reader.take(2).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Counts the bytes read from the underlying file, for progress.
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    count: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &[u8], limits: Limits) -> (Vec<ReadItem>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        std::fs::write(&path, text).unwrap();
+        let mut reader = RecordReader::open(&Input::File(path), limits).unwrap();
+        let mut items = Vec::new();
+        while reader.next_batch(2, &mut items) {}
+        (items, reader.bytes_read())
+    }
+
+    fn lines(items: &[ReadItem]) -> Vec<(u64, String)> {
+        items
+            .iter()
+            .map(|item| match item {
+                ReadItem::Record(r) => (r.origin.line, String::from_utf8_lossy(&r.bytes).into_owned()),
+                ReadItem::Rejected(r) => (r.origin.line, format!("rejected: {}", r.reason)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_skip_blank_lines_and_count_every_line() {
+        let text = b"{\"a\":1}\n\n  \n{\"b\":2}\r\n{\"c\":3}";
+        let (items, read) = read_all(text, Limits::default());
+        assert_eq!(lines(&items), [(1, "{\"a\":1}".into()), (4, "{\"b\":2}".into()), (5, "{\"c\":3}".into())]);
+        assert_eq!(read, text.len() as u64);
+    }
+
+    #[test]
+    fn pretty_printed_document_is_one_record_at_its_first_line() {
+        let text = b"\n\n{\n  \"events\": []\n}\n";
+        let (items, _) = read_all(text, Limits::default());
+        assert_eq!(lines(&items), [(3, "{\n  \"events\": []\n}\n".into())]);
+    }
+
+    #[test]
+    fn a_broken_first_line_does_not_swallow_the_file() {
+        // Not an incomplete value but a syntax error: read line by line so later lines survive.
+        let (items, _) = read_all(b"{\"a\":}\n{\"b\":2}\n", Limits::default());
+        assert_eq!(lines(&items), [(1, "{\"a\":}".into()), (2, "{\"b\":2}".into())]);
+    }
+
+    #[test]
+    fn readers_can_move_to_worker_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<RecordReader>();
+    }
+
+    #[test]
+    fn stdin_is_named() {
+        assert_eq!(Input::Stdin.display_name(), "<stdin>");
+    }
+}
