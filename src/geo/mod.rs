@@ -5,12 +5,14 @@
 //! database ([`geoip`]), and always carries an uncertainty radius that the detector subtracts.
 
 pub mod gazetteer;
+pub mod geoip;
 
 mod fold_table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use gazetteer::{Gazetteer, GazetteerError, Location, LocationSource, Resolution};
+pub use geoip::{GeoIp, GeoIpError};
 
 /// Mean Earth radius (IUGG), the usual choice for great-circle distances.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
