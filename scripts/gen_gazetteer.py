@@ -138,7 +138,7 @@ def fold_table() -> str:
         f"pub(super) const FOLD: [(char, &str); {len(pairs)}] = [",
     ]
     for ch, base in pairs:
-        lines.append(f"    ('\\u{{{ord(ch):04X}}}', \"{base}\"), // {ch}")
+        lines.append(f"    ('{ch}', \"{base}\"),")
     lines.append("];")
     return "\n".join(lines) + "\n"
 

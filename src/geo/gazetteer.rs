@@ -278,12 +278,8 @@ impl Gazetteer {
         let [name, lat, lon, iso2, population, alternates] = f else {
             return Err(bad(format!("expected 6 fields, found {}", f.len())));
         };
-        let country = self
-            .country_index(&fold(iso2))
-            .ok_or_else(|| bad(format!("unknown country code {iso2:?}")))?;
-        let population = population
-            .parse::<u64>()
-            .map_err(|e| bad(format!("population {population:?}: {e}")))?;
+        let country = self.country_index(&fold(iso2)).ok_or_else(|| bad(format!("unknown country code {iso2:?}")))?;
+        let population = population.parse::<u64>().map_err(|e| bad(format!("population {population:?}: {e}")))?;
         let index = self.cities.len();
         self.cities.push(City {
             name: name.to_string(),

@@ -37,8 +37,8 @@ impl GeoIp {
     /// records with coordinates.
     pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
         let bytes = std::fs::read(path).map_err(|source| GeoIpError::Read { path: path.to_owned(), source })?;
-        let reader = Reader::from_source(bytes)
-            .map_err(|source| GeoIpError::Invalid { path: path.to_owned(), source })?;
+        let reader =
+            Reader::from_source(bytes).map_err(|source| GeoIpError::Invalid { path: path.to_owned(), source })?;
         let geoip = GeoIp { reader, path: path.to_owned() };
         let database_type = geoip.reader.metadata().database_type.clone();
         if database_type.to_ascii_lowercase().contains("city") || geoip.has_located_records() {
