@@ -29,6 +29,14 @@ CENTROID_MIN_POPULATION = 1000
 # Share of a country's (city) population that its uncertainty disc must hold.
 RADIUS_POPULATION_SHARE = 0.95
 EARTH_RADIUS_KM = 6371.0088
+# Same as CITY_BASE_RADIUS_KM and URBAN_DENSITY_PER_KM2 in src/geo/gazetteer.rs: a country's radius is never
+# smaller than the radius its largest city gets, since a country name says less than a city name.
+CITY_BASE_RADIUS_KM = 25.0
+URBAN_DENSITY_PER_KM2 = 3000.0
+
+
+def city_radius_km(population):
+    return CITY_BASE_RADIUS_KM + math.sqrt(population / (math.pi * URBAN_DENSITY_PER_KM2))
 
 # Letters that Unicode does not decompose into a base letter plus a mark.
 FOLD_OVERRIDES = {
@@ -174,7 +182,7 @@ def haversine_km(a_lat, a_lon, b_lat, b_lon):
 
 def country_geometry(points, area_km2):
     """Population-weighted centroid, and the radius holding RADIUS_POPULATION_SHARE of the population
-    (never less than the radius of a disc of the country's area)."""
+    (never less than the radius of a disc of the country's area, nor than its largest city's radius)."""
     total = sum(max(pop, 1) for _, _, pop in points)
     x = y = z = 0.0
     for lat, lon, pop in points:
@@ -191,7 +199,8 @@ def country_geometry(points, area_km2):
         if acc >= RADIUS_POPULATION_SHARE * total:
             break
     area_radius = math.sqrt(max(area_km2, 0) / math.pi)
-    return lat, lon, max(spread, area_radius, 25.0)
+    largest_city = city_radius_km(max(pop for _, _, pop in points))
+    return lat, lon, max(spread, area_radius, largest_city)
 
 
 def main():
@@ -227,7 +236,7 @@ def main():
         lat, lon, radius = country_geometry(points, float(c.get("areakm2") or 0))
         aliases = [a for a in COUNTRY_ALIASES.get(iso, []) if fold(a) != fold(c["name"])]
         out.append("\t".join([
-            iso, c["iso3"], clean(c["name"]), f"{lat:.4f}", f"{lon:.4f}", f"{radius:.0f}",
+            iso, c["iso3"], clean(c["name"]), f"{lat:.4f}", f"{lon:.4f}", str(math.ceil(radius)),  # round up, never down
             f"{float(c.get('areakm2') or 0):.0f}", "|".join(aliases),
         ]))
     (DATA / "countries.tsv").write_text("\n".join(out) + "\n", encoding="utf-8")
@@ -247,7 +256,7 @@ licensed under the [Creative Commons Attribution 4.0 License](https://creativeco
 - Changes made: cities with population >= {CITY_MIN_POPULATION} only; alternate names reduced to those written in
   Latin script; country centroids and radii computed from the populated places of each country
   (population-weighted centroid; radius holding {int(RADIUS_POPULATION_SHARE * 100)}% of the population, at least the radius of a
-  disc of the country's area); English country-name aliases added by hand.
+  disc of the country's area nor than its largest city's radius); English country-name aliases added by hand.
 """, encoding="utf-8")
     print(f"cities: {len(rows)} rows, {len(text)} bytes, {len(buf.getvalue())} gzipped")
     print(f"countries: {len(out) - 1} rows; skipped (no populated place): {', '.join(skipped)}")
