@@ -255,8 +255,8 @@ licensed under the [Creative Commons Attribution 4.0 License](https://creativeco
 - Generated on {today} by `scripts/gen_gazetteer.py`.
 - Changes made: cities with population >= {CITY_MIN_POPULATION} only; alternate names reduced to those written in
   Latin script; country centroids and radii computed from the populated places of each country
-  (population-weighted centroid; radius holding {int(RADIUS_POPULATION_SHARE * 100)}% of the population, at least the radius of a
-  disc of the country's area nor than its largest city's radius); English country-name aliases added by hand.
+  (population-weighted centroid; radius holding {int(RADIUS_POPULATION_SHARE * 100)}% of the population, never less than the
+  radius of a disc of the country's area nor than its largest city's radius, rounded up); English country-name aliases added by hand.
 """, encoding="utf-8")
     print(f"cities: {len(rows)} rows, {len(text)} bytes, {len(buf.getvalue())} gzipped")
     print(f"countries: {len(out) - 1} rows; skipped (no populated place): {', '.join(skipped)}")
