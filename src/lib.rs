@@ -3,11 +3,13 @@
 //! Follow one event from source to sink:
 //! `source` (files, CloudWatch Logs) → `decode` (vendor JSON → [`event::SignInEvent`]) →
 //! `detect` (sliding windows on event time → [`finding::Finding`]) → `sink` (JSON lines, summary, SNS).
+//! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files.
 
 pub mod decode;
+pub mod detect;
 pub mod event;
 pub mod finding;
+pub mod geo;
 pub mod source;
-pub mod time;
-pub mod detect;
 pub mod spec;
+pub mod time;
