@@ -17,7 +17,15 @@
 //!   (`[...]` and `"..."` in the message are one field); `...` absorbs any number of fields; conditions use
 //!   `= != < > <= >=`, wildcards, `%regex%`, and `&&`/`||` between conditions on the same field.
 //!
-//! Typing rules (see [`FilterPattern::evaluate`] for the JSON and field details) are in the docs of `eval`.
+//! Typing rules. Documented: a selector landing on an object or array matches neither `=` nor `!=`;
+//! `IS TRUE`/`IS FALSE`/`IS NULL` need a JSON boolean/null. Chosen where AWS is silent: a number on the right
+//! (`$.x = 200`, `$.x > 1e3`) compares numerically with JSON numbers only, and a string (`"200"`, a bare
+//! word, a wildcard) with JSON strings only, so Cognito's string-typed `eventTimestamp` needs a string
+//! pattern; any other pairing, and a missing property, is false for `=` and `!=` alike; `= *` matches any
+//! string, number or boolean; a `%regex%` matches strings and the text of numbers; a wildcard selector
+//! holds if any selected value does. In space-delimited patterns a number compares numerically when the
+//! field is a number, and as text otherwise (`<`-style operators are then false).
+//!
 //! Every pattern AWS's documentation says it rejects is rejected here with a [`PatternError`] pointing at the
 //! offending character. Nothing here panics on any pattern or message: recursion is bounded by
 //! [`MAX_NESTING`], regexes run in linear time with a size cap, and JSON messages go through `serde_json`,
