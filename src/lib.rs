@@ -10,6 +10,7 @@ pub mod detect;
 pub mod event;
 pub mod finding;
 pub mod geo;
+pub mod pattern;
 pub mod source;
 pub mod spec;
 pub mod time;
