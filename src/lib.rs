@@ -14,3 +14,8 @@ pub mod pattern;
 pub mod source;
 pub mod spec;
 pub mod time;
+pub mod cli;
+pub mod replay;
+pub mod sanitize;
+pub mod sink;
+pub mod cmd;

@@ -1,1 +1,20 @@
-fn main(){}
+//! The `authwatch` binary: parses arguments, sets up logging, runs the command, maps errors to exit codes.
+
+use clap::Parser;
+
+use authwatch::cli::{Cli, EXIT_FATAL};
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let code = match authwatch::cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("authwatch: error: {}", authwatch::sanitize::for_terminal(&format!("{e:#}")));
+            EXIT_FATAL
+        }
+    };
+    std::process::exit(code);
+}

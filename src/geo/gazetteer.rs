@@ -225,7 +225,7 @@ impl Gazetteer {
                 .into_iter()
                 .flatten()
                 .copied()
-                .filter(|&i| country.map_or(true, |c| self.cities[i].country == c))
+                .filter(|&i| country.is_none_or(|c| self.cities[i].country == c))
                 .collect();
             match candidates.as_slice() {
                 [] => continue,

@@ -229,7 +229,7 @@ fn text_pattern(chars: &[char], start: usize, regexes: &mut usize) -> Result<Ast
         };
         if prefix != Prefix::None {
             i += 1;
-            if !chars.get(i).is_some_and(|c| !c.is_whitespace()) {
+            if chars.get(i).is_none_or(|c| c.is_whitespace()) {
                 return Err(PatternError::new(
                     i - 1,
                     format!("expected a term right after '{c}'"),

@@ -1,0 +1,49 @@
+//! Findings as JSON lines (one object per line, the schema of `detection.md`) to a file or standard output.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::finding::Finding;
+use crate::sanitize;
+
+/// Writes findings one per line. Owns its writer; `finish` flushes it (and, for a file, syncs it).
+pub struct JsonLines {
+    out: BufWriter<Box<dyn Write + Send>>,
+    path: Option<PathBuf>,
+    pub written: u64,
+}
+
+impl JsonLines {
+    /// A file (created or truncated), or standard output when `path` is None or `-`.
+    pub fn create(path: Option<&Path>) -> io::Result<JsonLines> {
+        let (writer, path): (Box<dyn Write + Send>, Option<PathBuf>) = match path {
+            Some(p) if p != Path::new("-") => {
+                let f = File::create(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display())))?;
+                (Box::new(f), Some(p.to_path_buf()))
+            }
+            _ => (Box::new(io::stdout()), None),
+        };
+        Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, writer), path, written: 0 })
+    }
+
+    pub fn write(&mut self, f: &Finding) -> io::Result<()> {
+        let line = sanitize::json_line(f.to_json_line());
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if let Some(p) = &self.path {
+            // Best effort: the data is flushed; a failed sync on an odd file system is not fatal.
+            if let Ok(f) = File::open(p) {
+                let _ = f.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
