@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command of the README: installs the test tools (moto's AWS emulator and friends, from PyPI),
+# starts the emulator on a free loopback port, runs every test, and stops the emulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+# Pinned so results do not drift; moto 5.2.5 is the version whose behaviour the tests rely on.
+"$PY" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt </dev/null
+
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+LOG=$(mktemp -t moto.XXXXXX.log)
+moto_server -H 127.0.0.1 -p "$PORT" >"$LOG" 2>&1 </dev/null &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$MOTO_PID" 2>/dev/null; then echo "moto_server failed to start:"; cat "$LOG"; exit 1; fi
+  sleep 0.2
+done
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AUTHWATCH_REQUIRE_EMULATOR=1
+
+cargo test --locked --all-targets "$@" </dev/null
