@@ -6,4 +6,5 @@
 
 pub mod event;
 pub mod finding;
+pub mod simulate;
 pub mod time;
