@@ -191,7 +191,9 @@ fn truth_of(id: String, kind: AttackKind, evs: &[Planned], format: OutputFormat,
                     push_user(user_sub(benign.seed(), *idx), &mut users);
                 }
             }
-            Who::Unknown(name) if format != OutputFormat::CloudTrail => push_user(name.to_string(), &mut users),
+            Who::Unknown(name) if format != OutputFormat::CloudTrail => {
+                push_user(name.to_string(), &mut users)
+            }
             Who::Unknown(_) => {}
         }
     }

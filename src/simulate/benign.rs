@@ -39,11 +39,8 @@ pub const TRIP_MIN_GAP: Span = Span(14 * 3_600_000);
 /// ...and never implies more than this speed (impossible_travel starts at 900 km/h).
 pub const TRIP_MAX_KMH: f64 = 600.0;
 /// Events per session implied by the shares above (sign-in, MFA step, mistypes, resets, password changes).
-pub const EVENTS_PER_SESSION: f64 = 1.0
-    + MFA_USER_SHARE
-    + MISTYPE_SESSION_SHARE * 1.5
-    + FORGOT_SESSION_SHARE * 4.5
-    + PASSWORD_CHANGE_SHARE;
+pub const EVENTS_PER_SESSION: f64 =
+    1.0 + MFA_USER_SHARE + MISTYPE_SESSION_SHARE * 1.5 + FORGOT_SESSION_SHARE * 4.5 + PASSWORD_CHANGE_SHARE;
 
 /// Relative sign-in rate by local hour: quiet nights, a morning rise, busy working hours, an evening tail.
 const DIURNAL: [f64; 24] = [
@@ -55,13 +52,40 @@ const DIURNAL_SUM: f64 = 23.0;
 
 const FIRST_NAMES: [&str; 32] = [
     "alice", "bob", "carla", "dmitri", "emma", "farah", "george", "hana", "ivan", "julia", "kenji", "lucia",
-    "mateo", "nadia", "oliver", "priya", "quentin", "rosa", "samir", "tomas", "uma", "victor", "wei", "xenia",
-    "yusuf", "zoe", "amara", "bruno", "chen", "diego", "elif", "fatima",
+    "mateo", "nadia", "oliver", "priya", "quentin", "rosa", "samir", "tomas", "uma", "victor", "wei",
+    "xenia", "yusuf", "zoe", "amara", "bruno", "chen", "diego", "elif", "fatima",
 ];
 const LAST_NAMES: [&str; 30] = [
-    "smith", "garcia", "nguyen", "muller", "rossi", "tanaka", "kim", "silva", "patel", "okafor", "johansson",
-    "kowalski", "dubois", "haddad", "ivanova", "lee", "martin", "novak", "obrien", "perez", "quinn", "reyes",
-    "schmidt", "taylor", "ueda", "vargas", "wang", "xu", "yilmaz", "zhang",
+    "smith",
+    "garcia",
+    "nguyen",
+    "muller",
+    "rossi",
+    "tanaka",
+    "kim",
+    "silva",
+    "patel",
+    "okafor",
+    "johansson",
+    "kowalski",
+    "dubois",
+    "haddad",
+    "ivanova",
+    "lee",
+    "martin",
+    "novak",
+    "obrien",
+    "perez",
+    "quinn",
+    "reyes",
+    "schmidt",
+    "taylor",
+    "ueda",
+    "vargas",
+    "wang",
+    "xu",
+    "yilmaz",
+    "zhang",
 ];
 
 /// One long-haul trip.
@@ -131,7 +155,14 @@ pub struct Benign {
 
 impl Benign {
     /// Builds the pool. `sessions_per_day` is the mean per user (before the diurnal shape).
-    pub fn new(users: u32, seed: u64, start: Timestamp, end: Timestamp, sessions_per_day: f64, rng: &mut Rng) -> Benign {
+    pub fn new(
+        users: u32,
+        seed: u64,
+        start: Timestamp,
+        end: Timestamp,
+        sessions_per_day: f64,
+        rng: &mut Rng,
+    ) -> Benign {
         let office_n = OFFICE_USERS.min(users / 10);
         let office_city = cities::weighted_city(rng) as u8;
         let office_ip = cities::benign_v4(office_city as usize, rng);

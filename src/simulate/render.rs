@@ -70,7 +70,11 @@ pub fn cognito(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, out:
         p.time.millis()
     );
     push_escaped(out, &pool.user_pool_id);
-    let _ = write!(out, r#""}},"message":{{"version":"1","eventId":"{}","eventType":"{event_type}","userSub":""#, rng.uuid());
+    let _ = write!(
+        out,
+        r#""}},"message":{{"version":"1","eventId":"{}","eventType":"{event_type}","userSub":""#,
+        rng.uuid()
+    );
     push_escaped(out, who.sub.unwrap_or(""));
     out.push_str(r#"","userName":""#);
     push_escaped(out, who.name);
@@ -105,14 +109,18 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
     let (name, request, response, error) = match (p.action, p.step, p.response) {
         (Action::SignIn, Step::MfaDone, _) => (
             "RespondToAuthChallenge",
-            format!(r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","clientId":"{client}","challengeResponses":"{HIDDEN}","session":"{HIDDEN}"}}"#),
+            format!(
+                r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","clientId":"{client}","challengeResponses":"{HIDDEN}","session":"{HIDDEN}"}}"#
+            ),
             auth_result(),
             None,
         ),
         (Action::SignIn, Step::MfaPending, _) => (
             "InitiateAuth",
             initiate_params(client),
-            format!(r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","session":"{HIDDEN}","challengeParameters":{{}}}}"#),
+            format!(
+                r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","session":"{HIDDEN}","challengeParameters":{{}}}}"#
+            ),
             None,
         ),
         (Action::SignIn, _, Response::Fail) => (
@@ -124,19 +132,25 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
         (Action::SignIn, _, _) => ("InitiateAuth", initiate_params(client), auth_result(), None),
         (Action::SignUp, ..) => (
             "SignUp",
-            format!(r#"{{"clientId":"{client}","username":"{HIDDEN}","password":"{HIDDEN}","userAttributes":"{HIDDEN}"}}"#),
+            format!(
+                r#"{{"clientId":"{client}","username":"{HIDDEN}","password":"{HIDDEN}","userAttributes":"{HIDDEN}"}}"#
+            ),
             format!(r#"{{"userConfirmed":false,"userSub":"{}"}}"#, who.sub.unwrap_or("")),
             None,
         ),
         (Action::ForgotPassword, ..) => (
             "ForgotPassword",
             format!(r#"{{"clientId":"{client}","username":"{HIDDEN}"}}"#),
-            format!(r#"{{"codeDeliveryDetails":{{"attributeName":"email","deliveryMedium":"EMAIL","destination":"{HIDDEN}"}}}}"#),
+            format!(
+                r#"{{"codeDeliveryDetails":{{"attributeName":"email","deliveryMedium":"EMAIL","destination":"{HIDDEN}"}}}}"#
+            ),
             None,
         ),
         (Action::PasswordChange, ..) => (
             "ChangePassword",
-            format!(r#"{{"previousPassword":"{HIDDEN}","proposedPassword":"{HIDDEN}","accessToken":"{HIDDEN}"}}"#),
+            format!(
+                r#"{{"previousPassword":"{HIDDEN}","proposedPassword":"{HIDDEN}","accessToken":"{HIDDEN}"}}"#
+            ),
             "null".to_string(),
             None,
         ),
