@@ -17,5 +17,6 @@ pub mod time;
 pub mod cli;
 pub mod replay;
 pub mod sanitize;
+pub mod simulate;
 pub mod sink;
 pub mod cmd;

@@ -129,6 +129,25 @@ impl Timestamp {
         Some(Timestamp(t * 1000))
     }
 
+    /// Writes the Java `Date.toString()` text Cognito uses for `creationDate`, in UTC:
+    /// `Wed Jul 17 17:25:55 UTC 2024`. The inverse of [`Timestamp::parse_java_date`].
+    pub fn to_java_date(self) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let secs = self.0.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{} {} {d:02} {:02}:{:02}:{:02} UTC {y}",
+            DAYS[days.rem_euclid(7) as usize],
+            MONTHS[(m - 1) as usize],
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )
+    }
+
     /// Accepts epoch milliseconds, or epoch seconds when the value is too small to be milliseconds of a
     /// plausible date (AWS APIs mix both).
     pub fn from_epoch_number(v: f64) -> Option<Timestamp> {
@@ -164,6 +183,15 @@ impl fmt::Display for Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    /// Reads the RFC 3339 text that [`Serialize`] writes (the simulator's ground-truth file, for one).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not an RFC 3339 timestamp")))
     }
 }
 
@@ -335,6 +363,9 @@ mod tests {
         assert_eq!(t.to_string(), "2024-07-17T17:25:55.000Z");
         assert_eq!(Timestamp::parse_java_date("Wed Jul 17 17:25:55 PDT 2024"), None);
         assert_eq!(Timestamp::parse_java_date("Wed Foo 17 17:25:55 UTC 2024"), None);
+        assert_eq!(t.to_java_date(), "Wed Jul 17 17:25:55 UTC 2024");
+        assert_eq!(Timestamp(0).to_java_date(), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(Timestamp::parse_java_date("Mon Mar 02 12:27:41 UTC 2026").unwrap().to_java_date(), "Mon Mar 02 12:27:41 UTC 2026");
     }
 
     #[test]
@@ -343,6 +374,15 @@ mod tests {
             let t = Timestamp(days * 86_400_000 + 12_345_678);
             assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
         }
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_serde() {
+        let t = Timestamp(1_772_454_461_737);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2026-03-02T12:27:41.737Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 
     #[test]
