@@ -38,9 +38,9 @@ pub enum Command {
     /// Offline forensic replay of log files: decode, detect, report findings.
     Replay(Box<ReplayArgs>),
     /// Simulate a day of traffic for a mid-size user pool with attacks, replay it and show what was found.
-    // DEMO
+    Demo(DemoArgs),
     /// Write seeded synthetic Cognito sign-in logs with injected attacks and a ground-truth file.
-    // SIMULATE
+    Simulate(crate::simulate::SimulateArgs),
     /// Validate the detector specs and print them as a table.
     Detectors(DetectorsArgs),
 }

@@ -20,3 +20,4 @@ pub mod sanitize;
 pub mod simulate;
 pub mod sink;
 pub mod cmd;
+pub mod score;

@@ -2,7 +2,9 @@
 //! `main.rs` parses, sets up logging and calls [`run`].
 
 
+pub mod demo;
 pub mod detectors;
+pub mod simulate;
 pub mod replay;
 
 use crate::cli::{Cli, Command};
@@ -12,6 +14,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Replay(a) => replay::run(&a),
 
+        Command::Demo(a) => demo::run(&a),
         Command::Detectors(a) => detectors::run(&a),
+        Command::Simulate(a) => simulate::run(&a),
     }
 }

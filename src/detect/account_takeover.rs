@@ -92,14 +92,22 @@ fn is_reset(ev: &SignInEvent) -> bool {
     reset_kind && ev.outcome == Outcome::Success && !request_only
 }
 
-fn summary(_spec: &Spec, inc: &Incident) -> String {
+fn summary(spec: &Spec, inc: &Incident) -> String {
     let via = inc.extra.get("success_ip").and_then(|v| v.as_str()).unwrap_or("an unknown address");
-    format!(
-        "{} signed in successfully from {via} after {} failed sign-ins in {}",
-        inc.key,
-        inc.failures,
-        elapsed(inc)
-    )
+    let own = inc.extra.get("failures_before_success").and_then(|v| v.as_u64()).unwrap_or(0);
+    let ip_failures = inc.extra.get("success_ip_failures").and_then(|v| v.as_u64());
+    match ip_failures {
+        Some(n) if own < spec.threshold => format!(
+            "{} signed in successfully from {via}, an address with {n} failed sign-ins across users in the last {}",
+            inc.key, spec.window
+        ),
+        _ => format!(
+            "{} signed in successfully from {via} after {} failed sign-ins in {}",
+            inc.key,
+            inc.failures,
+            elapsed(inc)
+        ),
+    }
 }
 
 impl Detector for AccountTakeover {
@@ -137,7 +145,8 @@ impl Detector for AccountTakeover {
         }
         let max_entries = self.spec.max_events_per_key;
         let ip_hash = keys.ip.as_deref().map(|ip| self.ips.hash(ip));
-        if let Some(h) = ip_hash {
+        // An address starts being tracked at its first failure (see `windowed::starts_tracking`).
+        if let Some(h) = ip_hash.filter(|h| ev.outcome == Outcome::Failure || self.ips.get(*h).is_some()) {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
             w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux: 0, aux_name: None }, max_entries);

@@ -40,7 +40,7 @@ impl WindowRule for Rule {
                 format!("{} failed sign-ins for {}{from} in {}", inc.count, inc.key, elapsed(inc))
             }
             KeyKind::Ip => format!(
-                "{} failed sign-ins from {} against {} users in {}",
+                "{} failed sign-ins from {} against {} user(s) in {}",
                 inc.count,
                 inc.key,
                 inc.distinct(),

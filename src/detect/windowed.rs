@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::incident::Incident;
 use super::window::{Entry, KeyWindow, KeyedState};
 use super::{Detector, DetectorStats, IncidentBook, Keys};
-use crate::event::SignInEvent;
+use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
 use crate::time::Timestamp;
@@ -103,6 +103,12 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         let low_try = self.rule.low_try_limit(spec);
         let counted = spec.counts(ev.outcome);
         let clock = self.clock;
+        // Only a failure starts tracking a key: every rule here needs failures to fire, and most traffic
+        // is successful sign-ins by keys that never fail. Later events of a tracked key (successes
+        // included) are context for its ratios.
+        if !starts_tracking(spec, ev) && self.keys.get(h).is_none() {
+            return;
+        }
         let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
         w.push(
             Entry {
@@ -166,6 +172,12 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
             incidents: self.incidents.opened,
         }
     }
+}
+
+/// Whether this event may start tracking a key that has no state yet: a failure, or any counted event
+/// for a rule that does not count failures at all.
+pub fn starts_tracking(spec: &Spec, ev: &SignInEvent) -> bool {
+    ev.outcome == Outcome::Failure || (!spec.counts(Outcome::Failure) && spec.counts(ev.outcome))
 }
 
 /// `a / b`, 0 when `b` is 0.
