@@ -195,6 +195,15 @@ pub struct TravelSeverityStep {
 }
 
 impl TravelSeverityStep {
+    /// "high at ≥ 5000 km/h and ≥ 5000 km", for the README table.
+    pub fn describe(&self) -> String {
+        let bounds: Vec<String> = [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
+            .into_iter()
+            .flatten()
+            .collect();
+        format!("{} at {}", self.severity, bounds.join(" and "))
+    }
+
     /// Does a hop of `distance_km` at `speed_kmh` (None: no time elapsed, any speed) meet this step?
     pub fn met_by(&self, distance_km: f64, speed_kmh: Option<f64>) -> bool {
         let fast = match (self.speed_kmh, speed_kmh) {
@@ -388,7 +397,10 @@ impl SpecSet {
              |---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.specs {
-            let esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
+            let mut esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
+            if let Params::ImpossibleTravel(p) = &s.params {
+                esc.extend(p.severity_steps.iter().map(TravelSeverityStep::describe));
+            }
             let sev = if esc.is_empty() { s.severity.to_string() } else { format!("{} ({})", s.severity, esc.join(", ")) };
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.as_str()).collect();
             let outcomes: Vec<&str> = s.outcomes.iter().map(|o| o.as_str()).collect();
