@@ -5,12 +5,14 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::decode::FormatHint;
 use crate::detect::{EngineSettings, DEFAULT_IPV6_PREFIX};
+use crate::geo::GeoIp;
 use crate::replay::ReplayConfig;
 use crate::source::Limits;
 use crate::spec::{AllowList, SpecSet};
@@ -63,6 +65,13 @@ pub struct DetectArgs {
     /// Ignore this user (name or sub) in every rule. Repeatable.
     #[arg(long = "allow-user", value_name = "USER")]
     pub allow_users: Vec<String>,
+    /// MaxMind City database (GeoLite2-City or compatible) locating sign-ins that carry no usable city,
+    /// such as CloudTrail records, for impossible travel.
+    #[arg(long, value_name = "PATH")]
+    pub geoip: Option<PathBuf>,
+    /// Locate every sign-in by its address in the --geoip database first, the log's city names second.
+    #[arg(long, requires = "geoip")]
+    pub prefer_geoip: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,7 +160,15 @@ pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
         allow.cidrs.push(AllowList::parse_cidr(c).map_err(|e| anyhow::anyhow!("--allow-cidr: {e}"))?);
     }
     allow.users = a.allow_users.clone();
-    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow })
+    if a.prefer_geoip && a.geoip.is_none() {
+        bail!("--prefer-geoip needs a database: --geoip PATH");
+    }
+    let geo = match &a.geoip {
+        // The error names the path and says whether it is missing, corrupt or not a City database.
+        Some(path) => Some(Arc::new(GeoIp::open(path).map_err(|e| anyhow::anyhow!("--geoip: {e}"))?)),
+        None => None,
+    };
+    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow, geo, prefer_geoip: a.prefer_geoip })
 }
 
 /// Parses `--since`/`--until`: RFC 3339 or a plain date (midnight UTC).

@@ -35,16 +35,18 @@ pub enum DetectorKind {
     PasswordSpray,
     AccountTakeover,
     CognitoRisk,
+    ImpossibleTravel,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 6] = [
+    pub const ALL: [DetectorKind; 7] = [
         DetectorKind::FailedLoginBurst,
         DetectorKind::DistributedBruteForce,
         DetectorKind::CredentialStuffing,
         DetectorKind::PasswordSpray,
         DetectorKind::AccountTakeover,
         DetectorKind::CognitoRisk,
+        DetectorKind::ImpossibleTravel,
     ];
 
     /// The detector id written in findings.
@@ -56,6 +58,7 @@ impl DetectorKind {
             DetectorKind::PasswordSpray => "password_spray",
             DetectorKind::AccountTakeover => "account_takeover",
             DetectorKind::CognitoRisk => "cognito_risk",
+            DetectorKind::ImpossibleTravel => "impossible_travel",
         }
     }
 
@@ -90,6 +93,7 @@ pub enum Params {
     PasswordSpray(SprayParams),
     AccountTakeover(TakeoverParams),
     CognitoRisk(RiskParams),
+    ImpossibleTravel(TravelParams),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -150,6 +154,64 @@ pub struct RiskParams {
     pub risk_decisions: Vec<String>,
     /// Count `compromisedCredentialDetected = "true"`.
     pub compromised_credentials: bool,
+}
+
+/// Previous successful sign-ins each new one is compared with, unless the spec says otherwise: the last
+/// one catches a hop, a second catches a hop hidden behind one coarse (country-level) location.
+pub const DEFAULT_COMPARE_LAST: usize = 2;
+/// Upper bound on `compare_last`: the per-user memory and the work per sign-in grow with it.
+pub const MAX_COMPARE_LAST: usize = 16;
+/// Half the Earth's circumference: no two places are farther apart, so a larger distance threshold
+/// could never fire.
+pub const MAX_TRAVEL_DISTANCE_KM: f64 = 20_038.0;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelParams {
+    /// Distance between the two places after subtracting both uncertainty radii, at least this.
+    pub min_distance_km: f64,
+    /// ... covered at least this fast (that distance over the event-time elapsed between the sign-ins).
+    pub min_speed_kmh: f64,
+    /// How many previous successful sign-ins (in event time) each one is compared with.
+    #[serde(default = "default_compare_last")]
+    pub compare_last: usize,
+    /// A hop that meets a step raises the incident to the step's severity (above the spec's base one).
+    #[serde(default)]
+    pub severity_steps: Vec<TravelSeverityStep>,
+}
+
+fn default_compare_last() -> usize {
+    DEFAULT_COMPARE_LAST
+}
+
+/// One severity step of `impossible_travel`: met when the hop is at least this fast *and* at least this
+/// far (each bound only when given; at least one must be).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelSeverityStep {
+    pub speed_kmh: Option<f64>,
+    pub distance_km: Option<f64>,
+    pub severity: Severity,
+}
+
+impl TravelSeverityStep {
+    /// "high at ≥ 5000 km/h and ≥ 5000 km", for the README table.
+    pub fn describe(&self) -> String {
+        let bounds: Vec<String> = [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
+            .into_iter()
+            .flatten()
+            .collect();
+        format!("{} at {}", self.severity, bounds.join(" and "))
+    }
+
+    /// Does a hop of `distance_km` at `speed_kmh` (None: no time elapsed, any speed) meet this step?
+    pub fn met_by(&self, distance_km: f64, speed_kmh: Option<f64>) -> bool {
+        let fast = match (self.speed_kmh, speed_kmh) {
+            (None, _) | (Some(_), None) => true,
+            (Some(min), Some(v)) => v >= min,
+        };
+        fast && self.distance_km.is_none_or(|min| distance_km >= min)
+    }
 }
 
 /// Addresses and users a rule ignores.
@@ -335,7 +397,10 @@ impl SpecSet {
              |---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.specs {
-            let esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
+            let mut esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
+            if let Params::ImpossibleTravel(p) = &s.params {
+                esc.extend(p.severity_steps.iter().map(TravelSeverityStep::describe));
+            }
             let sev = if esc.is_empty() { s.severity.to_string() } else { format!("{} ({})", s.severity, esc.join(", ")) };
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.as_str()).collect();
             let outcomes: Vec<&str> = s.outcomes.iter().map(|o| o.as_str()).collect();
@@ -486,6 +551,9 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
     }
     let params = parse_params(detector, raw.params).map_err(|e| format!("params: {e}"))?;
     check_key(detector, raw.key)?;
+    if let Params::ImpossibleTravel(p) = &params {
+        check_travel(p, raw.threshold, raw.severity, &raw.matcher.outcomes)?;
+    }
     let mut allow = AllowList::default();
     for c in &raw.allow.cidrs {
         allow.cidrs.push(AllowList::parse_cidr(c).map_err(|e| format!("allow.cidrs: {e}"))?);
@@ -515,11 +583,61 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
 fn check_key(detector: DetectorKind, key: KeyKind) -> Result<(), String> {
     let expected = match detector {
         DetectorKind::FailedLoginBurst => return Ok(()),
-        DetectorKind::DistributedBruteForce | DetectorKind::AccountTakeover | DetectorKind::CognitoRisk => KeyKind::User,
+        DetectorKind::DistributedBruteForce
+        | DetectorKind::AccountTakeover
+        | DetectorKind::CognitoRisk
+        | DetectorKind::ImpossibleTravel => KeyKind::User,
         DetectorKind::CredentialStuffing | DetectorKind::PasswordSpray => KeyKind::Ip,
     };
     if key != expected {
         return Err(format!("detector {} is keyed by {}, not {}", detector.id(), expected.as_str(), key.as_str()));
+    }
+    Ok(())
+}
+
+/// What `impossible_travel` needs of the rest of its spec: it fires on one hop between two successes.
+fn check_travel(p: &TravelParams, threshold: u64, severity: Severity, outcomes: &[String]) -> Result<(), String> {
+    if threshold != 1 {
+        return Err(format!("detector impossible_travel fires on a single impossible hop: threshold must be 1, not {threshold}"));
+    }
+    if outcomes.iter().any(|o| o != "success") {
+        return Err("detector impossible_travel compares successful sign-ins: match.outcomes must be [\"success\"]".into());
+    }
+    for (i, step) in p.severity_steps.iter().enumerate() {
+        if step.severity <= severity {
+            return Err(format!(
+                "params: severity_steps[{i}]: severity '{}' is not above the base severity '{severity}'",
+                step.severity
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_travel_params(p: &TravelParams) -> Result<(), String> {
+    fn positive(name: &str, v: f64, max: f64) -> Result<(), String> {
+        if v.is_finite() && v > 0.0 && v <= max {
+            Ok(())
+        } else {
+            Err(format!("{name} = {v} must be above 0 and at most {max}"))
+        }
+    }
+    positive("min_distance_km", p.min_distance_km, MAX_TRAVEL_DISTANCE_KM)?;
+    // The speed of light is a generous ceiling; anything above it is a typo.
+    positive("min_speed_kmh", p.min_speed_kmh, 1.08e9)?;
+    if !(1..=MAX_COMPARE_LAST).contains(&p.compare_last) {
+        return Err(format!("compare_last = {} must be between 1 and {MAX_COMPARE_LAST}", p.compare_last));
+    }
+    for (i, step) in p.severity_steps.iter().enumerate() {
+        if step.speed_kmh.is_none() && step.distance_km.is_none() {
+            return Err(format!("severity_steps[{i}] needs speed_kmh, distance_km or both"));
+        }
+        if let Some(v) = step.speed_kmh {
+            positive(&format!("severity_steps[{i}].speed_kmh"), v, 1.08e9)?;
+        }
+        if let Some(v) = step.distance_km {
+            positive(&format!("severity_steps[{i}].distance_km"), v, MAX_TRAVEL_DISTANCE_KM)?;
+        }
     }
     Ok(())
 }
@@ -579,6 +697,11 @@ fn parse_params(detector: DetectorKind, table: toml::Table) -> Result<Params, St
                 return Err("at least one signal must be enabled".into());
             }
             Params::CognitoRisk(p)
+        }
+        DetectorKind::ImpossibleTravel => {
+            let p: TravelParams = typed(table)?;
+            check_travel_params(&p)?;
+            Params::ImpossibleTravel(p)
         }
     })
 }

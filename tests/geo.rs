@@ -156,7 +156,7 @@ fn geoip_without_record_or_coordinates_is_none() {
 #[test]
 fn geoip_missing_file_is_a_clear_error() {
     let path = fixture("no-such-file.mmdb");
-    let err = GeoIp::open(&path).err().expect("missing file fails");
+    let err = GeoIp::open(&path).expect_err("missing file fails");
     assert!(matches!(err, GeoIpError::Read { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("no-such-file.mmdb") && text.contains("cannot read"), "{text}");
@@ -185,7 +185,7 @@ fn geoip_corrupt_files_are_clear_errors() {
     std::fs::write(&empty, b"").expect("write empty file");
 
     for path in [&random, &truncated, &empty] {
-        let err = GeoIp::open(path).err().expect("corrupt file fails");
+        let err = GeoIp::open(path).expect_err("corrupt file fails");
         assert!(matches!(err, GeoIpError::Invalid { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains(&path.display().to_string()) && text.contains("not a valid MaxMind"), "{text}");
@@ -194,7 +194,7 @@ fn geoip_corrupt_files_are_clear_errors() {
 
 #[test]
 fn geoip_database_without_locations_is_rejected() {
-    let err = GeoIp::open(&fixture("test-asn.mmdb")).err().expect("ASN database fails");
+    let err = GeoIp::open(&fixture("test-asn.mmdb")).expect_err("ASN database fails");
     assert!(matches!(err, GeoIpError::NotCity { .. }), "{err:?}");
     assert!(err.to_string().contains("authwatch-Test-ASN"), "{err}");
 }

@@ -214,6 +214,7 @@ impl Detector for AccountTakeover {
             evicted_keys: self.users.evicted + self.ips.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
+            unlocated: 0,
             open_incidents: self.incidents.len(),
             incidents: self.incidents.opened,
         }

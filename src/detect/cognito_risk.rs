@@ -162,6 +162,7 @@ impl Detector for CognitoRisk {
             evicted_keys: self.users.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
+            unlocated: 0,
             open_incidents: self.incidents.len(),
             incidents: self.incidents.opened,
         }

@@ -42,6 +42,9 @@ pub struct Incident {
     event_ids: Vec<String>,
     /// Rule-specific figures, set by the rule when it opens (and may refresh) the incident.
     pub extra: Map<String, Value>,
+    /// The counterpart the finding names (its `ip` for a user key) when the rule knows better than "the
+    /// most frequent one": impossible travel names the address the user "travelled" to.
+    pub shown_counterpart: Option<String>,
 }
 
 impl Incident {
@@ -66,6 +69,7 @@ impl Incident {
             distinct_overflow: false,
             event_ids: Vec::new(),
             extra: Map::new(),
+            shown_counterpart: None,
         }
     }
 
@@ -120,7 +124,10 @@ impl Incident {
     /// The finding for this incident in its current state.
     pub fn to_finding(&self, spec: &Spec, status: Status, summary: String) -> Finding {
         let (user, ip) = match spec.key {
-            KeyKind::User => (Some(self.key.clone()), self.main_counterpart().map(str::to_string)),
+            KeyKind::User => (
+                Some(self.key.clone()),
+                self.shown_counterpart.clone().or_else(|| self.main_counterpart().map(str::to_string)),
+            ),
             KeyKind::Ip => (None, Some(self.key.clone())),
         };
         let counterpart = match spec.key {

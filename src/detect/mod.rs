@@ -10,6 +10,7 @@ pub mod cognito_risk;
 pub mod credential_stuffing;
 pub mod distributed_brute_force;
 pub mod failed_login_burst;
+pub mod impossible_travel;
 pub mod incident;
 pub mod password_spray;
 pub mod window;
@@ -18,6 +19,7 @@ pub mod windowed;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -42,11 +44,21 @@ pub struct EngineSettings {
     pub ipv6_prefix: u8,
     /// Added to every rule's own allow-list.
     pub allow: AllowList,
+    /// A MaxMind City database (`--geoip`): locates sign-ins without a usable city name.
+    pub geo: Option<Arc<crate::geo::GeoIp>>,
+    /// Locate by address first, names second (`--prefer-geoip`); only meaningful with `geo`.
+    pub prefer_geoip: bool,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { lateness: DEFAULT_LATENESS, ipv6_prefix: DEFAULT_IPV6_PREFIX, allow: AllowList::default() }
+        EngineSettings {
+            lateness: DEFAULT_LATENESS,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+            allow: AllowList::default(),
+            geo: None,
+            prefer_geoip: false,
+        }
     }
 }
 
@@ -98,6 +110,9 @@ pub struct DetectorStats {
     pub late_unplaced: u64,
     /// Events ignored because of an allow-list.
     pub allowlisted: u64,
+    /// Events the rule needed a location for and could not place (unknown or ambiguous names, no IP
+    /// database record, a private or reserved address). Only `impossible_travel` locates events.
+    pub unlocated: u64,
     pub open_incidents: usize,
     pub incidents: u64,
 }
@@ -127,6 +142,7 @@ pub fn build(spec: &Spec, settings: &EngineSettings) -> Box<dyn Detector> {
         DetectorKind::PasswordSpray => Box::new(windowed::WindowDetector::new(spec, password_spray::Rule)),
         DetectorKind::AccountTakeover => Box::new(account_takeover::AccountTakeover::new(spec)),
         DetectorKind::CognitoRisk => Box::new(cognito_risk::CognitoRisk::new(spec)),
+        DetectorKind::ImpossibleTravel => Box::new(impossible_travel::ImpossibleTravel::new(spec, settings)),
     }
 }
 

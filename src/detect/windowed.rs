@@ -168,6 +168,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
             evicted_keys: self.keys.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
+            unlocated: 0,
             open_incidents: self.incidents.len(),
             incidents: self.incidents.opened,
         }

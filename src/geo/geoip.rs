@@ -19,6 +19,12 @@ pub struct GeoIp {
     path: PathBuf,
 }
 
+impl std::fmt::Debug for GeoIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIp").field("path", &self.path).field("database_type", &self.database_type()).finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GeoIpError {
     #[error("cannot read GeoIP database {}: {source}", path.display())]

@@ -52,6 +52,13 @@ pub fn render(r: &ReplayReport) -> String {
     if unplaced > 0 {
         let _ = writeln!(s, "  too late    {unplaced} rule observation(s) fell behind a closed window");
     }
+    for d in r.detectors.iter().filter(|d| d.unlocated > 0) {
+        let _ = writeln!(
+            s,
+            "  unlocated   rule {} could not place {} sign-in(s): unknown or ambiguous names, private addresses, no --geoip record",
+            d.rule, d.unlocated
+        );
+    }
     for d in r.detectors.iter().filter(|d| d.evicted_keys > 0) {
         let _ = writeln!(
             s,

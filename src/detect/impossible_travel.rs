@@ -1,0 +1,487 @@
+//! `impossible_travel`: two successful sign-ins for one user from places nobody could travel between in
+//! the event time that separates them.
+//!
+//! Each success is placed ([`Locator`]: the log's city and country through the built-in gazetteer, or the
+//! address through a MaxMind database) and compared with the user's previous successes in event time.
+//! The distance is the great-circle distance minus both places' uncertainty radii, so coarse locations
+//! (a whole country, a carrier's exit point) never look like travel by themselves. A late success is
+//! inserted at its place in time and compared with its neighbours on both sides: the pairs it forms are
+//! the ones it would have formed had it arrived in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::incident::{incident_id, Incident};
+use super::window::{KeyedState, LastSeen};
+use super::windowed::allowlisted;
+use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys, Summarize};
+use crate::event::SignInEvent;
+use crate::finding::{Finding, Severity, Status};
+use crate::geo::{haversine_km, is_non_routable, Gazetteer, GeoIp, Location, LocationSource, Resolution};
+use crate::spec::{Params, Spec, TravelParams, DEFAULT_COMPARE_LAST};
+use crate::time::{Span, Timestamp};
+
+/// Successes kept per user beyond `compare_last`, so that a late one still finds its neighbours in time.
+pub const LATE_NEIGHBOURS: usize = 8;
+/// Hops listed in one incident's evidence ("at most a few dozen", `detection.md`); the rest are counted.
+pub const MAX_EVIDENCE_HOPS: usize = 10;
+/// Distinct (city, country) pairs whose resolution is remembered: real logs repeat a few thousand places.
+pub const NAME_CACHE_CAP: usize = 4096;
+
+/// One located successful sign-in, as remembered for its user.
+#[derive(Debug, Clone)]
+struct Visit {
+    time: Timestamp,
+    ip: Option<IpAddr>,
+    /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel.
+    ip_group: Option<Box<str>>,
+    city: Option<Box<str>>,
+    country: Option<Box<str>>,
+    location: Location,
+    event_id: Option<Box<str>>,
+    /// The incident this visit was last counted in, so a visit shared by two hops counts once.
+    counted_in: Option<Box<str>>,
+}
+
+impl Visit {
+    fn evidence(&self) -> Value {
+        json!({
+            "time": self.time,
+            "ip": self.ip.map(|ip| ip.to_string()),
+            "city": self.city,
+            "country": self.country,
+            "location": self.location.label,
+            "lat": round(self.location.lat, 4),
+            "lon": round(self.location.lon, 4),
+            "located_by": self.location.source,
+            "radius_km": round(self.location.radius_km, 1),
+        })
+    }
+}
+
+/// A user's recent located successes, in event-time order.
+#[derive(Debug, Default)]
+struct Trail {
+    visits: VecDeque<Visit>,
+    last_time: Timestamp,
+}
+
+impl LastSeen for Trail {
+    fn last_seen(&self) -> Timestamp {
+        self.last_time
+    }
+}
+
+impl Trail {
+    /// Inserts after any visit at the same time (as in-order arrival would) and returns its position.
+    fn insert(&mut self, visit: Visit) -> usize {
+        self.last_time = self.last_time.max(visit.time);
+        let at = self.visits.partition_point(|v| v.time <= visit.time);
+        self.visits.insert(at, visit);
+        at
+    }
+
+    /// Drops visits at or before `now - window` and the oldest beyond `cap`.
+    fn trim(&mut self, now: Timestamp, window: Span, cap: usize) {
+        let horizon = now.saturating_sub(window);
+        while self.visits.front().is_some_and(|v| v.time <= horizon) || self.visits.len() > cap {
+            self.visits.pop_front();
+        }
+    }
+}
+
+/// Two successes of one user and what separates them.
+#[derive(Debug, Clone)]
+struct Hop {
+    from: usize,
+    to: usize,
+    great_circle_km: f64,
+    /// Great-circle distance minus both uncertainty radii, at least 0.
+    distance_km: f64,
+    elapsed: Span,
+    /// `None` when no time elapsed between the two (any distance is then covered at any speed).
+    speed_kmh: Option<f64>,
+}
+
+fn measure(visits: &VecDeque<Visit>, from: usize, to: usize) -> Hop {
+    let (a, b) = (&visits[from].location, &visits[to].location);
+    let great_circle_km = haversine_km(a.lat, a.lon, b.lat, b.lon);
+    let distance_km = (great_circle_km - a.radius_km - b.radius_km).max(0.0);
+    let elapsed = visits[to].time.since(visits[from].time);
+    let hours = elapsed.millis() as f64 / 3_600_000.0;
+    let speed_kmh = if distance_km == 0.0 {
+        Some(0.0)
+    } else if hours > 0.0 {
+        Some(distance_km / hours)
+    } else {
+        None
+    };
+    Hop { from, to, great_circle_km, distance_km, elapsed, speed_kmh }
+}
+
+/// Resolves where a sign-in came from: names through the gazetteer, addresses through a MaxMind database.
+struct Locator {
+    geo: Option<Arc<GeoIp>>,
+    prefer_geoip: bool,
+    /// "city\0country" → the name-based place, if any; cleared when full.
+    names: HashMap<String, Option<Location>>,
+}
+
+impl Locator {
+    /// Order: with `--prefer-geoip`, the address first. Otherwise a city-level place from the names;
+    /// else the address (CloudTrail records carry nothing else); else the country named in the log with
+    /// its large radius. Unknown and ambiguous names are never guessed into a city.
+    fn locate(&mut self, ev: &SignInEvent) -> Option<Location> {
+        if self.prefer_geoip {
+            if let Some(l) = self.by_address(ev.ip) {
+                return Some(l);
+            }
+        }
+        let named = self.by_name(ev.city.as_deref(), ev.country.as_deref());
+        if let Some(l) = named.as_ref().filter(|l| l.source == LocationSource::City) {
+            return Some(l.clone());
+        }
+        if !self.prefer_geoip {
+            if let Some(l) = self.by_address(ev.ip) {
+                return Some(l);
+            }
+        }
+        named
+    }
+
+    fn by_address(&self, ip: Option<IpAddr>) -> Option<Location> {
+        self.geo.as_ref()?.lookup(ip?)
+    }
+
+    /// City plus country → the city; a country (alone, or with a city the table lacks or cannot tell
+    /// apart) → the country with its radius; nothing usable → None.
+    fn by_name(&mut self, city: Option<&str>, country: Option<&str>) -> Option<Location> {
+        if city.is_none() && country.is_none() {
+            return None;
+        }
+        let key = format!("{}\0{}", city.unwrap_or(""), country.unwrap_or(""));
+        if let Some(hit) = self.names.get(&key) {
+            return hit.clone();
+        }
+        let gazetteer = Gazetteer::builtin();
+        let place = match gazetteer.resolve(city, country) {
+            Resolution::Found(l) => Some(l),
+            Resolution::Unknown | Resolution::Ambiguous | Resolution::Missing => {
+                country.and_then(|c| gazetteer.country(c))
+            }
+        };
+        if self.names.len() >= NAME_CACHE_CAP {
+            self.names.clear();
+        }
+        self.names.insert(key, place.clone());
+        place
+    }
+}
+
+pub struct ImpossibleTravel {
+    spec: Spec,
+    params: TravelParams,
+    locator: Locator,
+    users: KeyedState<Trail>,
+    incidents: IncidentBook,
+    clock: Timestamp,
+    late_unplaced: u64,
+    allowlisted: u64,
+    unlocated: u64,
+}
+
+impl ImpossibleTravel {
+    pub fn new(spec: Spec, settings: &EngineSettings) -> ImpossibleTravel {
+        let params = match &spec.params {
+            Params::ImpossibleTravel(p) => p.clone(),
+            _ => TravelParams {
+                min_distance_km: 500.0,
+                min_speed_kmh: 900.0,
+                compare_last: DEFAULT_COMPARE_LAST,
+                severity_steps: Vec::new(),
+            },
+        };
+        ImpossibleTravel {
+            users: KeyedState::new(spec.max_keys, spec.window),
+            locator: Locator {
+                geo: settings.geo.clone(),
+                prefer_geoip: settings.prefer_geoip,
+                names: HashMap::new(),
+            },
+            params,
+            spec,
+            incidents: IncidentBook::default(),
+            clock: Timestamp(i64::MIN),
+            late_unplaced: 0,
+            allowlisted: 0,
+            unlocated: 0,
+        }
+    }
+
+    /// Is this hop travel nobody could make? Never for the same address (or IPv6 prefix).
+    fn impossible(&self, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
+        let (a, b) = (&visits[hop.from], &visits[hop.to]);
+        if a.ip_group.is_some() && a.ip_group == b.ip_group {
+            return false;
+        }
+        hop.distance_km >= self.params.min_distance_km
+            && hop.speed_kmh.is_none_or(|v| v >= self.params.min_speed_kmh)
+    }
+
+    fn hop_severity(&self, hop: &Hop) -> Severity {
+        self.params
+            .severity_steps
+            .iter()
+            .filter(|s| s.met_by(hop.distance_km, hop.speed_kmh))
+            .map(|s| s.severity)
+            .fold(self.spec.severity, Severity::max)
+    }
+
+    /// The pairs a visit at `at` forms: with its `compare_last` predecessors, and with the successors that
+    /// count it among theirs (only a late visit has any).
+    fn pairs(&self, at: usize, len: usize) -> Vec<(usize, usize)> {
+        let k = self.params.compare_last;
+        let before = (at.saturating_sub(k)..at).map(|j| (j, at));
+        let after = (at + 1..len.min(at + k + 1)).map(|j| (at, j));
+        before.chain(after).collect()
+    }
+
+    /// Opens the user's incident with `hop`, or extends it (escalating when the hop is worse).
+    fn report(&mut self, uh: u64, user: &str, ev: &SignInEvent, hop: &Hop, out: &mut Vec<Finding>) {
+        let severity = self.hop_severity(hop);
+        let Some(trail) = self.users.get_mut(uh) else { return };
+        let spec = &self.spec;
+        let summarize: Summarize = summary;
+        match self.incidents.get_mut(uh) {
+            Some(inc) => {
+                fold_hop(inc, &mut trail.visits, hop);
+                let severity = severity.max(spec.severity_at(inc.count));
+                if severity > inc.severity {
+                    inc.severity = severity;
+                    set_headline(inc, &trail.visits, hop);
+                    out.push(inc.to_finding(spec, Status::Escalated, summary(spec, inc)));
+                }
+            }
+            None => {
+                let (from, to) = (&trail.visits[hop.from], &trail.visits[hop.to]);
+                let mut inc = Incident::open(spec, user, ev, from.time);
+                // A late visit may be the earlier end: the incident is dated by the later one either way.
+                inc.id = incident_id(&spec.id, user, to.time);
+                inc.detected_at = to.time;
+                inc.last_seen = to.time;
+                fold_hop(&mut inc, &mut trail.visits, hop);
+                set_headline(&mut inc, &trail.visits, hop);
+                inc.severity = severity.max(spec.severity_at(inc.count));
+                self.incidents.open(uh, inc, spec, summarize, out);
+            }
+        }
+    }
+}
+
+/// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
+fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
+    for i in [hop.from, hop.to] {
+        let v = &mut visits[i];
+        if v.counted_in.as_deref() == Some(inc.id.as_str()) {
+            continue;
+        }
+        v.counted_in = Some(inc.id.as_str().into());
+        let aux = v.ip_group.as_deref().map_or(0, fnv);
+        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), v.event_id.as_deref());
+    }
+    let total = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(0) + 1;
+    inc.extra.insert("impossible_hops".into(), json!(total));
+    let hops = inc.extra.entry("hops").or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = hops {
+        if list.len() < MAX_EVIDENCE_HOPS {
+            list.push(Value::Object(hop_evidence(visits, hop)));
+        }
+    }
+}
+
+/// The hop the incident is rated by: its figures at the top of the evidence and in the summary.
+fn set_headline(inc: &mut Incident, visits: &VecDeque<Visit>, hop: &Hop) {
+    for (k, v) in hop_evidence(visits, hop) {
+        inc.extra.insert(k, v);
+    }
+    inc.shown_counterpart = visits[hop.to].ip_group.as_deref().map(str::to_string);
+}
+
+fn hop_evidence(visits: &VecDeque<Visit>, hop: &Hop) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("from".into(), visits[hop.from].evidence());
+    m.insert("to".into(), visits[hop.to].evidence());
+    m.insert("great_circle_km".into(), round(hop.great_circle_km, 1));
+    m.insert("distance_km".into(), round(hop.distance_km, 1));
+    m.insert("elapsed".into(), json!(hop.elapsed.to_string()));
+    m.insert("elapsed_seconds".into(), json!(hop.elapsed.millis() as f64 / 1000.0));
+    // JSON has no infinity: no time elapsed is a null speed.
+    m.insert("speed_kmh".into(), hop.speed_kmh.map_or(Value::Null, |v| round(v, 1)));
+    m
+}
+
+/// A stable identity for an address group in the incident's distinct count (hash of its text).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn round(v: f64, decimals: i32) -> Value {
+    let f = 10f64.powi(decimals);
+    json!((v * f).round() / f)
+}
+
+/// 14196.4 → "14,196".
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "jdoe signed in from New York, United States then Auckland, New Zealand 2h later: 14,196 km at
+/// 7,098 km/h".
+fn summary(_spec: &Spec, inc: &Incident) -> String {
+    let place = |end: &str| {
+        inc.extra.get(end).and_then(|v| v.get("location")).and_then(Value::as_str).unwrap_or("an unknown place")
+    };
+    let number = |k: &str| inc.extra.get(k).and_then(Value::as_f64);
+    let distance = thousands(number("distance_km").unwrap_or(0.0));
+    let elapsed = inc.extra.get("elapsed").and_then(Value::as_str).unwrap_or("?");
+    let mut s = match number("speed_kmh") {
+        Some(speed) => format!(
+            "{} signed in from {} then {} {elapsed} later: {distance} km at {} km/h",
+            inc.key,
+            place("from"),
+            place("to"),
+            thousands(speed)
+        ),
+        None => format!(
+            "{} signed in from {} and {} at the same time: {distance} km apart",
+            inc.key,
+            place("from"),
+            place("to")
+        ),
+    };
+    let hops = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(1);
+    if hops > 1 {
+        s.push_str(&format!(" ({hops} impossible hops)"));
+    }
+    s
+}
+
+impl Detector for ImpossibleTravel {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>) {
+        if !self.spec.observes(ev.kind) || !self.spec.counts(ev.outcome) {
+            return;
+        }
+        let Some(user) = keys.user else { return };
+        if allowlisted(&self.spec, ev, keys) {
+            self.allowlisted += 1;
+            return;
+        }
+        self.clock = self.clock.max(ev.time);
+        let (clock, window) = (self.clock, self.spec.window);
+        if ev.time <= clock.saturating_sub(window) {
+            self.late_unplaced += 1;
+            return;
+        }
+        let uh = self.users.hash(user);
+        self.incidents.close_if_quiet(uh, ev.time, &self.spec, summary, out);
+        // A private or reserved address has no location, whatever the log's names say.
+        let location = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
+        let Some(location) = location else {
+            self.unlocated += 1;
+            return;
+        };
+        let visit = Visit {
+            time: ev.time,
+            ip: ev.ip,
+            ip_group: keys.ip.as_deref().map(Box::from),
+            city: ev.city.as_deref().map(Box::from),
+            country: ev.country.as_deref().map(Box::from),
+            location,
+            event_id: ev.event_id.as_deref().map(Box::from),
+            counted_in: None,
+        };
+        let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
+        let at = trail.insert(visit);
+        let len = trail.visits.len();
+        let mut hops: Vec<Hop> = Vec::new();
+        if let Some(trail) = self.users.get(uh) {
+            for (from, to) in self.pairs(at, len) {
+                let hop = measure(&trail.visits, from, to);
+                if self.impossible(&trail.visits, &hop) {
+                    hops.push(hop);
+                }
+            }
+        }
+        for hop in &hops {
+            self.report(uh, user, ev, hop, out);
+        }
+        let cap = self.params.compare_last + LATE_NEIGHBOURS;
+        if let Some(trail) = self.users.get_mut(uh) {
+            trail.trim(clock, window, cap);
+        }
+    }
+
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.incidents.advance(now, &self.spec, summary, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Finding>) {
+        self.incidents.finish(&self.spec, summary, out);
+    }
+
+    fn stats(&self) -> DetectorStats {
+        DetectorStats {
+            rule: self.spec.id.clone(),
+            detector: self.spec.detector.id(),
+            tracked_keys: self.users.len(),
+            evicted_keys: self.users.evicted,
+            late_unplaced: self.late_unplaced,
+            allowlisted: self.allowlisted,
+            unlocated: self.unlocated,
+            open_incidents: self.incidents.len(),
+            incidents: self.incidents.opened,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(14196.4), "14,196");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+
+    #[test]
+    fn pairs_reach_back_and_forward_by_compare_last() {
+        let spec = crate::spec::SpecSet::builtin().get("impossible_travel").cloned();
+        let Some(spec) = spec else { panic!("built-in impossible_travel spec is missing") };
+        let d = ImpossibleTravel::new(spec, &EngineSettings::default());
+        assert_eq!(d.params.compare_last, 2);
+        // In order: the newest compares with its two predecessors.
+        assert_eq!(d.pairs(4, 5), vec![(2, 4), (3, 4)]);
+        // Late, in the middle: two before, and the two after that count it among their last two.
+        assert_eq!(d.pairs(2, 6), vec![(0, 2), (1, 2), (2, 3), (2, 4)]);
+        assert_eq!(d.pairs(0, 1), vec![]);
+    }
+}
