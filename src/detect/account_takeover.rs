@@ -99,11 +99,11 @@ fn summary(spec: &Spec, inc: &Incident) -> String {
     match ip_failures {
         Some(n) if own < spec.threshold => format!(
             "{} signed in successfully from {via}, an address with {n} failed sign-ins across users in the last {}",
-            inc.key, spec.window
+            inc.label(), spec.window
         ),
         _ => format!(
             "{} signed in successfully from {via} after {} failed sign-ins in {}",
-            inc.key,
+            inc.label(),
             inc.failures,
             elapsed(inc)
         ),

@@ -72,7 +72,7 @@ fn summary(_spec: &Spec, inc: &Incident) -> String {
     format!(
         "Cognito flagged {} sign-in event(s) for {}{from} ({}) in {}",
         inc.count,
-        inc.key,
+        inc.label(),
         signals.join(", "),
         elapsed(inc)
     )

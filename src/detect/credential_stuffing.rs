@@ -48,7 +48,7 @@ impl WindowRule for Rule {
         format!(
             "{} sign-in attempts from {} on {} distinct users ({} succeeded) in {}",
             inc.count,
-            inc.key,
+            inc.label(),
             inc.distinct(),
             inc.successes,
             elapsed(inc)

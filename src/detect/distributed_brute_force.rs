@@ -34,7 +34,7 @@ impl WindowRule for Rule {
         format!(
             "{} failed sign-ins for {} from {} distinct addresses in {}",
             inc.count,
-            inc.key,
+            inc.label(),
             inc.distinct(),
             elapsed(inc)
         )

@@ -37,12 +37,12 @@ impl WindowRule for Rule {
                     (1, Some(ip)) => format!(" from {ip}"),
                     (n, Some(ip)) => format!(" from {n} addresses (mostly {ip})"),
                 };
-                format!("{} failed sign-ins for {}{from} in {}", inc.count, inc.key, elapsed(inc))
+                format!("{} failed sign-ins for {}{from} in {}", inc.count, inc.label(), elapsed(inc))
             }
             KeyKind::Ip => format!(
                 "{} failed sign-ins from {} against {} user(s) in {}",
                 inc.count,
-                inc.key,
+                inc.label(),
                 inc.distinct(),
                 elapsed(inc)
             ),

@@ -358,14 +358,14 @@ fn summary(_spec: &Spec, inc: &Incident) -> String {
     let mut s = match number("speed_kmh") {
         Some(speed) => format!(
             "{} signed in from {} then {} {elapsed} later: {distance} km at {} km/h",
-            inc.key,
+            inc.label(),
             place("from"),
             place("to"),
             thousands(speed)
         ),
         None => format!(
             "{} signed in from {} and {} at the same time: {distance} km apart",
-            inc.key,
+            inc.label(),
             place("from"),
             place("to")
         ),

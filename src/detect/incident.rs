@@ -23,8 +23,10 @@ pub const MAX_DISTINCT_TRACKED: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Incident {
     pub id: String,
-    /// The key as shown: a user name (or sub) or an address / IPv6 prefix.
+    /// The key: a user (sub, else name) or an address / IPv6 prefix.
     pub key: String,
+    /// The user name, for a user-keyed incident whose key is a sub.
+    pub user_name: Option<String>,
     pub user_sub: Option<String>,
     pub user_pool_id: Option<String>,
     pub first_seen: Timestamp,
@@ -54,6 +56,7 @@ impl Incident {
         Incident {
             id,
             key: key.to_string(),
+            user_name: if spec.key == KeyKind::User { ev.user_name.clone().filter(|n| !n.is_empty()) } else { None },
             user_sub: ev.user_sub.clone(),
             user_pool_id: ev.user_pool_id.clone(),
             first_seen: first_seen.min(ev.time),
@@ -104,6 +107,26 @@ impl Incident {
         }
     }
 
+    /// The key as shown: the user name when known, else the key itself.
+    pub fn label(&self) -> &str {
+        self.user_name.as_deref().unwrap_or(&self.key)
+    }
+
+    /// Fills in what a later event knows and the first did not (a CloudTrail event has no name).
+    pub fn learn(&mut self, ev: &SignInEvent, key_kind: KeyKind) {
+        if key_kind == KeyKind::User {
+            if self.user_name.is_none() {
+                self.user_name = ev.user_name.clone().filter(|n| !n.is_empty());
+            }
+            if self.user_sub.is_none() {
+                self.user_sub = ev.user_sub.clone().filter(|s| !s.is_empty());
+            }
+        }
+        if self.user_pool_id.is_none() {
+            self.user_pool_id.clone_from(&ev.user_pool_id);
+        }
+    }
+
     pub fn distinct(&self) -> u64 {
         self.distinct.len() as u64
     }
@@ -125,7 +148,7 @@ impl Incident {
     pub fn to_finding(&self, spec: &Spec, status: Status, summary: String) -> Finding {
         let (user, ip) = match spec.key {
             KeyKind::User => (
-                Some(self.key.clone()),
+                Some(self.label().to_string()),
                 self.shown_counterpart.clone().or_else(|| self.main_counterpart().map(str::to_string)),
             ),
             KeyKind::Ip => (None, Some(self.key.clone())),

@@ -65,15 +65,53 @@ impl Default for EngineSettings {
 /// The keys of one event, computed once and shared by every detector.
 #[derive(Debug, Clone)]
 pub struct Keys<'a> {
-    /// User name, else sub.
+    /// The user's identity: the sub, else the name (see [`UserAliases`]).
     pub user: Option<&'a str>,
+    /// The user's name as shown, when the event has one.
+    pub user_name: Option<&'a str>,
     /// The address as grouped: IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`).
     pub ip: Option<String>,
 }
 
 impl<'a> Keys<'a> {
+    /// Keys of an event with no alias lookup: the sub, else the user name.
     pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
-        Keys { user: ev.user_key().filter(|u| !u.is_empty()), ip: ev.ip.map(|ip| group_ip(ip, ipv6_prefix)) }
+        let user = ev.user_sub.as_deref().filter(|s| !s.is_empty()).or(ev.user_name.as_deref()).filter(|u| !u.is_empty());
+        Keys { user, user_name: ev.user_name.as_deref(), ip: ev.ip.map(|ip| group_ip(ip, ipv6_prefix)) }
+    }
+}
+
+/// Most user-name → sub pairs remembered (about 100 bytes each); past it the map starts over.
+pub const MAX_USER_ALIASES: usize = 200_000;
+
+/// Decides which key stands for a user. The sub is the identity: it never changes and is unique, while
+/// names can be case-insensitive aliases, and CloudTrail logs only the sub. An event with a name but no
+/// sub (a name that does not exist, or a record that left the sub out) is keyed by the sub learned from
+/// earlier events that carried both, else by the name.
+#[derive(Default)]
+pub struct UserAliases {
+    sub_by_name: HashMap<String, String>,
+}
+
+impl UserAliases {
+    /// The key for the user of `ev`.
+    pub fn key<'a>(&'a mut self, ev: &'a SignInEvent) -> Option<&'a str> {
+        let name = ev.user_name.as_deref().filter(|n| !n.is_empty());
+        let sub = ev.user_sub.as_deref().filter(|s| !s.is_empty());
+        match (name, sub) {
+            (Some(name), Some(sub)) => {
+                if self.sub_by_name.get(name).is_none_or(|known| known != sub) {
+                    if self.sub_by_name.len() >= MAX_USER_ALIASES {
+                        self.sub_by_name.clear();
+                    }
+                    self.sub_by_name.insert(name.to_string(), sub.to_string());
+                }
+                Some(sub)
+            }
+            (None, Some(sub)) => Some(sub),
+            (Some(name), None) => Some(self.sub_by_name.get(name).map_or(name, String::as_str)),
+            (None, None) => None,
+        }
     }
 }
 
@@ -190,6 +228,7 @@ pub struct Engine {
     max_seen: Option<Timestamp>,
     /// Time of the last event released to the rules.
     released: Option<Timestamp>,
+    aliases: UserAliases,
     stats: EngineStats,
 }
 
@@ -203,6 +242,7 @@ impl Engine {
             seq: 0,
             max_seen: None,
             released: None,
+            aliases: UserAliases::default(),
             stats: EngineStats::default(),
         }
     }
@@ -295,7 +335,9 @@ impl Engine {
     }
 
     fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
-        let keys = Keys::of(ev, self.settings.ipv6_prefix);
+        let user = self.aliases.key(ev);
+        let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
+        let keys = Keys { user, user_name, ip: ev.ip.map(|ip| group_ip(ip, self.settings.ipv6_prefix)) };
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
         }

@@ -45,7 +45,7 @@ impl WindowRule for Rule {
         format!(
             "{} sign-in attempts from {} sprayed over {} users ({} succeeded) in {}",
             inc.count,
-            inc.key,
+            inc.label(),
             inc.distinct(),
             inc.successes,
             elapsed(inc)

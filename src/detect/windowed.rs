@@ -58,11 +58,26 @@ impl<R: WindowRule> WindowDetector<R> {
     }
 }
 
-/// The key of `ev` for a rule keyed by `kind`, and the counterpart it is counted against.
-pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<(&'k str, Option<&'k str>)> {
+/// The key of an event for one rule, and the counterpart it is counted against: the user for an
+/// address-keyed rule, the address for a user-keyed one.
+pub struct Keyed<'k> {
+    pub key: &'k str,
+    /// The counterpart's identity (distinct counts use it).
+    pub aux: Option<&'k str>,
+    /// The counterpart as shown in evidence.
+    pub aux_name: Option<&'k str>,
+}
+
+pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keyed<'k>> {
     match kind {
-        KeyKind::User => keys.user.map(|u| (u, keys.ip.as_deref())),
-        KeyKind::Ip => keys.ip.as_deref().map(|ip| (ip, keys.user)),
+        KeyKind::User => {
+            let ip = keys.ip.as_deref();
+            keys.user.map(|key| Keyed { key, aux: ip, aux_name: ip })
+        }
+        KeyKind::Ip => keys
+            .ip
+            .as_deref()
+            .map(|key| Keyed { key, aux: keys.user, aux_name: keys.user_name.or(keys.user) }),
     }
 }
 
@@ -71,7 +86,11 @@ pub fn allowlisted(spec: &Spec, ev: &SignInEvent, keys: &Keys<'_>) -> bool {
     if spec.allow.is_empty() {
         return false;
     }
-    ev.ip.is_some_and(|ip| spec.allow.allows_ip(&ip)) || keys.user.is_some_and(|u| spec.allow.allows_user(u))
+    let user_allowed = [keys.user, ev.user_name.as_deref(), ev.user_sub.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|u| spec.allow.allows_user(u));
+    user_allowed || ev.ip.is_some_and(|ip| spec.allow.allows_ip(&ip))
 }
 
 impl<R: WindowRule> Detector for WindowDetector<R> {
@@ -84,7 +103,10 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         if !spec.observes(ev.kind) {
             return;
         }
-        let Some((key, counterpart)) = key_and_counterpart(spec.key, keys) else { return };
+        let Some(Keyed { key, aux: counterpart_id, aux_name: counterpart }) = key_and_counterpart(spec.key, keys)
+        else {
+            return;
+        };
         if allowlisted(spec, ev, keys) {
             self.allowlisted += 1;
             return;
@@ -95,7 +117,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
             return;
         }
         let h = self.keys.hash(key);
-        let aux = counterpart.map_or(0, |c| self.keys.hash(c));
+        let aux = counterpart_id.map_or(0, |c| self.keys.hash(c));
         let summarize: super::Summarize = R::summary;
         self.incidents.close_if_quiet(h, ev.time, spec, summarize, out);
 
@@ -126,9 +148,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         }
         if let Some(inc) = self.incidents.get_mut(h) {
             inc.add(ev.time, ev.outcome, aux, counterpart, ev.event_id.as_deref());
-            if inc.user_sub.is_none() {
-                inc.user_sub.clone_from(&ev.user_sub);
-            }
+            inc.learn(ev, spec.key);
             self.incidents.rerate(h, spec, summarize, out);
             return;
         }
