@@ -34,6 +34,8 @@ pub struct RecordReader {
     line: u64,
     state: State,
     buf: Vec<u8>,
+    /// Records split out of a would-be document that turned out not to be one.
+    pending: std::collections::VecDeque<ReadItem>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,7 @@ impl RecordReader {
             line: 0,
             state: State::Start,
             buf: Vec::new(),
+            pending: Default::default(),
         })
     }
 
@@ -108,6 +111,9 @@ impl RecordReader {
     }
 
     fn next_item(&mut self) -> Option<ReadItem> {
+        if let Some(item) = self.pending.pop_front() {
+            return Some(item);
+        }
         loop {
             if self.state == State::Done {
                 return None;
@@ -126,7 +132,8 @@ impl RecordReader {
                 Line::Fits | Line::TooLong { .. } if self.state == State::Start && self.starts_document(&line) => {
                     self.state = State::Done;
                     let complete = !matches!(line, Line::TooLong { complete: false, .. });
-                    return Some(self.read_document(number, complete));
+                    let item = self.read_document(number, complete);
+                    return Some(self.document_or_lines(item));
                 }
                 Line::Fits => {
                     self.state = State::Lines;
@@ -210,6 +217,35 @@ impl RecordReader {
             return ReadItem::Rejected(Rejection::new(&self.origin(start_line), reason));
         }
         ReadItem::Record(RawRecord { bytes: doc, origin: self.origin(start_line) })
+    }
+
+    /// A document that does not parse as JSON was probably JSON lines whose first line is broken (cut
+    /// short): rather than reject the whole file as one record, read it as lines, so only the broken
+    /// lines are rejected and the rest is still processed.
+    fn document_or_lines(&mut self, item: ReadItem) -> ReadItem {
+        let ReadItem::Record(doc) = item else { return item };
+        let valid = serde_json::Deserializer::from_slice(&doc.bytes)
+            .into_iter::<serde::de::IgnoredAny>()
+            .all(|v| v.is_ok());
+        if valid {
+            return ReadItem::Record(doc);
+        }
+        let max = self.limits.max_line_bytes;
+        for (i, line) in doc.bytes.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if is_blank(line) {
+                continue;
+            }
+            let origin = self.origin(doc.origin.line + i as u64);
+            self.pending.push_back(if line.len() > max {
+                let reason = format!("line is {} bytes, over the limit of {max} (--max-line-bytes)", line.len());
+                ReadItem::Rejected(Rejection::new(&origin, reason))
+            } else {
+                ReadItem::Record(RawRecord { bytes: line.to_vec(), origin })
+            });
+        }
+        self.state = State::Lines;
+        self.pending.pop_front().unwrap_or_else(|| ReadItem::Record(doc))
     }
 
     /// A read error ends the input: report where it happened.

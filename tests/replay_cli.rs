@@ -1,0 +1,200 @@
+//! `authwatch replay` end to end: determinism, input forms, time bounds, exit codes, spec errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_authwatch");
+
+fn fixture(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/detect").join(case).join("events.jsonl")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).arg("--no-progress").output().expect("run authwatch")
+}
+
+fn simulated(dir: &Path) -> PathBuf {
+    let log = dir.join("sim.jsonl");
+    let out = Command::new(BIN)
+        .args(["simulate", "--users", "2000", "--duration", "12h", "--seed", "5", "--start", "2026-03-01T00:00:00Z"])
+        .arg("-o")
+        .arg(&log)
+        .output()
+        .expect("simulate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    log
+}
+
+#[test]
+fn same_input_gives_byte_identical_findings_whatever_the_threads_or_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = simulated(dir.path());
+    let one = run(&["replay", log.to_str().unwrap(), "--threads", "1", "-q"]);
+    let two = run(&["replay", log.to_str().unwrap(), "--threads", "2", "-q"]);
+    let again = run(&["replay", log.to_str().unwrap(), "--threads", "4", "-q"]);
+    assert!(one.status.success());
+    assert!(!one.stdout.is_empty(), "the simulation plants attacks");
+    assert_eq!(one.stdout, two.stdout);
+    assert_eq!(one.stdout, again.stdout);
+
+    // The same events split over several files in a directory (read in path order).
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, chunk) in lines.chunks(lines.len() / 5 + 1).enumerate() {
+        let mut f = std::fs::File::create(parts.join(format!("part-{i:02}.jsonl"))).unwrap();
+        for l in chunk {
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+    let split = run(&["replay", parts.to_str().unwrap(), "-q"]);
+    assert!(split.status.success());
+    assert_eq!(one.stdout, split.stdout, "splitting into files changes nothing");
+
+    // Gzip and standard input give the same.
+    let gz = dir.path().join("sim.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let zipped = run(&["replay", gz.to_str().unwrap(), "-q"]);
+    assert_eq!(one.stdout, zipped.stdout, "gzip is read transparently");
+    let mut child = Command::new(BIN)
+        .args(["replay", "-", "-q", "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = text.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+    let piped = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(one.stdout, piped.stdout, "standard input as -");
+}
+
+#[test]
+fn output_file_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("findings.jsonl");
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "findings went to the file");
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let f: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    for field in [
+        "detector", "severity", "user", "user_sub", "ip", "user_pool_id", "first_seen", "last_seen", "detected_at",
+        "count", "summary", "evidence",
+    ] {
+        assert!(f.get(field).is_some(), "schema field {field} missing");
+    }
+    let summary = String::from_utf8_lossy(&out.stderr);
+    for needle in ["decoded", "rejected    0", "failed_login_burst", "top addresses", "time span", "throughput"] {
+        assert!(summary.contains(needle), "summary lacks {needle}:\n{summary}");
+    }
+}
+
+#[test]
+fn rejected_records_are_located_counted_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    let good = std::fs::read_to_string(fixture("burst_user")).unwrap();
+    let mut text = String::from("{\"eventTimestamp\": \"17724\n");
+    text.push_str("not json at all\n");
+    text.push_str(&good);
+    std::fs::write(&path, text).unwrap();
+    let rejects = dir.path().join("rejects.jsonl");
+    let out = run(&["replay", path.to_str().unwrap(), "--rejects", rejects.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "rejected records give exit 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rejected    2"), "{stderr}");
+    assert!(stderr.contains("mixed.jsonl:1"), "located: {stderr}");
+    assert!(stderr.contains("mixed.jsonl:2"), "located: {stderr}");
+    let findings = String::from_utf8_lossy(&out.stdout);
+    assert!(findings.contains("failed_login_burst"), "the rest of the input was still processed");
+    let listed = std::fs::read_to_string(rejects).unwrap();
+    assert_eq!(listed.lines().count(), 2);
+    let r: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(r["line"], 1);
+    assert!(r["reason"].as_str().unwrap().len() > 5);
+}
+
+#[test]
+fn fatal_errors_exit_2_with_a_clear_message() {
+    let out = run(&["replay", "/no/such/file.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.jsonl"));
+
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--format", "syslog"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--allow-cidr", "10.0.0.0/99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-cidr"));
+}
+
+#[test]
+fn since_and_until_bound_the_events() {
+    let f = fixture("burst_user");
+    let inside = run(&["replay", f.to_str().unwrap(), "--since", "2026-03-02T12:09:00Z", "--until", "2026-03-02T12:20:00Z"]);
+    assert!(String::from_utf8_lossy(&inside.stdout).contains("failed_login_burst"));
+    let before = run(&["replay", f.to_str().unwrap(), "--until", "2026-03-02T12:11:00Z"]);
+    assert!(before.stdout.is_empty(), "only 3 of the failures fall before 12:11");
+    assert!(String::from_utf8_lossy(&before.stderr).contains("outside --since/--until"));
+}
+
+#[test]
+fn forced_format_rejects_the_other_format() {
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--format", "cloudtrail", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn updates_flag_adds_open_and_escalated_findings() {
+    let out = run(&["replay", fixture("alert_storm_one_incident").to_str().unwrap(), "--updates", "-q"]);
+    let statuses: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].as_str().unwrap().to_string())
+        .collect();
+    assert!(statuses.contains(&"open".to_string()));
+    assert!(statuses.contains(&"escalated".to_string()));
+    assert!(statuses.contains(&"closed".to_string()));
+}
+
+#[test]
+fn bad_spec_directory_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("filters/failed_login_burst_user.toml");
+    let text = std::fs::read_to_string(src).unwrap().replace("threshold = 10", "threshold = 10\nthreshhold = 3");
+    std::fs::write(dir.path().join("failed_login_burst_user.toml"), text).unwrap();
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--filters", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed_login_burst_user.toml"), "{err}");
+    assert!(err.contains("threshhold"), "{err}");
+}
+
+#[test]
+fn filters_dir_replaces_the_builtin_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("filters/failed_login_burst_user.toml");
+    let text = std::fs::read_to_string(src).unwrap().replace("threshold = 10", "threshold = 20");
+    std::fs::write(dir.path().join("failed_login_burst_user.toml"), text).unwrap();
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--filters", dir.path().to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "12 failures are under a threshold of 20");
+}
+
+#[test]
+fn readme_detector_table_matches_the_specs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = authwatch::spec::SpecSet::builtin().markdown_table();
+    assert!(readme.contains(&table), "README's detector table is stale; paste the output of `authwatch detectors`:\n{table}");
+}
