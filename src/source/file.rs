@@ -245,7 +245,7 @@ impl RecordReader {
             });
         }
         self.state = State::Lines;
-        self.pending.pop_front().unwrap_or_else(|| ReadItem::Record(doc))
+        self.pending.pop_front().unwrap_or(ReadItem::Record(doc))
     }
 
     /// A read error ends the input: report where it happened.
