@@ -24,6 +24,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_REJECTED: i32 = 1;
 /// Exit code: a fatal error (bad arguments, unreadable input or spec, failed write).
 pub const EXIT_FATAL: i32 = 2;
+/// Exit code: `replay --truth` found the findings differ from the ground truth.
+pub const EXIT_SCORE: i32 = 3;
 
 #[derive(Debug, Parser)]
 #[command(name = "authwatch", version, about = "Finds attacks in Amazon Cognito sign-in logs", long_about = None)]
@@ -111,6 +113,10 @@ pub struct ReplayArgs {
     /// Write every rejected record (file, line, reason) here as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
+    /// Score the findings against a ground-truth file from `authwatch simulate --truth` (printed with the
+    /// summary; exit 3 when an attack was missed or a finding matches no attack).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,

@@ -198,3 +198,35 @@ fn readme_detector_table_matches_the_specs() {
     let table = authwatch::spec::SpecSet::builtin().markdown_table();
     assert!(readme.contains(&table), "README's detector table is stale; paste the output of `authwatch detectors`:\n{table}");
 }
+
+#[test]
+fn truth_flag_scores_findings_and_exits_3_on_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sim.jsonl");
+    let truth = dir.path().join("truth.json");
+    let out = Command::new(BIN)
+        .args(["simulate", "--users", "1500", "--duration", "12h", "--seed", "9"])
+        .arg("-o")
+        .arg(&log)
+        .arg("--truth")
+        .arg(&truth)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ok = run(&["replay", log.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", "/dev/null"]);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 missed, 0 false alarm(s)"), "{stderr}");
+
+    // A planted attack the log does not contain is reported as missed.
+    let mut attacks: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    let mut ghost = attacks[0].clone();
+    ghost["id"] = "ghost-1".into();
+    ghost["ips"] = serde_json::json!(["192.0.2.99"]);
+    ghost["users"] = serde_json::json!(["nobody"]);
+    attacks.push(ghost);
+    std::fs::write(&truth, serde_json::to_vec(&attacks).unwrap()).unwrap();
+    let miss = run(&["replay", log.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", "/dev/null"]);
+    assert_eq!(miss.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&miss.stderr).contains("missed ghost-1"));
+}

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED};
+use crate::cli::{engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE};
 use crate::finding::Status;
 use crate::replay::{self, Progress, ReplayHooks};
 use crate::sink::jsonl::JsonLines;
@@ -21,9 +21,21 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
         None => None,
     };
+    let truth: Option<Vec<crate::simulate::Attack>> = match &a.truth {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Some(serde_json::from_slice(&bytes).with_context(|| format!("{}: not a ground-truth file", p.display()))?)
+        }
+        None => None,
+    };
     let bar = progress_wanted(a.no_progress, a.quiet).then(new_bar);
     let updates = a.updates;
+    let mut closed = Vec::new();
+    let keep_closed = truth.is_some();
     let mut on_finding = |f: &crate::finding::Finding| {
+        if f.status == Status::Closed && keep_closed {
+            closed.push(f.clone());
+        }
         if updates || f.status == Status::Closed {
             out.write(f)?;
         }
@@ -63,6 +75,25 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     }
     if !a.quiet {
         eprint!("{}", summary::render(&report));
+    }
+    if let Some(truth) = truth {
+        let s = crate::score::score(&truth, &closed);
+        eprintln!(
+            "score         {} of {} planted attacks found, {} missed, {} false alarm(s)",
+            s.found.len(),
+            truth.len(),
+            s.missed.len(),
+            s.false_alarms.len()
+        );
+        for (id, dets) in &s.missed {
+            eprintln!("  missed {id}: expected {}", dets.join(", "));
+        }
+        for fa in &s.false_alarms {
+            eprintln!("  false alarm: {}", crate::sanitize::for_terminal(fa));
+        }
+        if !s.perfect() {
+            return Ok(EXIT_SCORE);
+        }
     }
     Ok(if report.rejected > 0 { EXIT_REJECTED } else { EXIT_OK })
 }
