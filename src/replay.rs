@@ -34,6 +34,8 @@ use crate::time::Timestamp;
 /// Raw records per batch handed to a decoder: large enough to amortise channel costs, small enough to
 /// keep every core busy on modest inputs.
 const BATCH_RECORDS: usize = 1024;
+/// Batches of 16 records read at most to find a file's first event when ordering inputs.
+const PEEK_BATCHES: usize = 64;
 /// Batches in flight per decoder thread.
 const BATCHES_PER_THREAD: usize = 4;
 
@@ -150,7 +152,7 @@ pub fn run(
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
-    let inputs = expand_inputs(&cfg.inputs)?;
+    let inputs = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
     let bytes_total: u64 = inputs
         .iter()
         .map(|i| match i {
@@ -192,6 +194,60 @@ pub fn run(
     report.detectors = engine.detector_stats();
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Orders several files by the time of their first event (then by path), so files that cover
+/// interleaved spans, such as a CloudTrail bucket's regions and accounts or a log split into parts with
+/// arbitrary names, are read in time order rather than one whole file after another. Reading only the
+/// first record of each file is enough; standard input stays where it is (first).
+pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint) -> Vec<Input> {
+    if inputs.len() < 2 {
+        return inputs;
+    }
+    let mut keyed: Vec<(Option<Timestamp>, usize, Input)> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| (first_event_time(&input, limits, hint), i, input))
+        .collect();
+    // Inputs with no readable event keep their place relative to each other, after the timed ones.
+    keyed.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => x.cmp(&y).then(a.1.cmp(&b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(&b.1),
+    });
+    keyed.into_iter().map(|(_, _, input)| input).collect()
+}
+
+/// The earliest event time in the first few records of a file (None for standard input or no event).
+fn first_event_time(input: &Input, limits: Limits, hint: FormatHint) -> Option<Timestamp> {
+    if matches!(input, Input::Stdin) {
+        return Some(Timestamp(i64::MIN));
+    }
+    let mut reader = RecordReader::open(input, limits).ok()?;
+    let mut items = Vec::new();
+    let mut first = None;
+    // A file that starts with many non-sign-in records is not read to its end just to place it.
+    for _ in 0..PEEK_BATCHES {
+        if first.is_some() {
+            break;
+        }
+        items.clear();
+        let more = reader.next_batch(16, &mut items);
+        for item in &items {
+            if let ReadItem::Record(r) = item {
+                decode_record(&r.bytes, &r.origin, hint, &mut |d| {
+                    if let Decoded::Event(ev) = d {
+                        first = Some(first.map_or(ev.time, |t: Timestamp| t.min(ev.time)));
+                    }
+                });
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    first
 }
 
 /// The reader thread: inputs in order, batches of raw records, each sent after taking a token.
@@ -243,7 +299,16 @@ fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: FormatHint) {
             match item {
                 ReadItem::Record(r) => {
                     records += 1;
+                    let start = decoded.len();
                     decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(d));
+                    // One record holding many events (a CloudTrail file's `Records`) lists them in no
+                    // particular order: put them in time order (stable, so equal times keep theirs).
+                    if decoded.len() - start > 1 {
+                        decoded[start..].sort_by_key(|d| match d {
+                            Decoded::Event(ev) => ev.time,
+                            _ => Timestamp(i64::MIN),
+                        });
+                    }
                 }
                 ReadItem::Rejected(r) => {
                     records += 1;

@@ -230,3 +230,27 @@ fn truth_flag_scores_findings_and_exits_3_on_a_miss() {
     assert_eq!(miss.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&miss.stderr).contains("missed ghost-1"));
 }
+
+#[test]
+fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
+    // Two "regions" each hold half of one user's failures over the same four minutes, in files named so
+    // that path order is not time order. With --lateness covering the overlap the result equals the
+    // single sorted file.
+    let dir = tempfile::tempdir().unwrap();
+    let all = std::fs::read_to_string(fixture("burst_user")).unwrap();
+    let attack: Vec<&str> = all.lines().filter(|l| l.contains("\"jdoe\"")).collect();
+    let (a, b): (Vec<(usize, &str)>, Vec<(usize, &str)>) = attack.iter().copied().enumerate().partition(|(i, _)| i % 2 == 0);
+    let write = |name: &str, lines: &[(usize, &str)]| {
+        let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join(name), text).unwrap();
+    };
+    write("z-region-a.jsonl", &a);
+    write("a-region-b.jsonl", &b);
+    let single = dir.path().join("single.jsonl");
+    std::fs::write(&single, attack.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let merged = run(&["replay", dir.path().join("z-region-a.jsonl").to_str().unwrap(),
+        dir.path().join("a-region-b.jsonl").to_str().unwrap(), "--lateness", "10m", "-q"]);
+    let reference = run(&["replay", single.to_str().unwrap(), "-q"]);
+    assert!(!reference.stdout.is_empty());
+    assert_eq!(merged.stdout, reference.stdout);
+}
