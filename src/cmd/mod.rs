@@ -3,7 +3,9 @@
 
 
 pub mod detectors;
+pub mod filters;
 pub mod replay;
+pub mod test_filter;
 
 use crate::cli::{Cli, Command};
 
@@ -13,5 +15,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Replay(a) => replay::run(&a),
 
         Command::Detectors(a) => detectors::run(&a),
+        Command::Filters(a) => filters::run(&a),
+        Command::TestFilter(a) => test_filter::run(&a),
     }
 }
