@@ -21,7 +21,10 @@ fn messages() -> Vec<(String, String)> {
     let paths: Vec<PathBuf> = CORPORA.iter().map(PathBuf::from).collect();
     let inputs = expand_inputs(&paths).expect("corpora exist");
     let mut out = Vec::new();
-    for input in inputs.iter().filter(|i| !i.display_name().ends_with(".expected")) {
+    for input in inputs
+        .iter()
+        .filter(|i| !i.display_name().ends_with(".expected"))
+    {
         let mut reader = RecordReader::open(input, Limits::default()).expect("open corpus file");
         let mut items = Vec::new();
         loop {
@@ -46,13 +49,22 @@ fn messages() -> Vec<(String, String)> {
 fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
     let same_format = matches!(
         (format, ev.format),
-        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity) | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
+        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity)
+            | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
     );
     let risky = match &spec.params {
         Params::CognitoRisk(p) => {
             (p.compromised_credentials && ev.risk.compromised_credentials == Some(true))
-                || ev.risk.decision.as_deref().is_some_and(|d| p.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)))
-                || ev.risk.level.as_deref().is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+                || ev
+                    .risk
+                    .decision
+                    .as_deref()
+                    .is_some_and(|d| p.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)))
+                || ev
+                    .risk
+                    .level
+                    .as_deref()
+                    .is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
         }
         _ => true,
     };
@@ -63,7 +75,11 @@ fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
 fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
     let specs = SpecSet::builtin();
     let messages = messages();
-    assert!(messages.len() > 40, "the corpora hold {} messages", messages.len());
+    assert!(
+        messages.len() > 40,
+        "the corpora hold {} messages",
+        messages.len()
+    );
     let mut mismatches = Vec::new();
     let mut checked = 0;
     for spec in specs.specs.iter().filter(|s| s.cloudwatch.is_some()) {
@@ -73,7 +89,12 @@ fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
             let mut selected = 0;
             for (at, message) in &messages {
                 let mut decoded = Vec::new();
-                decode_record(message.as_bytes(), &authwatch::event::Origin::new(at.as_str().into(), 1), FormatHint::Auto, &mut |d| decoded.push(d));
+                decode_record(
+                    message.as_bytes(),
+                    &authwatch::event::Origin::new(at.as_str().into(), 1),
+                    FormatHint::Auto,
+                    &mut |d| decoded.push(d),
+                );
                 let expected = match decoded.as_slice() {
                     [Decoded::Event(ev)] => Some(counted(spec, *format, ev)),
                     [Decoded::Skipped(_)] => Some(false),
@@ -89,13 +110,27 @@ fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
                         spec.id,
                         format.as_str(),
                         if actual { "matches" } else { "does not match" },
-                        if expected { "counts it" } else { "does not count it" }
+                        if expected {
+                            "counts it"
+                        } else {
+                            "does not count it"
+                        }
                     ));
                 }
             }
-            assert!(selected > 0, "{} {}: the corpora hold no event it counts", spec.id, format.as_str());
+            assert!(
+                selected > 0,
+                "{} {}: the corpora hold no event it counts",
+                spec.id,
+                format.as_str()
+            );
         }
     }
     assert!(checked > 0);
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

@@ -115,14 +115,24 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
     let mut seen_filters = BTreeSet::new();
     for spec in specs.enabled() {
         let Some(cw) = &spec.cloudwatch else {
-            plan.skipped.push(format!("{}: no [cloudwatch] section (no aggregate form)", spec.id));
+            plan.skipped.push(format!(
+                "{}: no [cloudwatch] section (no aggregate form)",
+                spec.id
+            ));
             continue;
         };
         let Some(pattern) = cw.pattern(target.format) else {
-            plan.skipped.push(format!("{}: no cloudwatch.pattern.{}", spec.id, target.format.as_str()));
+            plan.skipped.push(format!(
+                "{}: no cloudwatch.pattern.{}",
+                spec.id,
+                target.format.as_str()
+            ));
             continue;
         };
-        let namespace = target.namespace.clone().unwrap_or_else(|| cw.namespace.clone());
+        let namespace = target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cw.namespace.clone());
         let filter_name = format!("{}-{}", target.name_prefix, cw.metric_name);
         if seen_filters.insert(filter_name.clone()) {
             plan.filters.push(MetricFilter {
@@ -141,7 +151,10 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
             spec.id,
             spec.description,
             target.log_group,
-            spec.key.as_str()
+            match spec.key {
+                KeyKind::Ip => "address",
+                KeyKind::User => "user",
+            }
         );
         if description.chars().count() > MAX_ALARM_DESCRIPTION {
             description = description.chars().take(MAX_ALARM_DESCRIPTION).collect();
@@ -166,9 +179,17 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
                 KeyKind::Ip => target.format.ip_selector(),
                 KeyKind::User => target.format.user_selector(),
             };
-            let filters: Vec<Value> = filters.iter().map(|f| json!({ "Match": f.selector, "In": f.values })).collect();
+            let filters: Vec<Value> = filters
+                .iter()
+                .map(|f| json!({ "Match": f.selector, "In": f.values }))
+                .collect();
             plan.rules.push(InsightRule {
-                rule_name: format!("{}-{}-per-{}", target.name_prefix, spec.id, spec.key.as_str()),
+                rule_name: format!(
+                    "{}-{}-per-{}",
+                    target.name_prefix,
+                    spec.id,
+                    spec.key.as_str()
+                ),
                 body: json!({
                     "Schema": { "Name": "CloudWatchLogRule", "Version": 1 },
                     "LogGroupNames": [target.log_group],
@@ -243,7 +264,10 @@ pub fn cloudformation(plan: &Plan) -> Value {
             "LogGroupName": f.log_group,
             "MetricTransformations": [t],
         });
-        resources.insert(ids.id("MetricFilter", &f.filter_name), json!({ "Type": "AWS::Logs::MetricFilter", "Properties": props }));
+        resources.insert(
+            ids.id("MetricFilter", &f.filter_name),
+            json!({ "Type": "AWS::Logs::MetricFilter", "Properties": props }),
+        );
     }
     for a in &plan.alarms {
         let mut props = json!({
@@ -263,7 +287,10 @@ pub fn cloudformation(plan: &Plan) -> Value {
         if !a.actions.is_empty() {
             props["AlarmActions"] = json!(a.actions);
         }
-        resources.insert(ids.id("Alarm", &a.alarm_name), json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": props }));
+        resources.insert(
+            ids.id("Alarm", &a.alarm_name),
+            json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": props }),
+        );
     }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -334,9 +361,14 @@ fn yaml_value(v: &Value, indent: usize, out: &mut String) {
                         // The first key on the dash line, the others aligned under it.
                         let mut first = true;
                         for (k, grand) in m {
-                            let lead = if first { " ".to_string() } else { " ".repeat(indent + 2) };
+                            let lead = if first {
+                                " ".to_string()
+                            } else {
+                                " ".repeat(indent + 2)
+                            };
                             first = false;
-                            let _ = write!(out, "{lead}{}:", yaml_scalar(&Value::String(k.clone())));
+                            let _ =
+                                write!(out, "{lead}{}:", yaml_scalar(&Value::String(k.clone())));
                             yaml_child(grand, indent + 2, out);
                         }
                     }
@@ -431,8 +463,16 @@ pub fn hcl_string(s: &str) -> String {
 
 /// A Terraform resource name: lowercase letters, digits and `_`, starting with a letter.
 fn hcl_name(s: &str) -> String {
-    let mut out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
         out.insert(0, 'r');
     }
@@ -441,7 +481,9 @@ fn hcl_name(s: &str) -> String {
 
 /// Terraform: `aws_cloudwatch_log_metric_filter` and `aws_cloudwatch_metric_alarm` resources.
 pub fn terraform(plan: &Plan) -> String {
-    let mut out = String::from("# Generated by authwatch from the detector specs: metric filters and alarms.\n");
+    let mut out = String::from(
+        "# Generated by authwatch from the detector specs: metric filters and alarms.\n",
+    );
     let mut used = BTreeSet::new();
     let mut unique = |base: String| {
         let mut name = base.clone();
@@ -466,7 +508,11 @@ pub fn terraform(plan: &Plan) -> String {
             hcl_string(&f.unit),
         );
         if let Some(d) = f.default_value {
-            let _ = writeln!(out, "    default_value = {}", hcl_string(&json!(d).to_string()));
+            let _ = writeln!(
+                out,
+                "    default_value = {}",
+                hcl_string(&json!(d).to_string())
+            );
         }
         out.push_str("  }\n}\n");
     }
@@ -527,10 +573,17 @@ impl OutputFormat {
         if s == "all" {
             return Ok(OutputFormat::ALL.to_vec());
         }
-        OutputFormat::ALL.into_iter().find(|f| f.as_str() == s).map(|f| vec![f]).ok_or_else(|| {
-            let known: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.as_str()).collect();
-            format!("unknown output format '{s}' (known: {}, all)", known.join(", "))
-        })
+        OutputFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .map(|f| vec![f])
+            .ok_or_else(|| {
+                let known: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.as_str()).collect();
+                format!(
+                    "unknown output format '{s}' (known: {}, all)",
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -541,10 +594,16 @@ pub fn files(plan: &Plan, format: OutputFormat) -> BTreeMap<String, String> {
     match format {
         OutputFormat::CliJson => {
             for f in &plan.filters {
-                files.insert(format!("cli/put-metric-filter.{}.json", f.filter_name), to_json(&filter_cli_json(f)));
+                files.insert(
+                    format!("cli/put-metric-filter.{}.json", f.filter_name),
+                    to_json(&filter_cli_json(f)),
+                );
             }
             for a in &plan.alarms {
-                files.insert(format!("cli/put-metric-alarm.{}.json", a.alarm_name), to_json(&alarm_cli_json(a)));
+                files.insert(
+                    format!("cli/put-metric-alarm.{}.json", a.alarm_name),
+                    to_json(&alarm_cli_json(a)),
+                );
             }
         }
         OutputFormat::CloudFormationJson => {
@@ -558,7 +617,10 @@ pub fn files(plan: &Plan, format: OutputFormat) -> BTreeMap<String, String> {
         }
         OutputFormat::ContributorInsights => {
             for r in &plan.rules {
-                files.insert(format!("contributor-insights/{}.json", r.rule_name), to_json(&r.body));
+                files.insert(
+                    format!("contributor-insights/{}.json", r.rule_name),
+                    to_json(&r.body),
+                );
             }
         }
     }
@@ -573,8 +635,11 @@ pub fn stdout_document(plan: &Plan, format: OutputFormat) -> String {
             "put-metric-alarm": plan.alarms.iter().map(alarm_cli_json).collect::<Vec<_>>(),
         })),
         OutputFormat::ContributorInsights => {
-            let rules: serde_json::Map<String, Value> =
-                plan.rules.iter().map(|r| (r.rule_name.clone(), r.body.clone())).collect();
+            let rules: serde_json::Map<String, Value> = plan
+                .rules
+                .iter()
+                .map(|r| (r.rule_name.clone(), r.body.clone()))
+                .collect();
             to_json(&Value::Object(rules))
         }
         other => files(plan, other).into_values().collect(),
@@ -604,7 +669,13 @@ mod tests {
     #[test]
     fn logical_ids_are_alphanumeric_and_unique() {
         let mut ids = LogicalIds::default();
-        assert_eq!(ids.id("Alarm", "authwatch-failed_login"), "AlarmAuthwatchFailedLogin");
-        assert_eq!(ids.id("Alarm", "authwatch_failed-login"), "AlarmAuthwatchFailedLogin2");
+        assert_eq!(
+            ids.id("Alarm", "authwatch-failed_login"),
+            "AlarmAuthwatchFailedLogin"
+        );
+        assert_eq!(
+            ids.id("Alarm", "authwatch_failed-login"),
+            "AlarmAuthwatchFailedLogin2"
+        );
     }
 }

@@ -41,7 +41,10 @@ pub fn check_set(specs: &[Spec]) -> Vec<SpecError> {
         }
     }
     for format in CwLogFormat::ALL {
-        let filters: Vec<&CloudWatchSpec> = by_metric.values().filter_map(|s| s.cloudwatch.as_ref()).collect();
+        let filters: Vec<&CloudWatchSpec> = by_metric
+            .values()
+            .filter_map(|s| s.cloudwatch.as_ref())
+            .collect();
         let with_pattern: Vec<&str> = filters.iter().filter_map(|c| c.pattern(format)).collect();
         let regex_bearing = with_pattern
             .iter()
@@ -50,12 +53,18 @@ pub fn check_set(specs: &[Spec]) -> Vec<SpecError> {
         let problem = if regex_bearing > MAX_REGEX_FILTERS_PER_LOG_GROUP {
             Some(format!("{regex_bearing} filters with a regex; AWS allows {MAX_REGEX_FILTERS_PER_LOG_GROUP} per log group"))
         } else if with_pattern.len() > MAX_FILTERS_PER_LOG_GROUP {
-            Some(format!("{} metric filters; AWS allows {MAX_FILTERS_PER_LOG_GROUP} per log group", with_pattern.len()))
+            Some(format!(
+                "{} metric filters; AWS allows {MAX_FILTERS_PER_LOG_GROUP} per log group",
+                with_pattern.len()
+            ))
         } else {
             None
         };
         if let Some(p) = problem {
-            errors.push(SpecError { source: "filters".into(), message: format!("cloudwatch.pattern.{}: {p}", format.as_str()) });
+            errors.push(SpecError {
+                source: "filters".into(),
+                message: format!("cloudwatch.pattern.{}: {p}", format.as_str()),
+            });
         }
     }
     errors
