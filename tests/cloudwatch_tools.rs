@@ -589,3 +589,68 @@ fn apply_reports_each_failure_and_exits_non_zero() {
     assert_eq!(stdout.matches("FAILED alarm").count(), 6, "{stdout}");
     assert!(stdout.contains("9 of 9 resources failed"), "{stdout}");
 }
+
+#[test]
+fn apply_updates_what_changed_in_the_specs_and_only_that() {
+    let Some(url) = emulator() else { return };
+    let group = format!("/authwatch/{}", unique("upd"));
+    let prefix = unique("up");
+    let created = Command::new("aws")
+        .args([
+            "--endpoint-url",
+            &url,
+            "logs",
+            "create-log-group",
+            "--log-group-name",
+            &group,
+        ])
+        .output();
+    if !created.is_ok_and(|o| o.status.success()) {
+        assert!(
+            !required(),
+            "could not create the log group with the AWS CLI"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("filters").unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let apply = || {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "filters",
+            "--apply",
+            "--endpoint-url",
+            &url,
+            "--log-group",
+            &group,
+            "--log-format",
+            "cognito",
+            "--namespace",
+            &prefix,
+            "--name-prefix",
+            &prefix,
+            "--filters",
+        ]);
+        cmd.arg(dir.path());
+        String::from_utf8_lossy(&run(&mut cmd).stdout).to_string()
+    };
+    assert!(apply().contains("9 of 9 resources created or updated"));
+    let spec = dir.path().join("failed_login_burst_user.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace("period = 300\n", "period = 120\n")).unwrap();
+    let second = apply();
+    assert!(
+        second.contains(&format!(
+            "updated alarm {prefix}-failed_login_burst_user (period)"
+        )),
+        "{second}"
+    );
+    assert!(
+        second.contains("1 of 9 resources created or updated"),
+        "{second}"
+    );
+    assert!(apply().contains("nothing to change"));
+}
