@@ -47,6 +47,10 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Validate the detector specs and print them as a table.
     Detectors(DetectorsArgs),
+    /// Generate (or, with --apply, create) CloudWatch metric filters and alarms from the detector specs.
+    Filters(Box<FiltersArgs>),
+    /// Test a CloudWatch Logs filter pattern against log files offline, like TestMetricFilter.
+    TestFilter(TestFilterArgs),
 }
 
 /// Options shared by every command that runs the detectors.
@@ -149,6 +153,65 @@ pub struct DetectorsArgs {
     /// Directory of detector specs to validate instead of the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub filters: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FiltersArgs {
+    /// The log group the metric filters watch.
+    #[arg(long, value_name = "NAME")]
+    pub log_group: String,
+    /// What the log group holds: cognito (the exported user-activity log) or cloudtrail.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: String,
+    /// Metric namespace for every metric (default: each spec's own).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// SNS topic the alarms notify. Repeatable.
+    #[arg(long = "sns-topic-arn", value_name = "ARN")]
+    pub sns_topic_arns: Vec<String>,
+    /// Prefix of the metric filter, alarm and rule names.
+    #[arg(long, default_value = crate::cloudwatch::generate::DEFAULT_NAME_PREFIX, value_name = "PREFIX")]
+    pub name_prefix: String,
+    /// cli-json, cloudformation-json, cloudformation-yaml, terraform, contributor-insights or all.
+    #[arg(long, default_value = "cloudformation-yaml", value_name = "FORMAT")]
+    pub output_format: String,
+    /// Write the files here (created if missing) instead of standard output; required for `all`.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Create or update the metric filters and alarms in AWS instead of writing files.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: compare with what exists and print the plan; change nothing.
+    #[arg(long, requires = "apply")]
+    pub dry_run: bool,
+    /// AWS region (default: the standard chain: AWS_REGION, the profile...).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS shared-config profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Send API calls here (an emulator, a VPC endpoint) instead of the regional endpoint.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Directory of detector specs (*.toml) replacing the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub filters: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestFilterArgs {
+    /// The filter pattern, as given to CloudWatch Logs.
+    #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
+    pub pattern: String,
+    /// Files or directories (read recursively); `-` or nothing reads standard input. Gzip is detected.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print only the count, not each matching event.
+    #[arg(short, long)]
+    pub count: bool,
+    /// Longest accepted line; longer lines are rejected without being read into memory.
+    #[arg(long, default_value_t = Limits::default().max_line_bytes, value_name = "BYTES")]
+    pub max_line_bytes: usize,
 }
 
 /// Loads the rules: `--filters DIR` or the built-in set.

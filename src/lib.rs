@@ -3,8 +3,10 @@
 //! Follow one event from source to sink:
 //! `source` (files, CloudWatch Logs) → `decode` (vendor JSON → [`event::SignInEvent`]) →
 //! `detect` (sliding windows on event time → [`finding::Finding`]) → `sink` (JSON lines, summary, SNS).
-//! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files.
+//! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files;
+//! `cloudwatch` turns the specs into metric filters and alarms, and `pattern` evaluates filter patterns.
 
+pub mod cloudwatch;
 pub mod decode;
 pub mod detect;
 pub mod event;

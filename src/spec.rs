@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::cloudwatch::section::{self as cw, CloudWatchSpec};
 use crate::event::{EventKind, Outcome};
 use crate::finding::Severity;
 use crate::time::Span;
@@ -277,6 +278,9 @@ pub struct Spec {
     pub outcomes: Vec<Outcome>,
     pub params: Params,
     pub allow: AllowList,
+    /// The CloudWatch metric filter, alarm and Contributor Insights rule (`[cloudwatch]`); `None` for a
+    /// detector with no aggregate form, for which nothing is generated.
+    pub cloudwatch: Option<CloudWatchSpec>,
     /// Where the spec came from: a path, or `builtin:NAME.toml`.
     pub source: String,
 }
@@ -393,8 +397,8 @@ impl SpecSet {
     /// The README's detector table (Markdown), generated from the specs so the two cannot drift.
     pub fn markdown_table(&self) -> String {
         let mut out = String::from(
-            "| rule | detector | key | window | threshold | severity (escalation) | cooldown | counts |\n\
-             |---|---|---|---|---|---|---|---|\n",
+            "| rule | detector | key | window | threshold | severity (escalation) | cooldown | counts | CloudWatch alarm |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.specs {
             let mut esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
@@ -405,7 +409,7 @@ impl SpecSet {
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.as_str()).collect();
             let outcomes: Vec<&str> = s.outcomes.iter().map(|o| o.as_str()).collect();
             out.push_str(&format!(
-                "| `{}`{} | `{}` | {} | {} | {} | {} | {} | {} of {} |\n",
+                "| `{}`{} | `{}` | {} | {} | {} | {} | {} | {} of {} | {} |\n",
                 s.id,
                 if s.enabled { "" } else { " (disabled)" },
                 s.detector.id(),
@@ -416,10 +420,35 @@ impl SpecSet {
                 s.cooldown,
                 outcomes.join("/"),
                 kinds.join("/"),
+                cloudwatch_cell(s),
             ));
         }
         out
     }
+}
+
+/// The table's CloudWatch column: the metric and the alarm condition, or why there is none.
+fn cloudwatch_cell(s: &Spec) -> String {
+    let Some(cw) = &s.cloudwatch else {
+        return "none (no aggregate form)".into();
+    };
+    let op = match cw.alarm.comparison.as_str() {
+        "GreaterThanOrEqualToThreshold" => ">=",
+        "GreaterThanThreshold" => ">",
+        "LessThanThreshold" => "<",
+        _ => "<=",
+    };
+    let formats: Vec<&str> = cw.patterns.keys().map(|f| f.as_str()).collect();
+    format!(
+        "`{}` {} {op} {} per {} s ({} of {}); {}",
+        cw.metric_name,
+        cw.alarm.statistic,
+        cw.alarm.threshold,
+        cw.alarm.period,
+        cw.alarm.datapoints_to_alarm,
+        cw.alarm.evaluation_periods,
+        formats.join(", ")
+    )
 }
 
 #[derive(Deserialize)]
@@ -445,6 +474,7 @@ struct RawSpec {
     params: toml::Table,
     #[serde(default)]
     allow: RawAllow,
+    cloudwatch: Option<cw::RawSection>,
 }
 
 fn default_true() -> bool {
@@ -559,6 +589,7 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
         allow.cidrs.push(AllowList::parse_cidr(c).map_err(|e| format!("allow.cidrs: {e}"))?);
     }
     allow.users = raw.allow.users;
+    let cloudwatch = raw.cloudwatch.map(cw::validate).transpose()?;
     Ok(Spec {
         id: raw.id,
         detector,
@@ -576,6 +607,7 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
         outcomes,
         params,
         allow,
+        cloudwatch,
         source: String::new(),
     })
 }
@@ -723,6 +755,9 @@ pub fn parse_set(files: &[(&str, &str)]) -> Result<SpecSet, SpecErrors> {
             }
             Err(e) => errors.push(e),
         }
+    }
+    if errors.is_empty() {
+        errors.extend(crate::cloudwatch::check_set(&specs));
     }
     if !errors.is_empty() {
         return Err(SpecErrors(errors));

@@ -19,10 +19,10 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
 /// data nests at most three deep; the bound keeps a crafted record from recursing without end.
 pub const MAX_NESTING: u32 = 8;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Base64 of the gzip magic and deflate method byte: how every base64-encoded gzip payload starts.
-const BASE64_GZIP_PREFIX: &str = "H4sI";
-const UTF8_BOM: char = '\u{feff}';
+pub(super) const BASE64_GZIP_PREFIX: &str = "H4sI";
+pub(super) const UTF8_BOM: char = '\u{feff}';
 
 /// Decodes raw record bytes: unpacks gzip and base64 of gzip, checks UTF-8, then decodes the JSON.
 pub(super) fn decode_bytes(
@@ -186,7 +186,7 @@ fn array<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<&'a RawValue>, String
     serde_json::from_str(raw.get()).map_err(|e| format!("`{field}`: {e}"))
 }
 
-fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let mut inner = Vec::new();
     MultiGzDecoder::new(bytes)
         .take(MAX_DECOMPRESSED_BYTES + 1)
@@ -198,7 +198,7 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(inner)
 }
 
-fn unbase64(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn unbase64(text: &str) -> Result<Vec<u8>, String> {
     let engine = base64::engine::general_purpose::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()

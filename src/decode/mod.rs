@@ -10,6 +10,9 @@
 mod cloudtrail;
 mod cognito;
 mod container;
+mod messages;
+
+pub use messages::log_messages;
 
 use std::borrow::Cow;
 use std::fmt;

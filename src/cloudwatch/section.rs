@@ -1,0 +1,474 @@
+//! The `[cloudwatch]` section of a detector spec: raw TOML (unknown keys rejected) validated against every
+//! AWS limit of aws-formats.md §4-5 into [`CloudWatchSpec`].
+//!
+//! A metric filter counts the events a detector counts across the whole log group; it cannot key by user or
+//! address (a dimension per IP or user would get the filter disabled). The alarm approximates the rule at
+//! that aggregate level; the Contributor Insights rule shows the per-key top contributors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::names;
+use crate::pattern::{FilterPattern, PatternKind, MAX_REGEX_PER_PATTERN};
+
+/// The log formats a pattern is written for: the exported Cognito user-activity log and CloudTrail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CwLogFormat {
+    Cognito,
+    CloudTrail,
+}
+
+impl CwLogFormat {
+    pub const ALL: [CwLogFormat; 2] = [CwLogFormat::Cognito, CwLogFormat::CloudTrail];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CwLogFormat::Cognito => "cognito",
+            CwLogFormat::CloudTrail => "cloudtrail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CwLogFormat> {
+        CwLogFormat::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The JSON selector of the source address, for Contributor Insights keys.
+    pub fn ip_selector(self) -> &'static str {
+        match self {
+            CwLogFormat::Cognito => "$.message.ipAddress",
+            CwLogFormat::CloudTrail => "$.sourceIPAddress",
+        }
+    }
+
+    /// The JSON selector of the user: the name in the Cognito log; the `sub` in CloudTrail, which never
+    /// logs the name of a failed sign-in.
+    pub fn user_selector(self) -> &'static str {
+        match self {
+            CwLogFormat::Cognito => "$.message.userName",
+            CwLogFormat::CloudTrail => "$.additionalEventData.sub",
+        }
+    }
+}
+
+/// CloudWatch's standard units (`MetricDatum.Unit`).
+pub const UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+/// `PutMetricAlarm.Statistic`.
+pub const STATISTICS: &[&str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+/// `PutMetricAlarm.ComparisonOperator` for static thresholds (the anomaly-band ones need a model).
+pub const COMPARISONS: &[&str] = &[
+    "GreaterThanOrEqualToThreshold",
+    "GreaterThanThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+];
+/// `PutMetricAlarm.TreatMissingData`.
+pub const MISSING_DATA: &[&str] = &["breaching", "notBreaching", "ignore", "missing"];
+/// AWS: at most 3 dimensions per metric transformation.
+pub const MAX_DIMENSIONS: usize = 3;
+/// AWS: Period × EvaluationPeriods at most one day (seven days for periods of an hour or more).
+pub const MAX_EVALUATION_SECONDS: u64 = 86_400;
+pub const MAX_EVALUATION_SECONDS_HOURLY: u64 = 7 * 86_400;
+/// AWS: `EvaluationPeriods` is at least 1; the API caps at 100000, far beyond a day of 10 s periods.
+pub const MAX_EVALUATION_PERIODS: u32 = 8_640;
+/// Contributor Insights: at most 4 keys and 4 filters per rule.
+pub const MAX_CONTRIBUTOR_FILTERS: usize = 4;
+/// Field names that identify a user or an address: never a dimension (aws-formats.md §4).
+const PERSONAL_FIELDS: &[&str] = &[
+    "ip",
+    "ipaddress",
+    "sourceipaddress",
+    "username",
+    "usersub",
+    "sub",
+    "user",
+    "email",
+    "phone_number",
+    "userid",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSection {
+    pattern: RawPatterns,
+    metric_name: String,
+    namespace: String,
+    #[serde(default = "default_value_text")]
+    value: String,
+    #[serde(default = "default_unit")]
+    unit: String,
+    default_value: Option<f64>,
+    #[serde(default)]
+    dimensions: BTreeMap<String, String>,
+    alarm: RawAlarm,
+    #[serde(default)]
+    contributors: RawContributors,
+}
+
+fn default_value_text() -> String {
+    "1".into()
+}
+
+fn default_unit() -> String {
+    "Count".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatterns {
+    cognito: Option<String>,
+    cloudtrail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlarm {
+    #[serde(default = "default_statistic")]
+    statistic: String,
+    period: u64,
+    evaluation_periods: u32,
+    datapoints_to_alarm: u32,
+    threshold: f64,
+    comparison: String,
+    #[serde(default = "default_missing")]
+    treat_missing_data: String,
+}
+
+fn default_statistic() -> String {
+    "Sum".into()
+}
+
+fn default_missing() -> String {
+    "notBreaching".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawContributors {
+    #[serde(default)]
+    cognito: Vec<RawContributorFilter>,
+    #[serde(default)]
+    cloudtrail: Vec<RawContributorFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContributorFilter {
+    #[serde(rename = "match")]
+    selector: String,
+    #[serde(rename = "in")]
+    values: Vec<String>,
+}
+
+/// The validated CloudWatch side of one detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudWatchSpec {
+    /// Filter pattern per log format; a format without one gets no filter.
+    pub patterns: BTreeMap<CwLogFormat, String>,
+    pub metric_name: String,
+    /// Used unless `authwatch filters --namespace` overrides it.
+    pub namespace: String,
+    /// `metricValue`: a number or `$.field` / `$field`.
+    pub value: String,
+    pub unit: String,
+    pub default_value: Option<f64>,
+    /// Dimension name → selector (`$.field`).
+    pub dimensions: BTreeMap<String, String>,
+    pub alarm: AlarmSpec,
+    /// Contributor Insights filters (ANDed) per log format; a format without them gets no rule.
+    pub contributors: BTreeMap<CwLogFormat, Vec<ContributorFilter>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSpec {
+    pub statistic: String,
+    pub period: u64,
+    pub evaluation_periods: u32,
+    pub datapoints_to_alarm: u32,
+    pub threshold: f64,
+    pub comparison: String,
+    pub treat_missing_data: String,
+}
+
+/// A Contributor Insights filter: the event's `selector` value is one of `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContributorFilter {
+    pub selector: String,
+    pub values: Vec<String>,
+}
+
+impl CloudWatchSpec {
+    pub fn pattern(&self, format: CwLogFormat) -> Option<&str> {
+        self.patterns.get(&format).map(String::as_str)
+    }
+}
+
+/// Validates the section; errors name the key (`cloudwatch.alarm.period: ...`).
+pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
+    let mut patterns = BTreeMap::new();
+    for (format, text) in [
+        (CwLogFormat::Cognito, raw.pattern.cognito),
+        (CwLogFormat::CloudTrail, raw.pattern.cloudtrail),
+    ] {
+        if let Some(text) = text {
+            check_pattern(&text, !raw.dimensions.is_empty())
+                .map_err(|e| format!("cloudwatch.pattern.{}: {e}", format.as_str()))?;
+            patterns.insert(format, text);
+        }
+    }
+    if patterns.is_empty() {
+        return Err("cloudwatch.pattern: give at least one of `cognito` and `cloudtrail`".into());
+    }
+    names::metric_name(&raw.metric_name).map_err(|e| format!("cloudwatch.metric_name: {e}"))?;
+    names::namespace(&raw.namespace).map_err(|e| format!("cloudwatch.namespace: {e}"))?;
+    check_value(&raw.value).map_err(|e| format!("cloudwatch.value: {e}"))?;
+    if !UNITS.contains(&raw.unit.as_str()) {
+        return Err(format!(
+            "cloudwatch.unit: '{}' is not a CloudWatch unit ({})",
+            raw.unit,
+            UNITS.join(", ")
+        ));
+    }
+    if let Some(v) = raw.default_value {
+        if !v.is_finite() {
+            return Err("cloudwatch.default_value: must be a finite number".into());
+        }
+        if !raw.dimensions.is_empty() {
+            return Err("cloudwatch.default_value: AWS does not allow a default value together with dimensions".into());
+        }
+    }
+    check_dimensions(&raw.dimensions).map_err(|e| format!("cloudwatch.dimensions: {e}"))?;
+    if !raw.dimensions.is_empty() {
+        // A filter with dimensions publishes only per-dimension metrics; the spec's alarm watches the
+        // metric as a whole, which would then never receive data.
+        return Err("cloudwatch.dimensions: the alarm watches the metric without dimensions; a filter with \
+                    dimensions would never feed it"
+            .into());
+    }
+    let alarm = check_alarm(raw.alarm)?;
+    let mut contributors = BTreeMap::new();
+    for (format, filters) in [
+        (CwLogFormat::Cognito, raw.contributors.cognito),
+        (CwLogFormat::CloudTrail, raw.contributors.cloudtrail),
+    ] {
+        if filters.is_empty() {
+            continue;
+        }
+        let at = format!("cloudwatch.contributors.{}", format.as_str());
+        if filters.len() > MAX_CONTRIBUTOR_FILTERS {
+            return Err(format!(
+                "{at}: Contributor Insights allows at most {MAX_CONTRIBUTOR_FILTERS} filters"
+            ));
+        }
+        let mut out = Vec::new();
+        for f in filters {
+            names::json_selector(&f.selector).map_err(|e| format!("{at}: match: {e}"))?;
+            if f.values.is_empty() || f.values.len() > 10 {
+                return Err(format!("{at}: `in` takes 1 to 10 values"));
+            }
+            for v in &f.values {
+                names::printable(v, 1, 256).map_err(|e| format!("{at}: in: {e}"))?;
+            }
+            out.push(ContributorFilter {
+                selector: f.selector,
+                values: f.values,
+            });
+        }
+        contributors.insert(format, out);
+    }
+    Ok(CloudWatchSpec {
+        patterns,
+        metric_name: raw.metric_name,
+        namespace: raw.namespace,
+        value: raw.value,
+        unit: raw.unit,
+        default_value: raw.default_value,
+        dimensions: raw.dimensions,
+        alarm,
+        contributors,
+    })
+}
+
+/// A pattern AWS accepts for a metric filter: parses, at most 2 regex, and (with dimensions) JSON or
+/// space-delimited. Parse errors carry the caret rendering.
+pub fn check_pattern(text: &str, has_dimensions: bool) -> Result<FilterPattern, String> {
+    let pattern = FilterPattern::parse(text).map_err(|e| format!("{e}\n{}", e.render(text)))?;
+    if pattern.regex_count() > MAX_REGEX_PER_PATTERN {
+        return Err(format!(
+            "{} regex; AWS allows at most {MAX_REGEX_PER_PATTERN} per pattern",
+            pattern.regex_count()
+        ));
+    }
+    if has_dimensions
+        && !matches!(
+            pattern.kind(),
+            PatternKind::Json | PatternKind::SpaceDelimited
+        )
+    {
+        return Err("dimensions need a JSON or space-delimited pattern".into());
+    }
+    Ok(pattern)
+}
+
+/// `metricValue`: a number, or a selector `$.field` (JSON) or `$field` (space-delimited).
+fn check_value(v: &str) -> Result<(), String> {
+    if v.parse::<f64>().is_ok_and(f64::is_finite) {
+        return Ok(());
+    }
+    if v.starts_with("$.") {
+        return names::json_selector(v);
+    }
+    if let Some(name) = v.strip_prefix('$') {
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "'{v}' is neither a number nor a field selector ($.field or $field)"
+    ))
+}
+
+fn check_dimensions(dims: &BTreeMap<String, String>) -> Result<(), String> {
+    if dims.len() > MAX_DIMENSIONS {
+        return Err(format!(
+            "{} dimensions; AWS allows at most {MAX_DIMENSIONS}",
+            dims.len()
+        ));
+    }
+    for (name, selector) in dims {
+        names::dimension_name(name).map_err(|e| format!("{name}: {e}"))?;
+        if !selector.starts_with('$') {
+            return Err(format!(
+                "{name}: '{selector}' is not a field selector ($.field or $field)"
+            ));
+        }
+        if selector.starts_with("$.") {
+            names::json_selector(selector).map_err(|e| format!("{name}: {e}"))?;
+        }
+        let last = selector
+            .rsplit(['.', '$', '[', '\''])
+            .find(|s| !s.is_empty() && *s != "]")
+            .unwrap_or("");
+        if PERSONAL_FIELDS.contains(&last.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{name}: '{selector}' is a user or an address; never a dimension (the filter would be disabled \
+                 after 1,000 distinct values an hour; use Contributor Insights for per-key counts)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
+    let one_of = |key: &str, v: &str, allowed: &[&str]| {
+        if allowed.contains(&v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "cloudwatch.alarm.{key}: '{v}' is not one of {}",
+                allowed.join(", ")
+            ))
+        }
+    };
+    one_of("statistic", &a.statistic, STATISTICS)?;
+    one_of("comparison", &a.comparison, COMPARISONS)?;
+    one_of("treat_missing_data", &a.treat_missing_data, MISSING_DATA)?;
+    if !(matches!(a.period, 10 | 20 | 30) || (a.period >= 60 && a.period % 60 == 0)) {
+        return Err(format!(
+            "cloudwatch.alarm.period: {} s; AWS allows 10, 20, 30 or a multiple of 60",
+            a.period
+        ));
+    }
+    if a.evaluation_periods == 0 || a.evaluation_periods > MAX_EVALUATION_PERIODS {
+        return Err(format!(
+            "cloudwatch.alarm.evaluation_periods: must be 1 to {MAX_EVALUATION_PERIODS}"
+        ));
+    }
+    let max = if a.period >= 3600 {
+        MAX_EVALUATION_SECONDS_HOURLY
+    } else {
+        MAX_EVALUATION_SECONDS
+    };
+    if a.period.saturating_mul(u64::from(a.evaluation_periods)) > max {
+        return Err(format!(
+            "cloudwatch.alarm: period × evaluation_periods is over AWS's {max} s"
+        ));
+    }
+    if a.datapoints_to_alarm == 0 || a.datapoints_to_alarm > a.evaluation_periods {
+        return Err(format!(
+            "cloudwatch.alarm.datapoints_to_alarm: {} must be 1 to evaluation_periods ({})",
+            a.datapoints_to_alarm, a.evaluation_periods
+        ));
+    }
+    if !a.threshold.is_finite() {
+        return Err("cloudwatch.alarm.threshold: must be a finite number".into());
+    }
+    Ok(AlarmSpec {
+        statistic: a.statistic,
+        period: a.period,
+        evaluation_periods: a.evaluation_periods,
+        datapoints_to_alarm: a.datapoints_to_alarm,
+        threshold: a.threshold,
+        comparison: a.comparison,
+        treat_missing_data: a.treat_missing_data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_fields_are_recognised_in_selectors() {
+        let mut dims = BTreeMap::new();
+        dims.insert("Ip".to_string(), "$.message.ipAddress".to_string());
+        assert!(check_dimensions(&dims)
+            .unwrap_err()
+            .contains("never a dimension"));
+        dims.clear();
+        dims.insert("Who".to_string(), "$.additionalEventData.sub".to_string());
+        assert!(check_dimensions(&dims)
+            .unwrap_err()
+            .contains("never a dimension"));
+        dims.clear();
+        dims.insert("Type".to_string(), "$.message.eventType".to_string());
+        assert_eq!(check_dimensions(&dims), Ok(()));
+    }
+
+    #[test]
+    fn values_are_numbers_or_selectors() {
+        assert!(check_value("1").is_ok());
+        assert!(check_value("$.latency").is_ok());
+        assert!(check_value("$bytes").is_ok());
+        assert!(check_value("one").is_err());
+        assert!(check_value("inf").is_err());
+    }
+}

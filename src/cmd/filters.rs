@@ -1,0 +1,93 @@
+//! `authwatch filters`: CloudWatch metric filters, alarms and Contributor Insights rules for one log group,
+//! generated from the detector specs as files, or created in AWS with `--apply`.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+
+use crate::cli::{load_specs, FiltersArgs, EXIT_OK, EXIT_REJECTED};
+use crate::cloudwatch::apply::{self, Connection};
+use crate::cloudwatch::generate::{self, OutputFormat, Target};
+use crate::cloudwatch::{names, CwLogFormat};
+use crate::sanitize::for_terminal;
+
+pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
+    let specs = load_specs(a.filters.as_ref())?;
+    let format = CwLogFormat::parse(&a.log_format).with_context(|| {
+        format!(
+            "--log-format: '{}' is not cognito or cloudtrail",
+            for_terminal(&a.log_format)
+        )
+    })?;
+    let target = Target::new(
+        &a.log_group,
+        format,
+        a.namespace.as_deref(),
+        &a.sns_topic_arns,
+        &a.name_prefix,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let plan = generate::plan(&specs, &target);
+    for note in &plan.skipped {
+        eprintln!("authwatch: skipped {}", for_terminal(note));
+    }
+    if a.apply {
+        return apply(a, &plan);
+    }
+    let formats = OutputFormat::parse_list(&a.output_format)
+        .map_err(|e| anyhow::anyhow!("--output-format: {e}"))?;
+    match &a.out_dir {
+        None if formats.len() > 1 => {
+            bail!("--output-format all writes several files: give --out-dir")
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(generate::stdout_document(&plan, formats[0]).as_bytes())?;
+            out.flush()?;
+        }
+        Some(dir) => {
+            for f in formats {
+                for (path, content) in generate::files(&plan, f) {
+                    let path = dir.join(path);
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                    std::fs::write(&path, content)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", for_terminal(&path.display().to_string()));
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn apply(a: &FiltersArgs, plan: &generate::Plan) -> anyhow::Result<i32> {
+    if let Some(r) = &a.region {
+        names::region(r).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+    }
+    let conn = Connection {
+        region: a.region.clone(),
+        profile: a.profile.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+    };
+    let report = apply::apply(plan, &conn, a.dry_run).context("starting the AWS client runtime")?;
+    for item in &report.items {
+        println!("{item}");
+    }
+    let (failed, changed) = (report.failed(), report.changed());
+    match (failed, changed, a.dry_run) {
+        (0, 0, _) => println!(
+            "nothing to change: {} resources already up to date",
+            report.items.len()
+        ),
+        (0, n, true) => println!(
+            "dry run: {n} of {} resources would change",
+            report.items.len()
+        ),
+        (0, n, false) => println!("{n} of {} resources created or updated", report.items.len()),
+        (f, _, _) => println!("{f} of {} resources failed", report.items.len()),
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_REJECTED })
+}

@@ -1,0 +1,136 @@
+//! Consistency between each detector and its CloudWatch metric filter: for every spec with a `[cloudwatch]`
+//! section and every log format it has a pattern for, the pattern (evaluated by `authwatch::pattern` on
+//! each log event message, as CloudWatch would see it) selects exactly the decoded events the detector
+//! counts: `match.kinds` × `match.outcomes` (and, for `cognito_risk`, a counted risk signal) in that format.
+//! Records that decode to no sign-in event (other services, management calls, notifications) must not
+//! match. The corpora are every fixture in `tests/fixtures/decode/` and `tests/fixtures/cloudwatch/`.
+
+use std::path::PathBuf;
+
+use authwatch::cloudwatch::CwLogFormat;
+use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
+use authwatch::event::{LogFormat, SignInEvent};
+use authwatch::pattern::FilterPattern;
+use authwatch::source::{expand_inputs, Limits, ReadItem, RecordReader};
+use authwatch::spec::{Params, Spec, SpecSet};
+
+const CORPORA: &[&str] = &["tests/fixtures/decode", "tests/fixtures/cloudwatch"];
+
+/// Every log event message of the corpora with its location.
+fn messages() -> Vec<(String, String)> {
+    let paths: Vec<PathBuf> = CORPORA.iter().map(PathBuf::from).collect();
+    let inputs = expand_inputs(&paths).expect("corpora exist");
+    let mut out = Vec::new();
+    for input in inputs
+        .iter()
+        .filter(|i| !i.display_name().ends_with(".expected"))
+    {
+        let mut reader = RecordReader::open(input, Limits::default()).expect("open corpus file");
+        let mut items = Vec::new();
+        loop {
+            let more = reader.next_batch(64, &mut items);
+            for item in items.drain(..) {
+                if let ReadItem::Record(rec) = item {
+                    log_messages(&rec.bytes, &rec.origin, &mut |at, m| {
+                        if let Ok(m) = m {
+                            out.push((at.to_string(), m.to_owned()));
+                        }
+                    });
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
+    let same_format = matches!(
+        (format, ev.format),
+        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity)
+            | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
+    );
+    let risky = match &spec.params {
+        Params::CognitoRisk(p) => {
+            (p.compromised_credentials && ev.risk.compromised_credentials == Some(true))
+                || ev
+                    .risk
+                    .decision
+                    .as_deref()
+                    .is_some_and(|d| p.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)))
+                || ev
+                    .risk
+                    .level
+                    .as_deref()
+                    .is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+        }
+        _ => true,
+    };
+    same_format && spec.observes(ev.kind) && spec.counts(ev.outcome) && risky
+}
+
+#[test]
+fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
+    let specs = SpecSet::builtin();
+    let messages = messages();
+    assert!(
+        messages.len() > 40,
+        "the corpora hold {} messages",
+        messages.len()
+    );
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    for spec in specs.specs.iter().filter(|s| s.cloudwatch.is_some()) {
+        let Some(cw) = &spec.cloudwatch else { continue };
+        for (format, text) in &cw.patterns {
+            let pattern = FilterPattern::parse(text).expect("validated pattern");
+            let mut selected = 0;
+            for (at, message) in &messages {
+                let mut decoded = Vec::new();
+                decode_record(
+                    message.as_bytes(),
+                    &authwatch::event::Origin::new(at.as_str().into(), 1),
+                    FormatHint::Auto,
+                    &mut |d| decoded.push(d),
+                );
+                let expected = match decoded.as_slice() {
+                    [Decoded::Event(ev)] => Some(counted(spec, *format, ev)),
+                    [Decoded::Skipped(_)] => Some(false),
+                    _ => None,
+                };
+                let Some(expected) = expected else { continue };
+                let actual = pattern.matches(message);
+                checked += 1;
+                selected += usize::from(actual);
+                if actual != expected {
+                    mismatches.push(format!(
+                        "{} {}: {at}: pattern {} but the detector {}",
+                        spec.id,
+                        format.as_str(),
+                        if actual { "matches" } else { "does not match" },
+                        if expected {
+                            "counts it"
+                        } else {
+                            "does not count it"
+                        }
+                    ));
+                }
+            }
+            assert!(
+                selected > 0,
+                "{} {}: the corpora hold no event it counts",
+                spec.id,
+                format.as_str()
+            );
+        }
+    }
+    assert!(checked > 0);
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
