@@ -16,6 +16,7 @@ pub mod spec;
 pub mod time;
 pub mod cli;
 pub mod replay;
+pub mod monitor;
 pub mod sanitize;
 pub mod sink;
 pub mod cmd;

@@ -3,6 +3,7 @@
 
 
 pub mod detectors;
+pub mod monitor;
 pub mod replay;
 
 use crate::cli::{Cli, Command};
@@ -13,5 +14,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Replay(a) => replay::run(&a),
 
         Command::Detectors(a) => detectors::run(&a),
+        Command::Monitor(a) => monitor::run(&a),
     }
 }
