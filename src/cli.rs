@@ -154,8 +154,9 @@ pub struct MonitorArgs {
     /// On the first start (no checkpoint), read events from this long ago.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub backfill: String,
-    /// How late an event may become readable (ingest delay) and still be counted in order.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    /// How late an event may become readable (ingest delay) and still be counted in order. Notifications
+    /// wait this long; the status line shows the measured ingest delay to tune it.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub allowed_delay: String,
     /// How far behind its newest event each CloudWatch poll re-reads, to catch late-ingested events.
     #[arg(long, default_value = "2m", value_name = "DURATION")]

@@ -78,7 +78,16 @@ fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
     let state = dir.path().join("state");
     let output = dir.path().join("findings.jsonl");
     let mut args = base_args(dir.path(), &state, &output);
-    args.extend(["--log-group".into(), group.clone(), "--sns-topic-arn".into(), arn.clone()]);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    ]);
     let daemon = Daemon::start(dir.path(), &args);
 
     // Events that land while the daemon runs, with event times just behind now: dave, 5 failures.
@@ -93,6 +102,17 @@ fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
     let got = wait_closed(&output, want.len(), Duration::from_secs(60));
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    assert_eq!(http_get(&metrics, "/healthz").as_deref(), Some("ok\n"));
+    let text = http_get(&metrics, "/metrics").expect("metrics");
+    let n = expected_notifications(&replayed).len();
+    assert!(text.contains(&format!("authwatch_notifications_sent_total {n}")), "{text}");
+    assert!(text.contains(&format!("authwatch_event_to_notification_ms_count {n}")), "{text}");
+    assert!(text.contains("authwatch_event_processing_ns{quantile=\"0.99\"}"), "{text}");
+    // The figures, for the record (shown with --nocapture).
+    for l in text.lines().filter(|l| l.starts_with("authwatch_event_to_notification_ms{") || l.starts_with("authwatch_ingest_delay_ms{") || l.starts_with("authwatch_event_processing_ns{")) {
+        eprintln!("{l}");
+    }
+    std::thread::sleep(Duration::from_secs(5));
     daemon.terminate();
     assert!(daemon_log(dir.path()).contains("authwatch monitor:"), "no status line");
 }
@@ -195,7 +215,7 @@ fn throttling_answers_slow_the_daemon_but_lose_nothing() {
     let (logs, arn) = rt.block_on(setup_aws(&group, &["s1", "s2"], &topic));
     // Two of every three FilterLogEvents calls are throttled.
     let proxy = Proxy::start(endpoint_addr(&endpoint), |head, _, n| {
-        if head.contains("FilterLogEvents") && n % 3 != 0 {
+        if head.contains("FilterLogEvents") && n % 3 != 2 {
             THROTTLE
         } else {
             PASS
@@ -223,8 +243,9 @@ fn throttling_answers_slow_the_daemon_but_lose_nothing() {
     let all = [a, b].concat();
     let replayed = replay(dir.path(), &sorted_lines(&all));
     let want = closed(&replayed);
+    assert_eq!(want.len(), 2, "replay: {replayed:?}");
     let got = wait_closed(&output, want.len(), Duration::from_secs(90));
-    assert!(proxy.faults.load(Ordering::Relaxed) > 0, "the proxy throttled nothing");
+    assert!(proxy.faults.load(Ordering::Relaxed) > 0, "the proxy throttled nothing ({} passed); daemon log:\n{}", proxy.passed.load(Ordering::Relaxed), daemon_log(dir.path()));
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
     daemon.terminate();

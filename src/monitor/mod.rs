@@ -18,6 +18,9 @@
 //! engine rebuilds the same incidents (their ids are deterministic), and updates found in the ledger are
 //! suppressed. Closed findings already in the `--output` file count as written.
 //!
+//! The engine runs with lateness 0 here: the hold buffer orders events (waiting `--allowed-delay`), so
+//! `--lateness` does not apply to the monitor and adds nothing to notification latency.
+//!
 //! Shutdown (SIGINT/SIGTERM): sources stop, buffered messages are processed up to the watermark, output is
 //! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
 //! spooled for the next start.
@@ -47,7 +50,7 @@ use crate::source::{follow, SourceMsg};
 use crate::spec::SpecSet;
 use crate::time::{Span, Timestamp};
 use metrics::Metrics;
-use state::{Checkpoint, Position, StateDir};
+use state::{Checkpoint, StateDir};
 
 /// How often the loop releases events, closes windows and may checkpoint.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -163,6 +166,10 @@ pub async fn run(
     cp.spool.retain(|n| n.seq > delivered);
     cp.prune_ledger(Timestamp::now());
 
+    // The hold buffer below already gives the engine events in time order (waiting `--allowed-delay` for
+    // late ones), so the engine's own reorder buffer would only add its lateness to every notification.
+    // On ordered input the results do not depend on it: the same findings as replay.
+    let settings = EngineSettings { lateness: Span(0), ..settings };
     let lateness = settings.lateness;
     let start_ms = match cp.watermark_ms {
         Some(wm) => {
@@ -179,7 +186,9 @@ pub async fn run(
     };
     let out = JsonLines::append(cfg.output.as_deref()).context("cannot open the findings output")?;
     let metrics = Metrics::new();
-    let sdk = aws_config(&cfg).await;
+    // Only load AWS settings when an AWS service is used: `--follow` alone makes no AWS call at all.
+    let needs_aws = !cfg.log_groups.is_empty() || cfg.sns_topic_arn.is_some();
+    let sdk = if needs_aws { Some(aws_config(&cfg).await) } else { None };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -193,8 +202,8 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
     let mut publisher = None;
-    if let Some(arn) = &cfg.sns_topic_arn {
-        let mut b = aws_sdk_sns::config::Builder::from(&sdk);
+    if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, &sdk) {
+        let mut b = aws_sdk_sns::config::Builder::from(sdk);
         if let Some(e) = &cfg.sns_endpoint_url {
             b = b.endpoint_url(e);
         }
@@ -213,8 +222,8 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<SourceMsg>(SOURCE_CHANNEL);
     let mut sources = Vec::new();
     let mut source_tasks = Vec::new();
-    if !cfg.log_groups.is_empty() {
-        let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    if let (false, Some(sdk)) = (cfg.log_groups.is_empty(), &sdk) {
+        let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
         for g in &cfg.log_groups {
             let c = CloudWatchConfig {
                 log_group: g.clone(),
@@ -369,7 +378,7 @@ impl Monitor {
             SourceMsg::Records { source, records, newest_ms } => {
                 if let Some(n) = newest_ms {
                     let name = self.sources[source].0.clone();
-                    let pos = self.cp.positions.entry(name).or_insert_with(Position::default);
+                    let pos = self.cp.positions.entry(name).or_default();
                     pos.time_ms = pos.time_ms.max(n);
                 }
                 self.clear_failing(source);
