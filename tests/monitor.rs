@@ -157,6 +157,9 @@ fn kill9_at_several_points_misses_and_doubles_nothing() {
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
     daemon.terminate();
+    let log = daemon_log(dir.path());
+    let resumed = log.lines().filter(|l| l.contains("monitor starting") && l.contains("true")).count();
+    assert_eq!(resumed, 3, "every restart resumes from the checkpoint:\n{log}");
 }
 
 #[test]
