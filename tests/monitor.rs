@@ -296,3 +296,45 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
     assert_same_findings(&got, &want, dir.path());
     daemon.terminate();
 }
+
+#[test]
+fn an_alert_storm_becomes_one_digest() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/storm"), unique("alerts-storm"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let t0 = now_ms() - 20_000;
+    let events: Vec<_> =
+        (0..4).flat_map(|u| burst(t0 + u * 100, 400, 5, &format!("storm{u}"), "203.0.113.50", "storm")).collect();
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|(t, _)| *t);
+    rt.block_on(put(&logs, &group, "s1", &sorted));
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--max-notifications-per-minute".into(),
+        "1".into(),
+    ]);
+    let daemon = Daemon::start(dir.path(), &args);
+    let replayed = replay(dir.path(), &sorted_lines(&events));
+    let opened = expected_notifications(&replayed);
+    assert_eq!(opened.len(), 4);
+    assert!(wait_until(Duration::from_secs(90), || sns_sent(&endpoint, &arn).len() >= 2), "no digest");
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = sns_sent(&endpoint, &arn);
+    assert_eq!(sent.len(), 2, "one notification, then one digest: {:?}", sent.iter().map(|s| &s.subject).collect::<Vec<_>>());
+    assert!(sent[0].subject.contains("NEW"), "{}", sent[0].subject);
+    assert!(sent[1].subject.contains("DIGEST: 3"), "{}", sent[1].subject);
+    let first = sent[0].key();
+    for key in opened.iter().filter(|k| **k != first) {
+        let id = key.split(':').next().unwrap();
+        assert!(sent[1].message.contains(id), "digest misses {id}");
+    }
+    daemon.terminate();
+}

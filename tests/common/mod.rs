@@ -179,6 +179,7 @@ pub fn expected_notifications(findings: &[Value]) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub subject: String,
+    pub message: String,
     pub finding: Value,
     pub attributes: Value,
 }
@@ -209,6 +210,7 @@ pub fn sns_sent(endpoint: &str, topic_arn: &str) -> Vec<Sent> {
             let last = message.lines().rev().find(|l| l.starts_with('{')).unwrap_or("null");
             Sent {
                 subject: n[2].as_str().unwrap_or("").to_string(),
+                message: message.to_string(),
                 finding: serde_json::from_str(last).unwrap_or(Value::Null),
                 attributes: n[3].clone(),
             }
