@@ -51,6 +51,8 @@ pub enum Command {
     Filters(Box<FiltersArgs>),
     /// Test a CloudWatch Logs filter pattern against log files offline, like TestMetricFilter.
     TestFilter(TestFilterArgs),
+    /// Watch CloudWatch Logs log groups (or local files) around the clock; notify SNS of attacks.
+    Monitor(Box<MonitorArgs>),
 }
 
 /// Options shared by every command that runs the detectors.
@@ -131,6 +133,135 @@ pub struct ReplayArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub detect: DetectArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// CloudWatch Logs log group to read (repeatable; read concurrently).
+    #[arg(long = "log-group", value_name = "NAME")]
+    pub log_groups: Vec<String>,
+    /// Only these log streams (repeatable; applies to every log group).
+    #[arg(long = "log-stream", value_name = "NAME", conflicts_with = "log_stream_prefix")]
+    pub log_streams: Vec<String>,
+    /// Only log streams whose name starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub log_stream_prefix: Option<String>,
+    /// Tail this local file (repeatable), surviving rotation and truncation.
+    #[arg(long, value_name = "PATH")]
+    pub follow: Vec<PathBuf>,
+    /// AWS Region (default: the standard chain, e.g. AWS_REGION).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Named profile from the AWS config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Endpoint for every AWS call (an emulator, a VPC endpoint). Default: AWS_ENDPOINT_URL or AWS.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Endpoint for SNS only, when it differs from --endpoint-url.
+    #[arg(long, value_name = "URL")]
+    pub sns_endpoint_url: Option<String>,
+    /// Publish one notification per incident (and per escalation) to this topic.
+    #[arg(long, value_name = "ARN")]
+    pub sns_topic_arn: Option<String>,
+    /// Individual notifications per minute; beyond it, one digest per minute (alert-storm protection).
+    #[arg(long, default_value_t = DEFAULT_MAX_NOTIFICATIONS_PER_MINUTE, value_name = "N")]
+    pub max_notifications_per_minute: u32,
+    /// Directory for the checkpoint, the notification spool and the ledger.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Append closed findings (JSON lines) here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// On the first start (no checkpoint), read events from this long ago.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub backfill: String,
+    /// How late an event may become readable (ingest delay) and still be counted in order. Notifications
+    /// wait this long; the status line shows the measured ingest delay to tune it.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub allowed_delay: String,
+    /// How far behind its newest event each CloudWatch poll re-reads, to catch late-ingested events.
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    pub overlap: String,
+    /// Pause between polls of a log group.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub poll_interval: String,
+    /// Status line on standard error this often; 0 turns it off.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub status_interval: String,
+    /// Serve Prometheus metrics (/metrics) and a health check (/healthz) on this address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Time given at shutdown to deliver spooled notifications (the rest stays spooled).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub drain: String,
+    /// Input log format: auto, cognito or cloudtrail.
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    pub format: String,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+}
+
+/// A minute of notifications before digests: enough for a few real incidents, few enough to read.
+pub const DEFAULT_MAX_NOTIFICATIONS_PER_MINUTE: u32 = 20;
+
+fn duration_arg(flag: &str, s: &str) -> anyhow::Result<Span> {
+    let span = Span::parse(s).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    if span.0 < 0 {
+        bail!("{flag} must not be negative");
+    }
+    Ok(span)
+}
+
+fn to_std(span: Span) -> std::time::Duration {
+    std::time::Duration::from_millis(span.0.max(0) as u64)
+}
+
+pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::MonitorConfig> {
+    if a.log_groups.is_empty() && a.follow.is_empty() {
+        bail!("nothing to monitor: give --log-group NAME and/or --follow PATH");
+    }
+    let format: FormatHint = a.format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let allowed_delay = duration_arg("--allowed-delay", &a.allowed_delay)?;
+    let overlap = duration_arg("--overlap", &a.overlap)?;
+    if overlap < allowed_delay {
+        bail!("--overlap ({}) must be at least --allowed-delay ({}): late events would be missed", a.overlap, a.allowed_delay);
+    }
+    let poll = duration_arg("--poll-interval", &a.poll_interval)?;
+    if poll.0 < 100 {
+        bail!("--poll-interval must be at least 100ms (FilterLogEvents allows few calls per second)");
+    }
+    let status = duration_arg("--status-interval", &a.status_interval)?;
+    if let Some(arn) = &a.sns_topic_arn {
+        if !arn.starts_with("arn:") {
+            bail!("--sns-topic-arn: '{arn}' is not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)");
+        }
+    }
+    if a.max_notifications_per_minute == 0 {
+        bail!("--max-notifications-per-minute must be at least 1");
+    }
+    Ok(crate::monitor::MonitorConfig {
+        log_groups: a.log_groups.clone(),
+        stream_names: a.log_streams.clone(),
+        stream_prefix: a.log_stream_prefix.clone(),
+        follow: a.follow.clone(),
+        region: a.region.clone(),
+        profile: a.profile.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+        sns_endpoint_url: a.sns_endpoint_url.clone(),
+        sns_topic_arn: a.sns_topic_arn.clone(),
+        max_notifications_per_minute: a.max_notifications_per_minute,
+        state_dir: a.state_dir.clone(),
+        output: a.output.clone(),
+        backfill: duration_arg("--backfill", &a.backfill)?,
+        allowed_delay,
+        overlap,
+        poll: to_std(poll),
+        status_interval: (status.0 > 0).then(|| to_std(status)),
+        metrics_addr: a.metrics_addr,
+        format,
+        drain: to_std(duration_arg("--drain", &a.drain)?),
+    })
 }
 
 #[derive(Debug, Clone, Args)]

@@ -18,6 +18,7 @@ pub mod spec;
 pub mod time;
 pub mod cli;
 pub mod replay;
+pub mod monitor;
 pub mod sanitize;
 pub mod simulate;
 pub mod sink;

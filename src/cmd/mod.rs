@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod detectors;
 pub mod filters;
+pub mod monitor;
 pub mod replay;
 pub mod simulate;
 pub mod test_filter;
@@ -19,5 +20,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Simulate(a) => simulate::run(&a),
         Command::Filters(a) => filters::run(&a),
         Command::TestFilter(a) => test_filter::run(&a),
+        Command::Monitor(a) => monitor::run(&a),
     }
 }

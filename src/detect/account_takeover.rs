@@ -206,6 +206,10 @@ impl Detector for AccountTakeover {
         self.incidents.finish(&self.spec, summary, out);
     }
 
+    fn earliest_open(&self) -> Option<Timestamp> {
+        self.incidents.earliest_first_seen()
+    }
+
     fn stats(&self) -> DetectorStats {
         DetectorStats {
             rule: self.spec.id.clone(),

@@ -154,6 +154,10 @@ impl Detector for CognitoRisk {
         self.incidents.finish(&self.spec, summary, out);
     }
 
+    fn earliest_open(&self) -> Option<Timestamp> {
+        self.incidents.earliest_first_seen()
+    }
+
     fn stats(&self) -> DetectorStats {
         DetectorStats {
             rule: self.spec.id.clone(),

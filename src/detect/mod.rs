@@ -165,6 +165,9 @@ pub trait Detector: Send {
     /// End of input: close every open incident.
     fn finish(&mut self, out: &mut Vec<Finding>);
     fn stats(&self) -> DetectorStats;
+    /// The earliest `first_seen` among this rule's open incidents. The monitor checkpoints it so a
+    /// restart re-reads far enough back to rebuild every open incident (no detector state is saved).
+    fn earliest_open(&self) -> Option<Timestamp>;
 }
 
 /// Builds the detector for a spec.
@@ -309,6 +312,11 @@ impl Engine {
         self.detectors.iter().map(|d| d.stats()).collect()
     }
 
+    /// The earliest `first_seen` of any open incident, across rules (see [`Detector::earliest_open`]).
+    pub fn earliest_open(&self) -> Option<Timestamp> {
+        self.detectors.iter().filter_map(|d| d.earliest_open()).min()
+    }
+
     /// Events waiting in the reorder buffer.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
@@ -377,6 +385,11 @@ impl IncidentBook {
 
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+
+    /// The earliest `first_seen` of the open incidents.
+    pub fn earliest_first_seen(&self) -> Option<Timestamp> {
+        self.open.values().map(|i| i.first_seen).min()
     }
 
     pub fn get_mut(&mut self, h: u64) -> Option<&mut Incident> {

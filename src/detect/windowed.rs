@@ -180,6 +180,10 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         self.incidents.finish(&self.spec, R::summary, out);
     }
 
+    fn earliest_open(&self) -> Option<Timestamp> {
+        self.incidents.earliest_first_seen()
+    }
+
     fn stats(&self) -> DetectorStats {
         DetectorStats {
             rule: self.spec.id.clone(),

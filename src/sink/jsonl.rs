@@ -28,6 +28,31 @@ impl JsonLines {
         Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, writer), path, written: 0 })
     }
 
+    /// A file opened for appending (created when missing), or standard output for None or `-`. The monitor
+    /// appends so that findings written before a restart are kept.
+    pub fn append(path: Option<&Path>) -> io::Result<JsonLines> {
+        match path {
+            Some(p) if p != Path::new("-") => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display())))?;
+                Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, Box::new(f)), path: Some(p.to_path_buf()), written: 0 })
+            }
+            _ => JsonLines::create(None),
+        }
+    }
+
+    /// Flushes and, for a file, syncs it to disk: what was written survives a crash.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if let Some(p) = &self.path {
+            File::open(p)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     pub fn write(&mut self, f: &Finding) -> io::Result<()> {
         let line = sanitize::json_line(f.to_json_line());
         self.out.write_all(line.as_bytes())?;

@@ -2,4 +2,5 @@
 //! error, and (in the monitor) notifications.
 
 pub mod jsonl;
+pub mod sns;
 pub mod summary;

@@ -1,7 +1,9 @@
 //! Sources: where raw records come from. Each source yields [`ReadItem`]s (a record's bytes with its
 //! [`Origin`], or a located [`Rejection`]) for `crate::decode` to turn into events.
 
+pub mod cloudwatch;
 mod file;
+pub mod follow;
 
 use std::fs;
 use std::io;
@@ -84,6 +86,65 @@ pub struct RawRecord {
 pub enum ReadItem {
     Record(RawRecord),
     Rejected(Rejection),
+}
+
+/// A record read by a live source (CloudWatch Logs, a followed file), with what the monitor measures.
+#[derive(Debug, Clone)]
+pub struct LiveRecord {
+    pub bytes: Vec<u8>,
+    pub origin: Origin,
+    /// `ingestionTime - timestamp` for a CloudWatch event.
+    pub ingest_delay_ms: Option<i64>,
+}
+
+/// What a live source sends to the monitor. Each source owns a clone of the sender; the monitor owns the
+/// receiver and stops reading it on shutdown, which ends the sources at their next send.
+#[derive(Debug)]
+pub enum SourceMsg {
+    Records { source: usize, records: Vec<LiveRecord>, newest_ms: Option<i64> },
+    /// Every event that had reached the source by wall time `until_ms` has been sent.
+    CaughtUp { source: usize, until_ms: i64 },
+    /// The source is failing (permission, missing log group, network): shown in status and health.
+    Failing { source: usize, reason: String },
+}
+
+/// Exponential back-off with jitter ("full jitter" between half and all of the step), capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base_ms: u64,
+    cap_ms: u64,
+    attempt: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    pub fn new(base_ms: u64, cap_ms: u64) -> Backoff {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Backoff { base_ms, cap_ms, attempt: 0, rng: seed | 1 }
+    }
+
+    /// The next wait; each call doubles the step up to the cap.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        let step = self.base_ms.saturating_mul(1u64 << self.attempt.min(20)).min(self.cap_ms);
+        self.attempt = self.attempt.saturating_add(1);
+        // xorshift64: enough randomness to spread retries; no crate needed.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = step / 2;
+        std::time::Duration::from_millis(half + self.rng % (step - half + 1))
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
 }
 
 /// Expand paths: "-" is stdin; directories are walked recursively (files sorted by path, hidden files and

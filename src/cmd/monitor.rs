@@ -1,0 +1,50 @@
+//! `authwatch monitor`: the daemon. Validates arguments, starts a tokio runtime, turns SIGINT/SIGTERM
+//! into the shutdown signal and runs [`crate::monitor::run`].
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::cli::{engine_settings, load_specs, monitor_config, MonitorArgs, EXIT_OK};
+
+pub fn run(a: &MonitorArgs) -> anyhow::Result<i32> {
+    let cfg = monitor_config(a)?;
+    let specs = load_specs(a.detect.filters.as_ref())?;
+    let settings = engine_settings(&a.detect)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: draining, flushing, checkpointing");
+            let _ = tx.send(true);
+        });
+        let report = crate::monitor::run(cfg, &specs, settings, rx).await?;
+        tracing::info!(
+            events = report.events,
+            findings = report.findings_closed,
+            notifications = report.notifications_sent,
+            spooled = report.spooled,
+            "monitor stopped"
+        );
+        Ok(EXIT_OK)
+    })
+}
+
+/// SIGINT or SIGTERM (systemd's stop). If the handler cannot be installed, Ctrl-C alone.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

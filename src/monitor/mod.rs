@@ -1,0 +1,611 @@
+//! The monitor daemon: live sources → decode → a merge on event time → the [`Engine`] → closed findings
+//! (JSON lines) and SNS notifications, with a checkpoint that survives kill -9.
+//!
+//! Tasks and channels:
+//! - one **source task** per log group (`source::cloudwatch`) and per followed file (`source::follow`).
+//!   Each owns a clone of the bounded [`SourceMsg`] sender and ends when shutdown is signalled or the
+//!   receiver is gone.
+//! - the **monitor loop** (this module, on the calling task) owns the receiver, the engine and the
+//!   checkpoint. It decodes records and holds events in a buffer ordered by event time; every tick it
+//!   releases to the engine the events older than the *watermark*: the oldest "caught up to" wall time
+//!   among the sources minus `--allowed-delay`. So the engine sees events in time order, as in replay, and
+//!   windows close when traffic stops.
+//! - the **publisher** (`sink::sns`) drains the notification spool; the **metrics server** answers HTTP.
+//!
+//! Restart without saving detector state: the checkpoint holds the watermark, the earliest `first_seen`
+//! of the incidents open at that time, and a ledger of every update already notified or written. On start
+//! the sources re-read from `min(watermark - lateness, earliest open) - largest rule window`, a fresh
+//! engine rebuilds the same incidents (their ids are deterministic), and updates found in the ledger are
+//! suppressed. Closed findings already in the `--output` file count as written.
+//!
+//! The engine runs with lateness 0 here: the hold buffer orders events (waiting `--allowed-delay`), so
+//! `--lateness` does not apply to the monitor and adds nothing to notification latency.
+//!
+//! Shutdown (SIGINT/SIGTERM): sources stop, buffered messages are processed up to the watermark, output is
+//! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
+//! spooled for the next start.
+
+pub mod metrics;
+pub mod state;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::decode::{decode_record, Decoded, FormatHint};
+use crate::detect::{Engine, EngineSettings};
+use crate::event::SignInEvent;
+use crate::finding::{Finding, Status};
+use crate::sink::jsonl::JsonLines;
+use crate::sink::sns::{self, Publisher, Spool};
+use crate::source::cloudwatch::{self, CloudWatchConfig};
+use crate::source::{follow, SourceMsg};
+use crate::spec::SpecSet;
+use crate::time::{Span, Timestamp};
+use metrics::Metrics;
+use state::{Checkpoint, StateDir};
+
+/// How often the loop releases events, closes windows and may checkpoint.
+pub const TICK: Duration = Duration::from_millis(200);
+/// Checkpoint at least this often while the watermark moves (a restart re-reads at most this much more).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Messages in flight from the sources: bounded so a fast source waits for the engine.
+pub const SOURCE_CHANNEL: usize = 64;
+/// Events held for ordering; beyond it the oldest go to the engine early (counted as forced).
+pub const MAX_HELD_EVENTS: usize = 2_000_000;
+/// Notification window of the alert-storm limit.
+pub const STORM_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub log_groups: Vec<String>,
+    pub stream_names: Vec<String>,
+    pub stream_prefix: Option<String>,
+    pub follow: Vec<PathBuf>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// SNS endpoint when it differs from `endpoint_url` (VPC endpoints, tests).
+    pub sns_endpoint_url: Option<String>,
+    pub sns_topic_arn: Option<String>,
+    /// Individual notifications per minute; beyond it updates are gathered into one digest a minute.
+    pub max_notifications_per_minute: u32,
+    pub state_dir: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Without a checkpoint, start this far before now.
+    pub backfill: Span,
+    /// How late (wall clock) an event may become visible and still be counted in order.
+    pub allowed_delay: Span,
+    /// How far behind its newest event each CloudWatch pass re-reads.
+    pub overlap: Span,
+    pub poll: Duration,
+    pub status_interval: Option<Duration>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub format: FormatHint,
+    /// Time the publisher gets at shutdown to empty the spool.
+    pub drain: Duration,
+}
+
+/// What a monitor run did, returned at shutdown.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorReport {
+    pub events: u64,
+    pub findings_closed: u64,
+    pub notifications_sent: u64,
+    pub spooled: usize,
+}
+
+/// The loop's state.
+struct Monitor {
+    cfg: MonitorConfig,
+    engine: Engine,
+    state: StateDir,
+    cp: Checkpoint,
+    out: JsonLines,
+    metrics: Arc<Metrics>,
+    spool: Option<(Arc<Mutex<Spool>>, Arc<Notify>, bool)>,
+    /// Events waiting for the watermark, by (event time, arrival).
+    held: BTreeMap<(i64, u64), SignInEvent>,
+    arrivals: u64,
+    /// Per source: its name and the wall time it has caught up to.
+    sources: Vec<(String, Option<i64>)>,
+    start_ms: i64,
+    /// Event time up to which events went to the engine.
+    fed_ms: Option<i64>,
+    storm_started: Instant,
+    storm_sent: u32,
+    dirty: bool,
+    last_save: Instant,
+    output_suppressed: HashSet<String>,
+}
+
+/// Builds the AWS configuration from the standard chain plus `--region`, `--profile`, `--endpoint-url`.
+async fn aws_config(cfg: &MonitorConfig) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &cfg.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(p) = &cfg.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(e) = &cfg.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
+/// The largest window of any enabled rule: how far before an incident a rebuild must start.
+fn largest_window(specs: &SpecSet) -> Span {
+    specs.enabled().map(|s| s.window).max().unwrap_or(Span(0))
+}
+
+/// Runs until `shutdown` becomes true.
+pub async fn run(
+    cfg: MonitorConfig,
+    specs: &SpecSet,
+    settings: EngineSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<MonitorReport> {
+    let state = StateDir::open(&cfg.state_dir).context("cannot use the state directory")?;
+    let (loaded, warnings) = state.load();
+    for w in &warnings {
+        tracing::error!(problem = %w, "checkpoint corrupt: set aside, using the previous one (or starting afresh)");
+    }
+    let mut cp = loaded.unwrap_or_default();
+    let (delivered, delivered_warning) = state.load_delivered();
+    if let Some(w) = delivered_warning {
+        tracing::error!(problem = %w, "delivered mark unreadable: spooled notifications may be sent again");
+    }
+    cp.spool.retain(|n| n.seq > delivered);
+    cp.prune_ledger(Timestamp::now());
+
+    // The hold buffer below already gives the engine events in time order (waiting `--allowed-delay` for
+    // late ones), so the engine's own reorder buffer would only add its lateness to every notification.
+    // On ordered input the results do not depend on it: the same findings as replay.
+    let settings = EngineSettings { lateness: Span(0), ..settings };
+    let lateness = settings.lateness;
+    let start_ms = match cp.watermark_ms {
+        Some(wm) => {
+            let from = Timestamp(wm).saturating_sub(lateness).0.min(cp.earliest_open_ms.unwrap_or(i64::MAX));
+            Timestamp(from).saturating_sub(largest_window(specs)).saturating_sub(Span::secs(1)).0
+        }
+        None => Timestamp::now().saturating_sub(cfg.backfill).0,
+    };
+    tracing::info!(start = %Timestamp(start_ms), resumed = cp.watermark_ms.is_some(), "monitor starting");
+
+    let output_suppressed = match &cfg.output {
+        Some(p) if p != Path::new("-") => closed_ids_in_output(p)?,
+        _ => HashSet::new(),
+    };
+    let out = JsonLines::append(cfg.output.as_deref()).context("cannot open the findings output")?;
+    let metrics = Metrics::new();
+    // Only load AWS settings when an AWS service is used: `--follow` alone makes no AWS call at all.
+    let needs_aws = !cfg.log_groups.is_empty() || cfg.sns_topic_arn.is_some();
+    let sdk = if needs_aws { Some(aws_config(&cfg).await) } else { None };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(addr) = cfg.metrics_addr {
+        let listener = metrics::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        tasks.push(tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone())));
+    }
+
+    let spool = Arc::new(Mutex::new(Spool { entries: cp.spool.clone(), visible_upto: cp.next_seq }));
+    metrics.spooled.store(cp.spool.len() as i64, Ordering::Relaxed);
+    let wake = Arc::new(Notify::new());
+    let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
+    let mut publisher = None;
+    if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, &sdk) {
+        let mut b = aws_sdk_sns::config::Builder::from(sdk);
+        if let Some(e) = &cfg.sns_endpoint_url {
+            b = b.endpoint_url(e);
+        }
+        let p = Publisher {
+            client: aws_sdk_sns::Client::from_conf(b.build()),
+            topic_arn: arn.clone(),
+            spool: spool.clone(),
+            wake: wake.clone(),
+            state: state.clone(),
+            metrics: metrics.clone(),
+            drain: cfg.drain,
+        };
+        publisher = Some(tokio::spawn(p.run(pub_stop_rx)));
+    }
+
+    let (tx, rx) = mpsc::channel::<SourceMsg>(SOURCE_CHANNEL);
+    let mut sources = Vec::new();
+    let mut source_tasks = Vec::new();
+    if let (false, Some(sdk)) = (cfg.log_groups.is_empty(), &sdk) {
+        let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
+        for g in &cfg.log_groups {
+            let c = CloudWatchConfig {
+                log_group: g.clone(),
+                stream_names: cfg.stream_names.clone(),
+                stream_prefix: cfg.stream_prefix.clone(),
+                start_ms,
+                overlap_ms: cfg.overlap.0,
+                poll: cfg.poll,
+            };
+            let idx = sources.len();
+            sources.push((format!("logs:{g}"), None));
+            source_tasks.push(tokio::spawn(cloudwatch::run(client.clone(), c, idx, tx.clone(), stop_rx.clone())));
+        }
+    }
+    for p in &cfg.follow {
+        let idx = sources.len();
+        sources.push((format!("file:{}", p.display()), None));
+        source_tasks.push(tokio::spawn(follow::run(p.clone(), cfg.poll.min(Duration::from_millis(500)), idx, tx.clone(), stop_rx.clone())));
+    }
+    drop(tx);
+
+    let fifo = cfg.sns_topic_arn.as_deref().is_some_and(sns::is_fifo);
+    let mut m = Monitor {
+        engine: Engine::new(specs, settings),
+        state,
+        cp,
+        out,
+        metrics: metrics.clone(),
+        spool: cfg.sns_topic_arn.as_ref().map(|_| (spool.clone(), wake.clone(), fifo)),
+        held: BTreeMap::new(),
+        arrivals: 0,
+        sources,
+        start_ms,
+        fed_ms: None,
+        storm_started: Instant::now(),
+        storm_sent: 0,
+        dirty: true,
+        last_save: Instant::now(),
+        output_suppressed,
+        cfg,
+    };
+    let result = m.run_loop(rx, &mut shutdown).await;
+
+    // Shutdown: stop the sources and servers, flush, checkpoint, then let the publisher drain.
+    let _ = stop_tx.send(true);
+    for t in source_tasks {
+        let _ = t.await;
+    }
+    let saved = m.flush_and_save();
+    let _ = pub_stop_tx.send(true);
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
+    let final_save = m.save();
+    for t in tasks {
+        let _ = t.await;
+    }
+    result?;
+    saved?;
+    final_save?;
+    let spooled = spool.lock().map(|s| s.entries.len()).unwrap_or(0);
+    Ok(MonitorReport {
+        events: metrics.events.load(Ordering::Relaxed),
+        findings_closed: metrics.findings_closed.load(Ordering::Relaxed),
+        notifications_sent: metrics.notifications_sent.load(Ordering::Relaxed),
+        spooled,
+    })
+}
+
+/// Incident ids of the closed findings already in the output file. A torn last line (the daemon was
+/// killed while writing it) is cut off, so the file stays valid JSON lines.
+fn closed_ids_in_output(path: &Path) -> anyhow::Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    };
+    let mut reader = BufReader::new(&file);
+    let mut good_len = 0u64;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        if !line.ends_with('\n') {
+            tracing::warn!(path = %path.display(), "findings output ends with a partial line (killed while writing); cutting it");
+            break;
+        }
+        good_len += n as u64;
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let (Some(id), Some("closed")) = (v["incident_id"].as_str(), v["status"].as_str()) {
+                ids.insert(format!("{id}:closed"));
+            }
+        }
+    }
+    let mut file = file;
+    if file.metadata().map(|m| m.len()).unwrap_or(0) > good_len {
+        file.set_len(good_len).with_context(|| format!("cannot repair {}", path.display()))?;
+        let _ = file.seek(SeekFrom::End(0));
+    }
+    Ok(ids)
+}
+
+impl Monitor {
+    async fn run_loop(&mut self, mut rx: mpsc::Receiver<SourceMsg>, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_status = Instant::now();
+        let mut events_at_status = 0u64;
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_message(msg),
+                    None => {
+                        // Every source ended on its own (cannot happen before shutdown): finish the tick.
+                        self.on_tick()?;
+                        return Ok(());
+                    }
+                },
+                _ = tick.tick() => {
+                    self.on_tick()?;
+                    if let Some(every) = self.cfg.status_interval {
+                        if last_status.elapsed() >= every {
+                            let events = self.metrics.events.load(Ordering::Relaxed);
+                            let rate = (events - events_at_status) as f64 / last_status.elapsed().as_secs_f64();
+                            eprintln!("{}", self.status_line(rate));
+                            events_at_status = events;
+                            last_status = Instant::now();
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {
+                    // Take what the sources already sent, then stop.
+                    while let Ok(msg) = rx.try_recv() {
+                        self.on_message(msg);
+                    }
+                    self.on_tick()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: SourceMsg) {
+        match msg {
+            SourceMsg::Records { source, records, newest_ms } => {
+                if let Some(n) = newest_ms {
+                    let name = self.sources[source].0.clone();
+                    let pos = self.cp.positions.entry(name).or_default();
+                    pos.time_ms = pos.time_ms.max(n);
+                }
+                self.clear_failing(source);
+                for r in records {
+                    self.metrics.records.fetch_add(1, Ordering::Relaxed);
+                    if let Some(d) = r.ingest_delay_ms {
+                        self.metrics.ingest_delay_ms.record(d);
+                    }
+                    let mut decoded = Vec::new();
+                    decode_record(&r.bytes, &r.origin, self.cfg.format, &mut |d| decoded.push(d));
+                    for d in decoded {
+                        self.on_decoded(d);
+                    }
+                }
+            }
+            SourceMsg::CaughtUp { source, until_ms } => {
+                self.clear_failing(source);
+                if let Some(s) = self.sources.get_mut(source) {
+                    s.1 = Some(s.1.map_or(until_ms, |u| u.max(until_ms)));
+                }
+            }
+            SourceMsg::Failing { source, reason } => {
+                if let (Some(s), Ok(mut f)) = (self.sources.get(source), self.metrics.failing.lock()) {
+                    f.insert(s.0.clone(), reason);
+                }
+            }
+        }
+    }
+
+    fn clear_failing(&self, source: usize) {
+        if let (Some(s), Ok(mut f)) = (self.sources.get(source), self.metrics.failing.lock()) {
+            f.remove(&s.0);
+        }
+    }
+
+    fn on_decoded(&mut self, d: Decoded) {
+        match d {
+            Decoded::Event(ev) => {
+                if ev.time.0 < self.start_ms {
+                    self.metrics.before_start.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                self.arrivals += 1;
+                self.held.insert((ev.time.0, self.arrivals), ev);
+            }
+            Decoded::Skipped(_) => {
+                self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Decoded::Rejected(r) => {
+                self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(record = %crate::sanitize::for_terminal(&r.to_string()), "rejected record");
+            }
+        }
+    }
+
+    /// The event time every source has caught up to, less the allowed delay; None until all have.
+    fn watermark(&self) -> Option<i64> {
+        let mut wm: Option<i64> = None;
+        for (_, caught) in &self.sources {
+            let c = (*caught)?;
+            wm = Some(wm.map_or(c, |w: i64| w.min(c)));
+        }
+        wm.map(|w| w - self.cfg.allowed_delay.0)
+    }
+
+    fn on_tick(&mut self) -> anyhow::Result<()> {
+        let mut findings = Vec::new();
+        while self.held.len() > MAX_HELD_EVENTS {
+            if let Some((_, ev)) = self.held.pop_first() {
+                self.push(ev, &mut findings);
+            }
+        }
+        if let Some(wm) = self.watermark() {
+            if self.fed_ms.is_none_or(|f| wm > f) {
+                while let Some(entry) = self.held.first_entry() {
+                    if entry.key().0 > wm {
+                        break;
+                    }
+                    let ev = entry.remove();
+                    self.push(ev, &mut findings);
+                }
+                self.engine.advance_watermark(Timestamp(wm), &mut findings);
+                self.fed_ms = Some(wm);
+                self.dirty = true;
+                self.metrics.watermark_ms.store(wm, Ordering::Relaxed);
+            }
+            self.metrics.lag_ms.store(Timestamp::now().0 - wm, Ordering::Relaxed);
+        }
+        let spooled_new = self.handle(findings)?;
+        let storm_spooled = self.flush_digest_if_due();
+        if spooled_new || storm_spooled {
+            // Notifications become visible to the publisher only once the checkpoint holding them (and
+            // their ledger entries) is on disk.
+            self.save()?;
+            self.make_visible();
+        } else if self.dirty && self.last_save.elapsed() >= CHECKPOINT_EVERY {
+            self.save()?;
+        }
+        let stats = self.engine.detector_stats();
+        self.metrics.open_incidents.store(stats.iter().map(|s| s.open_incidents as i64).sum(), Ordering::Relaxed);
+        self.metrics.tracked_keys.store(stats.iter().map(|s| s.tracked_keys as i64).sum(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn push(&mut self, ev: SignInEvent, findings: &mut Vec<Finding>) {
+        let t = Instant::now();
+        self.engine.push(ev, findings);
+        self.metrics.process_ns.record(t.elapsed().as_nanos() as i64);
+        self.metrics.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes closed findings and spools notifications for openings and escalations, skipping updates
+    /// already in the ledger. True when notifications were spooled.
+    fn handle(&mut self, findings: Vec<Finding>) -> anyhow::Result<bool> {
+        let mut wrote = false;
+        let mut spooled = false;
+        for f in findings {
+            let key = sns::ledger_key(&f);
+            if self.cp.ledger.contains_key(&key) || self.output_suppressed.contains(&key) {
+                self.metrics.notifications_suppressed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            match f.status {
+                Status::Closed => {
+                    self.out.write(&f).context("cannot write findings")?;
+                    self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
+                    wrote = true;
+                }
+                Status::Open | Status::Escalated => {
+                    if let Some((spool, _, fifo)) = &self.spool {
+                        if self.storm_sent < self.cfg.max_notifications_per_minute {
+                            self.storm_sent += 1;
+                            let n = sns::render(&f, self.cp.next_seq + 1, *fifo);
+                            self.cp.next_seq += 1;
+                            if let Ok(mut s) = spool.lock() {
+                                s.entries.push_back(n);
+                            }
+                            self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+                            spooled = true;
+                        } else {
+                            self.cp.digest.push(sns::digest_item(&f));
+                        }
+                    }
+                }
+            }
+            self.cp.ledger.insert(key, f.detected_at.0);
+            self.dirty = true;
+        }
+        if wrote {
+            // On disk before the checkpoint that ledgers them (the output file is the ledger of record).
+            self.out.sync().context("cannot write findings")?;
+        }
+        Ok(spooled)
+    }
+
+    /// At the end of each storm window, held-back updates leave as one digest notification.
+    fn flush_digest_if_due(&mut self) -> bool {
+        if self.storm_started.elapsed() < STORM_WINDOW {
+            return false;
+        }
+        self.storm_started = Instant::now();
+        self.storm_sent = 0;
+        let Some((spool, _, fifo)) = &self.spool else { return false };
+        if self.cp.digest.is_empty() {
+            return false;
+        }
+        let n = sns::render_digest(&self.cp.digest, self.cp.next_seq + 1, *fifo);
+        self.cp.next_seq += 1;
+        self.cp.digest.clear();
+        if let Ok(mut s) = spool.lock() {
+            s.entries.push_back(n);
+        }
+        self.metrics.digests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+        self.dirty = true;
+        true
+    }
+
+    fn make_visible(&self) {
+        if let Some((spool, wake, _)) = &self.spool {
+            if let Ok(mut s) = spool.lock() {
+                s.visible_upto = self.cp.next_seq;
+                self.metrics.spooled.store(s.entries.len() as i64, Ordering::Relaxed);
+            }
+            wake.notify_one();
+        }
+    }
+
+    fn flush_and_save(&mut self) -> anyhow::Result<()> {
+        self.out.sync().context("cannot write findings")?;
+        self.save()?;
+        self.make_visible();
+        Ok(())
+    }
+
+    fn save(&mut self) -> anyhow::Result<()> {
+        self.cp.watermark_ms = self.fed_ms.or(self.cp.watermark_ms);
+        // Before the first watermark of this run, keep the resume point of the previous one.
+        if self.fed_ms.is_some() {
+            self.cp.earliest_open_ms = self.engine.earliest_open().map(|t| t.0);
+        }
+        if let Some((spool, _, _)) = &self.spool {
+            if let Ok(s) = spool.lock() {
+                self.cp.spool = s.entries.clone();
+            }
+        }
+        self.cp.prune_ledger(Timestamp::now());
+        self.state.save(&self.cp).context("cannot save the checkpoint")?;
+        self.dirty = false;
+        self.last_save = Instant::now();
+        Ok(())
+    }
+
+    fn status_line(&self, rate: f64) -> String {
+        let m = &self.metrics;
+        let (_, d50, _, dmax) = m.ingest_delay_ms.summary();
+        let (nn, n50, n99, _) = m.notify_latency_ms.summary();
+        let failing = m.failing.lock().map(|f| f.len()).unwrap_or(0);
+        let lag = if self.fed_ms.is_some() { format!("{:.1}s", m.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0) } else { "catching up".into() };
+        format!(
+            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}, held {}, sources failing {failing}",
+            m.open_incidents.load(Ordering::Relaxed),
+            m.tracked_keys.load(Ordering::Relaxed),
+            m.notifications_sent.load(Ordering::Relaxed),
+            m.spooled.load(Ordering::Relaxed),
+            if nn > 0 { format!(" (latency p50 {n50}ms p99 {n99}ms)") } else { String::new() },
+            self.held.len(),
+        )
+    }
+}

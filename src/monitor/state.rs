@@ -1,0 +1,263 @@
+//! The monitor's checkpoint in `--state-dir`: read positions, the notification spool and the ledger of
+//! incident updates already notified or written, saved atomically with a checksum.
+//!
+//! Files:
+//! - `state.json`: the checkpoint. First line `authwatch-state v1 crc32=XXXXXXXX`, then the JSON body.
+//!   Written to a temporary file, fsynced, then renamed over the old one (whose previous version is kept as
+//!   `state.prev.json`), so a crash leaves either the old or the new checkpoint, never half of one.
+//! - `delivered`: the sequence number of the last notification SNS accepted, same framing. Written right
+//!   after each publish, so a restart does not send it again.
+//!
+//! A checkpoint whose checksum does not match is reported (ERROR), kept aside as `*.corrupt` and the
+//! previous one is used; when neither is valid the monitor starts afresh from `--backfill`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Span, Timestamp};
+
+const MAGIC: &str = "authwatch-state v1";
+/// Ledger entries older than this (by event time) are forgotten: a restart never re-reads that far back.
+pub const LEDGER_MAX_AGE: Span = Span(7 * 24 * 3600 * 1000);
+/// Hard cap on ledger entries, oldest dropped first: bounded state under an alert storm.
+pub const LEDGER_MAX_ENTRIES: usize = 200_000;
+
+/// One notification waiting to be published (or published but not yet confirmed on disk).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub seq: u64,
+    pub subject: String,
+    pub message: String,
+    pub detector: String,
+    pub severity: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    /// Event time of the detection (for the event-to-notification latency).
+    pub detected_at_ms: i64,
+    /// Wall time the notification was created.
+    pub created_ms: i64,
+}
+
+/// Read position of one source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Position {
+    /// Newest event time read from this source (CloudWatch) or fed to the engine.
+    pub time_ms: i64,
+}
+
+/// Everything the checkpoint holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Event time up to which every source's events were given to the engine.
+    pub watermark_ms: Option<i64>,
+    /// Earliest `first_seen` of the incidents open at checkpoint time.
+    pub earliest_open_ms: Option<i64>,
+    pub positions: BTreeMap<String, Position>,
+    /// Notifications not yet known to be delivered, in order.
+    pub spool: VecDeque<Notification>,
+    pub next_seq: u64,
+    /// Findings held for the next digest (alert-storm protection): their one-line summaries.
+    pub digest: Vec<DigestItem>,
+    /// Ledger: `incident_id:status:severity` → event time (ms) of the finding's detection.
+    pub ledger: HashMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DigestItem {
+    pub line: String,
+    pub detected_at_ms: i64,
+    pub json: String,
+}
+
+impl Checkpoint {
+    /// Drops ledger entries older than `LEDGER_MAX_AGE` before `now`, and the oldest beyond the cap.
+    pub fn prune_ledger(&mut self, now: Timestamp) {
+        let oldest = now.saturating_sub(LEDGER_MAX_AGE).0;
+        self.ledger.retain(|_, t| *t >= oldest);
+        if self.ledger.len() > LEDGER_MAX_ENTRIES {
+            let mut times: Vec<i64> = self.ledger.values().copied().collect();
+            times.sort_unstable();
+            let cut = times[self.ledger.len() - LEDGER_MAX_ENTRIES];
+            self.ledger.retain(|_, t| *t >= cut);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: corrupt checkpoint: {reason}", .path.display())]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(dir: &Path) -> Result<StateDir, StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
+        Ok(StateDir { dir: dir.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Loads the checkpoint: `state.json`, else `state.prev.json`, else none. Corrupt files are reported
+    /// in the returned warnings and moved aside.
+    pub fn load(&self) -> (Option<Checkpoint>, Vec<String>) {
+        let mut warnings = Vec::new();
+        for name in ["state.json", "state.prev.json"] {
+            let path = self.file(name);
+            match read_framed(&path) {
+                Ok(None) => continue,
+                Ok(Some(body)) => match serde_json::from_slice::<Checkpoint>(&body) {
+                    Ok(cp) => return (Some(cp), warnings),
+                    Err(e) => {
+                        warnings.push(format!("{}: unreadable checkpoint: {e}", path.display()));
+                        set_aside(&path);
+                    }
+                },
+                Err(e) => {
+                    warnings.push(e.to_string());
+                    set_aside(&path);
+                }
+            }
+        }
+        (None, warnings)
+    }
+
+    /// Saves the checkpoint atomically (temp file, fsync, rename, directory fsync).
+    pub fn save(&self, cp: &Checkpoint) -> Result<(), StateError> {
+        let body = serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), source: e.into() })?;
+        let path = self.file("state.json");
+        if path.exists() {
+            // Keep the previous good checkpoint: the fallback if this one is ever found corrupt.
+            let _ = fs::copy(&path, self.file("state.prev.json.tmp"))
+                .and_then(|_| fs::rename(self.file("state.prev.json.tmp"), self.file("state.prev.json")));
+        }
+        write_framed(&path, &body)
+    }
+
+    /// The sequence number of the last delivered notification (0 when none).
+    pub fn load_delivered(&self) -> (u64, Option<String>) {
+        let path = self.file("delivered");
+        match read_framed(&path) {
+            Ok(None) => (0, None),
+            Ok(Some(body)) => match std::str::from_utf8(&body).ok().and_then(|s| s.trim().parse().ok()) {
+                Some(n) => (n, None),
+                None => (0, Some(format!("{}: unreadable delivered mark", path.display()))),
+            },
+            Err(e) => (0, Some(e.to_string())),
+        }
+    }
+
+    pub fn save_delivered(&self, seq: u64) -> Result<(), StateError> {
+        write_framed(&self.file("delivered"), seq.to_string().as_bytes())
+    }
+}
+
+fn set_aside(path: &Path) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    let _ = fs::rename(path, PathBuf::from(aside));
+}
+
+fn read_framed(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::Io { path: path.to_path_buf(), source }),
+    };
+    let corrupt = |reason: &str| StateError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() };
+    let nl = data.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line"))?;
+    let header = std::str::from_utf8(&data[..nl]).map_err(|_| corrupt("header is not text"))?;
+    let crc_hex = header
+        .strip_prefix(MAGIC)
+        .and_then(|r| r.trim().strip_prefix("crc32="))
+        .ok_or_else(|| corrupt("bad header"))?;
+    let want = u32::from_str_radix(crc_hex, 16).map_err(|_| corrupt("bad checksum field"))?;
+    let body = &data[nl + 1..];
+    if crc32fast::hash(body) != want {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(Some(body.to_vec()))
+}
+
+fn write_framed(path: &Path, body: &[u8]) -> Result<(), StateError> {
+    let io_err = |source| StateError::Io { path: path.to_path_buf(), source };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp).map_err(io_err)?;
+    writeln!(f, "{MAGIC} crc32={:08x}", crc32fast::hash(body)).map_err(io_err)?;
+    f.write_all(body).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_checkpoint_falls_back_to_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let mut cp = Checkpoint { watermark_ms: Some(1), ..Checkpoint::default() };
+        sd.save(&cp).unwrap();
+        cp.watermark_ms = Some(2);
+        sd.save(&cp).unwrap();
+        let p = dir.path().join("state.json");
+        let mut data = fs::read(&p).unwrap();
+        let last = data.len() - 2;
+        data[last] ^= 0x55;
+        fs::write(&p, data).unwrap();
+        let (loaded, warnings) = sd.load();
+        assert_eq!(loaded.unwrap().watermark_ms, Some(1));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("checksum"));
+    }
+
+    #[test]
+    fn delivered_mark_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        assert_eq!(sd.load_delivered().0, 0);
+        sd.save_delivered(42).unwrap();
+        assert_eq!(sd.load_delivered().0, 42);
+    }
+
+    #[test]
+    fn ledger_is_bounded_by_age() {
+        let mut cp = Checkpoint::default();
+        cp.ledger.insert("old".into(), 0);
+        cp.ledger.insert("new".into(), Timestamp::now().0);
+        cp.prune_ledger(Timestamp::now());
+        assert!(cp.ledger.contains_key("new") && !cp.ledger.contains_key("old"));
+    }
+}

@@ -1,0 +1,340 @@
+//! The monitor daemon end to end, against moto on loopback: findings equal replay's, one notification per
+//! incident update, kill -9 and restart, SNS outage, throttling, and following a rotated file.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// A burst of `n` failures for `user` from `ip`, one every `step_ms`, starting at `t0`.
+fn burst(t0: i64, step_ms: i64, n: usize, user: &str, ip: &str, tag: &str) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|i| {
+            let t = t0 + i as i64 * step_ms;
+            (t, cognito_line(t, user, ip, false, &format!("{tag}-{user}-{i}")))
+        })
+        .collect()
+}
+
+fn sorted_lines(events: &[(i64, String)]) -> Vec<String> {
+    let mut e = events.to_vec();
+    e.sort_by_key(|(t, _)| *t);
+    e.into_iter().map(|(_, l)| l).collect()
+}
+
+/// Waits until the output holds `want` closed findings (or times out), then returns them sorted.
+fn wait_closed(output: &Path, want: usize, timeout: Duration) -> Vec<Value> {
+    wait_until(timeout, || closed(&read_jsonl(output)).len() >= want);
+    closed(&read_jsonl(output))
+}
+
+fn assert_same_findings(monitor: &[Value], replay: &[Value], dir: &Path) {
+    let ids = |v: &[Value]| v.iter().map(|f| f["incident_id"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(monitor), ids(replay), "incident ids differ; daemon log:\n{}", daemon_log(dir));
+    assert_eq!(monitor, replay, "closed findings differ from replay's");
+}
+
+fn assert_notified_once(endpoint: &str, topic: &str, want: &[String], dir: &Path) {
+    let ok = wait_until(Duration::from_secs(20), || sns_sent(endpoint, topic).len() >= want.len());
+    let sent = sns_sent(endpoint, topic);
+    let mut keys: Vec<String> = sent.iter().map(|s| s.key()).collect();
+    keys.sort();
+    assert!(ok, "only {} of {} notifications; daemon log:\n{}", sent.len(), want.len(), daemon_log(dir));
+    assert_eq!(keys, want, "notifications are not exactly one per incident update");
+    for s in &sent {
+        assert!(s.subject.len() < 100 && s.subject.starts_with("[authwatch]"), "{}", s.subject);
+        assert_eq!(s.attributes["detector"]["Value"], "failed_login_burst");
+        assert!(s.attributes["severity"]["Value"].is_string());
+    }
+}
+
+#[test]
+fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/eq"), unique("alerts-eq"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1", "s2"], &topic));
+    let t0 = now_ms() - 30_000;
+    // alice: 9 failures in one stream (opens, escalates to high); bob: 6 split over two streams, the
+    // second stream's part put first (late and out of order); carol: 3 failures, below the threshold.
+    let alice = burst(t0, 1000, 9, "alice", "203.0.113.7", "eq");
+    let bob = burst(t0 + 500, 700, 6, "bob", "198.51.100.9", "eq");
+    let carol = burst(t0 + 200, 2000, 3, "carol", "192.0.2.1", "eq");
+    let (bob_a, bob_b): (Vec<_>, Vec<_>) = bob.iter().cloned().partition(|(t, _)| (t / 700) % 2 == 0);
+    rt.block_on(put(&logs, &group, "s2", &bob_b));
+    let mut s1: Vec<_> = alice.iter().chain(carol.iter()).chain(bob_a.iter()).cloned().collect();
+    s1.sort_by_key(|(t, _)| *t);
+    rt.block_on(put(&logs, &group, "s1", &s1));
+
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    ]);
+    let daemon = Daemon::start(dir.path(), &args);
+
+    // Events that land while the daemon runs, with event times just behind now: dave, 5 failures.
+    std::thread::sleep(Duration::from_secs(2));
+    let dave = burst(now_ms() - 1500, 100, 5, "dave", "203.0.113.99", "eq");
+    rt.block_on(put(&logs, &group, "s2", &dave));
+
+    let all: Vec<(i64, String)> = [alice, bob, carol, dave].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 3, "the scenario should give three incidents");
+    let got = wait_closed(&output, want.len(), Duration::from_secs(60));
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    assert_eq!(http_get(&metrics, "/healthz").as_deref(), Some("ok\n"));
+    let text = http_get(&metrics, "/metrics").expect("metrics");
+    let n = expected_notifications(&replayed).len();
+    assert!(text.contains(&format!("authwatch_notifications_sent_total {n}")), "{text}");
+    assert!(text.contains(&format!("authwatch_event_to_notification_ms_count {n}")), "{text}");
+    assert!(text.contains("authwatch_event_processing_ns{quantile=\"0.99\"}"), "{text}");
+    // The figures, for the record (shown with --nocapture).
+    for l in text.lines().filter(|l| l.starts_with("authwatch_event_to_notification_ms{") || l.starts_with("authwatch_ingest_delay_ms{") || l.starts_with("authwatch_event_processing_ns{")) {
+        eprintln!("{l}");
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    daemon.terminate();
+    assert!(daemon_log(dir.path()).contains("authwatch monitor:"), "no status line");
+}
+
+#[test]
+fn kill9_at_several_points_misses_and_doubles_nothing() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/kill"), unique("alerts-kill"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend(["--log-group".into(), group.clone(), "--sns-topic-arn".into(), arn.clone()]);
+
+    let mut all = Vec::new();
+    let mut daemon = Daemon::start(dir.path(), &args);
+    // Six waves, one user each, 9 failures 150 ms apart; the daemon is killed -9 and restarted during
+    // waves 1, 3 and 4, at different moments of a wave.
+    for wave in 0..6 {
+        let user = format!("user{wave}");
+        let events = burst(now_ms() - 200, 150, 9, &user, &format!("203.0.113.{}", wave + 10), "kill");
+        for (i, chunk) in events.chunks(3).enumerate() {
+            rt.block_on(put(&logs, &group, "s1", chunk));
+            std::thread::sleep(Duration::from_millis(450));
+            if (wave, i) == (1, 1) || (wave, i) == (3, 2) || (wave, i) == (4, 0) {
+                daemon.kill9();
+                daemon = Daemon::start(dir.path(), &args);
+            }
+        }
+        all.extend(events);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 6);
+    let got = wait_closed(&output, want.len(), Duration::from_secs(60));
+    // Nothing doubled: no incident written twice.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(closed(&read_jsonl(&output)).len(), want.len(), "a finding was written twice");
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    daemon.terminate();
+    let log = daemon_log(dir.path());
+    let resumed = log.lines().filter(|l| l.contains("monitor starting") && l.contains("true")).count();
+    assert_eq!(resumed, 3, "every restart resumes from the checkpoint:\n{log}");
+}
+
+#[test]
+fn sns_outage_spools_notifications_and_delivers_them_once_in_order() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/outage"), unique("alerts-outage"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let proxy = Proxy::start(endpoint_addr(&endpoint), |_, mode, _| mode);
+    proxy.mode.store(UNAVAILABLE, Ordering::Relaxed);
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--sns-endpoint-url".into(),
+        proxy.url(),
+    ]);
+    let t0 = now_ms() - 20_000;
+    let events: Vec<_> = [
+        burst(t0, 300, 5, "erin", "203.0.113.1", "out"),
+        burst(t0 + 4000, 300, 5, "frank", "203.0.113.2", "out"),
+        burst(t0 + 8000, 300, 5, "grace", "203.0.113.3", "out"),
+    ]
+    .concat();
+    rt.block_on(put(&logs, &group, "s1", &events));
+    let daemon = Daemon::start(dir.path(), &args);
+    assert!(wait_until(Duration::from_secs(30), || proxy.faults.load(Ordering::Relaxed) >= 3), "no publish attempted");
+    // A restart during the outage: the spool on disk survives it.
+    daemon.terminate();
+    assert!(sns_sent(&endpoint, &arn).is_empty());
+    let daemon = Daemon::start(dir.path(), &args);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sns_sent(&endpoint, &arn).is_empty());
+    proxy.mode.store(PASS, Ordering::Relaxed);
+
+    let replayed = replay(dir.path(), &sorted_lines(&events));
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    let order: Vec<String> = sns_sent(&endpoint, &arn).iter().map(|s| s.finding["user"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(order, ["erin", "frank", "grace"], "notifications out of order");
+    let got = wait_closed(&output, 3, Duration::from_secs(40));
+    assert_same_findings(&got, &closed(&replayed), dir.path());
+    daemon.terminate();
+}
+
+#[test]
+fn throttling_answers_slow_the_daemon_but_lose_nothing() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/throttle"), unique("alerts-throttle"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1", "s2"], &topic));
+    // Two of every three FilterLogEvents calls are throttled.
+    let proxy = Proxy::start(endpoint_addr(&endpoint), |head, _, n| {
+        if head.contains("FilterLogEvents") && n % 3 != 2 {
+            THROTTLE
+        } else {
+            PASS
+        }
+    });
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--endpoint-url".into(),
+        proxy.url(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--sns-endpoint-url".into(),
+        endpoint.clone(),
+    ]);
+    let t0 = now_ms() - 25_000;
+    let a = burst(t0, 400, 8, "heidi", "203.0.113.4", "thr");
+    let b = burst(t0 + 1000, 500, 6, "ivan", "203.0.113.5", "thr");
+    rt.block_on(put(&logs, &group, "s1", &a));
+    rt.block_on(put(&logs, &group, "s2", &b));
+    let daemon = Daemon::start(dir.path(), &args);
+    let all = [a, b].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 2, "replay: {replayed:?}");
+    let got = wait_closed(&output, want.len(), Duration::from_secs(90));
+    assert!(proxy.faults.load(Ordering::Relaxed) > 0, "the proxy throttled nothing ({} passed); daemon log:\n{}", proxy.passed.load(Ordering::Relaxed), daemon_log(dir.path()));
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    daemon.terminate();
+}
+
+#[test]
+fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
+    let _ = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cognito.log");
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend(["--follow".into(), log.display().to_string()]);
+    let append = |lines: &[(i64, String)]| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        for (_, l) in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+    };
+    // Event times are "now" as each part is written, as in a live log.
+    let judy1 = burst(now_ms() - 1000, 200, 3, "judy", "203.0.113.6", "fol1");
+    append(&judy1);
+    let daemon = Daemon::start(dir.path(), &args);
+    std::thread::sleep(Duration::from_millis(1500));
+    let judy2 = burst(now_ms() - 500, 100, 3, "judy", "203.0.113.6", "fol2");
+    append(&judy2);
+    std::thread::sleep(Duration::from_millis(800));
+    // Rotation: the file is renamed and a new one takes its place.
+    std::fs::rename(&log, dir.path().join("cognito.log.1")).unwrap();
+    let mallory = burst(now_ms() - 1000, 100, 5, "mallory", "203.0.113.7", "fol");
+    append(&mallory);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Truncation in place, then new lines.
+    std::fs::write(&log, "").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let oscar = burst(now_ms() - 1000, 100, 7, "oscar", "203.0.113.8", "fol");
+    append(&oscar);
+    let all = [judy1, judy2, mallory, oscar].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 3);
+    let got = wait_closed(&output, 3, Duration::from_secs(60));
+    assert_same_findings(&got, &want, dir.path());
+    daemon.terminate();
+}
+
+#[test]
+fn an_alert_storm_becomes_one_digest() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/storm"), unique("alerts-storm"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let t0 = now_ms() - 20_000;
+    let events: Vec<_> =
+        (0..4).flat_map(|u| burst(t0 + u * 100, 400, 5, &format!("storm{u}"), "203.0.113.50", "storm")).collect();
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|(t, _)| *t);
+    rt.block_on(put(&logs, &group, "s1", &sorted));
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--max-notifications-per-minute".into(),
+        "1".into(),
+    ]);
+    let daemon = Daemon::start(dir.path(), &args);
+    let replayed = replay(dir.path(), &sorted_lines(&events));
+    let opened = expected_notifications(&replayed);
+    assert_eq!(opened.len(), 4);
+    assert!(wait_until(Duration::from_secs(90), || sns_sent(&endpoint, &arn).len() >= 2), "no digest");
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = sns_sent(&endpoint, &arn);
+    assert_eq!(sent.len(), 2, "one notification, then one digest: {:?}", sent.iter().map(|s| &s.subject).collect::<Vec<_>>());
+    assert!(sent[0].subject.contains("NEW"), "{}", sent[0].subject);
+    assert!(sent[1].subject.contains("DIGEST: 3"), "{}", sent[1].subject);
+    let first = sent[0].key();
+    for key in opened.iter().filter(|k| **k != first) {
+        let id = key.split(':').next().unwrap();
+        assert!(sent[1].message.contains(id), "digest misses {id}");
+    }
+    daemon.terminate();
+}
