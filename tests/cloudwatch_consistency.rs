@@ -3,7 +3,8 @@
 //! each log event message, as CloudWatch would see it) selects exactly the decoded events the detector
 //! counts: `match.kinds` × `match.outcomes` (and, for `cognito_risk`, a counted risk signal) in that format.
 //! Records that decode to no sign-in event (other services, management calls, notifications) must not
-//! match. The corpora are every fixture in `tests/fixtures/decode/` and `tests/fixtures/cloudwatch/`.
+//! match. The corpora are every fixture in `tests/fixtures/decode/` and `tests/fixtures/cloudwatch/`, plus
+//! the simulator's output in both formats (benign traffic and every kind of planted attack).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use authwatch::cloudwatch::CwLogFormat;
 use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
+use authwatch::simulate::{SimConfig, SimulateArgs, Simulation};
 use authwatch::source::{expand_inputs, Limits, ReadItem, RecordReader};
 use authwatch::spec::{Params, Spec, SpecSet};
 
@@ -41,6 +43,25 @@ fn messages() -> Vec<(String, String)> {
             if !more {
                 break;
             }
+        }
+    }
+    for format in ["cognito", "cloudtrail"] {
+        let args = SimulateArgs {
+            users: 2000,
+            duration: "12h".into(),
+            start: Some("2026-03-01T00:00:00Z".into()),
+            seed: 3,
+            attacks: "default".into(),
+            events: None,
+            log_format: format.into(),
+            user_pool_id: "us-east-1_Consist01".into(),
+            output: None,
+            truth: None,
+        };
+        let cfg = SimConfig::from_args(&args).expect("simulation arguments");
+        let sim = Simulation::new(&cfg).expect("simulation");
+        for (i, ev) in sim.enumerate() {
+            out.push((format!("simulated-{format}:{}", i + 1), ev.line));
         }
     }
     out
