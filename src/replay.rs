@@ -1,18 +1,22 @@
 //! Offline forensic replay: files → records → decoded events → detectors → findings, in parallel but with
 //! a deterministic result.
 //!
-//! Threads and channels (all bounded):
-//! - one **reader** thread reads the inputs in order (sorted paths) into batches of raw records and sends
-//!   them, numbered, to the decoders. It owns the job channel and closes it at the end of input.
-//! - `threads` **decoder** threads turn batches into decoded items and send them back with their number.
-//!   Each owns a clone of the result sender; the result channel closes when the last decoder ends.
-//! - the calling thread puts batches back in number order and feeds the [`Engine`], so the detectors see
-//!   exactly the same sequence however the work was split. A token channel bounds batches in flight, so
-//!   memory does not grow with the input.
+//! Threads and channels (all bounded by the number of batches the merger asks for):
+//! - the calling thread is the **merger**. It asks the reader for batches of particular files, puts each
+//!   file's decoded batches back in order, and merges the files by event time (the file whose next event
+//!   is earliest goes first, ties to the earlier file), feeding the [`Engine`]. Files are ordered by
+//!   their first event and join the merge when it reaches that time, so files covering the same span
+//!   (several log streams, Regions or accounts) interleave as if they were one sorted file. The merger
+//!   owns the request channel; dropping it ends the reader.
+//! - one **reader** thread reads the requested batch of raw records from the requested file (opening
+//!   files lazily, closing them at their end) and sends it, numbered per file, to the decoders. It owns
+//!   the job channel; the decoders end when it closes.
+//! - `threads` **decoder** threads turn batches into decoded items and send them back. Each owns a clone
+//!   of the result sender; the result channel closes when the last decoder ends.
 //!
-//! On error or early return the channels are dropped, which ends the other threads.
-
-use std::collections::{BTreeMap, HashMap};
+//! What the detectors see depends only on the data, never on thread timing: the same input gives the same
+//! findings however many threads decode it and however it is split into files.
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,15 +137,25 @@ pub struct Progress {
     pub events: u64,
 }
 
+/// The merger asks for the next batch of a file.
+struct Want {
+    file: usize,
+}
+
 struct Job {
+    file: usize,
     seq: u64,
     items: Vec<ReadItem>,
+    /// The file has no more records after this batch.
+    eof: bool,
 }
 
 struct Done {
+    file: usize,
     seq: u64,
     decoded: Vec<Decoded>,
     records: u64,
+    eof: bool,
 }
 
 /// Runs a replay. Fatal errors (no such input, a failed write) end it; bad records do not.
@@ -152,7 +166,9 @@ pub fn run(
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
-    let inputs = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
+    let ordered = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
+    let firsts: Vec<Option<Timestamp>> = ordered.iter().map(|(t, _)| *t).collect();
+    let inputs: Vec<Input> = ordered.into_iter().map(|(_, i)| i).collect();
     let bytes_total: u64 = inputs
         .iter()
         .map(|i| match i {
@@ -162,13 +178,9 @@ pub fn run(
         .sum();
     let threads = cfg.threads.max(1);
     let in_flight = threads * BATCHES_PER_THREAD;
+    let (want_tx, want_rx) = bounded::<Want>(in_flight);
     let (job_tx, job_rx) = bounded::<Job>(in_flight);
     let (done_tx, done_rx) = bounded::<Done>(in_flight);
-    let (token_tx, token_rx) = bounded::<()>(in_flight);
-    for _ in 0..in_flight {
-        // Cannot fail: the channel has room for every token and its receiver is alive.
-        let _ = token_tx.send(());
-    }
     let bytes_read = Arc::new(AtomicU64::new(0));
 
     let mut report = ReplayReport { files: inputs.len() as u64, ..ReplayReport::default() };
@@ -176,16 +188,19 @@ pub fn run(
     let result = thread::scope(|scope| -> anyhow::Result<()> {
         let reader_bytes = bytes_read.clone();
         let limits = cfg.limits;
-        scope.spawn(move || read_inputs(&inputs, limits, job_tx, token_rx, &reader_bytes));
+        let files = &inputs;
+        scope.spawn(move || read_inputs(files, limits, want_rx, job_tx, &reader_bytes));
         for _ in 0..threads {
             let (rx, tx, hint) = (job_rx.clone(), done_tx.clone(), cfg.format);
             scope.spawn(move || decode_batches(rx, tx, hint));
         }
         drop(job_rx);
         drop(done_tx);
-        let fed = feed_in_order(done_rx, &token_tx, cfg, &mut engine, &mut report, hooks, &bytes_read, bytes_total);
-        // Dropping the token sender unblocks a reader waiting for room if we stopped early.
-        drop(token_tx);
+        let mut merger = Merger::new(firsts, in_flight, want_tx, done_rx);
+        let mut feed = Feed::new(cfg, &mut engine, &mut report, hooks, &bytes_read, bytes_total);
+        let fed = merger.run(&mut feed);
+        // Dropping the merger closes the request channel, which ends the reader and then the decoders.
+        drop(merger);
         fed
     });
     result?;
@@ -196,13 +211,12 @@ pub fn run(
     Ok(report)
 }
 
-/// Orders several files by the time of their first event (then by path), so files that cover
-/// interleaved spans, such as a CloudTrail bucket's regions and accounts or a log split into parts with
-/// arbitrary names, are read in time order rather than one whole file after another. Reading only the
-/// first record of each file is enough; standard input stays where it is (first).
-pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint) -> Vec<Input> {
+/// Orders several inputs by the time of their first event (then by their given order), with that time,
+/// so the merger can let each join when the merge reaches it. Reading the first records of each file is
+/// enough. Standard input, which cannot be read twice, goes first.
+pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint) -> Vec<(Option<Timestamp>, Input)> {
     if inputs.len() < 2 {
-        return inputs;
+        return inputs.into_iter().map(|i| (Some(Timestamp(i64::MIN)), i)).collect();
     }
     let mut keyed: Vec<(Option<Timestamp>, usize, Input)> = inputs
         .into_iter()
@@ -216,7 +230,7 @@ pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.1.cmp(&b.1),
     });
-    keyed.into_iter().map(|(_, _, input)| input).collect()
+    keyed.into_iter().map(|(t, _, input)| (t, input)).collect()
 }
 
 /// The earliest event time in the first few records of a file (None for standard input or no event).
@@ -250,42 +264,50 @@ fn first_event_time(input: &Input, limits: Limits, hint: FormatHint) -> Option<T
     first
 }
 
-/// The reader thread: inputs in order, batches of raw records, each sent after taking a token.
-fn read_inputs(inputs: &[Input], limits: Limits, jobs: Sender<Job>, tokens: Receiver<()>, bytes: &AtomicU64) {
-    let mut seq = 0u64;
-    let mut send = |items: Vec<ReadItem>| -> bool {
-        if tokens.recv().is_err() {
-            return false;
-        }
-        let job = Job { seq, items };
-        seq += 1;
-        jobs.send(job).is_ok()
-    };
-    for input in inputs {
-        let mut reader = match RecordReader::open(input, limits) {
-            Ok(r) => r,
-            Err(e) => {
-                let name: Arc<str> = Arc::from(input.display_name());
-                let rejection = Rejection { origin: Origin::new(name, 0), reason: format!("cannot read: {e}") };
-                if !send(vec![ReadItem::Rejected(rejection)]) {
-                    return;
-                }
-                continue;
-            }
-        };
-        let mut before = 0;
-        loop {
-            let mut items = Vec::with_capacity(BATCH_RECORDS);
-            let more = reader.next_batch(BATCH_RECORDS, &mut items);
-            let now = reader.bytes_read();
-            bytes.fetch_add(now - before, Ordering::Relaxed);
-            before = now;
-            if !items.is_empty() && !send(items) {
+/// The reader thread: reads the batch the merger asks for, from the file it names.
+fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Sender<Job>, bytes: &AtomicU64) {
+    let mut readers: HashMap<usize, (RecordReader, u64)> = HashMap::new();
+    let mut seqs = vec![0u64; inputs.len()];
+    let mut finished = vec![false; inputs.len()];
+    for Want { file } in wants {
+        let Some(input) = inputs.get(file) else { continue };
+        let seq = seqs[file];
+        seqs[file] += 1;
+        if finished[file] {
+            // Asked for more before the end was known: an empty last batch.
+            if jobs.send(Job { file, seq, items: Vec::new(), eof: true }).is_err() {
                 return;
             }
-            if !more {
-                break;
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = readers.entry(file) {
+            match RecordReader::open(input, limits) {
+                Ok(r) => {
+                    slot.insert((r, 0));
+                }
+                Err(e) => {
+                    finished[file] = true;
+                    let name: Arc<str> = Arc::from(input.display_name());
+                    let rejection = Rejection { origin: Origin::new(name, 0), reason: format!("cannot read: {e}") };
+                    if jobs.send(Job { file, seq, items: vec![ReadItem::Rejected(rejection)], eof: true }).is_err() {
+                        return;
+                    }
+                    continue;
+                }
             }
+        }
+        let Some((reader, before)) = readers.get_mut(&file) else { continue };
+        let mut items = Vec::with_capacity(BATCH_RECORDS);
+        let more = reader.next_batch(BATCH_RECORDS, &mut items);
+        let now = reader.bytes_read();
+        bytes.fetch_add(now.saturating_sub(*before), Ordering::Relaxed);
+        *before = now;
+        if !more {
+            finished[file] = true;
+            readers.remove(&file);
+        }
+        if jobs.send(Job { file, seq, items, eof: !more }).is_err() {
+            return;
         }
     }
 }
@@ -316,79 +338,256 @@ fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: FormatHint) {
                 }
             }
         }
-        if done.send(Done { seq: job.seq, decoded, records }).is_err() {
+        if done.send(Done { file: job.file, seq: job.seq, decoded, records, eof: job.eof }).is_err() {
             return;
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn feed_in_order(
+/// One input as the merger sees it.
+#[derive(Default)]
+struct Stream {
+    /// Decoded items ready, in file order.
+    queue: VecDeque<Decoded>,
+    /// Batches that arrived ahead of their turn.
+    early: BTreeMap<u64, Done>,
+    next_seq: u64,
+    outstanding: usize,
+    /// The batch marked end of file has been taken into the queue: ask for nothing more.
+    at_eof: bool,
+}
+
+impl Stream {
+    fn finished(&self) -> bool {
+        self.at_eof && self.queue.is_empty()
+    }
+
+    /// The time the stream's next item is taken at: items with no time (skips, rejections) at once.
+    fn head_time(&self) -> Option<Timestamp> {
+        self.queue.front().map(|d| match d {
+            Decoded::Event(ev) => ev.time,
+            _ => Timestamp(i64::MIN),
+        })
+    }
+}
+
+/// Merges the inputs by event time (see the module docs).
+struct Merger {
+    firsts: Vec<Option<Timestamp>>,
+    streams: Vec<Stream>,
+    /// Inputs below this index have joined the merge.
+    joined: usize,
+    in_flight: usize,
+    outstanding: usize,
+    wants: Sender<Want>,
     done: Receiver<Done>,
-    tokens: &Sender<()>,
-    cfg: &ReplayConfig,
-    engine: &mut Engine,
-    report: &mut ReplayReport,
-    hooks: ReplayHooks<'_>,
-    bytes_read: &AtomicU64,
-    bytes_total: u64,
-) -> anyhow::Result<()> {
-    let ReplayHooks { finding, rejection, progress } = hooks;
-    let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut next = 0u64;
-    let mut findings = Vec::new();
-    let mut last_progress = Instant::now();
-    let mut emit = |findings: &mut Vec<Finding>, report: &mut ReplayReport| -> io::Result<()> {
-        for f in findings.drain(..) {
-            if f.status == Status::Closed {
-                report.findings.add(&f);
+    /// Raw records taken in.
+    records: u64,
+}
+
+impl Merger {
+    fn new(firsts: Vec<Option<Timestamp>>, in_flight: usize, wants: Sender<Want>, done: Receiver<Done>) -> Merger {
+        let streams = firsts.iter().map(|_| Stream::default()).collect();
+        Merger { firsts, streams, joined: 0, in_flight, outstanding: 0, wants, done, records: 0 }
+    }
+
+    fn active(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.joined).filter(|&i| !self.streams[i].finished())
+    }
+
+    fn run(&mut self, feed: &mut Feed<'_, '_>) -> anyhow::Result<()> {
+        loop {
+            if self.active().next().is_none() {
+                if self.joined == self.streams.len() {
+                    break;
+                }
+                // Nothing in progress: the next input joins whatever its first time.
+                self.joined += 1;
+                continue;
             }
-            finding(&f)?;
-        }
-        Ok(())
-    };
-    for batch in done {
-        waiting.insert(batch.seq, batch);
-        while let Some(batch) = waiting.remove(&next) {
-            next += 1;
-            report.records += batch.records;
-            for d in batch.decoded {
-                match d {
-                    Decoded::Event(ev) => {
-                        report.events += 1;
-                        let before = cfg.since.is_some_and(|s| ev.time < s);
-                        let after = cfg.until.is_some_and(|u| ev.time >= u);
-                        if before || after {
-                            report.out_of_range += 1;
-                            continue;
-                        }
-                        engine.push(ev, &mut findings);
-                        if !findings.is_empty() {
-                            emit(&mut findings, report)?;
-                        }
-                    }
-                    Decoded::Skipped(reason) => *report.skipped.entry(skip_name(reason)).or_default() += 1,
-                    Decoded::Rejected(r) => {
-                        report.rejected += 1;
-                        if report.first_rejections.len() < REJECTIONS_KEPT {
-                            report.first_rejections.push(r.to_string());
-                        }
-                        rejection(&r);
-                    }
+            self.request_more()?;
+            // Every active input must show its next item before the earliest can be chosen.
+            if self.active().any(|i| self.streams[i].queue.is_empty()) {
+                self.receive()?;
+                continue;
+            }
+            let Some((best, runner_up)) = self.earliest() else { continue };
+            // The next input joins as soon as its first event is not later than the earliest next item.
+            let next_first = self.firsts.get(self.joined).copied().flatten();
+            if let (Some(first), Some(head)) = (next_first, self.streams[best].head_time()) {
+                if first <= head {
+                    self.joined += 1;
+                    continue;
                 }
             }
-            // The batch is consumed: let the reader send another.
-            let _ = tokens.send(());
+            // Take from the earliest input while it stays no later than the runner-up and before the
+            // next input's first event.
+            let bound = match (runner_up, next_first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            while let Some(t) = self.streams[best].head_time() {
+                if bound.is_some_and(|b| t > b) {
+                    break;
+                }
+                if let Some(item) = self.streams[best].queue.pop_front() {
+                    feed.item(item)?;
+                }
+            }
+            feed.maybe_progress();
         }
-        if last_progress.elapsed() >= Duration::from_millis(100) {
-            last_progress = Instant::now();
-            progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
+        feed.report.records = self.records;
+        feed.finish()
+    }
+
+    /// The active input with the earliest next item (ties to the lower index), and the runner-up's time.
+    fn earliest(&self) -> Option<(usize, Option<Timestamp>)> {
+        let mut best: Option<(usize, Timestamp)> = None;
+        let mut second: Option<Timestamp> = None;
+        for i in self.active() {
+            let Some(t) = self.streams[i].head_time() else { continue };
+            match best {
+                Some((_, bt)) if t >= bt => second = Some(second.map_or(t, |s| s.min(t))),
+                _ => {
+                    if let Some((_, bt)) = best {
+                        second = Some(second.map_or(bt, |s| s.min(bt)));
+                    }
+                    best = Some((i, t));
+                }
+            }
+        }
+        // With a runner-up at an equal time, the lower index (best) goes first up to and including it.
+        best.map(|(i, _)| (i, second))
+    }
+
+    /// Keeps the decoders busy: asks for batches of the active inputs that have little queued.
+    fn request_more(&mut self) -> anyhow::Result<()> {
+        let active: Vec<usize> = self.active().collect();
+        let share = (self.in_flight / active.len().max(1)).max(1);
+        let mut asked = true;
+        while asked && self.outstanding < self.in_flight {
+            asked = false;
+            for &i in &active {
+                let s = &self.streams[i];
+                if s.at_eof || s.outstanding >= share || s.queue.len() + s.early.len() * BATCH_RECORDS > share * BATCH_RECORDS {
+                    continue;
+                }
+                if self.outstanding >= self.in_flight {
+                    break;
+                }
+                self.wants.send(Want { file: i }).map_err(|_| anyhow::anyhow!("the reader thread stopped"))?;
+                self.streams[i].outstanding += 1;
+                self.outstanding += 1;
+                asked = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for one decoded batch and files it under its input.
+    fn receive(&mut self) -> anyhow::Result<()> {
+        let batch = self.done.recv().map_err(|_| anyhow::anyhow!("the decoder threads stopped"))?;
+        self.outstanding = self.outstanding.saturating_sub(1);
+        let s = &mut self.streams[batch.file];
+        s.outstanding = s.outstanding.saturating_sub(1);
+        s.early.insert(batch.seq, batch);
+        while let Some(b) = s.early.remove(&s.next_seq) {
+            s.next_seq += 1;
+            if s.at_eof {
+                continue; // an empty batch asked for before the end was known
+            }
+            s.queue.extend(b.decoded);
+            s.at_eof = b.eof;
+            self.records += b.records;
+        }
+        Ok(())
+    }
+}
+
+/// Takes merged items to the engine and the hooks, and keeps the report.
+struct Feed<'c, 'h> {
+    cfg: &'c ReplayConfig,
+    engine: &'c mut Engine,
+    report: &'c mut ReplayReport,
+    hooks: ReplayHooks<'h>,
+    findings: Vec<Finding>,
+    bytes_read: &'c AtomicU64,
+    bytes_total: u64,
+    last_progress: Instant,
+}
+
+impl<'c, 'h> Feed<'c, 'h> {
+    fn new(
+        cfg: &'c ReplayConfig,
+        engine: &'c mut Engine,
+        report: &'c mut ReplayReport,
+        hooks: ReplayHooks<'h>,
+        bytes_read: &'c AtomicU64,
+        bytes_total: u64,
+    ) -> Feed<'c, 'h> {
+        Feed { cfg, engine, report, hooks, findings: Vec::new(), bytes_read, bytes_total, last_progress: Instant::now() }
+    }
+
+    fn item(&mut self, d: Decoded) -> io::Result<()> {
+        match d {
+            Decoded::Event(ev) => {
+                self.report.events += 1;
+                let before = self.cfg.since.is_some_and(|s| ev.time < s);
+                let after = self.cfg.until.is_some_and(|u| ev.time >= u);
+                if before || after {
+                    self.report.out_of_range += 1;
+                    return Ok(());
+                }
+                self.engine.push(ev, &mut self.findings);
+                self.emit()
+            }
+            Decoded::Skipped(reason) => {
+                *self.report.skipped.entry(skip_name(reason)).or_default() += 1;
+                Ok(())
+            }
+            Decoded::Rejected(r) => {
+                self.report.rejected += 1;
+                if self.report.first_rejections.len() < REJECTIONS_KEPT {
+                    self.report.first_rejections.push(r.to_string());
+                }
+                (self.hooks.rejection)(&r);
+                Ok(())
+            }
         }
     }
-    engine.finish(&mut findings);
-    emit(&mut findings, report)?;
-    progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
-    Ok(())
+
+    fn emit(&mut self) -> io::Result<()> {
+        for f in self.findings.drain(..) {
+            if f.status == Status::Closed {
+                self.report.findings.add(&f);
+            }
+            (self.hooks.finding)(&f)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_progress(&mut self) {
+        if self.last_progress.elapsed() >= Duration::from_millis(100) {
+            self.last_progress = Instant::now();
+            self.progress();
+        }
+    }
+
+    fn progress(&mut self) {
+        let p = Progress {
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total,
+            events: self.report.events,
+        };
+        (self.hooks.progress)(p);
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.engine.finish(&mut self.findings);
+        self.emit()?;
+        self.progress();
+        Ok(())
+    }
 }
 
 fn skip_name(reason: SkipReason) -> &'static str {

@@ -53,6 +53,19 @@ fn same_input_gives_byte_identical_findings_whatever_the_threads_or_split() {
     assert!(split.status.success());
     assert_eq!(one.stdout, split.stdout, "splitting into files changes nothing");
 
+    // Interleaved: odd lines in one file, even lines in another (two log streams over the same span).
+    let odd: String = lines.iter().step_by(2).map(|l| format!("{l}\n")).collect();
+    let even: String = lines.iter().skip(1).step_by(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("stream-b.jsonl"), odd).unwrap();
+    std::fs::write(dir.path().join("stream-a.jsonl"), even).unwrap();
+    let streams = run(&[
+        "replay",
+        dir.path().join("stream-b.jsonl").to_str().unwrap(),
+        dir.path().join("stream-a.jsonl").to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(one.stdout, streams.stdout, "files covering the same span are merged by event time");
+
     // Gzip and standard input give the same.
     let gz = dir.path().join("sim.jsonl.gz");
     let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
@@ -234,12 +247,13 @@ fn truth_flag_scores_findings_and_exits_3_on_a_miss() {
 #[test]
 fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
     // Two "regions" each hold half of one user's failures over the same four minutes, in files named so
-    // that path order is not time order. With --lateness covering the overlap the result equals the
-    // single sorted file.
+    // that path order is not time order. The files are merged by event time: the result equals the
+    // single sorted file, with no lateness to spare.
     let dir = tempfile::tempdir().unwrap();
     let all = std::fs::read_to_string(fixture("burst_user")).unwrap();
     let attack: Vec<&str> = all.lines().filter(|l| l.contains("\"jdoe\"")).collect();
-    let (a, b): (Vec<(usize, &str)>, Vec<(usize, &str)>) = attack.iter().copied().enumerate().partition(|(i, _)| i % 2 == 0);
+    type Numbered<'a> = Vec<(usize, &'a str)>;
+    let (a, b): (Numbered, Numbered) = attack.iter().copied().enumerate().partition(|(i, _)| i % 2 == 0);
     let write = |name: &str, lines: &[(usize, &str)]| {
         let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
         std::fs::write(dir.path().join(name), text).unwrap();
@@ -249,7 +263,7 @@ fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
     let single = dir.path().join("single.jsonl");
     std::fs::write(&single, attack.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let merged = run(&["replay", dir.path().join("z-region-a.jsonl").to_str().unwrap(),
-        dir.path().join("a-region-b.jsonl").to_str().unwrap(), "--lateness", "10m", "-q"]);
+        dir.path().join("a-region-b.jsonl").to_str().unwrap(), "--lateness", "0s", "-q"]);
     let reference = run(&["replay", single.to_str().unwrap(), "-q"]);
     assert!(!reference.stdout.is_empty());
     assert_eq!(merged.stdout, reference.stdout);
