@@ -560,6 +560,12 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
     if max_events_per_key < 16 {
         return Err("max_events_per_key must be at least 16".into());
     }
+    if raw.threshold > max_events_per_key as u64 {
+        return Err(format!(
+            "threshold {} is above max_events_per_key {max_events_per_key}: the window could never hold enough events to fire",
+            raw.threshold
+        ));
+    }
     let mut kinds = Vec::new();
     for k in &raw.matcher.kinds {
         let kind = EventKind::parse(k).ok_or_else(|| {

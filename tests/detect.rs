@@ -65,6 +65,8 @@ fn scenarios_fire_the_right_detectors() {
         ("burst_user_below_threshold", &[]),
         ("burst_ip", &["failed_login_burst"]),
         ("nat_office_many_users", &[]),
+        ("nat_busy_then_typos", &[]),
+        ("late_success_before_failures", &[]),
         ("distributed", &["distributed_brute_force"]),
         ("credential_stuffing", &["account_takeover", "credential_stuffing", "failed_login_burst"]),
         ("password_spray", &["password_spray"]),

@@ -70,8 +70,8 @@ struct Success<'a> {
 
 impl Success<'_> {
     /// Adds the user's recent failures and this success to the incident's evidence.
-    fn fold_into(&self, inc: &mut Incident, failures: Option<&KeyWindow>) {
-        for e in failures.into_iter().flat_map(|w| w.entries()) {
+    fn fold_into(&self, inc: &mut Incident, failures: &[&Entry]) {
+        for e in failures {
             inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
         }
         let ev = self.ev;
@@ -145,8 +145,9 @@ impl Detector for AccountTakeover {
         }
         let max_entries = self.spec.max_events_per_key;
         let ip_hash = keys.ip.as_deref().map(|ip| self.ips.hash(ip));
-        // An address starts being tracked at its first failure (see `windowed::starts_tracking`).
-        if let Some(h) = ip_hash.filter(|h| ev.outcome == Outcome::Failure || self.ips.get(*h).is_some()) {
+        // Every sign-in of an address counts toward its failure share, so a busy NAT's successes before
+        // its first typo are seen (tracking only from the first failure made shares look hostile).
+        if let Some(h) = ip_hash {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
             w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux: 0, aux_name: None }, max_entries);
@@ -163,35 +164,39 @@ impl Detector for AccountTakeover {
                 w.expire(clock, window);
             }
             Outcome::Success => {
+                // Only the failures before this success (and within the window before it) count: a late
+                // success must not claim failures that came after it.
+                let since = ev.time.saturating_sub(window);
+                let before = |e: &&Entry| e.counted && e.time > since && e.time <= ev.time;
                 let failures = match self.users.get_mut(uh) {
                     Some(w) => {
                         w.expire(clock, window);
-                        w.counted
+                        w.entries().filter(before).count() as u64
                     }
                     None => 0,
                 };
                 let hostile = self.hostile_ip(ip_hash);
                 if failures < self.spec.threshold && hostile.is_none() {
                     if let Some(w) = self.users.get_mut(uh) {
-                        w.clear();
+                        w.drain_through(ev.time);
                     }
                     return;
                 }
-                let first = self.users.get(uh).and_then(|w| w.counted_span()).map_or(ev.time, |(f, _)| f);
+                let earlier: Vec<&Entry> = self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
+                let first = earlier.first().map_or(ev.time, |e| e.time);
                 let ctx = Success { ev, ip: keys.ip.as_deref(), ip_hash: ip_hash.unwrap_or(0), failures, hostile };
                 let spec = &self.spec;
-                let window = self.users.get(uh);
                 if let Some(inc) = self.incidents.get_mut(uh) {
-                    ctx.fold_into(inc, window);
+                    ctx.fold_into(inc, &earlier);
                     self.incidents.rerate(uh, spec, summarize, out);
                 } else {
                     let mut inc = Incident::open(spec, user, ev, first);
-                    ctx.fold_into(&mut inc, window);
+                    ctx.fold_into(&mut inc, &earlier);
                     inc.severity = spec.severity_at(inc.count);
                     self.incidents.open(uh, inc, spec, summarize, out);
                 }
                 if let Some(w) = self.users.get_mut(uh) {
-                    w.clear();
+                    w.drain_through(ev.time);
                 }
             }
             _ => {}

@@ -135,8 +135,13 @@ impl Detector for CognitoRisk {
         }
         let first = w.counted_span().map_or(ev.time, |(f, _)| f);
         let mut inc = Incident::open(spec, user, ev, first);
-        let earlier = w.len().saturating_sub(1);
-        for e in w.entries().take(earlier) {
+        // Fold in the window except this event itself, which is added last with its id.
+        let mut pending_self = true;
+        for e in w.entries() {
+            if pending_self && e.time == ev.time && e.aux == aux {
+                pending_self = false;
+                continue;
+            }
             inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
         }
         inc.add(ev.time, ev.outcome, aux, ip, ev.event_id.as_deref());

@@ -25,6 +25,10 @@ impl WindowRule for Rule {
         true
     }
 
+    fn needs_context(&self, _spec: &Spec) -> bool {
+        true
+    }
+
     fn low_try_limit(&self, spec: &Spec) -> u32 {
         params(spec).map_or(1, |p| p.max_tries_per_user.min(u32::MAX as u64) as u32)
     }

@@ -21,6 +21,10 @@ fn share_above(spec: &Spec) -> f64 {
 }
 
 impl WindowRule for Rule {
+    fn needs_context(&self, spec: &Spec) -> bool {
+        share_above(spec) > 0.0
+    }
+
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         w.counted >= spec.threshold && ratio(w.failures, w.total()) > share_above(spec)
     }

@@ -22,6 +22,10 @@ impl WindowRule for Rule {
         true
     }
 
+    fn needs_context(&self, _spec: &Spec) -> bool {
+        true
+    }
+
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         let Some(p) = params(spec) else { return false };
         let users = w.distinct_aux();

@@ -11,6 +11,9 @@ use std::hash::BuildHasher;
 use crate::event::Outcome;
 use crate::time::{Span, Timestamp};
 
+/// The `aux` of an event with no counterpart (no address, or no user): never a distinct counterpart.
+pub const NO_COUNTERPART: u64 = 0;
+
 /// One event as a window remembers it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -102,6 +105,13 @@ impl KeyWindow {
         }
     }
 
+    /// Drops the entries at or before `t` (entries are in time order, so they are a prefix).
+    pub fn drain_through(&mut self, t: Timestamp) {
+        while self.entries.front().is_some_and(|e| e.time <= t) {
+            self.pop_front();
+        }
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
         self.counted = 0;
@@ -130,6 +140,9 @@ impl KeyWindow {
             return;
         }
         self.counted += 1;
+        if e.aux == NO_COUNTERPART {
+            return;
+        }
         if let Some(m) = self.aux_counts.as_mut() {
             let n = m.entry(e.aux).or_insert(0);
             *n += 1;
@@ -152,6 +165,9 @@ impl KeyWindow {
             return;
         }
         self.counted -= 1;
+        if e.aux == NO_COUNTERPART {
+            return;
+        }
         if let Some(m) = self.aux_counts.as_mut() {
             if let MapEntry::Occupied(mut o) = m.entry(e.aux) {
                 let n = o.get_mut();

@@ -24,6 +24,11 @@ pub trait WindowRule: Send + 'static {
     fn low_try_limit(&self, _spec: &Spec) -> u32 {
         1
     }
+    /// Whether the rule judges ratios over all of a key's events in the window (then every observed event
+    /// starts tracking its key, not only failures).
+    fn needs_context(&self, _spec: &Spec) -> bool {
+        false
+    }
     /// Does the window meet the rule, right after a counted event?
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool;
     /// Rule-specific evidence figures, taken when the incident opens.
@@ -125,10 +130,11 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         let low_try = self.rule.low_try_limit(spec);
         let counted = spec.counts(ev.outcome);
         let clock = self.clock;
-        // Only a failure starts tracking a key: every rule here needs failures to fire, and most traffic
-        // is successful sign-ins by keys that never fail. Later events of a tracked key (successes
-        // included) are context for its ratios.
-        if !starts_tracking(spec, ev) && self.keys.get(h).is_none() {
+        // A rule that judges ratios (failure share, success ratio) tracks every key it observes, so the
+        // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
+        // only counts failures starts tracking a key at its first failure: most traffic is successful
+        // sign-ins by keys that never fail.
+        if !self.rule.needs_context(spec) && !starts_tracking(spec, ev) && self.keys.get(h).is_none() {
             return;
         }
         let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
