@@ -14,12 +14,15 @@
 //!
 //! Restart without saving detector state: the checkpoint holds the watermark, the earliest `first_seen`
 //! of the incidents open at that time, and a ledger of every update already notified or written. On start
-//! the sources re-read from `min(watermark - lateness, earliest open) - largest rule window`, a fresh
-//! engine rebuilds the same incidents (their ids are deterministic), and updates found in the ledger are
-//! suppressed. Closed findings already in the `--output` file count as written.
+//! the sources re-read from `min(watermark, earliest open) - lookback` (`--restart-lookback`, by default
+//! the largest rule window), a fresh engine rebuilds the same incidents (their ids are deterministic), and
+//! updates found in the ledger are suppressed. Closed findings already in the `--output` file count as
+//! written. Per-source positions are saved for operators only; resuming from them could not rebuild the
+//! detectors' windows.
 //!
 //! The engine runs with lateness 0 here: the hold buffer orders events (waiting `--allowed-delay`), so
-//! `--lateness` does not apply to the monitor and adds nothing to notification latency.
+//! `--lateness` does not apply to the monitor (it is rejected) and adds nothing to notification latency.
+//! Events that arrive behind the watermark are counted (`late`), then given to the engine anyway.
 //!
 //! Shutdown (SIGINT/SIGTERM): sources stop, buffered messages are processed up to the watermark, output is
 //! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
@@ -28,7 +31,7 @@
 pub mod metrics;
 pub mod state;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -313,6 +316,16 @@ pub async fn run(
     })
 }
 
+/// Appends to the spool unless it holds `cap` entries already; the oldest are never displaced, so delivery
+/// stays oldest first. False when full.
+fn push_capped(entries: &mut VecDeque<state::Notification>, n: state::Notification, cap: usize) -> bool {
+    if entries.len() >= cap {
+        return false;
+    }
+    entries.push_back(n);
+    true
+}
+
 /// The fields of an output line `closed_ids_in_output` needs (the rest is skipped unparsed).
 #[derive(serde::Deserialize)]
 struct OutputLine {
@@ -584,15 +597,15 @@ impl Monitor {
     /// dropped, counted and logged at ERROR. True when spooled.
     fn spool_push(&self, spool: &Arc<Mutex<Spool>>, n: state::Notification) -> bool {
         let Ok(mut s) = spool.lock() else { return false };
-        if s.entries.len() >= MAX_SPOOLED {
+        let subject = n.subject.clone();
+        if !push_capped(&mut s.entries, n, MAX_SPOOLED) {
             let dropped = self.metrics.notifications_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
-                tracing::error!(spooled = s.entries.len(), dropped, subject = %n.subject,
+                tracing::error!(spooled = s.entries.len(), dropped, subject = %subject,
                     "notification spool full (SNS unreachable for long): notification dropped; the findings output still has every closed incident");
             }
             return false;
         }
-        s.entries.push_back(n);
         self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -686,5 +699,62 @@ impl Monitor {
             m.late.load(Ordering::Relaxed),
             m.beyond_overlap.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(seq: u64) -> state::Notification {
+        state::Notification {
+            seq,
+            subject: format!("n{seq}"),
+            message: String::new(),
+            detector: String::new(),
+            severity: String::new(),
+            group_id: String::new(),
+            dedup_id: String::new(),
+            detected_at_ms: 0,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_spool_is_capped_and_keeps_its_oldest_first() {
+        let mut q = VecDeque::new();
+        for seq in 1..=3 {
+            assert!(push_capped(&mut q, note(seq), 3));
+        }
+        assert!(!push_capped(&mut q, note(4), 3));
+        assert_eq!(q.iter().map(|n| n.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn resume_point_uses_the_lookback() {
+        let cp = Checkpoint { watermark_ms: Some(100_000), earliest_open_ms: Some(90_000), ..Checkpoint::default() };
+        assert_eq!(resume_from(&cp, Span::secs(10)), Some(90_000 - 10_000 - 1_000));
+        assert_eq!(resume_from(&Checkpoint::default(), Span::secs(10)), None);
+    }
+
+    #[test]
+    fn output_check_keeps_only_findings_a_re_read_can_recreate_and_cuts_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        let line = |id: &str, last: &str, status: &str| {
+            format!(r#"{{"incident_id":"{id}","status":"{status}","last_seen":"{last}","evidence":{{"x":[1,2]}}}}"#)
+        };
+        let text = [
+            line("old", "2026-01-01T00:00:00.000Z", "closed"),
+            line("recent", "2026-01-02T00:00:00.000Z", "closed"),
+            line("open", "2026-01-02T00:00:00.000Z", "open"),
+        ]
+        .join("\n")
+            + "\n{\"incident_id\":\"torn";
+        std::fs::write(&p, &text).unwrap();
+        let start = Timestamp::parse_rfc3339("2026-01-01T12:00:00Z").unwrap().0;
+        let ids = closed_ids_in_output(&p, start).unwrap();
+        assert_eq!(ids, HashSet::from(["recent:closed".to_string()]));
+        assert!(std::fs::read_to_string(&p).unwrap().ends_with("\"open\",\"last_seen\":\"2026-01-02T00:00:00.000Z\",\"evidence\":{\"x\":[1,2]}}\n"));
     }
 }

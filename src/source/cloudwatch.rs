@@ -184,6 +184,7 @@ async fn pass(
         page_backoff.reset();
         let mut records = Vec::new();
         let mut page_newest = None;
+        let now = Timestamp::now().0;
         for ev in out.events() {
             let (Some(id), Some(ts), Some(msg)) = (ev.event_id(), ev.timestamp(), ev.message()) else { continue };
             if seen.contains_key(id) {
@@ -193,7 +194,10 @@ async fn pass(
                 forget_oldest(seen);
             }
             seen.insert(id.to_string(), ts);
-            page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
+            if ts <= now {
+                // Positions ignore events stamped in the future.
+                page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
+            }
             let stream = ev.log_stream_name().unwrap_or("");
             let origin = Origin::new(Arc::from(format!("{name}/{stream}")), 0);
             records.push(LiveRecord {
