@@ -239,7 +239,8 @@ fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
     let dir = tempfile::tempdir().unwrap();
     let all = std::fs::read_to_string(fixture("burst_user")).unwrap();
     let attack: Vec<&str> = all.lines().filter(|l| l.contains("\"jdoe\"")).collect();
-    let (a, b): (Vec<(usize, &str)>, Vec<(usize, &str)>) = attack.iter().copied().enumerate().partition(|(i, _)| i % 2 == 0);
+    type Numbered<'a> = Vec<(usize, &'a str)>;
+    let (a, b): (Numbered, Numbered) = attack.iter().copied().enumerate().partition(|(i, _)| i % 2 == 0);
     let write = |name: &str, lines: &[(usize, &str)]| {
         let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
         std::fs::write(dir.path().join(name), text).unwrap();
