@@ -378,7 +378,8 @@ fn a_future_dated_event_does_not_hide_events_in_other_streams() {
     let got = wait_closed(&output, want.len(), Duration::from_secs(60));
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
-    let text = http_get(&format!("http://127.0.0.1:{metrics_port}"), "/metrics").expect("metrics");
+    let text = http_get(&format!("http://127.0.0.1:{metrics_port}"), "/metrics")
+        .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
     assert!(text.contains("authwatch_records_total 12"), "every event read once: {text}");
     assert!(text.contains("authwatch_events_total 11"), "the future-dated event waits for its time: {text}");
     assert!(text.contains("authwatch_late_events_total 0"), "{text}");
