@@ -62,8 +62,9 @@ pub struct DetectArgs {
     #[arg(long, value_name = "DIR")]
     pub filters: Option<PathBuf>,
     /// How far behind the newest event an event may arrive and still be put in order (e.g. 60s, 5m).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub lateness: String,
+    /// Default 60s. Not for `monitor`, which orders events with --allowed-delay.
+    #[arg(long, value_name = "DURATION")]
+    pub lateness: Option<String>,
     /// Group IPv6 addresses by this prefix length (attackers rotate inside a /64); 128 keeps them apart.
     #[arg(long, default_value_t = DEFAULT_IPV6_PREFIX, value_name = "BITS")]
     pub ipv6_prefix: u8,
@@ -180,9 +181,15 @@ pub struct MonitorArgs {
     /// wait this long; the status line shows the measured ingest delay to tune it.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub allowed_delay: String,
-    /// How far behind its newest event each CloudWatch poll re-reads, to catch late-ingested events.
+    /// How far behind the wall-clock start of its previous poll each CloudWatch poll re-reads: events
+    /// ingested up to this late (ingestionTime - timestamp) are never missed.
     #[arg(long, default_value = "2m", value_name = "DURATION")]
     pub overlap: String,
+    /// On restart, how far before the resume point to re-read to rebuild detector state. Default: the
+    /// largest rule window (24h with impossible_travel). Shorter restarts faster but may rebuild
+    /// incidents differently (see docs/monitor.md).
+    #[arg(long, value_name = "DURATION")]
+    pub restart_lookback: Option<String>,
     /// Pause between polls of a log group.
     #[arg(long, default_value = "2s", value_name = "DURATION")]
     pub poll_interval: String,
@@ -221,6 +228,12 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
     if a.log_groups.is_empty() && a.follow.is_empty() {
         bail!("nothing to monitor: give --log-group NAME and/or --follow PATH");
     }
+    if let Some(l) = &a.detect.lateness {
+        bail!(
+            "--lateness {l} does not apply to monitor: it orders events itself and waits --allowed-delay \
+             (default 10s) for late ones; use --allowed-delay (and --overlap for late-ingested CloudWatch events)"
+        );
+    }
     let format: FormatHint = a.format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let allowed_delay = duration_arg("--allowed-delay", &a.allowed_delay)?;
     let overlap = duration_arg("--overlap", &a.overlap)?;
@@ -256,6 +269,7 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         backfill: duration_arg("--backfill", &a.backfill)?,
         allowed_delay,
         overlap,
+        restart_lookback: a.restart_lookback.as_deref().map(|l| duration_arg("--restart-lookback", l)).transpose()?,
         poll: to_std(poll),
         status_interval: (status.0 > 0).then(|| to_std(status)),
         metrics_addr: a.metrics_addr,
@@ -353,8 +367,11 @@ pub fn load_specs(filters: Option<&PathBuf>) -> anyhow::Result<SpecSet> {
     }
 }
 
+/// `--lateness` when not given.
+pub const DEFAULT_LATENESS: &str = "60s";
+
 pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
-    let lateness = Span::parse(&a.lateness).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
+    let lateness = Span::parse(a.lateness.as_deref().unwrap_or(DEFAULT_LATENESS)).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
     if a.ipv6_prefix == 0 || a.ipv6_prefix > 128 {
         bail!("--ipv6-prefix must be between 1 and 128, not {}", a.ipv6_prefix);
     }
@@ -411,4 +428,35 @@ pub fn threads(requested: Option<usize>) -> usize {
 /// Whether to draw progress on standard error.
 pub fn progress_wanted(no_progress: bool, quiet: bool) -> bool {
     !no_progress && !quiet && std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor_args(extra: &[&str]) -> MonitorArgs {
+        let mut argv = vec!["authwatch", "monitor", "--state-dir", "/tmp/x", "--follow", "/tmp/f.log"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("arguments parse").command {
+            Command::Monitor(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn monitor_rejects_lateness_and_replay_keeps_its_default() {
+        assert!(monitor_config(&monitor_args(&[])).is_ok());
+        let e = monitor_config(&monitor_args(&["--lateness", "5s"])).unwrap_err().to_string();
+        assert!(e.contains("--lateness") && e.contains("--allowed-delay"), "{e}");
+        let a = DetectArgs {
+            filters: None,
+            lateness: None,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+            allow_cidrs: vec![],
+            allow_users: vec![],
+            geoip: None,
+            prefer_geoip: false,
+        };
+        assert_eq!(engine_settings(&a).unwrap().lateness, Span::secs(60));
+    }
 }

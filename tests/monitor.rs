@@ -338,3 +338,69 @@ fn an_alert_storm_becomes_one_digest() {
     }
     daemon.terminate();
 }
+
+#[test]
+fn a_future_dated_event_does_not_hide_events_in_other_streams() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique("/aws/cognito/future"), unique("alerts-future"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["ahead", "s1"], &topic));
+    // One event stamped an hour ahead (CloudWatch accepts up to 2 h), read before anything else.
+    let ahead = vec![(now_ms() + 3_600_000, cognito_line(now_ms() + 3_600_000, "zoe", "192.0.2.77", false, "future-zoe"))];
+    rt.block_on(put(&logs, &group, "ahead", &ahead));
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    ]);
+    let daemon = Daemon::start(dir.path(), &args);
+    std::thread::sleep(Duration::from_secs(3));
+    // Then normal traffic in another stream, just behind now (well within --overlap 10s and within
+    // --allowed-delay 2s): a read start based on the newest event seen (an hour ahead) never fetches it.
+    let peggy = burst(now_ms() - 1000, 150, 6, "peggy", "203.0.113.61", "fut");
+    rt.block_on(put(&logs, &group, "s1", &peggy));
+    std::thread::sleep(Duration::from_millis(1500));
+    let victor = burst(now_ms() - 800, 150, 5, "victor", "203.0.113.62", "fut");
+    rt.block_on(put(&logs, &group, "s1", &victor));
+
+    let normal = [peggy, victor].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&normal));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 2);
+    let got = wait_closed(&output, want.len(), Duration::from_secs(60));
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    let text = http_get(&format!("http://127.0.0.1:{metrics_port}"), "/metrics")
+        .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
+    assert!(text.contains("authwatch_records_total 12"), "every event read once: {text}");
+    assert!(text.contains("authwatch_events_total 11"), "the future-dated event waits for its time: {text}");
+    assert!(text.contains("authwatch_late_events_total 0"), "{text}");
+    daemon.terminate();
+    // The future-dated event did not move the recorded position either.
+    let state_text = std::fs::read_to_string(state.join("state.json")).unwrap();
+    let body: Value = serde_json::from_str(state_text.split_once('\n').unwrap().1).unwrap();
+    for (name, pos) in body["positions"].as_object().unwrap() {
+        assert!(pos["time_ms"].as_i64().unwrap() <= now_ms(), "{name}: position in the future: {pos}");
+    }
+}
+
+#[test]
+fn monitor_rejects_lateness() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["monitor", "--follow", "x.log", "--lateness", "5s", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--lateness") && err.contains("--allowed-delay"), "{err}");
+}

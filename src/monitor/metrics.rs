@@ -25,6 +25,12 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     pub skipped: AtomicU64,
     pub before_start: AtomicU64,
+    /// Events that arrived behind the watermark (later than --allowed-delay).
+    pub late: AtomicU64,
+    /// CloudWatch events read with an ingest delay beyond --overlap: such events can be missed.
+    pub beyond_overlap: AtomicU64,
+    /// Notifications dropped because the spool was full.
+    pub notifications_dropped: AtomicU64,
     pub findings_closed: AtomicU64,
     pub notifications_created: AtomicU64,
     pub notifications_sent: AtomicU64,
@@ -95,12 +101,15 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &AtomicU64, &str); 11] = [
+        let counters: [(&str, &AtomicU64, &str); 14] = [
             ("authwatch_records_total", &self.records, "Raw records read from every source."),
             ("authwatch_events_total", &self.events, "Sign-in events given to the detectors."),
             ("authwatch_rejected_total", &self.rejected, "Records that could not be decoded."),
             ("authwatch_skipped_total", &self.skipped, "Records without sign-in activity."),
             ("authwatch_before_start_total", &self.before_start, "Events older than the start point."),
+            ("authwatch_late_events_total", &self.late, "Events that arrived behind the watermark (later than --allowed-delay); still placed where a window is open."),
+            ("authwatch_beyond_overlap_events_total", &self.beyond_overlap, "CloudWatch events read with an ingest delay beyond --overlap: events this late can be missed; raise --overlap."),
+            ("authwatch_notifications_dropped_total", &self.notifications_dropped, "Notifications dropped because the spool was full."),
             ("authwatch_findings_closed_total", &self.findings_closed, "Closed findings written."),
             ("authwatch_notifications_created_total", &self.notifications_created, "Notifications spooled."),
             ("authwatch_notifications_sent_total", &self.notifications_sent, "Notifications accepted by SNS."),

@@ -14,12 +14,15 @@
 //!
 //! Restart without saving detector state: the checkpoint holds the watermark, the earliest `first_seen`
 //! of the incidents open at that time, and a ledger of every update already notified or written. On start
-//! the sources re-read from `min(watermark - lateness, earliest open) - largest rule window`, a fresh
-//! engine rebuilds the same incidents (their ids are deterministic), and updates found in the ledger are
-//! suppressed. Closed findings already in the `--output` file count as written.
+//! the sources re-read from `min(watermark, earliest open) - lookback` (`--restart-lookback`, by default
+//! the largest rule window), a fresh engine rebuilds the same incidents (their ids are deterministic), and
+//! updates found in the ledger are suppressed. Closed findings already in the `--output` file count as
+//! written. Per-source positions are saved for operators only; resuming from them could not rebuild the
+//! detectors' windows.
 //!
 //! The engine runs with lateness 0 here: the hold buffer orders events (waiting `--allowed-delay`), so
-//! `--lateness` does not apply to the monitor and adds nothing to notification latency.
+//! `--lateness` does not apply to the monitor (it is rejected) and adds nothing to notification latency.
+//! Events that arrive behind the watermark are counted (`late`), then given to the engine anyway.
 //!
 //! Shutdown (SIGINT/SIGTERM): sources stop, buffered messages are processed up to the watermark, output is
 //! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
@@ -28,7 +31,7 @@
 pub mod metrics;
 pub mod state;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +58,15 @@ use state::{Checkpoint, StateDir};
 /// How often the loop releases events, closes windows and may checkpoint.
 pub const TICK: Duration = Duration::from_millis(200);
 /// Checkpoint at least this often while the watermark moves (a restart re-reads at most this much more).
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Spooled notifications and written findings are checkpointed at once, whatever this says: the periodic
+/// save only moves the resume point, and rewriting a large ledger every second costs more than it gains.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// Most notifications kept in the spool while SNS is unreachable. At the cap new notifications are
+/// dropped, counted (`authwatch_notifications_dropped_total`) and logged at ERROR; those already spooled
+/// keep their order. About 10,000 × a few KB: the checkpoint stays in the tens of megabytes.
+pub const MAX_SPOOLED: usize = 10_000;
+/// Findings gathered for one digest at most; beyond it they are only counted in the digest.
+pub const MAX_DIGEST_ITEMS: usize = 1_000;
 /// Messages in flight from the sources: bounded so a fast source waits for the engine.
 pub const SOURCE_CHANNEL: usize = 64;
 /// Events held for ordering; beyond it the oldest go to the engine early (counted as forced).
@@ -83,8 +94,11 @@ pub struct MonitorConfig {
     pub backfill: Span,
     /// How late (wall clock) an event may become visible and still be counted in order.
     pub allowed_delay: Span,
-    /// How far behind its newest event each CloudWatch pass re-reads.
+    /// How far behind the wall-clock start of its previous pass each CloudWatch pass re-reads.
     pub overlap: Span,
+    /// On restart, how far before the resume point to re-read to rebuild detector state (default: the
+    /// largest rule window).
+    pub restart_lookback: Option<Span>,
     pub poll: Duration,
     pub status_interval: Option<Duration>,
     pub metrics_addr: Option<SocketAddr>,
@@ -124,6 +138,10 @@ struct Monitor {
     dirty: bool,
     last_save: Instant,
     output_suppressed: HashSet<String>,
+    /// Watermark of the checkpoint this run resumed from: until the re-read passes it, the ledger is not
+    /// pruned (the re-read is recreating the updates it holds).
+    resumed_watermark: Option<i64>,
+    largest_window: Span,
 }
 
 /// Builds the AWS configuration from the standard chain plus `--region`, `--profile`, `--endpoint-url`.
@@ -146,6 +164,14 @@ fn largest_window(specs: &SpecSet) -> Span {
     specs.enabled().map(|s| s.window).max().unwrap_or(Span(0))
 }
 
+/// Where a restart re-reads from, given a checkpoint: `min(watermark, earliest open incident) -
+/// lookback - 1s`; None without a watermark (a first start reads `--backfill`).
+fn resume_from(cp: &Checkpoint, lookback: Span) -> Option<i64> {
+    let wm = cp.watermark_ms?;
+    let from = wm.min(cp.earliest_open_ms.unwrap_or(i64::MAX));
+    Some(Timestamp(from).saturating_sub(lookback).saturating_sub(Span::secs(1)).0)
+}
+
 /// Runs until `shutdown` becomes true.
 pub async fn run(
     cfg: MonitorConfig,
@@ -163,25 +189,19 @@ pub async fn run(
     if let Some(w) = delivered_warning {
         tracing::error!(problem = %w, "delivered mark unreadable: spooled notifications may be sent again");
     }
-    cp.spool.retain(|n| n.seq > delivered);
-    cp.prune_ledger(Timestamp::now());
+    cp.apply_delivered(delivered);
+    // The ledger is not pruned here: the re-read below recreates the updates it holds (see `save`).
 
     // The hold buffer below already gives the engine events in time order (waiting `--allowed-delay` for
     // late ones), so the engine's own reorder buffer would only add its lateness to every notification.
     // On ordered input the results do not depend on it: the same findings as replay.
     let settings = EngineSettings { lateness: Span(0), ..settings };
-    let lateness = settings.lateness;
-    let start_ms = match cp.watermark_ms {
-        Some(wm) => {
-            let from = Timestamp(wm).saturating_sub(lateness).0.min(cp.earliest_open_ms.unwrap_or(i64::MAX));
-            Timestamp(from).saturating_sub(largest_window(specs)).saturating_sub(Span::secs(1)).0
-        }
-        None => Timestamp::now().saturating_sub(cfg.backfill).0,
-    };
+    let lookback = cfg.restart_lookback.unwrap_or_else(|| largest_window(specs));
+    let start_ms = resume_from(&cp, lookback).unwrap_or_else(|| Timestamp::now().saturating_sub(cfg.backfill).0);
     tracing::info!(start = %Timestamp(start_ms), resumed = cp.watermark_ms.is_some(), "monitor starting");
 
     let output_suppressed = match &cfg.output {
-        Some(p) if p != Path::new("-") => closed_ids_in_output(p)?,
+        Some(p) if p != Path::new("-") => closed_ids_in_output(p, start_ms)?,
         _ => HashSet::new(),
     };
     let out = JsonLines::append(cfg.output.as_deref()).context("cannot open the findings output")?;
@@ -246,6 +266,7 @@ pub async fn run(
     drop(tx);
 
     let fifo = cfg.sns_topic_arn.as_deref().is_some_and(sns::is_fifo);
+    let cp_watermark = cp.watermark_ms;
     let mut m = Monitor {
         engine: Engine::new(specs, settings),
         state,
@@ -263,6 +284,8 @@ pub async fn run(
         dirty: true,
         last_save: Instant::now(),
         output_suppressed,
+        resumed_watermark: cp_watermark,
+        largest_window: largest_window(specs),
         cfg,
     };
     let result = m.run_loop(rx, &mut shutdown).await;
@@ -293,9 +316,29 @@ pub async fn run(
     })
 }
 
-/// Incident ids of the closed findings already in the output file. A torn last line (the daemon was
-/// killed while writing it) is cut off, so the file stays valid JSON lines.
-fn closed_ids_in_output(path: &Path) -> anyhow::Result<HashSet<String>> {
+/// Appends to the spool unless it holds `cap` entries already; the oldest are never displaced, so delivery
+/// stays oldest first. False when full.
+fn push_capped(entries: &mut VecDeque<state::Notification>, n: state::Notification, cap: usize) -> bool {
+    if entries.len() >= cap {
+        return false;
+    }
+    entries.push_back(n);
+    true
+}
+
+/// The fields of an output line `closed_ids_in_output` needs (the rest is skipped unparsed).
+#[derive(serde::Deserialize)]
+struct OutputLine {
+    incident_id: Option<String>,
+    status: Option<String>,
+    last_seen: Option<Timestamp>,
+}
+
+/// Incident ids of the closed findings already in the output file that a re-read from `start_ms` could
+/// produce again (those whose last event is at or after it: older ones cannot recur, and are not kept).
+/// The file is read line by line; a torn last line (the daemon was killed while writing it) is cut off,
+/// so the file stays valid JSON lines.
+fn closed_ids_in_output(path: &Path, start_ms: i64) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -316,9 +359,11 @@ fn closed_ids_in_output(path: &Path) -> anyhow::Result<HashSet<String>> {
             break;
         }
         good_len += n as u64;
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            if let (Some(id), Some("closed")) = (v["incident_id"].as_str(), v["status"].as_str()) {
-                ids.insert(format!("{id}:closed"));
+        if let Ok(v) = serde_json::from_str::<OutputLine>(&line) {
+            if let (Some(id), Some("closed")) = (v.incident_id, v.status.as_deref()) {
+                if v.last_seen.is_none_or(|t| t.0 >= start_ms) {
+                    ids.insert(format!("{id}:closed"));
+                }
             }
         }
     }
@@ -376,7 +421,8 @@ impl Monitor {
     fn on_message(&mut self, msg: SourceMsg) {
         match msg {
             SourceMsg::Records { source, records, newest_ms } => {
-                if let Some(n) = newest_ms {
+                // Events stamped in the future (CloudWatch accepts up to 2 h ahead) do not move positions.
+                if let Some(n) = newest_ms.filter(|n| *n <= Timestamp::now().0) {
                     let name = self.sources[source].0.clone();
                     let pos = self.cp.positions.entry(name).or_default();
                     pos.time_ms = pos.time_ms.max(n);
@@ -386,6 +432,10 @@ impl Monitor {
                     self.metrics.records.fetch_add(1, Ordering::Relaxed);
                     if let Some(d) = r.ingest_delay_ms {
                         self.metrics.ingest_delay_ms.record(d);
+                        if d > self.cfg.overlap.0 {
+                            // Read this time, but an event this late can land behind the read start.
+                            self.metrics.beyond_overlap.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     let mut decoded = Vec::new();
                     decode_record(&r.bytes, &r.origin, self.cfg.format, &mut |d| decoded.push(d));
@@ -420,6 +470,11 @@ impl Monitor {
                 if ev.time.0 < self.start_ms {
                     self.metrics.before_start.fetch_add(1, Ordering::Relaxed);
                     return;
+                }
+                if self.fed_ms.is_some_and(|f| ev.time.0 <= f) {
+                    // Behind the watermark: the engine still places it where a rule's window is open,
+                    // but it arrived later than --allowed-delay. Counted, so it is never silent.
+                    self.metrics.late.fetch_add(1, Ordering::Relaxed);
                 }
                 self.arrivals += 1;
                 self.held.insert((ev.time.0, self.arrivals), ev);
@@ -467,6 +522,7 @@ impl Monitor {
             }
             self.metrics.lag_ms.store(Timestamp::now().0 - wm, Ordering::Relaxed);
         }
+        // True when notifications were spooled or closed findings written: checkpoint now.
         let spooled_new = self.handle(findings)?;
         let storm_spooled = self.flush_digest_if_due();
         if spooled_new || storm_spooled {
@@ -512,26 +568,46 @@ impl Monitor {
                         if self.storm_sent < self.cfg.max_notifications_per_minute {
                             self.storm_sent += 1;
                             let n = sns::render(&f, self.cp.next_seq + 1, *fifo);
-                            self.cp.next_seq += 1;
-                            if let Ok(mut s) = spool.lock() {
-                                s.entries.push_back(n);
+                            if self.spool_push(spool, n) {
+                                self.cp.next_seq += 1;
+                                spooled = true;
                             }
-                            self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
-                            spooled = true;
-                        } else {
+                        } else if self.cp.digest.len() < MAX_DIGEST_ITEMS {
                             self.cp.digest.push(sns::digest_item(&f));
+                        } else {
+                            self.cp.digest_overflow += 1;
                         }
                     }
                 }
             }
-            self.cp.ledger.insert(key, f.detected_at.0);
+            // Stamped with the wall time it was recorded: pruning compares it with the wall clock.
+            self.cp.ledger.insert(key, Timestamp::now().0);
             self.dirty = true;
         }
         if wrote {
-            // On disk before the checkpoint that ledgers them (the output file is the ledger of record).
+            // On disk before the checkpoint that ledgers them (the output file is the ledger of record),
+            // and that checkpoint saved now, not at the next periodic save: on standard output, which
+            // cannot be read back, this is what keeps a restart from writing them again.
             self.out.sync().context("cannot write findings")?;
         }
-        Ok(spooled)
+        Ok(spooled || wrote)
+    }
+
+    /// Appends a notification to the spool unless it is full (SNS unreachable for long): then it is
+    /// dropped, counted and logged at ERROR. True when spooled.
+    fn spool_push(&self, spool: &Arc<Mutex<Spool>>, n: state::Notification) -> bool {
+        let Ok(mut s) = spool.lock() else { return false };
+        let subject = n.subject.clone();
+        if !push_capped(&mut s.entries, n, MAX_SPOOLED) {
+            let dropped = self.metrics.notifications_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::error!(spooled = s.entries.len(), dropped, subject = %subject,
+                    "notification spool full (SNS unreachable for long): notification dropped; the findings output still has every closed incident");
+            }
+            return false;
+        }
+        self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// At the end of each storm window, held-back updates leave as one digest notification.
@@ -545,15 +621,15 @@ impl Monitor {
         if self.cp.digest.is_empty() {
             return false;
         }
-        let n = sns::render_digest(&self.cp.digest, self.cp.next_seq + 1, *fifo);
-        self.cp.next_seq += 1;
+        let n = sns::render_digest(&self.cp.digest, self.cp.digest_overflow, self.cp.next_seq + 1, *fifo);
         self.cp.digest.clear();
-        if let Ok(mut s) = spool.lock() {
-            s.entries.push_back(n);
-        }
-        self.metrics.digests.fetch_add(1, Ordering::Relaxed);
-        self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+        self.cp.digest_overflow = 0;
         self.dirty = true;
+        if !self.spool_push(spool, n) {
+            return false;
+        }
+        self.cp.next_seq += 1;
+        self.metrics.digests.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -585,7 +661,17 @@ impl Monitor {
                 self.cp.spool = s.entries.clone();
             }
         }
-        self.cp.prune_ledger(Timestamp::now());
+        // Prune only once the re-read has passed the resume point (it recreates the updates the ledger
+        // holds), and never what a restart from this checkpoint would recreate.
+        let caught_up = match (self.fed_ms, self.resumed_watermark) {
+            (Some(fed), Some(resumed)) => fed >= resumed,
+            (fed, None) => fed.is_some(),
+            (None, Some(_)) => false,
+        };
+        if caught_up {
+            let lookback = self.cfg.restart_lookback.unwrap_or(self.largest_window);
+            self.cp.prune_ledger(Timestamp::now(), resume_from(&self.cp, lookback));
+        }
         self.state.save(&self.cp).context("cannot save the checkpoint")?;
         self.dirty = false;
         self.last_save = Instant::now();
@@ -599,13 +685,76 @@ impl Monitor {
         let failing = m.failing.lock().map(|f| f.len()).unwrap_or(0);
         let lag = if self.fed_ms.is_some() { format!("{:.1}s", m.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0) } else { "catching up".into() };
         format!(
-            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}, held {}, sources failing {failing}",
+            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {}, late {}, beyond overlap {}, sources failing {failing}",
             m.open_incidents.load(Ordering::Relaxed),
             m.tracked_keys.load(Ordering::Relaxed),
             m.notifications_sent.load(Ordering::Relaxed),
             m.spooled.load(Ordering::Relaxed),
+            match m.notifications_dropped.load(Ordering::Relaxed) {
+                0 => String::new(),
+                d => format!(" DROPPED {d}"),
+            },
             if nn > 0 { format!(" (latency p50 {n50}ms p99 {n99}ms)") } else { String::new() },
             self.held.len(),
+            m.late.load(Ordering::Relaxed),
+            m.beyond_overlap.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(seq: u64) -> state::Notification {
+        state::Notification {
+            seq,
+            subject: format!("n{seq}"),
+            message: String::new(),
+            detector: String::new(),
+            severity: String::new(),
+            group_id: String::new(),
+            dedup_id: String::new(),
+            detected_at_ms: 0,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_spool_is_capped_and_keeps_its_oldest_first() {
+        let mut q = VecDeque::new();
+        for seq in 1..=3 {
+            assert!(push_capped(&mut q, note(seq), 3));
+        }
+        assert!(!push_capped(&mut q, note(4), 3));
+        assert_eq!(q.iter().map(|n| n.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn resume_point_uses_the_lookback() {
+        let cp = Checkpoint { watermark_ms: Some(100_000), earliest_open_ms: Some(90_000), ..Checkpoint::default() };
+        assert_eq!(resume_from(&cp, Span::secs(10)), Some(90_000 - 10_000 - 1_000));
+        assert_eq!(resume_from(&Checkpoint::default(), Span::secs(10)), None);
+    }
+
+    #[test]
+    fn output_check_keeps_only_findings_a_re_read_can_recreate_and_cuts_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        let line = |id: &str, last: &str, status: &str| {
+            format!(r#"{{"incident_id":"{id}","status":"{status}","last_seen":"{last}","evidence":{{"x":[1,2]}}}}"#)
+        };
+        let text = [
+            line("old", "2026-01-01T00:00:00.000Z", "closed"),
+            line("recent", "2026-01-02T00:00:00.000Z", "closed"),
+            line("open", "2026-01-02T00:00:00.000Z", "open"),
+        ]
+        .join("\n")
+            + "\n{\"incident_id\":\"torn";
+        std::fs::write(&p, &text).unwrap();
+        let start = Timestamp::parse_rfc3339("2026-01-01T12:00:00Z").unwrap().0;
+        let ids = closed_ids_in_output(&p, start).unwrap();
+        assert_eq!(ids, HashSet::from(["recent:closed".to_string()]));
+        assert!(std::fs::read_to_string(&p).unwrap().ends_with("\"open\",\"last_seen\":\"2026-01-02T00:00:00.000Z\",\"evidence\":{\"x\":[1,2]}}\n"));
     }
 }

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::time::{Span, Timestamp};
 
 const MAGIC: &str = "authwatch-state v1";
-/// Ledger entries older than this (by event time) are forgotten: a restart never re-reads that far back.
+/// Ledger entries recorded longer ago than this (wall clock) may be forgotten, but only once a restart
+/// would no longer re-read the events that produced them (see [`Checkpoint::prune_ledger`]).
 pub const LEDGER_MAX_AGE: Span = Span(7 * 24 * 3600 * 1000);
 /// Hard cap on ledger entries, oldest dropped first: bounded state under an alert storm.
 pub const LEDGER_MAX_ENTRIES: usize = 200_000;
@@ -42,10 +43,11 @@ pub struct Notification {
     pub created_ms: i64,
 }
 
-/// Read position of one source.
+/// Read position of one source. Informational only (for an operator reading `state.json`): a restart
+/// does not resume from it, see `docs/monitor.md` "Restart".
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Position {
-    /// Newest event time read from this source (CloudWatch) or fed to the engine.
+    /// Newest event time read from this source, ignoring events stamped in the future.
     pub time_ms: i64,
 }
 
@@ -63,7 +65,12 @@ pub struct Checkpoint {
     pub next_seq: u64,
     /// Findings held for the next digest (alert-storm protection): their one-line summaries.
     pub digest: Vec<DigestItem>,
-    /// Ledger: `incident_id:status:severity` → event time (ms) of the finding's detection.
+    /// Findings beyond the digest's item cap, only counted in it.
+    #[serde(default)]
+    pub digest_overflow: u64,
+    /// Ledger: `incident_id:status:severity` → wall time (ms) at which the update was notified or written.
+    /// (Checkpoints written before this change hold the detection's event time: never later, so such
+    /// entries are only pruned sooner than their wall stamp would allow, still behind any re-read.)
     pub ledger: HashMap<String, i64>,
 }
 
@@ -75,9 +82,12 @@ pub struct DigestItem {
 }
 
 impl Checkpoint {
-    /// Drops ledger entries older than `LEDGER_MAX_AGE` before `now`, and the oldest beyond the cap.
-    pub fn prune_ledger(&mut self, now: Timestamp) {
-        let oldest = now.saturating_sub(LEDGER_MAX_AGE).0;
+    /// Drops ledger entries recorded (wall clock) before both `now - LEDGER_MAX_AGE` and `resume_from`,
+    /// the event time a restart would re-read from now: an update recorded before `resume_from` was
+    /// detected from events before it, so no re-read can produce it again. Beyond the cap the oldest go
+    /// first (an alert storm must not grow the state without bound).
+    pub fn prune_ledger(&mut self, now: Timestamp, resume_from: Option<i64>) {
+        let oldest = now.saturating_sub(LEDGER_MAX_AGE).0.min(resume_from.unwrap_or(i64::MAX));
         self.ledger.retain(|_, t| *t >= oldest);
         if self.ledger.len() > LEDGER_MAX_ENTRIES {
             let mut times: Vec<i64> = self.ledger.values().copied().collect();
@@ -85,6 +95,15 @@ impl Checkpoint {
             let cut = times[self.ledger.len() - LEDGER_MAX_ENTRIES];
             self.ledger.retain(|_, t| *t >= cut);
         }
+    }
+
+    /// Applies the `delivered` mark: spooled notifications up to it are gone, and the next sequence
+    /// number is past it. The checkpoint may be older than the mark (a fallback to `state.prev.json`, or
+    /// a kill between a publish and the next save); reusing a delivered number would make the publisher's
+    /// bookkeeping, and the next start's `seq > delivered` filter, drop a new notification.
+    pub fn apply_delivered(&mut self, delivered: u64) {
+        self.spool.retain(|n| n.seq > delivered);
+        self.next_seq = self.next_seq.max(delivered);
     }
 }
 
@@ -149,9 +168,13 @@ impl StateDir {
         let body = serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), source: e.into() })?;
         let path = self.file("state.json");
         if path.exists() {
-            // Keep the previous good checkpoint: the fallback if this one is ever found corrupt.
-            let _ = fs::copy(&path, self.file("state.prev.json.tmp"))
-                .and_then(|_| fs::rename(self.file("state.prev.json.tmp"), self.file("state.prev.json")));
+            // Keep the previous good checkpoint: the fallback if this one is ever found corrupt. A hard
+            // link costs no copy (the rename below gives `state.json` a new inode); copy where links fail.
+            let tmp = self.file("state.prev.json.tmp");
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::hard_link(&path, &tmp)
+                .or_else(|_| fs::copy(&path, &tmp).map(|_| ()))
+                .and_then(|_| fs::rename(&tmp, self.file("state.prev.json")));
         }
         write_framed(&path, &body)
     }
@@ -257,7 +280,54 @@ mod tests {
         let mut cp = Checkpoint::default();
         cp.ledger.insert("old".into(), 0);
         cp.ledger.insert("new".into(), Timestamp::now().0);
-        cp.prune_ledger(Timestamp::now());
+        cp.prune_ledger(Timestamp::now(), None);
         assert!(cp.ledger.contains_key("new") && !cp.ledger.contains_key("old"));
+    }
+
+    #[test]
+    fn ledger_keeps_what_a_restart_would_re_read() {
+        let now = Timestamp::now();
+        let ten_days_ago = now.0 - 10 * 24 * 3600 * 1000;
+        let mut cp = Checkpoint::default();
+        cp.ledger.insert("older".into(), ten_days_ago - 1);
+        cp.ledger.insert("kept".into(), ten_days_ago + 1);
+        // Down for ten days: the restart re-reads from ten days ago, so those entries must stay.
+        cp.prune_ledger(now, Some(ten_days_ago));
+        assert!(cp.ledger.contains_key("kept") && !cp.ledger.contains_key("older"), "{:?}", cp.ledger);
+    }
+
+    #[test]
+    fn an_older_checkpoint_never_reuses_a_delivered_sequence_number() {
+        let n = |seq| Notification {
+            seq,
+            subject: String::new(),
+            message: String::new(),
+            detector: String::new(),
+            severity: String::new(),
+            group_id: String::new(),
+            dedup_id: String::new(),
+            detected_at_ms: 0,
+            created_ms: 0,
+        };
+        // state.prev.json: notifications 4 and 5 spooled, next_seq 5; SNS has since accepted up to 7.
+        let mut cp = Checkpoint { next_seq: 5, spool: [n(4), n(5)].into(), ..Checkpoint::default() };
+        cp.apply_delivered(7);
+        assert!(cp.spool.is_empty());
+        assert_eq!(cp.next_seq, 7, "the next notification must be numbered 8");
+        // A newer checkpoint keeps its undelivered entries and its sequence.
+        let mut cp = Checkpoint { next_seq: 9, spool: [n(8), n(9)].into(), ..Checkpoint::default() };
+        cp.apply_delivered(7);
+        assert_eq!((cp.spool.len(), cp.next_seq), (2, 9));
+    }
+
+    #[test]
+    fn saving_keeps_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        for w in 1..=3 {
+            sd.save(&Checkpoint { watermark_ms: Some(w), ..Checkpoint::default() }).unwrap();
+        }
+        fs::remove_file(dir.path().join("state.json")).unwrap();
+        assert_eq!(sd.load().0.unwrap().watermark_ms, Some(2));
     }
 }

@@ -126,18 +126,19 @@ pub fn digest_item(f: &Finding) -> DigestItem {
 }
 
 /// One notification for many held-back findings.
-pub fn render_digest(items: &[DigestItem], seq: u64, fifo: bool) -> Notification {
-    let subject = sanitize::for_subject(&format!("[authwatch] DIGEST: {} incident updates", items.len()), MAX_SUBJECT);
+/// `overflow` counts further updates beyond the digest's item cap, named only by their number.
+pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool) -> Notification {
+    let total = items.len() as u64 + overflow;
+    let subject = sanitize::for_subject(&format!("[authwatch] DIGEST: {total} incident updates"), MAX_SUBJECT);
     let mut message = format!(
-        "{} incident updates arrived faster than the notification limit; they are summarised here.\n\n",
-        items.len()
+        "{total} incident updates arrived faster than the notification limit; they are summarised here.\n\n"
     );
     for it in items.iter().take(DIGEST_LINES) {
         message.push_str(&it.line);
         message.push('\n');
     }
-    if items.len() > DIGEST_LINES {
-        message.push_str(&format!("... and {} more\n", items.len() - DIGEST_LINES));
+    if total > DIGEST_LINES as u64 {
+        message.push_str(&format!("... and {} more (see the findings output)\n", total - DIGEST_LINES.min(items.len()) as u64));
     }
     message.push('\n');
     for it in items {
@@ -316,7 +317,7 @@ mod tests {
     #[test]
     fn digest_lists_and_rates_the_worst() {
         let items: Vec<DigestItem> = (0..3).map(|_| digest_item(&finding())).collect();
-        let n = render_digest(&items, 9, false);
+        let n = render_digest(&items, 0, 9, false);
         assert!(n.subject.contains("DIGEST: 3"));
         assert_eq!(n.severity, "high");
         assert_eq!(n.message.matches("00112233aabbccdd").count(), 6);

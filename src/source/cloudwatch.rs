@@ -1,10 +1,15 @@
 //! Live source: polls CloudWatch Logs `FilterLogEvents` for one log group (`aws-formats.md` §6).
 //!
-//! Each pass reads from `max(start, newest event seen - overlap)` and follows `nextToken` through empty
-//! pages; only a missing token ends the pass. The overlap re-reads events that were ingested late behind
-//! the read position; events already sent are recognised by event id (a set bounded by time: ids older
-//! than the overlap are forgotten) and dropped. After a complete pass the source tells the monitor it has
-//! caught up to the wall time at which the pass started.
+//! The first pass reads from the start time; each later pass reads from `max(start, W - overlap)`, where
+//! W is the wall time at which the previous *complete* pass started, and follows `nextToken` through
+//! empty pages; only a missing token ends the pass. The read start follows the wall clock, not the
+//! events: an event stamped in the future (CloudWatch accepts up to 2 h ahead) or a stream that is ahead
+//! of the others cannot move it forward past events still to come. Every event whose ingest delay
+//! (`ingestionTime - timestamp`) is at most the overlap is therefore read; events already sent are
+//! recognised by event id (a set bounded by time: ids older than the read start are forgotten) and
+//! dropped. An event ingested later than that can be missed; those read with such a delay are counted by
+//! the monitor (`beyond overlap`), the signal to raise `--overlap`. After a complete pass the source tells
+//! the monitor it has caught up to the wall time at which the pass started.
 //!
 //! Errors never end the source: throttling and transient failures back off with jitter; permission and
 //! missing-group errors are reported (ERROR, and `Failing` to the monitor, which shows them in the status
@@ -40,7 +45,7 @@ pub struct CloudWatchConfig {
     pub stream_prefix: Option<String>,
     /// Event time (ms) to read from on the first pass.
     pub start_ms: i64,
-    /// How far behind its newest event each pass re-reads.
+    /// How far behind the wall-clock start of the previous complete pass each pass re-reads.
     pub overlap_ms: i64,
     /// Pause between passes.
     pub poll: Duration,
@@ -76,7 +81,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name: Arc<str> = Arc::from(format!("logs:{}", cfg.log_group));
-    let mut newest = cfg.start_ms;
+    // Wall time at which the last complete pass started: everything ingested before it has been read.
+    let mut read_upto_wall: Option<i64> = None;
     let mut seen: HashMap<String, i64> = HashMap::new();
     let mut backoff = Backoff::new(RETRY_BASE_MS, RETRY_CAP_MS);
     let mut slow = Backoff::new(5_000, FATALISH_CAP_MS);
@@ -85,15 +91,17 @@ pub async fn run(
             return;
         }
         let pass_started = Timestamp::now().0;
-        let from = cfg.start_ms.max(newest - cfg.overlap_ms);
-        match pass(&client, &cfg, from, &name, source, &tx, &mut seen, &mut newest, &mut shutdown).await {
+        let from = read_start(cfg.start_ms, read_upto_wall, cfg.overlap_ms);
+        match pass(&client, &cfg, from, &name, source, &tx, &mut seen, &mut shutdown).await {
             Ok(PassEnd::Complete) => {
                 backoff.reset();
                 slow.reset();
                 if tx.send(SourceMsg::CaughtUp { source, until_ms: pass_started }).await.is_err() {
                     return;
                 }
-                forget_old_ids(&mut seen, newest - cfg.overlap_ms);
+                read_upto_wall = Some(pass_started);
+                // Ids older than the next pass's start cannot be read again.
+                forget_old_ids(&mut seen, read_start(cfg.start_ms, read_upto_wall, cfg.overlap_ms));
                 if sleep_or_shutdown(cfg.poll, &mut shutdown).await {
                     return;
                 }
@@ -138,7 +146,6 @@ async fn pass(
     source: usize,
     tx: &mpsc::Sender<SourceMsg>,
     seen: &mut HashMap<String, i64>,
-    newest: &mut i64,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<PassEnd, (ErrorClass, String)> {
     let mut token: Option<String> = None;
@@ -177,6 +184,7 @@ async fn pass(
         page_backoff.reset();
         let mut records = Vec::new();
         let mut page_newest = None;
+        let now = Timestamp::now().0;
         for ev in out.events() {
             let (Some(id), Some(ts), Some(msg)) = (ev.event_id(), ev.timestamp(), ev.message()) else { continue };
             if seen.contains_key(id) {
@@ -186,8 +194,10 @@ async fn pass(
                 forget_oldest(seen);
             }
             seen.insert(id.to_string(), ts);
-            *newest = (*newest).max(ts);
-            page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
+            if ts <= now {
+                // Positions ignore events stamped in the future.
+                page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
+            }
             let stream = ev.log_stream_name().unwrap_or("");
             let origin = Origin::new(Arc::from(format!("{name}/{stream}")), 0);
             records.push(LiveRecord {
@@ -205,6 +215,15 @@ async fn pass(
             Some(t) => token = Some(t.to_string()),
             None => return Ok(PassEnd::Complete),
         }
+    }
+}
+
+/// Where a pass starts reading: the start time on the first pass, then the overlap behind the wall time
+/// at which the previous complete pass started (never behind the start time).
+pub fn read_start(start_ms: i64, read_upto_wall: Option<i64>, overlap_ms: i64) -> i64 {
+    match read_upto_wall {
+        None => start_ms,
+        Some(w) => start_ms.max(w - overlap_ms),
     }
 }
 
@@ -243,6 +262,13 @@ mod tests {
         assert_eq!(classify(None), ErrorClass::Transient);
         assert_eq!(classify(Some("AccessDeniedException")), ErrorClass::NeedsOperator);
         assert_eq!(classify(Some("ResourceNotFoundException")), ErrorClass::NeedsOperator);
+    }
+
+    #[test]
+    fn the_read_start_follows_the_wall_clock_not_the_events() {
+        assert_eq!(read_start(1_000, None, 120_000), 1_000);
+        assert_eq!(read_start(1_000, Some(500_000), 120_000), 380_000);
+        assert_eq!(read_start(400_000, Some(500_000), 120_000), 400_000);
     }
 
     #[test]

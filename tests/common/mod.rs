@@ -435,8 +435,6 @@ pub fn base_args(dir: &Path, state: &Path, output: &Path) -> Vec<String> {
         output.display().to_string(),
         "--filters".into(),
         filters_dir(dir).display().to_string(),
-        "--lateness".into(),
-        "1s".into(),
         "--allowed-delay".into(),
         "2s".into(),
         "--overlap".into(),
