@@ -78,17 +78,17 @@ fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
     let state = dir.path().join("state");
     let output = dir.path().join("findings.jsonl");
     let mut args = base_args(dir.path(), &state, &output);
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    // Port 0: the daemon picks a free port and writes it to `metrics.addr` (no race for the port).
     args.extend([
         "--log-group".into(),
         group.clone(),
         "--sns-topic-arn".into(),
         arn.clone(),
         "--metrics-addr".into(),
-        format!("127.0.0.1:{metrics_port}"),
+        "127.0.0.1:0".into(),
     ]);
     let daemon = Daemon::start(dir.path(), &args);
+    let metrics = metrics_endpoint(&state);
 
     // Events that land while the daemon runs, with event times just behind now: dave, 5 failures.
     std::thread::sleep(Duration::from_secs(2));
@@ -351,7 +351,6 @@ fn a_future_dated_event_does_not_hide_events_in_other_streams() {
     rt.block_on(put(&logs, &group, "ahead", &ahead));
     let state = dir.path().join("state");
     let output = dir.path().join("findings.jsonl");
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut args = base_args(dir.path(), &state, &output);
     args.extend([
         "--log-group".into(),
@@ -359,9 +358,10 @@ fn a_future_dated_event_does_not_hide_events_in_other_streams() {
         "--sns-topic-arn".into(),
         arn.clone(),
         "--metrics-addr".into(),
-        format!("127.0.0.1:{metrics_port}"),
+        "127.0.0.1:0".into(),
     ]);
     let daemon = Daemon::start(dir.path(), &args);
+    let metrics = metrics_endpoint(&state);
     std::thread::sleep(Duration::from_secs(3));
     // Then normal traffic in another stream, just behind now (well within --overlap 10s and within
     // --allowed-delay 2s): a read start based on the newest event seen (an hour ahead) never fetches it.
@@ -378,7 +378,7 @@ fn a_future_dated_event_does_not_hide_events_in_other_streams() {
     let got = wait_closed(&output, want.len(), Duration::from_secs(60));
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
-    let text = http_get(&format!("http://127.0.0.1:{metrics_port}"), "/metrics")
+    let text = http_get(&metrics, "/metrics")
         .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
     assert!(text.contains("authwatch_records_total 12"), "every event read once: {text}");
     assert!(text.contains("authwatch_events_total 11"), "the future-dated event waits for its time: {text}");

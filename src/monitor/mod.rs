@@ -214,6 +214,10 @@ pub async fn run(
     let mut tasks = Vec::new();
     if let Some(addr) = cfg.metrics_addr {
         let listener = metrics::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        // With port 0 the system picks one: say which, in the log and in the state directory.
+        let bound = listener.local_addr().unwrap_or(addr);
+        tracing::info!(%bound, "metrics and health endpoint listening");
+        let _ = std::fs::write(cfg.state_dir.join("metrics.addr"), format!("{bound}\n"));
         tasks.push(tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone())));
     }
 

@@ -63,7 +63,36 @@ pub fn endpoint_addr(endpoint: &str) -> SocketAddr {
 }
 
 /// Plain HTTP GET on loopback; the body, or None when unreachable.
+/// GET `path`, retrying for up to 20 s: a loaded CI machine may be slow to accept.
 pub fn http_get(endpoint: &str, path: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(body) = http_get_once(endpoint, path) {
+            return Some(body);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The metrics endpoint a daemon started with `--metrics-addr 127.0.0.1:0` bound (it writes
+/// `metrics.addr` in its state directory), waiting up to 60 s for it.
+pub fn metrics_endpoint(state_dir: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(state_dir.join("metrics.addr")) {
+            if text.ends_with('\n') {
+                return format!("http://{}", text.trim());
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the daemon never wrote metrics.addr");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http_get_once(endpoint: &str, path: &str) -> Option<String> {
     let addr = endpoint_addr(endpoint);
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
