@@ -149,6 +149,22 @@ pub fn run(
     settings: EngineSettings,
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
+    let mut engine = Engine::new(specs, settings);
+    let mut report = run_with(cfg, Some(&mut engine), hooks)?;
+    report.engine = engine.stats().clone();
+    report.detectors = engine.detector_stats();
+    Ok(report)
+}
+
+/// The decode ceiling (`authwatch replay --decode-only`): the same reader, decoder threads and in-order
+/// hand-off as [`run`], but every decoded event is counted and dropped instead of detected on. A replay's
+/// throughput divided by this one's is the share of the ceiling that detection leaves.
+pub fn decode_only(cfg: &ReplayConfig, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
+    run_with(cfg, None, hooks)
+}
+
+/// The pipeline shared by [`run`] and [`decode_only`]: without an engine, events are only counted.
+fn run_with(cfg: &ReplayConfig, mut engine: Option<&mut Engine>, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let inputs = expand_inputs(&cfg.inputs)?;
     let bytes_total: u64 = inputs
@@ -170,7 +186,6 @@ pub fn run(
     let bytes_read = Arc::new(AtomicU64::new(0));
 
     let mut report = ReplayReport { files: inputs.len() as u64, ..ReplayReport::default() };
-    let mut engine = Engine::new(specs, settings);
     let result = thread::scope(|scope| -> anyhow::Result<()> {
         let reader_bytes = bytes_read.clone();
         let limits = cfg.limits;
@@ -181,15 +196,13 @@ pub fn run(
         }
         drop(job_rx);
         drop(done_tx);
-        let fed = feed_in_order(done_rx, &token_tx, cfg, &mut engine, &mut report, hooks, &bytes_read, bytes_total);
+        let fed = feed_in_order(done_rx, &token_tx, cfg, engine.as_deref_mut(), &mut report, hooks, &bytes_read, bytes_total);
         // Dropping the token sender unblocks a reader waiting for room if we stopped early.
         drop(token_tx);
         fed
     });
     result?;
     report.bytes = bytes_read.load(Ordering::Relaxed);
-    report.engine = engine.stats().clone();
-    report.detectors = engine.detector_stats();
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -262,7 +275,7 @@ fn feed_in_order(
     done: Receiver<Done>,
     tokens: &Sender<()>,
     cfg: &ReplayConfig,
-    engine: &mut Engine,
+    mut engine: Option<&mut Engine>,
     report: &mut ReplayReport,
     hooks: ReplayHooks<'_>,
     bytes_read: &AtomicU64,
@@ -297,6 +310,7 @@ fn feed_in_order(
                             report.out_of_range += 1;
                             continue;
                         }
+                        let Some(engine) = engine.as_deref_mut() else { continue };
                         engine.push(ev, &mut findings);
                         if !findings.is_empty() {
                             emit(&mut findings, report)?;
@@ -320,7 +334,9 @@ fn feed_in_order(
             progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
         }
     }
-    engine.finish(&mut findings);
+    if let Some(engine) = engine {
+        engine.finish(&mut findings);
+    }
     emit(&mut findings, report)?;
     progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
     Ok(())
