@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
-use super::window::{KeyedState, LastSeen};
+use super::window::{KeyedState, LastSeen, Name};
 use super::windowed::allowlisted;
 use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys, Summarize};
 use crate::event::SignInEvent;
@@ -37,13 +37,13 @@ struct Visit {
     time: Timestamp,
     ip: Option<IpAddr>,
     /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel.
-    ip_group: Option<Box<str>>,
-    city: Option<Box<str>>,
-    country: Option<Box<str>>,
+    ip_group: Option<Name>,
+    city: Option<Name>,
+    country: Option<Name>,
     location: Location,
-    event_id: Option<Box<str>>,
+    event_id: Option<Name>,
     /// The incident this visit was last counted in, so a visit shared by two hops counts once.
-    counted_in: Option<Box<str>>,
+    counted_in: Option<Name>,
 }
 
 impl Visit {
@@ -128,6 +128,8 @@ struct Locator {
     prefer_geoip: bool,
     /// "city\0country" → the name-based place, if any; cleared when full.
     names: HashMap<String, Option<Location>>,
+    /// The lookup key of the current event, reused so a cache hit allocates nothing.
+    key: String,
 }
 
 impl Locator {
@@ -162,10 +164,14 @@ impl Locator {
         if city.is_none() && country.is_none() {
             return None;
         }
-        let key = format!("{}\0{}", city.unwrap_or(""), country.unwrap_or(""));
-        if let Some(hit) = self.names.get(&key) {
+        self.key.clear();
+        self.key.push_str(city.unwrap_or(""));
+        self.key.push('\0');
+        self.key.push_str(country.unwrap_or(""));
+        if let Some(hit) = self.names.get(&self.key) {
             return hit.clone();
         }
+        let key = self.key.clone();
         let gazetteer = Gazetteer::builtin();
         let place = match gazetteer.resolve(city, country) {
             Resolution::Found(l) => Some(l),
@@ -210,6 +216,7 @@ impl ImpossibleTravel {
                 geo: settings.geo.clone(),
                 prefer_geoip: settings.prefer_geoip,
                 names: HashMap::new(),
+                key: String::new(),
             },
             params,
             spec,
@@ -288,7 +295,7 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
         if v.counted_in.as_deref() == Some(inc.id.as_str()) {
             continue;
         }
-        v.counted_in = Some(inc.id.as_str().into());
+        v.counted_in = Some(Name::new(&inc.id));
         let aux = v.ip_group.as_deref().map_or(0, fnv);
         inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), v.event_id.as_deref());
     }
@@ -408,11 +415,11 @@ impl Detector for ImpossibleTravel {
         let visit = Visit {
             time: ev.time,
             ip: ev.ip,
-            ip_group: keys.ip.as_deref().map(Box::from),
-            city: ev.city.as_deref().map(Box::from),
-            country: ev.country.as_deref().map(Box::from),
+            ip_group: keys.ip.as_deref().map(Name::new),
+            city: ev.city.as_deref().map(Name::new),
+            country: ev.country.as_deref().map(Name::new),
             location,
-            event_id: ev.event_id.as_deref().map(Box::from),
+            event_id: ev.event_id.as_deref().map(Name::new),
             counted_in: None,
         };
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);

@@ -18,7 +18,9 @@ pub mod windowed;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -68,33 +70,87 @@ pub struct Keys<'a> {
     /// User name, else sub.
     pub user: Option<&'a str>,
     /// The address as grouped: IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`).
-    pub ip: Option<String>,
+    pub ip: Option<IpKey>,
 }
 
 impl<'a> Keys<'a> {
     pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
-        Keys { user: ev.user_key().filter(|u| !u.is_empty()), ip: ev.ip.map(|ip| group_ip(ip, ipv6_prefix)) }
+        Keys { user: ev.user_key().filter(|u| !u.is_empty()), ip: ev.ip.map(|ip| IpKey::group(ip, ipv6_prefix)) }
+    }
+}
+
+/// Longest grouped address text: a full IPv6 address with an embedded IPv4 part (45) and "/128".
+const IP_KEY_BYTES: usize = 50;
+
+/// A grouped address as text, formatted in place: every event has one, and allocating a `String` for it
+/// was a measurable share of the engine's time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IpKey {
+    len: u8,
+    bytes: [u8; IP_KEY_BYTES],
+}
+
+impl IpKey {
+    /// The address as detectors group it: IPv6 by prefix (128 keeps single addresses).
+    pub fn group(ip: IpAddr, ipv6_prefix: u8) -> IpKey {
+        let mut key = IpKey { len: 0, bytes: [0; IP_KEY_BYTES] };
+        // Cannot fail: the longest address text fits (IP_KEY_BYTES).
+        let _ = match ip {
+            IpAddr::V4(v4) => write!(key, "{v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => write!(key, "{v4}"),
+                None if ipv6_prefix >= 128 => write!(key, "{v6}"),
+                None => match ipnet::Ipv6Net::new(v6, ipv6_prefix) {
+                    Ok(net) => write!(key, "{}", net.trunc()),
+                    Err(_) => write!(key, "{v6}"),
+                },
+            },
+        };
+        key
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only `write_str` fills the bytes, with whole `&str`s, so they are valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for IpKey {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let start = self.len as usize;
+        let end = start + s.len();
+        if end > IP_KEY_BYTES {
+            return Err(fmt::Error);
+        }
+        self.bytes[start..end].copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
+}
+
+impl Deref for IpKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// An address as detectors group it: IPv6 by prefix (128 keeps single addresses).
 pub fn group_ip(ip: IpAddr, ipv6_prefix: u8) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.to_string();
-            }
-            let prefix = ipv6_prefix.min(128);
-            if prefix == 128 {
-                return v6.to_string();
-            }
-            match ipnet::Ipv6Net::new(v6, prefix) {
-                Ok(net) => net.trunc().to_string(),
-                Err(_) => v6.to_string(),
-            }
-        }
-    }
+    IpKey::group(ip, ipv6_prefix).as_str().to_owned()
 }
 
 /// Figures one rule reports about itself.
@@ -321,7 +377,7 @@ fn sort_closed(closed: &mut [Finding]) {
 /// The open incidents of one rule, by key hash, and the bookkeeping of opening and closing them.
 #[derive(Default)]
 pub struct IncidentBook {
-    open: HashMap<u64, Incident>,
+    open: HashMap<u64, Incident, window::PreHashed>,
     pub opened: u64,
 }
 

@@ -4,9 +4,11 @@
 //! holds the entries with `time > now - window`; entries may arrive out of order (late events are inserted
 //! at their place); counters are kept incrementally so a rule's check is O(1).
 
-use std::collections::hash_map::{Entry as MapEntry, RandomState};
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Deref;
 
 use crate::event::Outcome;
 use crate::time::{Span, Timestamp};
@@ -21,8 +23,97 @@ pub struct Entry {
     /// Hash of the "other side": the user for an IP-keyed window, the address for a user-keyed one.
     pub aux: u64,
     /// The other side's text, for evidence (`None` when the event did not carry it).
-    pub aux_name: Option<Box<str>>,
+    pub aux_name: Option<Name>,
 }
+
+/// Longest name kept inline in a [`Name`]: IPv4 addresses, IPv6 /64 prefixes and most user names fit.
+const INLINE_NAME_BYTES: usize = 30;
+
+/// A short string kept inline (no allocation) when it fits, boxed otherwise. Windows remember a name per
+/// entry; allocating each one cost more than the rest of the window's work.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME_BYTES] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    pub fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME_BYTES {
+            let mut bytes = [0u8; INLINE_NAME_BYTES];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline { len: s.len() as u8, bytes }
+        } else {
+            Name::Heap(Box::from(s))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only `new` fills the bytes, from a whole `&str` that fits, so they are valid UTF-8.
+            Name::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::new(s)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A hasher for keys that already are hashes from [`KeyedState::hash`] (keyed with a per-process random
+/// seed, so an attacker cannot aim them at one bucket): it passes the `u64` through instead of hashing it
+/// a second time.
+#[derive(Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; folds anything else in rather than ignoring it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Builds [`PassThrough`] hashers, for maps keyed by key hashes.
+pub type PreHashed = BuildHasherDefault<PassThrough>;
 
 /// The sliding window of one key with incremental counters.
 #[derive(Debug, Default)]
@@ -33,7 +124,7 @@ pub struct KeyWindow {
     pub failures: u64,
     pub successes: u64,
     /// Counted entries per distinct `aux` (only for rules that need distinct counts).
-    aux_counts: Option<HashMap<u64, u32>>,
+    aux_counts: Option<HashMap<u64, u32, PreHashed>>,
     /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
     pub low_try: u64,
     /// Latest event time seen for this key (for idle expiry).
@@ -45,7 +136,7 @@ pub struct KeyWindow {
 impl KeyWindow {
     pub fn new(track_aux: bool, low_try_limit: u32) -> KeyWindow {
         KeyWindow {
-            aux_counts: track_aux.then(HashMap::new),
+            aux_counts: track_aux.then(HashMap::default),
             low_try_limit: low_try_limit.max(1),
             ..KeyWindow::default()
         }
@@ -83,10 +174,11 @@ impl KeyWindow {
     pub fn push(&mut self, entry: Entry, max_entries: usize) {
         self.last_time = self.last_time.max(entry.time);
         self.add_counters(&entry);
-        let at = self.entries.partition_point(|e| e.time <= entry.time);
-        if at == self.entries.len() {
+        // In-order arrival is the common case: append without searching.
+        if self.entries.back().is_none_or(|e| e.time <= entry.time) {
             self.entries.push_back(entry);
         } else {
+            let at = self.entries.partition_point(|e| e.time <= entry.time);
             self.entries.insert(at, entry);
         }
         while self.entries.len() > max_entries {
@@ -182,12 +274,15 @@ impl LastSeen for KeyWindow {
 /// A map of per-key state with idle expiry and a hard cap on the number of keys.
 ///
 /// Keys are hashed with a per-process random key (attackers choose user names and cannot aim for
-/// collisions); the hash is only an identity, never an order, so output stays deterministic. Under a flood
+/// collisions); the hash is only an identity, never an order, so output stays deterministic. The hash is
+/// aHash with random state rather than the standard SipHash: it is several times faster on short keys and
+/// still seeded per process, which is what keeps an attacker from choosing colliding names; the map then
+/// uses the hash as is ([`PreHashed`]). Under a flood
 /// the oldest keys are evicted (by last-seen time, ties included, so the choice is deterministic) and
 /// counted as saturation.
 pub struct KeyedState<S> {
-    map: HashMap<u64, S>,
-    hasher: RandomState,
+    map: HashMap<u64, S, PreHashed>,
+    hasher: ahash::RandomState,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
     horizon: Span,
@@ -199,8 +294,8 @@ pub struct KeyedState<S> {
 impl<S: LastSeen> KeyedState<S> {
     pub fn new(cap: usize, horizon: Span) -> KeyedState<S> {
         KeyedState {
-            map: HashMap::new(),
-            hasher: RandomState::new(),
+            map: HashMap::default(),
+            hasher: ahash::RandomState::new(),
             cap,
             horizon,
             next_sweep: Timestamp(i64::MIN),
