@@ -26,8 +26,9 @@ pub struct Entry {
     pub aux_name: Option<Name>,
 }
 
-/// Longest name kept inline in a [`Name`]: IPv4 addresses, IPv6 /64 prefixes and most user names fit.
-const INLINE_NAME_BYTES: usize = 30;
+/// Longest name kept inline in a [`Name`] (24 bytes in all, like a `String`): IPv4 addresses, most IPv6
+/// /64 prefixes and most user names fit.
+const INLINE_NAME_BYTES: usize = 22;
 
 /// A short string kept inline (no allocation) when it fits, boxed otherwise. Windows remember a name per
 /// entry; allocating each one cost more than the rest of the window's work.
@@ -124,7 +125,7 @@ pub struct KeyWindow {
     pub failures: u64,
     pub successes: u64,
     /// Counted entries per distinct `aux` (only for rules that need distinct counts).
-    aux_counts: Option<HashMap<u64, u32, PreHashed>>,
+    aux_counts: AuxCounts,
     /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
     pub low_try: u64,
     /// Latest event time seen for this key (for idle expiry).
@@ -136,7 +137,7 @@ pub struct KeyWindow {
 impl KeyWindow {
     pub fn new(track_aux: bool, low_try_limit: u32) -> KeyWindow {
         KeyWindow {
-            aux_counts: track_aux.then(HashMap::default),
+            aux_counts: if track_aux { AuxCounts::Empty } else { AuxCounts::Off },
             low_try_limit: low_try_limit.max(1),
             ..KeyWindow::default()
         }
@@ -156,7 +157,7 @@ impl KeyWindow {
     }
 
     pub fn distinct_aux(&self) -> u64 {
-        self.aux_counts.as_ref().map_or(0, |m| m.len() as u64)
+        self.aux_counts.len() as u64
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -174,6 +175,10 @@ impl KeyWindow {
     pub fn push(&mut self, entry: Entry, max_entries: usize) {
         self.last_time = self.last_time.max(entry.time);
         self.add_counters(&entry);
+        if self.entries.capacity() == 0 {
+            // Most keys never see a second event: room for one, not the default four.
+            self.entries.reserve_exact(1);
+        }
         // In-order arrival is the common case: append without searching.
         if self.entries.back().is_none_or(|e| e.time <= entry.time) {
             self.entries.push_back(entry);
@@ -200,9 +205,7 @@ impl KeyWindow {
         self.failures = 0;
         self.successes = 0;
         self.low_try = 0;
-        if let Some(m) = self.aux_counts.as_mut() {
-            m.clear();
-        }
+        self.aux_counts.clear();
     }
 
     fn pop_front(&mut self) {
@@ -222,14 +225,10 @@ impl KeyWindow {
             return;
         }
         self.counted += 1;
-        if let Some(m) = self.aux_counts.as_mut() {
-            let n = m.entry(e.aux).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                self.low_try += 1;
-            } else if *n == low_try_limit + 1 {
-                self.low_try -= 1;
-            }
+        match self.aux_counts.add(e.aux) {
+            Some(1) => self.low_try += 1,
+            Some(n) if n == low_try_limit + 1 => self.low_try -= 1,
+            _ => {}
         }
     }
 
@@ -244,18 +243,96 @@ impl KeyWindow {
             return;
         }
         self.counted -= 1;
-        if let Some(m) = self.aux_counts.as_mut() {
-            if let MapEntry::Occupied(mut o) = m.entry(e.aux) {
-                let n = o.get_mut();
-                if *n == low_try_limit + 1 {
-                    self.low_try += 1;
-                }
-                *n -= 1;
-                if *n == 0 {
-                    o.remove();
-                    self.low_try -= 1;
-                }
+        if let Some(before) = self.aux_counts.remove(e.aux) {
+            if before == low_try_limit + 1 {
+                self.low_try += 1;
             }
+            if before == 1 {
+                self.low_try -= 1;
+            }
+        }
+    }
+}
+
+/// Counted entries per distinct `aux`. Most windows only ever see one counterpart, so that case is kept
+/// inline: a map costs about a hundred bytes per key before its first real use.
+#[derive(Debug, Default)]
+enum AuxCounts {
+    /// The rule does not count counterparts.
+    #[default]
+    Off,
+    Empty,
+    One(u64, u32),
+    Many(HashMap<u64, u32, PreHashed>),
+}
+
+impl AuxCounts {
+    fn len(&self) -> usize {
+        match self {
+            AuxCounts::Off | AuxCounts::Empty => 0,
+            AuxCounts::One(..) => 1,
+            AuxCounts::Many(m) => m.len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        if !matches!(self, AuxCounts::Off) {
+            *self = AuxCounts::Empty;
+        }
+    }
+
+    /// Counts one more entry for `aux`; its new count (`None` when off).
+    fn add(&mut self, aux: u64) -> Option<u32> {
+        match self {
+            AuxCounts::Off => None,
+            AuxCounts::Empty => {
+                *self = AuxCounts::One(aux, 1);
+                Some(1)
+            }
+            AuxCounts::One(a, n) if *a == aux => {
+                *n += 1;
+                Some(*n)
+            }
+            AuxCounts::One(a, n) => {
+                let mut m = HashMap::default();
+                m.insert(*a, *n);
+                m.insert(aux, 1);
+                *self = AuxCounts::Many(m);
+                Some(1)
+            }
+            AuxCounts::Many(m) => {
+                let n = m.entry(aux).or_insert(0);
+                *n += 1;
+                Some(*n)
+            }
+        }
+    }
+
+    /// Counts one entry less for `aux`; its count before (`None` when off or not counted).
+    fn remove(&mut self, aux: u64) -> Option<u32> {
+        match self {
+            AuxCounts::One(a, n) if *a == aux => {
+                let before = *n;
+                if before == 1 {
+                    *self = AuxCounts::Empty;
+                } else {
+                    *n -= 1;
+                }
+                Some(before)
+            }
+            AuxCounts::Many(m) => match m.entry(aux) {
+                MapEntry::Occupied(mut o) => {
+                    let before = *o.get();
+                    if before == 1 {
+                        o.remove();
+                    } else {
+                        *o.get_mut() -= 1;
+                    }
+                    Some(before)
+                }
+                MapEntry::Vacant(_) => None,
+            },
+            _ => None,
         }
     }
 }
@@ -281,7 +358,9 @@ impl LastSeen for KeyWindow {
 /// the oldest keys are evicted (by last-seen time, ties included, so the choice is deterministic) and
 /// counted as saturation.
 pub struct KeyedState<S> {
-    map: HashMap<u64, S, PreHashed>,
+    /// Boxed: a slot is 16 bytes instead of the whole state, which matters at a few hundred thousand keys
+    /// in a table that is at most 7/8 full.
+    map: HashMap<u64, Box<S>, PreHashed>,
     hasher: ahash::RandomState,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
@@ -316,15 +395,15 @@ impl<S: LastSeen> KeyedState<S> {
     }
 
     pub fn get(&self, h: u64) -> Option<&S> {
-        self.map.get(&h)
+        self.map.get(&h).map(|s| &**s)
     }
 
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
-        self.map.get_mut(&h)
+        self.map.get_mut(&h).map(|s| &mut **s)
     }
 
     pub fn remove(&mut self, h: u64) -> Option<S> {
-        self.map.remove(&h)
+        self.map.remove(&h).map(|s| *s)
     }
 
     /// The state for `h`, created with `make` if absent, making room first when the map is full.
@@ -336,7 +415,7 @@ impl<S: LastSeen> KeyedState<S> {
                 self.evict_oldest();
             }
         }
-        self.map.entry(h).or_insert_with(make)
+        self.map.entry(h).or_insert_with(|| Box::new(make()))
     }
 
     /// Drops idle keys; runs at most every half horizon of event time.
@@ -385,6 +464,23 @@ mod tests {
         // Entries at 6..=9 s and the success at 10 s remain.
         assert_eq!((w.counted, w.successes, w.distinct_aux()), (4, 1, 3));
         assert_eq!(w.low_try, 3);
+    }
+
+    #[test]
+    fn one_counterpart_is_counted_inline_then_in_a_map() {
+        let mut w = KeyWindow::new(true, 1);
+        w.push(entry(0, Outcome::Failure, 7), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 1));
+        w.push(entry(1000, Outcome::Failure, 7), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 0), "tried twice: no longer low-try");
+        w.push(entry(2000, Outcome::Failure, 8), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (2, 1));
+        w.expire(Timestamp(10_500), Span::secs(10));
+        assert_eq!((w.distinct_aux(), w.low_try), (2, 2), "7 now tried once in the window");
+        w.expire(Timestamp(11_999), Span::secs(10));
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 1));
+        w.clear();
+        assert_eq!((w.distinct_aux(), w.low_try), (0, 0));
     }
 
     #[test]
