@@ -38,12 +38,29 @@ struct Visit {
     ip: Option<IpAddr>,
     /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel.
     ip_group: Option<Name>,
-    city: Option<Name>,
-    country: Option<Name>,
-    location: Location,
-    event_id: Option<Name>,
+    /// Shared with every visit from the same names (the locator's cache hands out one per place).
+    place: Arc<Place>,
+    event_id: Option<Box<str>>,
     /// The incident this visit was last counted in, so a visit shared by two hops counts once.
-    counted_in: Option<Name>,
+    counted_in: Option<Box<str>>,
+}
+
+/// The names a sign-in's log gave for where it came from, and the place they (or its address) resolved to.
+#[derive(Debug)]
+struct Place {
+    city: Option<Box<str>>,
+    country: Option<Box<str>>,
+    location: Location,
+}
+
+impl Place {
+    fn of(ev: &SignInEvent, location: Location) -> Arc<Place> {
+        Arc::new(Place { city: ev.city.as_deref().map(Box::from), country: ev.country.as_deref().map(Box::from), location })
+    }
+
+    fn has_names_of(&self, ev: &SignInEvent) -> bool {
+        self.city.as_deref() == ev.city.as_deref() && self.country.as_deref() == ev.country.as_deref()
+    }
 }
 
 impl Visit {
@@ -51,13 +68,13 @@ impl Visit {
         json!({
             "time": self.time,
             "ip": self.ip.map(|ip| ip.to_string()),
-            "city": self.city,
-            "country": self.country,
-            "location": self.location.label,
-            "lat": round(self.location.lat, 4),
-            "lon": round(self.location.lon, 4),
-            "located_by": self.location.source,
-            "radius_km": round(self.location.radius_km, 1),
+            "city": self.place.city,
+            "country": self.place.country,
+            "location": self.place.location.label,
+            "lat": round(self.place.location.lat, 4),
+            "lon": round(self.place.location.lon, 4),
+            "located_by": self.place.location.source,
+            "radius_km": round(self.place.location.radius_km, 1),
         })
     }
 }
@@ -79,6 +96,10 @@ impl Trail {
     /// Inserts after any visit at the same time (as in-order arrival would) and returns its position.
     fn insert(&mut self, visit: Visit) -> usize {
         self.last_time = self.last_time.max(visit.time);
+        if self.visits.back().is_none_or(|v| v.time <= visit.time) {
+            self.visits.push_back(visit);
+            return self.visits.len() - 1;
+        }
         let at = self.visits.partition_point(|v| v.time <= visit.time);
         self.visits.insert(at, visit);
         at
@@ -107,7 +128,7 @@ struct Hop {
 }
 
 fn measure(visits: &VecDeque<Visit>, from: usize, to: usize) -> Hop {
-    let (a, b) = (&visits[from].location, &visits[to].location);
+    let (a, b) = (&visits[from].place.location, &visits[to].place.location);
     let great_circle_km = haversine_km(a.lat, a.lon, b.lat, b.lon);
     let distance_km = (great_circle_km - a.radius_km - b.radius_km).max(0.0);
     let elapsed = visits[to].time.since(visits[from].time);
@@ -127,7 +148,7 @@ struct Locator {
     geo: Option<Arc<GeoIp>>,
     prefer_geoip: bool,
     /// "city\0country" → the name-based place, if any; cleared when full.
-    names: HashMap<String, Option<Location>>,
+    names: HashMap<String, Option<Arc<Place>>, ahash::RandomState>,
     /// The lookup key of the current event, reused so a cache hit allocates nothing.
     key: String,
 }
@@ -136,19 +157,19 @@ impl Locator {
     /// Order: with `--prefer-geoip`, the address first. Otherwise a city-level place from the names;
     /// else the address (CloudTrail records carry nothing else); else the country named in the log with
     /// its large radius. Unknown and ambiguous names are never guessed into a city.
-    fn locate(&mut self, ev: &SignInEvent) -> Option<Location> {
+    fn locate(&mut self, ev: &SignInEvent) -> Option<Arc<Place>> {
         if self.prefer_geoip {
             if let Some(l) = self.by_address(ev.ip) {
-                return Some(l);
+                return Some(Place::of(ev, l));
             }
         }
-        let named = self.by_name(ev.city.as_deref(), ev.country.as_deref());
-        if let Some(l) = named.as_ref().filter(|l| l.source == LocationSource::City) {
-            return Some(l.clone());
+        let named = self.by_name(ev);
+        if let Some(p) = named.as_ref().filter(|p| p.location.source == LocationSource::City) {
+            return Some(p.clone());
         }
         if !self.prefer_geoip {
             if let Some(l) = self.by_address(ev.ip) {
-                return Some(l);
+                return Some(Place::of(ev, l));
             }
         }
         named
@@ -160,7 +181,8 @@ impl Locator {
 
     /// City plus country → the city; a country (alone, or with a city the table lacks or cannot tell
     /// apart) → the country with its radius; nothing usable → None.
-    fn by_name(&mut self, city: Option<&str>, country: Option<&str>) -> Option<Location> {
+    fn by_name(&mut self, ev: &SignInEvent) -> Option<Arc<Place>> {
+        let (city, country) = (ev.city.as_deref(), ev.country.as_deref());
         if city.is_none() && country.is_none() {
             return None;
         }
@@ -168,7 +190,8 @@ impl Locator {
         self.key.push_str(city.unwrap_or(""));
         self.key.push('\0');
         self.key.push_str(country.unwrap_or(""));
-        if let Some(hit) = self.names.get(&self.key) {
+        // The key cannot tell a missing name from an empty one; the cached place must carry this event's.
+        if let Some(hit) = self.names.get(&self.key).filter(|h| h.as_ref().is_none_or(|p| p.has_names_of(ev))) {
             return hit.clone();
         }
         let key = self.key.clone();
@@ -179,6 +202,7 @@ impl Locator {
                 country.and_then(|c| gazetteer.country(c))
             }
         };
+        let place = place.map(|l| Place::of(ev, l));
         if self.names.len() >= NAME_CACHE_CAP {
             self.names.clear();
         }
@@ -215,7 +239,7 @@ impl ImpossibleTravel {
             locator: Locator {
                 geo: settings.geo.clone(),
                 prefer_geoip: settings.prefer_geoip,
-                names: HashMap::new(),
+                names: HashMap::default(),
                 key: String::new(),
             },
             params,
@@ -295,7 +319,7 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
         if v.counted_in.as_deref() == Some(inc.id.as_str()) {
             continue;
         }
-        v.counted_in = Some(Name::new(&inc.id));
+        v.counted_in = Some(Box::from(inc.id.as_str()));
         let aux = v.ip_group.as_deref().map_or(0, fnv);
         inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), v.event_id.as_deref());
     }
@@ -407,8 +431,8 @@ impl Detector for ImpossibleTravel {
         let uh = self.users.hash(user);
         self.incidents.close_if_quiet(uh, ev.time, &self.spec, summary, out);
         // A private or reserved address has no location, whatever the log's names say.
-        let location = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
-        let Some(location) = location else {
+        let place = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
+        let Some(place) = place else {
             self.unlocated += 1;
             return;
         };
@@ -416,10 +440,8 @@ impl Detector for ImpossibleTravel {
             time: ev.time,
             ip: ev.ip,
             ip_group: keys.ip.as_deref().map(Name::new),
-            city: ev.city.as_deref().map(Name::new),
-            country: ev.country.as_deref().map(Name::new),
-            location,
-            event_id: ev.event_id.as_deref().map(Name::new),
+            place,
+            event_id: ev.event_id.as_deref().map(Box::from),
             counted_in: None,
         };
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
