@@ -40,9 +40,67 @@ struct Visit {
     ip_group: Option<Name>,
     /// Shared with every visit from the same names (the locator's cache hands out one per place).
     place: Arc<Place>,
-    event_id: Option<Box<str>>,
+    event_id: Option<EventId>,
     /// The incident this visit was last counted in, so a visit shared by two hops counts once.
     counted_in: Option<Box<str>>,
+}
+
+/// An event id as a visit keeps it: Cognito's ids are lowercase UUIDs, packed into 16 bytes instead of 36
+/// bytes of text on the heap (a visit is kept for a day for every user who signs in); anything else as is.
+#[derive(Debug, Clone)]
+enum EventId {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+/// Byte offsets of the hyphens in a UUID's text.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+impl EventId {
+    fn new(s: &str) -> EventId {
+        Self::pack(s).map_or_else(|| EventId::Text(Box::from(s)), EventId::Uuid)
+    }
+
+    /// Only the canonical lowercase form, so the text written back is byte for byte the one read.
+    fn pack(s: &str) -> Option<[u8; 16]> {
+        let b = s.as_bytes();
+        if b.len() != 36 || UUID_HYPHENS.iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        let mut digits = b.iter().enumerate().filter(|(i, _)| !UUID_HYPHENS.contains(i)).map(|(_, &c)| c);
+        for byte in &mut out {
+            let nibble = |c: u8| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            };
+            *byte = nibble(digits.next()?)? << 4 | nibble(digits.next()?)?;
+        }
+        Some(out)
+    }
+
+    /// The id's text, written into `buf` when packed.
+    fn as_str<'a>(&'a self, buf: &'a mut [u8; 36]) -> &'a str {
+        match self {
+            EventId::Text(s) => s,
+            EventId::Uuid(bytes) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut at = 0;
+                for (i, byte) in bytes.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        buf[at] = b'-';
+                        at += 1;
+                    }
+                    buf[at] = HEX[usize::from(byte >> 4)];
+                    buf[at + 1] = HEX[usize::from(byte & 15)];
+                    at += 2;
+                }
+                // Only ASCII hex digits and hyphens were written.
+                std::str::from_utf8(&buf[..]).unwrap_or_default()
+            }
+        }
+    }
 }
 
 /// The names a sign-in's log gave for where it came from, and the place they (or its address) resolved to.
@@ -96,6 +154,11 @@ impl Trail {
     /// Inserts after any visit at the same time (as in-order arrival would) and returns its position.
     fn insert(&mut self, visit: Visit) -> usize {
         self.last_time = self.last_time.max(visit.time);
+        if self.visits.len() == self.visits.capacity() {
+            // Grow one at a time: a trail holds at most `compare_last + LATE_NEIGHBOURS + 1` visits, and
+            // doubling would leave up to half of that room empty for every user for a day.
+            self.visits.reserve_exact(1);
+        }
         if self.visits.back().is_none_or(|v| v.time <= visit.time) {
             self.visits.push_back(visit);
             return self.visits.len() - 1;
@@ -321,7 +384,9 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
         }
         v.counted_in = Some(Box::from(inc.id.as_str()));
         let aux = v.ip_group.as_deref().map_or(0, fnv);
-        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), v.event_id.as_deref());
+        let mut buf = [0u8; 36];
+        let event_id = v.event_id.as_ref().map(|e| e.as_str(&mut buf));
+        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), event_id);
     }
     let total = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(0) + 1;
     inc.extra.insert("impossible_hops".into(), json!(total));
@@ -441,7 +506,7 @@ impl Detector for ImpossibleTravel {
             ip: ev.ip,
             ip_group: keys.ip.as_deref().map(Name::new),
             place,
-            event_id: ev.event_id.as_deref().map(Box::from),
+            event_id: ev.event_id.as_deref().map(EventId::new),
             counted_in: None,
         };
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
@@ -491,6 +556,21 @@ impl Detector for ImpossibleTravel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_pack_only_canonical_uuids_and_read_back_the_same() {
+        let mut buf = [0u8; 36];
+        for id in ["9e48f598-c837-4e43-8dfd-6e1dd5048957", "00000000-0000-0000-0000-000000000000"] {
+            let e = EventId::new(id);
+            assert!(matches!(e, EventId::Uuid(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+        for id in ["9E48F598-C837-4E43-8DFD-6E1DD5048957", "9e48f598c8374e438dfd6e1dd5048957", "ev-login_POST", "9e48f598-c837-4e43-8dfd-6e1dd504895g"] {
+            let e = EventId::new(id);
+            assert!(matches!(e, EventId::Text(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+    }
 
     #[test]
     fn thousands_groups_digits() {
