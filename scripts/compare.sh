@@ -86,8 +86,9 @@ row() { # NAME LABEL: one table row, with ratios to fail2ban and to the decode c
         }' "$WORK/results"
 }
 
-sim() { # EVENTS FILE
-    "$AUTHWATCH" simulate --events "$1" --users "$USERS" --seed "$SEED" --start "$START" -o "$2" >&2
+sim() { # EVENTS FILE [DURATION]
+    "$AUTHWATCH" simulate --events "$1" --users "$USERS" --duration "${3:-24h}" --seed "$SEED" --start "$START" \
+        -o "$2" >&2
 }
 
 # flood N FILE: N failed sign-ins within ten minutes, each from a new address for a new user.
@@ -166,17 +167,20 @@ echo "findings: $(wc -l <"$WORK/findings.jsonl")"
 echo
 
 if [[ -n $SCALES ]]; then
-    echo "## Scaling with input length (users fixed at $USERS)"
+    # Same pool, same rate of sign-ins ($EVENTS a day): a longer input is a longer time span, which is what
+    # replaying a month instead of a day means. Memory should not follow the length.
+    echo "## Scaling with input length (users fixed at $USERS, $EVENTS events a day: longer inputs span more days)"
     echo
-    echo "| events | wall s | CPU s | peak RSS MB | events/s | tracked keys at end |"
-    echo "|---|---|---|---|---|---|"
+    echo "| events | days | wall s | CPU s | peak RSS MB | events/s | tracked keys at end |"
+    echo "|---|---|---|---|---|---|---|"
     for n in $SCALES; do
         f=$WORK/sim-$n.jsonl
-        [[ -s $f ]] || { log "simulating $n events"; sim "$n" "$f"; }
+        [[ -s $f ]] || { log "simulating $n events"; sim "$n" "$f" "$((1440 * n / EVENTS))m"; }
         log "replay $n"
         measure "scale$n" summary "$AUTHWATCH" replay --no-progress -o /dev/null "$f"
         keys=$(awk '/^  state/ { print $2 }' "$WORK/last-scale$n.txt")
-        awk -v n="scale$n" -v k="$keys" '$1 == n { printf "| %d | %.2f | %.2f | %.0f | %.0f | %s |\n", $2, $3, $4, $5 / 1024, $2 / $3, k }' "$WORK/results"
+        awk -v n="scale$n" -v k="$keys" -v d="$(awk -v n="$n" -v e="$EVENTS" 'BEGIN { printf "%g", n / e }')" \
+            '$1 == n { printf "| %d | %s | %.2f | %.2f | %.0f | %.0f | %s |\n", $2, d, $3, $4, $5 / 1024, $2 / $3, k }' "$WORK/results"
         [[ $f == "$file" ]] || rm -f "$f"
     done
     echo
