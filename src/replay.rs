@@ -196,7 +196,7 @@ fn run_with(cfg: &ReplayConfig, mut engine: Option<&mut Engine>, hooks: ReplayHo
         }
         drop(job_rx);
         drop(done_tx);
-        let fed = feed_in_order(done_rx, &token_tx, cfg, engine.as_deref_mut(), &mut report, hooks, &bytes_read, bytes_total);
+        let fed = feed_in_order(done_rx, &token_tx, cfg, engine.take(), &mut report, hooks, &bytes_read, bytes_total);
         // Dropping the token sender unblocks a reader waiting for room if we stopped early.
         drop(token_tx);
         fed
