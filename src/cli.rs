@@ -130,6 +130,10 @@ pub struct ReplayArgs {
     /// Never draw a progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Benchmark the decode ceiling: read and decode every record on the same threads, run no detector
+    /// (docs/performance.md).
+    #[arg(long)]
+    pub decode_only: bool,
     #[command(flatten)]
     pub input: InputArgs,
     #[command(flatten)]

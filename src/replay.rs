@@ -165,6 +165,22 @@ pub fn run(
     settings: EngineSettings,
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
+    let mut engine = Engine::new(specs, settings);
+    let mut report = run_with(cfg, Some(&mut engine), hooks)?;
+    report.engine = engine.stats().clone();
+    report.detectors = engine.detector_stats();
+    Ok(report)
+}
+
+/// The decode ceiling (`authwatch replay --decode-only`): the same reader, decoder threads and in-order
+/// hand-off as [`run`], but every decoded event is counted and dropped instead of detected on. A replay's
+/// throughput divided by this one's is the share of the ceiling that detection leaves.
+pub fn decode_only(cfg: &ReplayConfig, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
+    run_with(cfg, None, hooks)
+}
+
+/// The pipeline shared by [`run`] and [`decode_only`]: without an engine, events are only counted.
+fn run_with(cfg: &ReplayConfig, mut engine: Option<&mut Engine>, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let ordered = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
     let firsts: Vec<Option<Timestamp>> = ordered.iter().map(|(t, _)| *t).collect();
@@ -184,7 +200,6 @@ pub fn run(
     let bytes_read = Arc::new(AtomicU64::new(0));
 
     let mut report = ReplayReport { files: inputs.len() as u64, ..ReplayReport::default() };
-    let mut engine = Engine::new(specs, settings);
     let result = thread::scope(|scope| -> anyhow::Result<()> {
         let reader_bytes = bytes_read.clone();
         let limits = cfg.limits;
@@ -197,7 +212,7 @@ pub fn run(
         drop(job_rx);
         drop(done_tx);
         let mut merger = Merger::new(firsts, in_flight, want_tx, done_rx);
-        let mut feed = Feed::new(cfg, &mut engine, &mut report, hooks, &bytes_read, bytes_total);
+        let mut feed = Feed::new(cfg, engine.as_deref_mut(), &mut report, hooks, &bytes_read, bytes_total);
         let fed = merger.run(&mut feed);
         // Dropping the merger closes the request channel, which ends the reader and then the decoders.
         drop(merger);
@@ -205,8 +220,6 @@ pub fn run(
     });
     result?;
     report.bytes = bytes_read.load(Ordering::Relaxed);
-    report.engine = engine.stats().clone();
-    report.detectors = engine.detector_stats();
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -507,7 +520,8 @@ impl Merger {
 /// Takes merged items to the engine and the hooks, and keeps the report.
 struct Feed<'c, 'h> {
     cfg: &'c ReplayConfig,
-    engine: &'c mut Engine,
+    /// None for the decode ceiling: events are counted, not detected on.
+    engine: Option<&'c mut Engine>,
     report: &'c mut ReplayReport,
     hooks: ReplayHooks<'h>,
     findings: Vec<Finding>,
@@ -519,7 +533,7 @@ struct Feed<'c, 'h> {
 impl<'c, 'h> Feed<'c, 'h> {
     fn new(
         cfg: &'c ReplayConfig,
-        engine: &'c mut Engine,
+        engine: Option<&'c mut Engine>,
         report: &'c mut ReplayReport,
         hooks: ReplayHooks<'h>,
         bytes_read: &'c AtomicU64,
@@ -538,7 +552,9 @@ impl<'c, 'h> Feed<'c, 'h> {
                     self.report.out_of_range += 1;
                     return Ok(());
                 }
-                self.engine.push(ev, &mut self.findings);
+                if let Some(engine) = self.engine.as_deref_mut() {
+                    engine.push(ev, &mut self.findings);
+                }
                 self.emit()
             }
             Decoded::Skipped(reason) => {
@@ -583,7 +599,9 @@ impl<'c, 'h> Feed<'c, 'h> {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
-        self.engine.finish(&mut self.findings);
+        if let Some(engine) = self.engine.as_deref_mut() {
+            engine.finish(&mut self.findings);
+        }
         self.emit()?;
         self.progress();
         Ok(())

@@ -62,7 +62,11 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
     };
     let hooks = ReplayHooks { finding: &mut on_finding, rejection: &mut on_rejection, progress: &mut on_progress };
-    let report = replay::run(&cfg, &specs, settings, hooks)?;
+    let report = if a.decode_only {
+        replay::decode_only(&cfg, hooks)?
+    } else {
+        replay::run(&cfg, &specs, settings, hooks)?
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

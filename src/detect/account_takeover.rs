@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::incident::Incident;
-use super::window::{Entry, KeyWindow, KeyedState};
+use super::window::{Entry, KeyWindow, KeyedState, Name};
 use super::windowed::{allowlisted, ratio};
 use super::{elapsed, Detector, DetectorStats, IncidentBook, Keys, Summarize};
 use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
@@ -156,7 +156,7 @@ impl Detector for AccountTakeover {
         match ev.outcome {
             Outcome::Failure => {
                 let w = self.users.get_or_insert_with(uh, clock, || KeyWindow::new(false, 1));
-                let aux_name = keys.ip.as_deref().map(Box::from);
+                let aux_name = keys.ip.as_deref().map(Name::new);
                 w.push(
                     Entry { time: ev.time, outcome: ev.outcome, counted: true, aux: ip_hash.unwrap_or(0), aux_name },
                     max_entries,

@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::incident::Incident;
-use super::window::{Entry, KeyWindow, KeyedState};
+use super::window::{Entry, KeyWindow, KeyedState, Name};
 use super::windowed::allowlisted;
 use super::{elapsed, Detector, DetectorStats, IncidentBook, Keys, Summarize};
 use crate::event::SignInEvent;
@@ -126,7 +126,7 @@ impl Detector for CognitoRisk {
         }
         let w = self.users.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
         w.push(
-            Entry { time: ev.time, outcome: ev.outcome, counted: true, aux, aux_name: ip.map(Box::from) },
+            Entry { time: ev.time, outcome: ev.outcome, counted: true, aux, aux_name: ip.map(Name::new) },
             spec.max_events_per_key,
         );
         w.expire(clock, window);

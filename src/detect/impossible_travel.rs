@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
-use super::window::{KeyedState, LastSeen};
+use super::window::{KeyedState, LastSeen, Name};
 use super::windowed::allowlisted;
 use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys, Summarize};
 use crate::event::SignInEvent;
@@ -37,13 +37,88 @@ struct Visit {
     time: Timestamp,
     ip: Option<IpAddr>,
     /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel.
-    ip_group: Option<Box<str>>,
+    ip_group: Option<Name>,
+    /// Shared with every visit from the same names (the locator's cache hands out one per place).
+    place: Arc<Place>,
+    event_id: Option<EventId>,
+    /// The incident this visit was last counted in, so a visit shared by two hops counts once.
+    counted_in: Option<Box<str>>,
+}
+
+/// An event id as a visit keeps it: Cognito's ids are lowercase UUIDs, packed into 16 bytes instead of 36
+/// bytes of text on the heap (a visit is kept for a day for every user who signs in); anything else as is.
+#[derive(Debug, Clone)]
+enum EventId {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+/// Byte offsets of the hyphens in a UUID's text.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+impl EventId {
+    fn new(s: &str) -> EventId {
+        Self::pack(s).map_or_else(|| EventId::Text(Box::from(s)), EventId::Uuid)
+    }
+
+    /// Only the canonical lowercase form, so the text written back is byte for byte the one read.
+    fn pack(s: &str) -> Option<[u8; 16]> {
+        let b = s.as_bytes();
+        if b.len() != 36 || UUID_HYPHENS.iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        let mut digits = b.iter().enumerate().filter(|(i, _)| !UUID_HYPHENS.contains(i)).map(|(_, &c)| c);
+        for byte in &mut out {
+            let nibble = |c: u8| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            };
+            *byte = nibble(digits.next()?)? << 4 | nibble(digits.next()?)?;
+        }
+        Some(out)
+    }
+
+    /// The id's text, written into `buf` when packed.
+    fn as_str<'a>(&'a self, buf: &'a mut [u8; 36]) -> &'a str {
+        match self {
+            EventId::Text(s) => s,
+            EventId::Uuid(bytes) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut at = 0;
+                for (i, byte) in bytes.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        buf[at] = b'-';
+                        at += 1;
+                    }
+                    buf[at] = HEX[usize::from(byte >> 4)];
+                    buf[at + 1] = HEX[usize::from(byte & 15)];
+                    at += 2;
+                }
+                // Only ASCII hex digits and hyphens were written.
+                std::str::from_utf8(&buf[..]).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The names a sign-in's log gave for where it came from, and the place they (or its address) resolved to.
+#[derive(Debug)]
+struct Place {
     city: Option<Box<str>>,
     country: Option<Box<str>>,
     location: Location,
-    event_id: Option<Box<str>>,
-    /// The incident this visit was last counted in, so a visit shared by two hops counts once.
-    counted_in: Option<Box<str>>,
+}
+
+impl Place {
+    fn of(ev: &SignInEvent, location: Location) -> Arc<Place> {
+        Arc::new(Place { city: ev.city.as_deref().map(Box::from), country: ev.country.as_deref().map(Box::from), location })
+    }
+
+    fn has_names_of(&self, ev: &SignInEvent) -> bool {
+        self.city.as_deref() == ev.city.as_deref() && self.country.as_deref() == ev.country.as_deref()
+    }
 }
 
 impl Visit {
@@ -51,13 +126,13 @@ impl Visit {
         json!({
             "time": self.time,
             "ip": self.ip.map(|ip| ip.to_string()),
-            "city": self.city,
-            "country": self.country,
-            "location": self.location.label,
-            "lat": round(self.location.lat, 4),
-            "lon": round(self.location.lon, 4),
-            "located_by": self.location.source,
-            "radius_km": round(self.location.radius_km, 1),
+            "city": self.place.city,
+            "country": self.place.country,
+            "location": self.place.location.label,
+            "lat": round(self.place.location.lat, 4),
+            "lon": round(self.place.location.lon, 4),
+            "located_by": self.place.location.source,
+            "radius_km": round(self.place.location.radius_km, 1),
         })
     }
 }
@@ -79,6 +154,15 @@ impl Trail {
     /// Inserts after any visit at the same time (as in-order arrival would) and returns its position.
     fn insert(&mut self, visit: Visit) -> usize {
         self.last_time = self.last_time.max(visit.time);
+        if self.visits.len() == self.visits.capacity() {
+            // Grow one at a time: a trail holds at most `compare_last + LATE_NEIGHBOURS + 1` visits, and
+            // doubling would leave up to half of that room empty for every user for a day.
+            self.visits.reserve_exact(1);
+        }
+        if self.visits.back().is_none_or(|v| v.time <= visit.time) {
+            self.visits.push_back(visit);
+            return self.visits.len() - 1;
+        }
         let at = self.visits.partition_point(|v| v.time <= visit.time);
         self.visits.insert(at, visit);
         at
@@ -107,7 +191,7 @@ struct Hop {
 }
 
 fn measure(visits: &VecDeque<Visit>, from: usize, to: usize) -> Hop {
-    let (a, b) = (&visits[from].location, &visits[to].location);
+    let (a, b) = (&visits[from].place.location, &visits[to].place.location);
     let great_circle_km = haversine_km(a.lat, a.lon, b.lat, b.lon);
     let distance_km = (great_circle_km - a.radius_km - b.radius_km).max(0.0);
     let elapsed = visits[to].time.since(visits[from].time);
@@ -127,26 +211,28 @@ struct Locator {
     geo: Option<Arc<GeoIp>>,
     prefer_geoip: bool,
     /// "city\0country" → the name-based place, if any; cleared when full.
-    names: HashMap<String, Option<Location>>,
+    names: HashMap<String, Option<Arc<Place>>, ahash::RandomState>,
+    /// The lookup key of the current event, reused so a cache hit allocates nothing.
+    key: String,
 }
 
 impl Locator {
     /// Order: with `--prefer-geoip`, the address first. Otherwise a city-level place from the names;
     /// else the address (CloudTrail records carry nothing else); else the country named in the log with
     /// its large radius. Unknown and ambiguous names are never guessed into a city.
-    fn locate(&mut self, ev: &SignInEvent) -> Option<Location> {
+    fn locate(&mut self, ev: &SignInEvent) -> Option<Arc<Place>> {
         if self.prefer_geoip {
             if let Some(l) = self.by_address(ev.ip) {
-                return Some(l);
+                return Some(Place::of(ev, l));
             }
         }
-        let named = self.by_name(ev.city.as_deref(), ev.country.as_deref());
-        if let Some(l) = named.as_ref().filter(|l| l.source == LocationSource::City) {
-            return Some(l.clone());
+        let named = self.by_name(ev);
+        if let Some(p) = named.as_ref().filter(|p| p.location.source == LocationSource::City) {
+            return Some(p.clone());
         }
         if !self.prefer_geoip {
             if let Some(l) = self.by_address(ev.ip) {
-                return Some(l);
+                return Some(Place::of(ev, l));
             }
         }
         named
@@ -158,14 +244,20 @@ impl Locator {
 
     /// City plus country → the city; a country (alone, or with a city the table lacks or cannot tell
     /// apart) → the country with its radius; nothing usable → None.
-    fn by_name(&mut self, city: Option<&str>, country: Option<&str>) -> Option<Location> {
+    fn by_name(&mut self, ev: &SignInEvent) -> Option<Arc<Place>> {
+        let (city, country) = (ev.city.as_deref(), ev.country.as_deref());
         if city.is_none() && country.is_none() {
             return None;
         }
-        let key = format!("{}\0{}", city.unwrap_or(""), country.unwrap_or(""));
-        if let Some(hit) = self.names.get(&key) {
+        self.key.clear();
+        self.key.push_str(city.unwrap_or(""));
+        self.key.push('\0');
+        self.key.push_str(country.unwrap_or(""));
+        // The key cannot tell a missing name from an empty one; the cached place must carry this event's.
+        if let Some(hit) = self.names.get(&self.key).filter(|h| h.as_ref().is_none_or(|p| p.has_names_of(ev))) {
             return hit.clone();
         }
+        let key = self.key.clone();
         let gazetteer = Gazetteer::builtin();
         let place = match gazetteer.resolve(city, country) {
             Resolution::Found(l) => Some(l),
@@ -173,6 +265,7 @@ impl Locator {
                 country.and_then(|c| gazetteer.country(c))
             }
         };
+        let place = place.map(|l| Place::of(ev, l));
         if self.names.len() >= NAME_CACHE_CAP {
             self.names.clear();
         }
@@ -209,7 +302,8 @@ impl ImpossibleTravel {
             locator: Locator {
                 geo: settings.geo.clone(),
                 prefer_geoip: settings.prefer_geoip,
-                names: HashMap::new(),
+                names: HashMap::default(),
+                key: String::new(),
             },
             params,
             spec,
@@ -288,9 +382,11 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
         if v.counted_in.as_deref() == Some(inc.id.as_str()) {
             continue;
         }
-        v.counted_in = Some(inc.id.as_str().into());
+        v.counted_in = Some(Box::from(inc.id.as_str()));
         let aux = v.ip_group.as_deref().map_or(0, fnv);
-        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), v.event_id.as_deref());
+        let mut buf = [0u8; 36];
+        let event_id = v.event_id.as_ref().map(|e| e.as_str(&mut buf));
+        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), event_id);
     }
     let total = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(0) + 1;
     inc.extra.insert("impossible_hops".into(), json!(total));
@@ -400,19 +496,17 @@ impl Detector for ImpossibleTravel {
         let uh = self.users.hash(user);
         self.incidents.close_if_quiet(uh, ev.time, &self.spec, summary, out);
         // A private or reserved address has no location, whatever the log's names say.
-        let location = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
-        let Some(location) = location else {
+        let place = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
+        let Some(place) = place else {
             self.unlocated += 1;
             return;
         };
         let visit = Visit {
             time: ev.time,
             ip: ev.ip,
-            ip_group: keys.ip.as_deref().map(Box::from),
-            city: ev.city.as_deref().map(Box::from),
-            country: ev.country.as_deref().map(Box::from),
-            location,
-            event_id: ev.event_id.as_deref().map(Box::from),
+            ip_group: keys.ip.as_deref().map(Name::new),
+            place,
+            event_id: ev.event_id.as_deref().map(EventId::new),
             counted_in: None,
         };
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
@@ -466,6 +560,21 @@ impl Detector for ImpossibleTravel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_pack_only_canonical_uuids_and_read_back_the_same() {
+        let mut buf = [0u8; 36];
+        for id in ["9e48f598-c837-4e43-8dfd-6e1dd5048957", "00000000-0000-0000-0000-000000000000"] {
+            let e = EventId::new(id);
+            assert!(matches!(e, EventId::Uuid(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+        for id in ["9E48F598-C837-4E43-8DFD-6E1DD5048957", "9e48f598c8374e438dfd6e1dd5048957", "ev-login_POST", "9e48f598-c837-4e43-8dfd-6e1dd504895g"] {
+            let e = EventId::new(id);
+            assert!(matches!(e, EventId::Text(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+    }
 
     #[test]
     fn thousands_groups_digits() {

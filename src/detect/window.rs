@@ -4,9 +4,11 @@
 //! holds the entries with `time > now - window`; entries may arrive out of order (late events are inserted
 //! at their place); counters are kept incrementally so a rule's check is O(1).
 
-use std::collections::hash_map::{Entry as MapEntry, RandomState};
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Deref;
 
 use crate::event::Outcome;
 use crate::time::{Span, Timestamp};
@@ -24,8 +26,98 @@ pub struct Entry {
     /// Hash of the "other side": the user for an IP-keyed window, the address for a user-keyed one.
     pub aux: u64,
     /// The other side's text, for evidence (`None` when the event did not carry it).
-    pub aux_name: Option<Box<str>>,
+    pub aux_name: Option<Name>,
 }
+
+/// Longest name kept inline in a [`Name`] (24 bytes in all, like a `String`): IPv4 addresses, most IPv6
+/// /64 prefixes and most user names fit.
+const INLINE_NAME_BYTES: usize = 22;
+
+/// A short string kept inline (no allocation) when it fits, boxed otherwise. Windows remember a name per
+/// entry; allocating each one cost more than the rest of the window's work.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME_BYTES] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    pub fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME_BYTES {
+            let mut bytes = [0u8; INLINE_NAME_BYTES];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline { len: s.len() as u8, bytes }
+        } else {
+            Name::Heap(Box::from(s))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only `new` fills the bytes, from a whole `&str` that fits, so they are valid UTF-8.
+            Name::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::new(s)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A hasher for keys that already are hashes from [`KeyedState::hash`] (keyed with a per-process random
+/// seed, so an attacker cannot aim them at one bucket): it passes the `u64` through instead of hashing it
+/// a second time.
+#[derive(Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; folds anything else in rather than ignoring it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Builds [`PassThrough`] hashers, for maps keyed by key hashes.
+pub type PreHashed = BuildHasherDefault<PassThrough>;
 
 /// The sliding window of one key with incremental counters.
 #[derive(Debug, Default)]
@@ -36,7 +128,7 @@ pub struct KeyWindow {
     pub failures: u64,
     pub successes: u64,
     /// Counted entries per distinct `aux` (only for rules that need distinct counts).
-    aux_counts: Option<HashMap<u64, u32>>,
+    aux_counts: AuxCounts,
     /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
     pub low_try: u64,
     /// Latest event time seen for this key (for idle expiry).
@@ -48,7 +140,7 @@ pub struct KeyWindow {
 impl KeyWindow {
     pub fn new(track_aux: bool, low_try_limit: u32) -> KeyWindow {
         KeyWindow {
-            aux_counts: track_aux.then(HashMap::new),
+            aux_counts: if track_aux { AuxCounts::Empty } else { AuxCounts::Off },
             low_try_limit: low_try_limit.max(1),
             ..KeyWindow::default()
         }
@@ -68,7 +160,7 @@ impl KeyWindow {
     }
 
     pub fn distinct_aux(&self) -> u64 {
-        self.aux_counts.as_ref().map_or(0, |m| m.len() as u64)
+        self.aux_counts.len() as u64
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -86,10 +178,15 @@ impl KeyWindow {
     pub fn push(&mut self, entry: Entry, max_entries: usize) {
         self.last_time = self.last_time.max(entry.time);
         self.add_counters(&entry);
-        let at = self.entries.partition_point(|e| e.time <= entry.time);
-        if at == self.entries.len() {
+        if self.entries.capacity() == 0 {
+            // Most keys never see a second event: room for one, not the default four.
+            self.entries.reserve_exact(1);
+        }
+        // In-order arrival is the common case: append without searching.
+        if self.entries.back().is_none_or(|e| e.time <= entry.time) {
             self.entries.push_back(entry);
         } else {
+            let at = self.entries.partition_point(|e| e.time <= entry.time);
             self.entries.insert(at, entry);
         }
         while self.entries.len() > max_entries {
@@ -118,9 +215,7 @@ impl KeyWindow {
         self.failures = 0;
         self.successes = 0;
         self.low_try = 0;
-        if let Some(m) = self.aux_counts.as_mut() {
-            m.clear();
-        }
+        self.aux_counts.clear();
     }
 
     fn pop_front(&mut self) {
@@ -143,14 +238,10 @@ impl KeyWindow {
         if e.aux == NO_COUNTERPART {
             return;
         }
-        if let Some(m) = self.aux_counts.as_mut() {
-            let n = m.entry(e.aux).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                self.low_try += 1;
-            } else if *n == low_try_limit + 1 {
-                self.low_try -= 1;
-            }
+        match self.aux_counts.add(e.aux) {
+            Some(1) => self.low_try += 1,
+            Some(n) if n == low_try_limit + 1 => self.low_try -= 1,
+            _ => {}
         }
     }
 
@@ -168,18 +259,96 @@ impl KeyWindow {
         if e.aux == NO_COUNTERPART {
             return;
         }
-        if let Some(m) = self.aux_counts.as_mut() {
-            if let MapEntry::Occupied(mut o) = m.entry(e.aux) {
-                let n = o.get_mut();
-                if *n == low_try_limit + 1 {
-                    self.low_try += 1;
-                }
-                *n -= 1;
-                if *n == 0 {
-                    o.remove();
-                    self.low_try -= 1;
-                }
+        if let Some(before) = self.aux_counts.remove(e.aux) {
+            if before == low_try_limit + 1 {
+                self.low_try += 1;
             }
+            if before == 1 {
+                self.low_try -= 1;
+            }
+        }
+    }
+}
+
+/// Counted entries per distinct `aux`. Most windows only ever see one counterpart, so that case is kept
+/// inline: a map costs about a hundred bytes per key before its first real use.
+#[derive(Debug, Default)]
+enum AuxCounts {
+    /// The rule does not count counterparts.
+    #[default]
+    Off,
+    Empty,
+    One(u64, u32),
+    Many(HashMap<u64, u32, PreHashed>),
+}
+
+impl AuxCounts {
+    fn len(&self) -> usize {
+        match self {
+            AuxCounts::Off | AuxCounts::Empty => 0,
+            AuxCounts::One(..) => 1,
+            AuxCounts::Many(m) => m.len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        if !matches!(self, AuxCounts::Off) {
+            *self = AuxCounts::Empty;
+        }
+    }
+
+    /// Counts one more entry for `aux`; its new count (`None` when off).
+    fn add(&mut self, aux: u64) -> Option<u32> {
+        match self {
+            AuxCounts::Off => None,
+            AuxCounts::Empty => {
+                *self = AuxCounts::One(aux, 1);
+                Some(1)
+            }
+            AuxCounts::One(a, n) if *a == aux => {
+                *n += 1;
+                Some(*n)
+            }
+            AuxCounts::One(a, n) => {
+                let mut m = HashMap::default();
+                m.insert(*a, *n);
+                m.insert(aux, 1);
+                *self = AuxCounts::Many(m);
+                Some(1)
+            }
+            AuxCounts::Many(m) => {
+                let n = m.entry(aux).or_insert(0);
+                *n += 1;
+                Some(*n)
+            }
+        }
+    }
+
+    /// Counts one entry less for `aux`; its count before (`None` when off or not counted).
+    fn remove(&mut self, aux: u64) -> Option<u32> {
+        match self {
+            AuxCounts::One(a, n) if *a == aux => {
+                let before = *n;
+                if before == 1 {
+                    *self = AuxCounts::Empty;
+                } else {
+                    *n -= 1;
+                }
+                Some(before)
+            }
+            AuxCounts::Many(m) => match m.entry(aux) {
+                MapEntry::Occupied(mut o) => {
+                    let before = *o.get();
+                    if before == 1 {
+                        o.remove();
+                    } else {
+                        *o.get_mut() -= 1;
+                    }
+                    Some(before)
+                }
+                MapEntry::Vacant(_) => None,
+            },
+            _ => None,
         }
     }
 }
@@ -198,12 +367,17 @@ impl LastSeen for KeyWindow {
 /// A map of per-key state with idle expiry and a hard cap on the number of keys.
 ///
 /// Keys are hashed with a per-process random key (attackers choose user names and cannot aim for
-/// collisions); the hash is only an identity, never an order, so output stays deterministic. Under a flood
+/// collisions); the hash is only an identity, never an order, so output stays deterministic. The hash is
+/// aHash with random state rather than the standard SipHash: it is several times faster on short keys and
+/// still seeded per process, which is what keeps an attacker from choosing colliding names; the map then
+/// uses the hash as is ([`PreHashed`]). Under a flood
 /// the oldest keys are evicted (by last-seen time, ties included, so the choice is deterministic) and
 /// counted as saturation.
 pub struct KeyedState<S> {
-    map: HashMap<u64, S>,
-    hasher: RandomState,
+    /// Boxed: a slot is 16 bytes instead of the whole state, which matters at a few hundred thousand keys
+    /// in a table that is at most 7/8 full.
+    map: HashMap<u64, Box<S>, PreHashed>,
+    hasher: ahash::RandomState,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
     horizon: Span,
@@ -215,8 +389,8 @@ pub struct KeyedState<S> {
 impl<S: LastSeen> KeyedState<S> {
     pub fn new(cap: usize, horizon: Span) -> KeyedState<S> {
         KeyedState {
-            map: HashMap::new(),
-            hasher: RandomState::new(),
+            map: HashMap::default(),
+            hasher: ahash::RandomState::new(),
             cap,
             horizon,
             next_sweep: Timestamp(i64::MIN),
@@ -237,15 +411,15 @@ impl<S: LastSeen> KeyedState<S> {
     }
 
     pub fn get(&self, h: u64) -> Option<&S> {
-        self.map.get(&h)
+        self.map.get(&h).map(|s| &**s)
     }
 
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
-        self.map.get_mut(&h)
+        self.map.get_mut(&h).map(|s| &mut **s)
     }
 
     pub fn remove(&mut self, h: u64) -> Option<S> {
-        self.map.remove(&h)
+        self.map.remove(&h).map(|s| *s)
     }
 
     /// The state for `h`, created with `make` if absent, making room first when the map is full.
@@ -257,7 +431,7 @@ impl<S: LastSeen> KeyedState<S> {
                 self.evict_oldest();
             }
         }
-        self.map.entry(h).or_insert_with(make)
+        self.map.entry(h).or_insert_with(|| Box::new(make()))
     }
 
     /// Drops idle keys; runs at most every half horizon of event time.
@@ -297,7 +471,7 @@ mod tests {
     fn slides_and_counts() {
         let mut w = KeyWindow::new(true, 2);
         for i in 0..10 {
-            w.push(entry(i * 1000, Outcome::Failure, (i % 3) as u64), 100);
+            w.push(entry(i * 1000, Outcome::Failure, (i % 3 + 1) as u64), 100);
         }
         w.push(entry(10_000, Outcome::Success, 9), 100);
         assert_eq!((w.counted, w.failures, w.successes, w.distinct_aux()), (10, 10, 1, 3));
@@ -306,6 +480,23 @@ mod tests {
         // Entries at 6..=9 s and the success at 10 s remain.
         assert_eq!((w.counted, w.successes, w.distinct_aux()), (4, 1, 3));
         assert_eq!(w.low_try, 3);
+    }
+
+    #[test]
+    fn one_counterpart_is_counted_inline_then_in_a_map() {
+        let mut w = KeyWindow::new(true, 1);
+        w.push(entry(0, Outcome::Failure, 7), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 1));
+        w.push(entry(1000, Outcome::Failure, 7), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 0), "tried twice: no longer low-try");
+        w.push(entry(2000, Outcome::Failure, 8), 100);
+        assert_eq!((w.distinct_aux(), w.low_try), (2, 1));
+        w.expire(Timestamp(10_500), Span::secs(10));
+        assert_eq!((w.distinct_aux(), w.low_try), (2, 2), "7 now tried once in the window");
+        w.expire(Timestamp(11_999), Span::secs(10));
+        assert_eq!((w.distinct_aux(), w.low_try), (1, 1));
+        w.clear();
+        assert_eq!((w.distinct_aux(), w.low_try), (0, 0));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::incident::Incident;
-use super::window::{Entry, KeyWindow, KeyedState};
+use super::window::{Entry, KeyWindow, KeyedState, Name};
 use super::{Detector, DetectorStats, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
@@ -144,7 +144,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
                 outcome: ev.outcome,
                 counted,
                 aux,
-                aux_name: counterpart.map(Box::from),
+                aux_name: counterpart.map(Name::new),
             },
             spec.max_events_per_key,
         );

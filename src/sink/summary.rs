@@ -66,6 +66,10 @@ pub fn render(r: &ReplayReport) -> String {
             d.rule, d.evicted_keys
         );
     }
+    if !r.detectors.is_empty() {
+        let keys: usize = r.detectors.iter().map(|d| d.tracked_keys).sum();
+        let _ = writeln!(s, "  state       {keys} key(s) tracked at the end across {} rule(s)", r.detectors.len());
+    }
     let _ = writeln!(s, "  throughput  {:.0} events/s, {}/s ({:.2} s)", r.events as f64 / secs, human_bytes((r.bytes as f64 / secs) as u64), secs);
     let _ = writeln!(s, "findings      {}", r.findings.total);
     for (det, sevs) in &r.findings.by_detector {
