@@ -180,7 +180,7 @@ pub fn decode_only(cfg: &ReplayConfig, hooks: ReplayHooks<'_>) -> anyhow::Result
 }
 
 /// The pipeline shared by [`run`] and [`decode_only`]: without an engine, events are only counted.
-fn run_with(cfg: &ReplayConfig, mut engine: Option<&mut Engine>, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
+fn run_with(cfg: &ReplayConfig, engine: Option<&mut Engine>, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let ordered = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
     let firsts: Vec<Option<Timestamp>> = ordered.iter().map(|(t, _)| *t).collect();
@@ -212,7 +212,7 @@ fn run_with(cfg: &ReplayConfig, mut engine: Option<&mut Engine>, hooks: ReplayHo
         drop(job_rx);
         drop(done_tx);
         let mut merger = Merger::new(firsts, in_flight, want_tx, done_rx);
-        let mut feed = Feed::new(cfg, engine.as_deref_mut(), &mut report, hooks, &bytes_read, bytes_total);
+        let mut feed = Feed::new(cfg, engine, &mut report, hooks, &bytes_read, bytes_total);
         let fed = merger.run(&mut feed);
         // Dropping the merger closes the request channel, which ends the reader and then the decoders.
         drop(merger);

@@ -75,6 +75,16 @@ pub struct Keys<'a> {
     pub ip: Option<IpKey>,
 }
 
+impl<'a> Keys<'a> {
+    /// The keys of one event on its own: the sub, else the name, with no name learned from earlier
+    /// events ([`UserAliases`], which the engine applies). For benches and tests that drive one detector.
+    pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
+        let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
+        let user = ev.user_sub.as_deref().filter(|s| !s.is_empty()).or(user_name);
+        Keys { user, user_name, ip: ev.ip.map(|ip| IpKey::group(ip, ipv6_prefix)) }
+    }
+}
+
 /// Most user-name → sub pairs remembered (about 100 bytes each); past it the map starts over.
 pub const MAX_USER_ALIASES: usize = 200_000;
 
