@@ -61,12 +61,18 @@ impl RecordReader {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path).map_err(|e| SourceError::io(path, e))?),
         };
-        let consumed = Arc::new(AtomicU64::new(0));
-        let mut counting = Counting { inner: raw, count: consumed.clone() };
-        let head = read_head(&mut counting).map_err(|e| match input {
+        RecordReader::from_read(&input.display_name(), raw, limits).map_err(|e| match input {
             Input::File(path) => SourceError::io(path, e),
             Input::Stdin => SourceError::io("-".as_ref(), e),
-        })?;
+        })
+    }
+
+    /// Reads records from any byte stream, named `name` in origins (tests, fuzzing, other sources). Fails
+    /// only if the first two bytes cannot be read.
+    pub fn from_read(name: &str, raw: Box<dyn Read + Send>, limits: Limits) -> io::Result<RecordReader> {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let mut counting = Counting { inner: raw, count: consumed.clone() };
+        let head = read_head(&mut counting)?;
         let is_gzip = head == GZIP_MAGIC;
         let plain = Cursor::new(head).chain(counting);
         let reader: Box<dyn BufRead + Send> = if is_gzip {
@@ -75,7 +81,7 @@ impl RecordReader {
             Box::new(BufReader::with_capacity(BUFFER_BYTES, plain))
         };
         Ok(RecordReader {
-            name: input.display_name().into(),
+            name: name.into(),
             reader,
             consumed,
             limits,
