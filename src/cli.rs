@@ -82,6 +82,10 @@ pub struct InputArgs {
     /// Longest accepted line; longer lines are rejected without being read into memory.
     #[arg(long, default_value_t = Limits::default().max_line_bytes, value_name = "BYTES")]
     pub max_line_bytes: usize,
+    /// Largest whole-document input (a pretty-printed file, a one-line CloudTrail S3 file) read into
+    /// memory; larger ones are rejected.
+    #[arg(long, default_value_t = Limits::default().max_document_bytes, value_name = "BYTES")]
+    pub max_document_bytes: usize,
     /// Decoder threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -191,7 +195,10 @@ pub fn replay_config(a: &ReplayArgs) -> anyhow::Result<ReplayConfig> {
     if a.input.max_line_bytes < 1024 {
         bail!("--max-line-bytes must be at least 1024");
     }
-    let limits = Limits { max_line_bytes: a.input.max_line_bytes, ..Limits::default() };
+    if a.input.max_document_bytes < a.input.max_line_bytes {
+        bail!("--max-document-bytes must be at least --max-line-bytes ({})", a.input.max_line_bytes);
+    }
+    let limits = Limits { max_line_bytes: a.input.max_line_bytes, max_document_bytes: a.input.max_document_bytes };
     let inputs = if a.paths.is_empty() { vec![PathBuf::from("-")] } else { a.paths.clone() };
     Ok(ReplayConfig { inputs, format, since, until, limits, threads: threads(a.input.threads) })
 }

@@ -8,7 +8,7 @@ use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{decode_event_object, json_kind, Decoded, FormatHint, Record, Rejection, SkipReason, Text};
+use super::{decode_event_object, json_error, json_kind, Decoded, FormatHint, Record, Rejection, SkipReason, Text};
 use crate::event::Origin;
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
@@ -64,6 +64,9 @@ fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &
             match Record::deserialize(&mut de) {
                 Ok(rec) if de.end().is_ok() => decode_object(&rec, origin, hint, depth, out),
                 Ok(_) => decode_concatenated(text, origin, hint, depth, out),
+                Err(e) if e.is_data() && e.to_string().starts_with("duplicate field") => {
+                    reject(out, origin, json_error(&e))
+                }
                 Err(e) if e.is_data() => reject(out, origin, format!("a field has the wrong type: {e}")),
                 Err(e) => reject(out, origin, format!("invalid JSON: {e}")),
             }
@@ -122,7 +125,7 @@ fn decode_subscription(rec: &Record, origin: &Origin, hint: FormatHint, depth: u
             Some(events) => decode_log_events(events, "logEvents", origin, hint, depth, out),
             None => reject(out, origin, "subscription payload without `logEvents`"),
         },
-        Some(other) => reject(out, origin, format!("unknown subscription messageType '{other}'")),
+        Some(other) => reject(out, origin, format!("unknown subscription messageType '{}'", super::clip(other))),
     }
 }
 
