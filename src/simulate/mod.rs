@@ -312,7 +312,7 @@ impl Simulation {
             &mut Rng::new(cfg.seed, STREAM_USERS),
         );
         let kinds: Vec<AttackKind> =
-            cfg.attacks.iter().flat_map(|&(k, n)| std::iter::repeat(k).take(n as usize)).collect();
+            cfg.attacks.iter().flat_map(|&(k, n)| std::iter::repeat_n(k, n as usize)).collect();
         let mut attack_rng = Rng::new(cfg.seed, STREAM_ATTACKS);
         let plans =
             attacks::plan_all(&kinds, cfg.start, cfg.duration, cfg.format, &mut benign, &mut attack_rng)?;
