@@ -53,8 +53,8 @@ set +e
 gen | /usr/bin/time -v "$bin" replay --no-progress --filters "$work/filters" - >"$work/findings.jsonl" 2>"$work/stderr"
 rc=$?
 set -e
-sed -n '/authwatch replay summary/,$p' "$work/stderr"
-grep -E 'Maximum resident set size|Elapsed \(wall clock\)' "$work/stderr"
+sed -n '/authwatch replay summary/,/Command being timed/p' "$work/stderr" | grep -v 'Command being timed'
+grep -E 'Maximum resident set size|Elapsed \(wall clock\)|Percent of CPU' "$work/stderr"
 echo "exit code $rc"
 echo "attackers' findings:"
 grep -E '"ip":"203.0.113.66"|"user":"victim"' "$work/findings.jsonl" | cut -c1-220
