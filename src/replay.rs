@@ -27,7 +27,7 @@ use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
 use crate::event::Origin;
 use crate::finding::{Finding, Severity, Status};
-use crate::source::{expand_inputs, Input, Limits, ReadItem, RecordReader};
+use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
 use crate::time::Timestamp;
 
@@ -36,6 +36,12 @@ use crate::time::Timestamp;
 const BATCH_RECORDS: usize = 1024;
 /// Batches in flight per decoder thread.
 const BATCHES_PER_THREAD: usize = 4;
+/// Records larger than this (whole documents: CloudTrail S3 files, `filter-log-events` output) are not
+/// decoded by a decoder thread but by the feeding thread, each event going to the engine as it is decoded.
+/// A decoder thread collects a record's output before sending it, and a document can hold millions of
+/// tiny records (`{"Records":[{},{},...]}`, 3 bytes each, becomes a 150-byte rejection each): collected,
+/// a 24 MB file took 3.7 GB. Streamed, a document costs its own bytes and nothing per record.
+const INLINE_DECODE_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -138,8 +144,15 @@ struct Job {
 
 struct Done {
     seq: u64,
-    decoded: Vec<Decoded>,
+    decoded: Vec<Output>,
     records: u64,
+}
+
+/// What a decoder thread hands back for one record: its decoded items, or the record itself when it is
+/// too large to collect (see [`INLINE_DECODE_BYTES`]).
+enum Output {
+    Decoded(Decoded),
+    Inline(RawRecord),
 }
 
 /// Runs a replay. Fatal errors (no such input, a failed write) end it; bad records do not.
@@ -241,13 +254,17 @@ fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: FormatHint) {
         let mut records = 0;
         for item in job.items {
             match item {
+                ReadItem::Record(r) if r.bytes.len() > INLINE_DECODE_BYTES => {
+                    records += 1;
+                    decoded.push(Output::Inline(r));
+                }
                 ReadItem::Record(r) => {
                     records += 1;
-                    decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(d));
+                    decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(Output::Decoded(d)));
                 }
                 ReadItem::Rejected(r) => {
                     records += 1;
-                    decoded.push(Decoded::Rejected(r));
+                    decoded.push(Output::Decoded(Decoded::Rejected(r)));
                 }
             }
         }
@@ -271,45 +288,20 @@ fn feed_in_order(
     let ReplayHooks { finding, rejection, progress } = hooks;
     let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next = 0u64;
-    let mut findings = Vec::new();
+    let mut feed = Feed { cfg, engine, report, finding, rejection, findings: Vec::new(), failed: None };
     let mut last_progress = Instant::now();
-    let mut emit = |findings: &mut Vec<Finding>, report: &mut ReplayReport| -> io::Result<()> {
-        for f in findings.drain(..) {
-            if f.status == Status::Closed {
-                report.findings.add(&f);
-            }
-            finding(&f)?;
-        }
-        Ok(())
-    };
     for batch in done {
         waiting.insert(batch.seq, batch);
         while let Some(batch) = waiting.remove(&next) {
             next += 1;
-            report.records += batch.records;
-            for d in batch.decoded {
-                match d {
-                    Decoded::Event(ev) => {
-                        report.events += 1;
-                        let before = cfg.since.is_some_and(|s| ev.time < s);
-                        let after = cfg.until.is_some_and(|u| ev.time >= u);
-                        if before || after {
-                            report.out_of_range += 1;
-                            continue;
-                        }
-                        engine.push(ev, &mut findings);
-                        if !findings.is_empty() {
-                            emit(&mut findings, report)?;
-                        }
-                    }
-                    Decoded::Skipped(reason) => *report.skipped.entry(skip_name(reason)).or_default() += 1,
-                    Decoded::Rejected(r) => {
-                        report.rejected += 1;
-                        if report.first_rejections.len() < REJECTIONS_KEPT {
-                            report.first_rejections.push(r.to_string());
-                        }
-                        rejection(&r);
-                    }
+            feed.report.records += batch.records;
+            for out in batch.decoded {
+                match out {
+                    Output::Decoded(d) => feed.take(d),
+                    Output::Inline(r) => decode_record(&r.bytes, &r.origin, cfg.format, &mut |d| feed.take(d)),
+                }
+                if let Some(e) = feed.failed.take() {
+                    return Err(e.into());
                 }
             }
             // The batch is consumed: let the reader send another.
@@ -317,13 +309,73 @@ fn feed_in_order(
         }
         if last_progress.elapsed() >= Duration::from_millis(100) {
             last_progress = Instant::now();
-            progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
+            let events = feed.report.events;
+            progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events });
         }
     }
-    engine.finish(&mut findings);
-    emit(&mut findings, report)?;
-    progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: report.events });
+    feed.engine.finish(&mut feed.findings);
+    feed.emit();
+    if let Some(e) = feed.failed.take() {
+        return Err(e.into());
+    }
+    progress(Progress { bytes_read: bytes_read.load(Ordering::Relaxed), bytes_total, events: feed.report.events });
     Ok(())
+}
+
+/// The feeding thread's side: takes decoded items in input order into the engine and the report.
+struct Feed<'a, 'h> {
+    cfg: &'a ReplayConfig,
+    engine: &'a mut Engine,
+    report: &'a mut ReplayReport,
+    finding: &'h mut dyn FnMut(&Finding) -> io::Result<()>,
+    rejection: &'h mut dyn FnMut(&Rejection),
+    findings: Vec<Finding>,
+    /// The first failed write of a finding: ends the run (items after it are dropped).
+    failed: Option<io::Error>,
+}
+
+impl Feed<'_, '_> {
+    fn take(&mut self, d: Decoded) {
+        if self.failed.is_some() {
+            return;
+        }
+        match d {
+            Decoded::Event(ev) => {
+                self.report.events += 1;
+                let before = self.cfg.since.is_some_and(|s| ev.time < s);
+                let after = self.cfg.until.is_some_and(|u| ev.time >= u);
+                if before || after {
+                    self.report.out_of_range += 1;
+                    return;
+                }
+                self.engine.push(ev, &mut self.findings);
+                if !self.findings.is_empty() {
+                    self.emit();
+                }
+            }
+            Decoded::Skipped(reason) => *self.report.skipped.entry(skip_name(reason)).or_default() += 1,
+            Decoded::Rejected(r) => {
+                self.report.rejected += 1;
+                if self.report.first_rejections.len() < REJECTIONS_KEPT {
+                    self.report.first_rejections.push(r.to_string());
+                }
+                (self.rejection)(&r);
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        for f in self.findings.drain(..) {
+            if f.status == Status::Closed {
+                self.report.findings.add(&f);
+            }
+            if self.failed.is_none() {
+                if let Err(e) = (self.finding)(&f) {
+                    self.failed = Some(e);
+                }
+            }
+        }
+    }
 }
 
 fn skip_name(reason: SkipReason) -> &'static str {
