@@ -34,14 +34,19 @@ use crate::time::Timestamp;
 /// Raw records per batch handed to a decoder: large enough to amortise channel costs, small enough to
 /// keep every core busy on modest inputs.
 const BATCH_RECORDS: usize = 1024;
+/// A batch also ends once its records hold this many bytes. With 1 MiB lines, 1024 of them would hold a
+/// GiB per batch, and a line of tiny records decodes to about 50 times its size (`[{},{},...]`: 3 bytes
+/// each, a 150-byte rejection each), so the bound on memory is this times the batches in flight times
+/// that factor: about 100 MB at worst on two cores, against tens of GB without it.
+const BATCH_BYTES: usize = 256 * 1024;
 /// Batches in flight per decoder thread.
 const BATCHES_PER_THREAD: usize = 4;
-/// Records larger than this (whole documents: CloudTrail S3 files, `filter-log-events` output) are not
+/// Records larger than this (documents, long lines: CloudTrail S3 files, `filter-log-events` output) are not
 /// decoded by a decoder thread but by the feeding thread, each event going to the engine as it is decoded.
 /// A decoder thread collects a record's output before sending it, and a document can hold millions of
 /// tiny records (`{"Records":[{},{},...]}`, 3 bytes each, becomes a 150-byte rejection each): collected,
 /// a 24 MB file took 3.7 GB. Streamed, a document costs its own bytes and nothing per record.
-const INLINE_DECODE_BYTES: usize = 1024 * 1024;
+const INLINE_DECODE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -235,7 +240,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, jobs: Sender<Job>, tokens: Rece
         let mut before = 0;
         loop {
             let mut items = Vec::with_capacity(BATCH_RECORDS);
-            let more = reader.next_batch(BATCH_RECORDS, &mut items);
+            let more = reader.next_batch_within(BATCH_RECORDS, BATCH_BYTES, &mut items);
             let now = reader.bytes_read();
             bytes.fetch_add(now - before, Ordering::Relaxed);
             before = now;
