@@ -406,3 +406,27 @@ fn a_document_of_millions_of_tiny_records_is_decoded_in_bounded_memory() {
     assert!(finds_victim_burst(&stdout), "{stdout}");
     assert!(peak < size + PEAK_RSS_BOUND, "peak RSS {} MB for a {} MB document", peak >> 20, size >> 20);
 }
+
+#[test]
+fn lines_of_tiny_records_are_decoded_in_bounded_memory() {
+    // Each line just under the 1 MiB limit holds 349,000 `{}` (about 50 MB of rejections once decoded).
+    // Batched 1024 lines at a time and collected per batch, 60 such lines (63 MB) took 9.1 GB; batches now
+    // end at 256 KiB and longer records stream through the feeding thread.
+    const LINES: usize = 6;
+    const PER_LINE: usize = 349_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.jsonl");
+    let line = format!("[{}]\n", vec!["{}"; PER_LINE].join(","));
+    let mut log = line.repeat(LINES);
+    log.push_str(&burst(T0));
+    fs::write(&path, log).unwrap();
+    let (out, peak) = run_measuring_peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_authwatch")).args(["replay", "--no-progress"]).arg(&path),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(rejected_count(&stderr), Some((LINES * PER_LINE) as u64), "{stderr}");
+    assert!(stderr.contains(&format!("{}:1 record 0: unrecognised record", path.display())), "{stderr}");
+    assert!(finds_victim_burst(&stdout), "{stdout}");
+    assert!(peak < PEAK_RSS_BOUND, "peak RSS {} MB", peak >> 20);
+}
