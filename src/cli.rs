@@ -91,7 +91,8 @@ pub struct InputArgs {
     /// Longest accepted line; longer lines are rejected without being read into memory.
     #[arg(long, default_value_t = Limits::default().max_line_bytes, value_name = "BYTES")]
     pub max_line_bytes: usize,
-    /// Largest whole-document file (a pretty-printed or one-line JSON document) read into memory.
+    /// Largest whole-document input (a pretty-printed file, a one-line CloudTrail S3 file) read into
+    /// memory; larger ones are rejected.
     #[arg(long, default_value_t = Limits::default().max_document_bytes, value_name = "BYTES")]
     pub max_document_bytes: usize,
     /// Decoder threads (default: the number of cores).
@@ -416,7 +417,7 @@ pub fn replay_config(a: &ReplayArgs) -> anyhow::Result<ReplayConfig> {
         bail!("--max-line-bytes must be at least 1024");
     }
     if a.input.max_document_bytes < a.input.max_line_bytes {
-        bail!("--max-document-bytes must be at least --max-line-bytes");
+        bail!("--max-document-bytes must be at least --max-line-bytes ({})", a.input.max_line_bytes);
     }
     let limits = Limits { max_line_bytes: a.input.max_line_bytes, max_document_bytes: a.input.max_document_bytes };
     let inputs = if a.paths.is_empty() { vec![PathBuf::from("-")] } else { a.paths.clone() };

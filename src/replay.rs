@@ -31,7 +31,7 @@ use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
 use crate::event::Origin;
 use crate::finding::{Finding, Severity, Status};
-use crate::source::{expand_inputs, Input, Limits, ReadItem, RecordReader};
+use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
 use crate::time::Timestamp;
 
@@ -40,8 +40,20 @@ use crate::time::Timestamp;
 const BATCH_RECORDS: usize = 1024;
 /// Batches of 16 records read at most to find a file's first event when ordering inputs.
 const PEEK_BATCHES: usize = 64;
+/// A batch also ends once its records hold this many bytes. With 1 MiB lines, 1024 of them would hold a
+/// GiB per batch, and a line of tiny records decodes to about 50 times its size (`[{},{},...]`: 3 bytes
+/// each, a 150-byte rejection each), so the bound on memory is this times the batches in flight times
+/// that factor: about 100 MB at worst on two cores, against tens of GB without it.
+const BATCH_BYTES: usize = 256 * 1024;
 /// Batches in flight per decoder thread.
 const BATCHES_PER_THREAD: usize = 4;
+/// Records larger than this (documents, long lines: CloudTrail S3 files, `filter-log-events` output) are not
+/// decoded by a decoder thread but by the merger when the record's turn comes: its rejections and skips
+/// are counted as they are decoded and only its events are kept (to be put in time order). A decoder
+/// thread collects a record's whole output before sending it, and a document can hold millions of tiny
+/// records (`{"Records":[{},{},...]}`, 3 bytes each, becomes a 150-byte rejection each): collected, a 24 MB
+/// file took 3.7 GB.
+const INLINE_DECODE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -153,9 +165,18 @@ struct Job {
 struct Done {
     file: usize,
     seq: u64,
-    decoded: Vec<Decoded>,
+    decoded: Vec<Output>,
     records: u64,
     eof: bool,
+}
+
+/// What a decoder thread hands back for one record: its decoded items, or the record itself when it is
+/// too large to collect (see [`INLINE_DECODE_BYTES`]).
+// Decoded items are the common case (as in `Decoded` itself): boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Output {
+    Decoded(Decoded),
+    Inline(RawRecord),
 }
 
 /// Runs a replay. Fatal errors (no such input, a failed write) end it; bad records do not.
@@ -311,7 +332,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
         }
         let Some((reader, before)) = readers.get_mut(&file) else { continue };
         let mut items = Vec::with_capacity(BATCH_RECORDS);
-        let more = reader.next_batch(BATCH_RECORDS, &mut items);
+        let more = reader.next_batch_within(BATCH_RECORDS, BATCH_BYTES, &mut items);
         let now = reader.bytes_read();
         bytes.fetch_add(now.saturating_sub(*before), Ordering::Relaxed);
         *before = now;
@@ -332,22 +353,26 @@ fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: FormatHint) {
         let mut records = 0;
         for item in job.items {
             match item {
+                ReadItem::Record(r) if r.bytes.len() > INLINE_DECODE_BYTES => {
+                    records += 1;
+                    decoded.push(Output::Inline(r));
+                }
                 ReadItem::Record(r) => {
                     records += 1;
                     let start = decoded.len();
-                    decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(d));
-                    // One record holding many events (a CloudTrail file's `Records`) lists them in no
-                    // particular order: put them in time order (stable, so equal times keep theirs).
+                    decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(Output::Decoded(d)));
+                    // One record holding many events lists them in no particular order (a CloudTrail
+                    // file's `Records`): put them in time order (stable, so equal times keep theirs).
                     if decoded.len() - start > 1 {
-                        decoded[start..].sort_by_key(|d| match d {
-                            Decoded::Event(ev) => ev.time,
+                        decoded[start..].sort_by_key(|o| match o {
+                            Output::Decoded(Decoded::Event(ev)) => ev.time,
                             _ => Timestamp(i64::MIN),
                         });
                     }
                 }
                 ReadItem::Rejected(r) => {
                     records += 1;
-                    decoded.push(Decoded::Rejected(r));
+                    decoded.push(Output::Decoded(Decoded::Rejected(r)));
                 }
             }
         }
@@ -421,7 +446,7 @@ impl Merger {
             self.request_more()?;
             // Every active input must show its next item before the earliest can be chosen.
             if self.active().any(|i| self.streams[i].queue.is_empty()) {
-                self.receive()?;
+                self.receive(feed)?;
                 continue;
             }
             let Some((best, runner_up)) = self.earliest() else { continue };
@@ -497,10 +522,12 @@ impl Merger {
         Ok(())
     }
 
-    /// Waits for one decoded batch and files it under its input.
-    fn receive(&mut self) -> anyhow::Result<()> {
+    /// Waits for one decoded batch and files it under its input. A large record passed through whole is
+    /// decoded here: its rejections and skips are counted at once, its events queued in time order.
+    fn receive(&mut self, feed: &mut Feed<'_, '_>) -> anyhow::Result<()> {
         let batch = self.done.recv().map_err(|_| anyhow::anyhow!("the decoder threads stopped"))?;
         self.outstanding = self.outstanding.saturating_sub(1);
+        let hint = feed.cfg.format;
         let s = &mut self.streams[batch.file];
         s.outstanding = s.outstanding.saturating_sub(1);
         s.early.insert(batch.seq, batch);
@@ -509,7 +536,29 @@ impl Merger {
             if s.at_eof {
                 continue; // an empty batch asked for before the end was known
             }
-            s.queue.extend(b.decoded);
+            for out in b.decoded {
+                match out {
+                    Output::Decoded(d) => s.queue.push_back(d),
+                    Output::Inline(r) => {
+                        let mut events = Vec::new();
+                        let mut failed = Ok(());
+                        decode_record(&r.bytes, &r.origin, hint, &mut |d| match d {
+                            Decoded::Event(ev) => events.push(Decoded::Event(ev)),
+                            other => {
+                                if failed.is_ok() {
+                                    failed = feed.item(other);
+                                }
+                            }
+                        });
+                        failed?;
+                        events.sort_by_key(|d| match d {
+                            Decoded::Event(ev) => ev.time,
+                            _ => Timestamp(i64::MIN),
+                        });
+                        s.queue.extend(events);
+                    }
+                }
+            }
             s.at_eof = b.eof;
             self.records += b.records;
         }

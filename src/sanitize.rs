@@ -14,12 +14,16 @@ pub const MAX_DISPLAY_CHARS: usize = 200;
 pub fn is_dangerous(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{200B}'..='\u{200F}' // zero-width and direction marks
+            '\u{061C}' // Arabic letter mark: a bidi control
+            | '\u{180E}' // Mongolian vowel separator: invisible
+            | '\u{200B}'..='\u{200F}' // zero-width and direction marks
             | '\u{2028}' | '\u{2029}' // line and paragraph separators
             | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{2069}' // bidi isolates
-            | '\u{FEFF}')
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations: hide text
+            | '\u{E0000}'..='\u{E007F}') // tag characters: invisible, used to smuggle text
 }
 
 /// For a terminal or a log line: dangerous characters become `\u{..}` escapes and the value is cut to
@@ -96,6 +100,8 @@ mod tests {
         assert_eq!(for_terminal("evil\u{202e}gnp.exe"), "evil\\u{202e}gnp.exe");
         assert_eq!(for_terminal("line\nbreak"), "line\\u{a}break");
         assert_eq!(for_terminal("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(for_terminal("a\u{61c}b"), "a\\u{61c}b");
+        assert_eq!(for_terminal("tag\u{e0041}"), "tag\\u{e0041}");
     }
 
     #[test]

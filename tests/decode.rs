@@ -298,3 +298,16 @@ fn missing_file_is_an_error_naming_it() {
     let err = RecordReader::open(&Input::File("/nonexistent/x.json".into()), Limits::default()).err().unwrap();
     assert_eq!(err.to_string(), "/nonexistent/x.json: no such file or directory");
 }
+
+/// Found by the `decode_container` fuzz target (`[\r\r]` yielded no item): empty containers are normal
+/// (an empty `filter-log-events` page, an empty CloudTrail file) and decode to nothing, neither events nor
+/// rejections; anything else always yields at least one item.
+#[test]
+fn empty_containers_yield_nothing_and_are_not_rejected() {
+    for empty in ["[]", "[\r\r]", r#"{"Records":[]}"#, r#"{"events":[]}"#, r#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#] {
+        assert_eq!(decode_bytes(empty.as_bytes()), vec![], "{empty:?}");
+    }
+    for not_empty in ["[1]", "{}", "[][]", "{\"Records\":[]}{}", "\r"] {
+        assert!(!decode_bytes(not_empty.as_bytes()).is_empty(), "{not_empty:?} yielded nothing");
+    }
+}

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{visible, Decoded, Record, Rejection, SkipReason, Text};
+use super::{clip, visible, Decoded, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, SignInEvent};
 use crate::time::Timestamp;
 
@@ -125,7 +125,7 @@ fn parse_nested<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>, fie
     match raw {
         None => Ok(T::default()),
         Some(raw) if raw.get().starts_with('{') => {
-            serde_json::from_str(raw.get()).map_err(|e| format!("invalid `{field}`: {e}"))
+            serde_json::from_str(raw.get()).map_err(|e| format!("invalid `{field}`: {}", super::json_error(&e)))
         }
         Some(raw) => Err(format!("`{field}` is {}, expected an object", super::json_kind(raw.get()))),
     }
@@ -216,9 +216,9 @@ fn hosted_outcome(additional: &Additional, error_code: Option<&str>) -> (Outcome
 
 fn event_time(field: &Text) -> Result<Timestamp, String> {
     let s = field.get().ok_or("missing `eventTime`")?;
-    let time = Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`eventTime` '{s}' is not an RFC 3339 time"))?;
+    let time = Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`eventTime` '{}' is not an RFC 3339 time", clip(s)))?;
     if !time.is_plausible() {
-        return Err(format!("`eventTime` {s} is outside the plausible range 2000..2100"));
+        return Err(format!("`eventTime` {} is outside the plausible range 2000..2100", clip(s)));
     }
     Ok(time)
 }

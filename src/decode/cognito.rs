@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::{json_kind, Decoded, Record, Rejection, SkipReason, Text};
+use super::{clip, json_error, json_kind, Decoded, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
 use crate::time::Timestamp;
 
@@ -64,7 +64,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     if !raw.get().starts_with('{') {
         return Err(format!("`message` is {}, expected an object", json_kind(raw.get())));
     }
-    let msg: Message = serde_json::from_str(raw.get()).map_err(|e| format!("invalid `message`: {e}"))?;
+    let msg: Message = serde_json::from_str(raw.get()).map_err(|e| format!("invalid `message`: {}", json_error(&e)))?;
     let Some(event_type) = msg.event_type.get() else {
         if msg.details.is_some() || rec.log_level.get() == Some("ERROR") {
             return Ok(Decoded::Skipped(SkipReason::UserNotification));
@@ -123,10 +123,10 @@ fn event_time(field: &Text) -> Result<Timestamp, String> {
         Timestamp(t as i64)
     } else {
         Timestamp::parse_rfc3339(s)
-            .ok_or_else(|| format!("`eventTimestamp` '{s}' is neither epoch milliseconds nor an RFC 3339 time"))?
+            .ok_or_else(|| format!("`eventTimestamp` '{}' is neither epoch milliseconds nor an RFC 3339 time", clip(s)))?
     };
     if !time.is_plausible() {
-        return Err(format!("`eventTimestamp` {s} is {time}, outside the plausible range 2000..2100"));
+        return Err(format!("`eventTimestamp` {} is {time}, outside the plausible range 2000..2100", clip(s)));
     }
     Ok(time)
 }

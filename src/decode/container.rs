@@ -5,10 +5,11 @@ use std::io::Read;
 
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
+use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{decode_event_object, json_kind, Decoded, FormatHint, Record, Rejection, SkipReason, Text};
+use super::{decode_event_object, json_error, json_kind, Decoded, FormatHint, Record, Rejection, SkipReason, Text};
 use crate::event::Origin;
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
@@ -64,12 +65,16 @@ fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &
             match Record::deserialize(&mut de) {
                 Ok(rec) if de.end().is_ok() => decode_object(&rec, origin, hint, depth, out),
                 Ok(_) => decode_concatenated(text, origin, hint, depth, out),
+                Err(e) if e.is_data() && e.to_string().starts_with("duplicate field") => {
+                    reject(out, origin, json_error(&e))
+                }
                 Err(e) if e.is_data() => reject(out, origin, format!("a field has the wrong type: {e}")),
                 Err(e) => reject(out, origin, format!("invalid JSON: {e}")),
             }
         }
-        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(items) => decode_each(&items, origin, hint, depth, out),
+        // Checked whole first, so a broken array is one rejection rather than some events and a rejection.
+        Some(b'[') => match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => decode_each(text, "array", origin, hint, depth, out),
             Err(e) => reject(out, origin, format!("invalid JSON: {e}")),
         },
         Some(_) => match serde_json::from_str::<&RawValue>(text) {
@@ -91,17 +96,47 @@ fn decode_concatenated(text: &str, origin: &Origin, hint: FormatHint, depth: u32
     }
 }
 
-fn decode_each(items: &[&RawValue], origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
-    for (i, item) in items.iter().enumerate() {
+/// Decodes each element of a JSON array (already known to be valid JSON) as a record of its own.
+fn decode_each(array: &str, field: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+    let result = for_each_element(array, &mut |i, item| {
         decode_json(item.get(), &origin.with_record(i), hint, depth + 1, out);
+    });
+    if let Err(reason) = result {
+        reject(out, origin, format!("`{field}`: {reason}"));
     }
+}
+
+/// Calls `each` with every element of the JSON array `array`, in order, without collecting them: a
+/// document may hold millions of tiny elements, and a list of them would cost more than the document.
+fn for_each_element<'a>(array: &'a str, each: &mut dyn FnMut(usize, &'a RawValue)) -> Result<(), String> {
+    struct Elements<'f, 'a>(&'f mut dyn FnMut(usize, &'a RawValue));
+
+    impl<'de: 'a, 'a> Visitor<'de> for Elements<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                (self.0)(i, item);
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(array);
+    de.deserialize_seq(Elements(each)).and_then(|()| de.end()).map_err(|e| e.to_string())
 }
 
 /// One JSON object: a container to open, or an event to decode.
 fn decode_object(rec: &Record, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
     if let Some(records) = rec.records {
-        return match array(records, "Records") {
-            Ok(items) => decode_each(&items, origin, hint, depth, out),
+        return match is_array(records, "Records") {
+            Ok(()) => decode_each(records.get(), "Records", origin, hint, depth, out),
             Err(reason) => reject(out, origin, reason),
         };
     }
@@ -122,7 +157,7 @@ fn decode_subscription(rec: &Record, origin: &Origin, hint: FormatHint, depth: u
             Some(events) => decode_log_events(events, "logEvents", origin, hint, depth, out),
             None => reject(out, origin, "subscription payload without `logEvents`"),
         },
-        Some(other) => reject(out, origin, format!("unknown subscription messageType '{other}'")),
+        Some(other) => reject(out, origin, format!("unknown subscription messageType '{}'", super::clip(other))),
     }
 }
 
@@ -142,48 +177,56 @@ fn decode_log_events(
     depth: u32,
     out: &mut dyn FnMut(Decoded),
 ) {
-    let items = match array(events, field) {
-        Ok(items) => items,
-        Err(reason) => return reject(out, origin, reason),
-    };
-    for (i, item) in items.iter().enumerate() {
-        let at = origin.with_record(i);
-        let message = match serde_json::from_str::<LogEvent>(item.get()) {
-            Ok(LogEvent { message: Some(m) }) => m,
-            Ok(LogEvent { message: None }) => {
-                reject(out, &at, format!("`{field}[{i}]` has no `message`"));
-                continue;
-            }
-            Err(e) => {
-                reject(out, &at, format!("`{field}[{i}]` is not a log event: {e}"));
-                continue;
-            }
-        };
-        match message.get().as_bytes().first() {
-            // The documented form: the event JSON as a string.
-            Some(b'"') => match serde_json::from_str::<Text>(message.get()) {
-                Ok(text) => match text.0 {
-                    Some(s) => decode_bytes(s.as_bytes(), &at, hint, depth + 1, out),
-                    None => reject(out, &at, format!("`{field}[{i}].message` is empty")),
-                },
-                Err(e) => reject(out, &at, format!("`{field}[{i}].message`: {e}")),
-            },
-            // Tolerated: the event inlined as an object.
-            Some(b'{') => decode_json(message.get(), &at, hint, depth + 1, out),
-            _ => reject(
-                out,
-                &at,
-                format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get())),
-            ),
-        }
+    if let Err(reason) = is_array(events, field) {
+        return reject(out, origin, reason);
+    }
+    let result = for_each_element(events.get(), &mut |i, item| decode_log_event(item, i, field, origin, hint, depth, out));
+    if let Err(reason) = result {
+        reject(out, origin, format!("`{field}`: {reason}"));
     }
 }
 
-fn array<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<&'a RawValue>, String> {
+/// One element of `events` or `logEvents`.
+fn decode_log_event(
+    item: &RawValue,
+    i: usize,
+    field: &str,
+    origin: &Origin,
+    hint: FormatHint,
+    depth: u32,
+    out: &mut dyn FnMut(Decoded),
+) {
+    let at = origin.with_record(i);
+    let message = match serde_json::from_str::<LogEvent>(item.get()) {
+        Ok(LogEvent { message: Some(m) }) => m,
+        Ok(LogEvent { message: None }) => return reject(out, &at, format!("`{field}[{i}]` has no `message`")),
+        Err(e) => return reject(out, &at, format!("`{field}[{i}]` is not a log event: {e}")),
+    };
+    match message.get().as_bytes().first() {
+        // The documented form: the event JSON as a string.
+        Some(b'"') => match serde_json::from_str::<Text>(message.get()) {
+            Ok(text) => match text.0 {
+                Some(s) => decode_bytes(s.as_bytes(), &at, hint, depth + 1, out),
+                None => reject(out, &at, format!("`{field}[{i}].message` is empty")),
+            },
+            Err(e) => reject(out, &at, format!("`{field}[{i}].message`: {e}")),
+        },
+        // Tolerated: the event inlined as an object.
+        Some(b'{') => decode_json(message.get(), &at, hint, depth + 1, out),
+        _ => reject(
+            out,
+            &at,
+            format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get())),
+        ),
+    }
+}
+
+/// A container field must be an array (its JSON is already known to be valid).
+fn is_array(raw: &RawValue, field: &str) -> Result<(), String> {
     if !raw.get().starts_with('[') {
         return Err(format!("`{field}` is {}, expected an array", json_kind(raw.get())));
     }
-    serde_json::from_str(raw.get()).map_err(|e| format!("`{field}`: {e}"))
+    Ok(())
 }
 
 pub(super) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {

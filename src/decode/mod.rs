@@ -70,9 +70,18 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// Longest rejection reason kept. Reasons quote the record (serde's messages quote a mistyped string
+/// whole); the cap keeps a crafted record from turning into a huge error line.
+pub const MAX_REASON_CHARS: usize = 400;
+
 impl Rejection {
     pub fn new(origin: &Origin, reason: impl Into<String>) -> Rejection {
-        Rejection { origin: origin.clone(), reason: reason.into() }
+        let mut reason = reason.into();
+        if let Some((at, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+            reason.truncate(at);
+            reason.push_str("…[cut]");
+        }
+        Rejection { origin: origin.clone(), reason }
     }
 }
 
@@ -342,6 +351,29 @@ fn json_kind(raw: &str) -> &'static str {
     }
 }
 
+/// Longest piece of a record's own text quoted in a rejection reason: enough to recognise the value, and a
+/// crafted megabyte-long value does not become a megabyte-long error line.
+const QUOTED_CHARS: usize = 64;
+
+/// A value from the record, clipped for quoting in a reason.
+fn clip(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(QUOTED_CHARS) {
+        None => Cow::Borrowed(s),
+        Some((at, _)) => Cow::Owned(format!("{}…[{} bytes]", &s[..at], s.len())),
+    }
+}
+
+/// A serde error as a rejection reason. serde calls a repeated key a "duplicate field"; in a log record it
+/// is a duplicate key, which is refused rather than guessed at: parsers disagree on which copy wins, so an
+/// attacker could show one value to authwatch and another to a different reader.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.strip_prefix("duplicate field ") {
+        Some(rest) => format!("duplicate key {rest}"),
+        None => text,
+    }
+}
+
 /// Hides the placeholders AWS writes instead of secret or personal values.
 fn visible(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !matches!(*v, "HIDDEN_DUE_TO_SECURITY_REASONS" | "HIDDEN_FOR_SECURITY_REASONS"))
@@ -397,6 +429,22 @@ mod tests {
         assert_eq!(text(r#"{"v":""}"#), Ok(None));
         assert_eq!(text(r#"{}"#), Ok(None));
         assert!(text(r#"{"v":{"a":1}}"#).unwrap_err().contains("expected a string, number or boolean"));
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let origin = Origin::new("a.json".into(), 1);
+        let r = Rejection::new(&origin, format!("invalid type: string \"{}\"", "x".repeat(10_000)));
+        assert_eq!(r.reason.chars().count(), MAX_REASON_CHARS + "…[cut]".chars().count());
+        assert!(r.reason.ends_with("…[cut]"));
+    }
+
+    #[test]
+    fn quoted_values_are_clipped() {
+        assert_eq!(clip("yesterday"), "yesterday");
+        let long = "9".repeat(400);
+        assert_eq!(clip(&long), format!("{}…[400 bytes]", "9".repeat(QUOTED_CHARS)));
+        assert_eq!(clip(&"é".repeat(100)).chars().filter(|&c| c == 'é').count(), QUOTED_CHARS);
     }
 
     #[test]

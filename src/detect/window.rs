@@ -369,21 +369,30 @@ impl LastSeen for KeyWindow {
 /// Keys are hashed with a per-process random key (attackers choose user names and cannot aim for
 /// collisions); the hash is only an identity, never an order, so output stays deterministic. The hash is
 /// aHash with random state rather than the standard SipHash: it is several times faster on short keys and
-/// still seeded per process, which is what keeps an attacker from choosing colliding names; the map then
-/// uses the hash as is ([`PreHashed`]). Under a flood
-/// the oldest keys are evicted (by last-seen time, ties included, so the choice is deterministic) and
-/// counted as saturation.
+/// still seeded per process; the map then uses the hash as is ([`PreHashed`]). Under a flood
+/// the least recently used tenth of the keys is evicted, by (last-seen event time, last use in input
+/// order), and counted as saturation. The input-order part matters: CloudTrail times are whole seconds, so
+/// in a flood thousands of keys share a last-seen time, and evicting "everything at the cut time" would
+/// wipe the whole map, the attacker's own key included. Input order is the same on every run, so the choice
+/// stays deterministic.
 pub struct KeyedState<S> {
-    /// Boxed: a slot is 16 bytes instead of the whole state, which matters at a few hundred thousand keys
-    /// in a table that is at most 7/8 full.
-    map: HashMap<u64, Box<S>, PreHashed>,
+    /// Boxed: a table slot is 16 bytes instead of the whole state, which matters at a few hundred thousand
+    /// keys in a table that is at most 7/8 full.
+    map: HashMap<u64, Box<Slot<S>>, PreHashed>,
     hasher: ahash::RandomState,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
     horizon: Span,
     next_sweep: Timestamp,
+    /// Counts uses: a key's `used` is its position in the order of last use.
+    uses: u64,
     /// Keys dropped before they expired, because the cap was reached.
     pub evicted: u64,
+}
+
+struct Slot<S> {
+    state: S,
+    used: u64,
 }
 
 impl<S: LastSeen> KeyedState<S> {
@@ -394,6 +403,7 @@ impl<S: LastSeen> KeyedState<S> {
             cap,
             horizon,
             next_sweep: Timestamp(i64::MIN),
+            uses: 0,
             evicted: 0,
         }
     }
@@ -411,18 +421,25 @@ impl<S: LastSeen> KeyedState<S> {
     }
 
     pub fn get(&self, h: u64) -> Option<&S> {
-        self.map.get(&h).map(|s| &**s)
+        self.map.get(&h).map(|slot| &slot.state)
     }
 
+    /// The state for `h`, marked as used now.
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
-        self.map.get_mut(&h).map(|s| &mut **s)
+        self.uses += 1;
+        let used = self.uses;
+        self.map.get_mut(&h).map(|slot| {
+            slot.used = used;
+            &mut slot.state
+        })
     }
 
     pub fn remove(&mut self, h: u64) -> Option<S> {
-        self.map.remove(&h).map(|s| *s)
+        self.map.remove(&h).map(|slot| slot.state)
     }
 
-    /// The state for `h`, created with `make` if absent, making room first when the map is full.
+    /// The state for `h`, created with `make` if absent, making room first when the map is full; marked as
+    /// used now.
     pub fn get_or_insert_with(&mut self, h: u64, now: Timestamp, make: impl FnOnce() -> S) -> &mut S {
         self.maybe_sweep(now);
         if !self.map.contains_key(&h) && self.map.len() >= self.cap {
@@ -431,7 +448,11 @@ impl<S: LastSeen> KeyedState<S> {
                 self.evict_oldest();
             }
         }
-        self.map.entry(h).or_insert_with(|| Box::new(make()))
+        self.uses += 1;
+        let used = self.uses;
+        let slot = self.map.entry(h).or_insert_with(|| Box::new(Slot { state: make(), used }));
+        slot.used = used;
+        &mut slot.state
     }
 
     /// Drops idle keys; runs at most every half horizon of event time.
@@ -443,18 +464,22 @@ impl<S: LastSeen> KeyedState<S> {
 
     fn sweep(&mut self, now: Timestamp) {
         let cutoff = now.saturating_sub(self.horizon);
-        self.map.retain(|_, s| s.last_seen() > cutoff);
+        self.map.retain(|_, slot| slot.state.last_seen() > cutoff);
         self.next_sweep = now.saturating_add(Span((self.horizon.millis() / 2).max(1000)));
     }
 
-    /// Evicts about the oldest tenth of the keys: every key last seen at or before the cut time.
+    /// Evicts the least recently used tenth of the keys (at least one), by (last-seen time, last use).
     fn evict_oldest(&mut self) {
-        let mut times: Vec<Timestamp> = self.map.values().map(|s| s.last_seen()).collect();
-        let nth = (times.len() / 10).min(times.len().saturating_sub(1));
-        let (_, cut, _) = times.select_nth_unstable(nth);
+        let mut ages: Vec<(Timestamp, u64)> = self.map.values().map(|s| (s.state.last_seen(), s.used)).collect();
+        if ages.is_empty() {
+            return;
+        }
+        let nth = (ages.len() / 10).min(ages.len() - 1);
+        let (_, cut, _) = ages.select_nth_unstable(nth);
         let cut = *cut;
         let before = self.map.len();
-        self.map.retain(|_, s| s.last_seen() > cut);
+        // `used` is unique, so exactly `nth + 1` keys go.
+        self.map.retain(|_, s| (s.state.last_seen(), s.used) > cut);
         self.evicted += (before - self.map.len()) as u64;
     }
 }
@@ -533,6 +558,26 @@ mod tests {
         assert!(s.evicted >= 900);
         // The newest key survived.
         assert!(s.get(s.hash("user999")).is_some());
+    }
+
+    #[test]
+    fn eviction_under_equal_times_keeps_the_recently_used_keys() {
+        // Whole-second times: every key has the same last-seen time. The key used all along survives and
+        // each eviction drops a tenth of the map, not all of it.
+        let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(5));
+        let hot = s.hash("stuffer");
+        for i in 0..1000i64 {
+            let h = s.hash(&format!("user{i}"));
+            s.get_or_insert_with(h, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
+            if i % 20 == 0 {
+                s.get_or_insert_with(hot, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
+            }
+            if i >= 100 {
+                assert!(s.len() >= 89, "an eviction emptied the map ({} keys left)", s.len());
+            }
+        }
+        assert!(s.get(hot).is_some(), "the key in use was evicted");
+        assert!(s.len() <= 100);
     }
 
     #[test]

@@ -41,11 +41,11 @@ pub fn render(r: &ReplayReport) -> String {
     if let (Some(first), Some(last)) = (r.engine.first_event, r.engine.last_event) {
         let _ = writeln!(s, "  time span   {first} .. {last} ({})", Span(last.0 - first.0));
     }
-    if r.engine.reordered + r.engine.late > 0 {
+    if r.engine.reordered + r.engine.late + r.engine.forced_releases > 0 {
         let _ = writeln!(
             s,
-            "  ordering    {} event(s) put back in order, {} later than the lateness bound",
-            r.engine.reordered, r.engine.late
+            "  ordering    {} event(s) put back in order, {} later than the lateness bound, {} released early (reorder buffer full)",
+            r.engine.reordered, r.engine.late, r.engine.forced_releases
         );
     }
     let unplaced: u64 = r.detectors.iter().map(|d| d.late_unplaced).sum();

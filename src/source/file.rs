@@ -63,12 +63,18 @@ impl RecordReader {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path).map_err(|e| SourceError::io(path, e))?),
         };
-        let consumed = Arc::new(AtomicU64::new(0));
-        let mut counting = Counting { inner: raw, count: consumed.clone() };
-        let head = read_head(&mut counting).map_err(|e| match input {
+        RecordReader::from_read(&input.display_name(), raw, limits).map_err(|e| match input {
             Input::File(path) => SourceError::io(path, e),
             Input::Stdin => SourceError::io("-".as_ref(), e),
-        })?;
+        })
+    }
+
+    /// Reads records from any byte stream, named `name` in origins (tests, fuzzing, other sources). Fails
+    /// only if the first two bytes cannot be read.
+    pub fn from_read(name: &str, raw: Box<dyn Read + Send>, limits: Limits) -> io::Result<RecordReader> {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let mut counting = Counting { inner: raw, count: consumed.clone() };
+        let head = read_head(&mut counting)?;
         let is_gzip = head == GZIP_MAGIC;
         let plain = Cursor::new(head).chain(counting);
         let reader: Box<dyn BufRead + Send> = if is_gzip {
@@ -77,7 +83,7 @@ impl RecordReader {
             Box::new(BufReader::with_capacity(BUFFER_BYTES, plain))
         };
         Ok(RecordReader {
-            name: input.display_name().into(),
+            name: name.into(),
             reader,
             consumed,
             limits,
@@ -101,10 +107,25 @@ impl RecordReader {
     /// Appends up to `max` items; returns false at end of input (the items appended by that call are
     /// still to be used).
     pub fn next_batch(&mut self, max: usize, out: &mut Vec<ReadItem>) -> bool {
+        self.next_batch_within(max, usize::MAX, out)
+    }
+
+    /// As [`next_batch`](Self::next_batch), but also stops once the records appended hold `max_bytes` or
+    /// more, so a batch of long lines stays small.
+    pub fn next_batch_within(&mut self, max: usize, max_bytes: usize, out: &mut Vec<ReadItem>) -> bool {
+        let mut bytes = 0usize;
         for _ in 0..max {
             match self.next_item() {
-                Some(item) => out.push(item),
+                Some(item) => {
+                    if let ReadItem::Record(r) = &item {
+                        bytes = bytes.saturating_add(r.bytes.len());
+                    }
+                    out.push(item);
+                }
                 None => return false,
+            }
+            if bytes >= max_bytes {
+                break;
             }
         }
         self.state != State::Done
@@ -365,6 +386,21 @@ mod tests {
         // Not an incomplete value but a syntax error: read line by line so later lines survive.
         let (items, _) = read_all(b"{\"a\":}\n{\"b\":2}\n", Limits::default());
         assert_eq!(lines(&items), [(1, "{\"a\":}".into()), (2, "{\"b\":2}".into())]);
+    }
+
+    #[test]
+    fn batches_stop_at_the_byte_budget() {
+        let line = format!("{{\"a\":\"{}\"}}\n", "x".repeat(1000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.json");
+        std::fs::write(&path, line.repeat(10)).unwrap();
+        let mut reader = RecordReader::open(&Input::File(path), Limits::default()).unwrap();
+        let mut items = Vec::new();
+        assert!(reader.next_batch_within(100, 2500, &mut items));
+        assert_eq!(items.len(), 3, "stops at the record that reaches 2500 bytes");
+        items.clear();
+        assert!(!reader.next_batch_within(100, usize::MAX, &mut items));
+        assert_eq!(items.len(), 7);
     }
 
     #[test]
