@@ -24,4 +24,11 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AUTHWATCH_REQUIRE_EMULATOR=1
 
-cargo test --locked --all-targets "$@" </dev/null
+OUT=$(mktemp -t authwatch-tests.XXXXXX.log)
+status=0
+cargo test --locked --all-targets "$@" </dev/null 2>&1 | tee "$OUT" || status=$?
+# One closing line for every test binary together (criterion's bench smoke runs print last otherwise).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$OUT"
+rm -f "$OUT"
+exit "$status"
