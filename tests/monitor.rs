@@ -406,6 +406,9 @@ fn monitor_rejects_lateness() {
     assert!(err.contains("--lateness") && err.contains("--allowed-delay"), "{err}");
 }
 
+/// Picks the fault (or PASS) for a request: (request head, proxy mode, request number).
+type Fault = Box<dyn Fn(&str, u8, u64) -> u8 + Send + Sync + 'static>;
+
 /// A daemon whose CloudWatch Logs and SNS calls each go through their own fault-injecting proxy, with
 /// `--request-timeout 2s`. Two bursts (two incidents, one escalating) are put before it starts and one
 /// while it runs; the closed findings must equal replay's and every notification be sent exactly once,
@@ -413,7 +416,7 @@ fn monitor_rejects_lateness() {
 fn faults_lose_and_double_nothing(
     name: &str,
     logs_fault: impl Fn(&str, u8, u64) -> u8 + Send + Sync + 'static,
-    sns_fault: Option<Box<dyn Fn(&str, u8, u64) -> u8 + Send + Sync + 'static>>,
+    sns_fault: Option<Fault>,
 ) -> (Proxy, Option<Proxy>) {
     let endpoint = emulator();
     let dir = tempfile::tempdir().unwrap();
