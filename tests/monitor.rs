@@ -597,8 +597,8 @@ fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes(
     let replayed = replay(dir.path(), &sorted_lines(&all));
     let want = closed(&replayed);
     assert_eq!(want.len(), 2);
-    // 90 s: the restart re-reads and rebuilds; once, on the shared 2-core machine with other builds
-    // running, this took longer than 60 s.
+    // 90 s: in one run of the whole suite on the shared 2-core machine this assertion failed once, the run
+    // taking 20 s longer than usual (likely load, not pinned down; four later runs passed).
     let got = wait_closed(&output, want.len(), Duration::from_secs(90));
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
