@@ -580,7 +580,7 @@ fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes(
     let log = daemon_log(dir.path());
     assert!(exited, "the daemon kept running on a full state disk; log:\n{log}");
     let status = daemon.child.wait().unwrap();
-    assert!(!status.success(), "a full disk must not look like a clean stop");
+    assert_eq!(status.code(), Some(2), "a full disk is a fatal error, not a clean stop");
     assert!(
         log.contains("cannot save the checkpoint") && log.contains("state.json") && log.contains("No space left on device"),
         "the reason names the checkpoint and the error:\n{log}"
