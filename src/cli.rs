@@ -207,6 +207,10 @@ pub struct MonitorArgs {
     /// Time given at shutdown to deliver spooled notifications (the rest stays spooled).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub drain: String,
+    /// Longest wait for one AWS request (FilterLogEvents page, SNS publish) before it is abandoned and
+    /// retried with back-off; also the longest silence while reading its answer.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
     /// Input log format: auto, cognito or cloudtrail.
     #[arg(long, default_value = "auto", value_name = "FORMAT")]
     pub format: String,
@@ -250,6 +254,10 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         bail!("--poll-interval must be at least 100ms (FilterLogEvents allows few calls per second)");
     }
     let status = duration_arg("--status-interval", &a.status_interval)?;
+    let request_timeout = duration_arg("--request-timeout", &a.request_timeout)?;
+    if request_timeout.0 < 1000 {
+        bail!("--request-timeout must be at least 1s (a FilterLogEvents page of 10,000 events takes a while)");
+    }
     if let Some(arn) = &a.sns_topic_arn {
         if !arn.starts_with("arn:") {
             bail!("--sns-topic-arn: '{arn}' is not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)");
@@ -280,6 +288,7 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         metrics_addr: a.metrics_addr,
         format,
         drain: to_std(duration_arg("--drain", &a.drain)?),
+        request_timeout: to_std(request_timeout),
     })
 }
 

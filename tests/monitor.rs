@@ -1,5 +1,6 @@
 //! The monitor daemon end to end, against moto on loopback: findings equal replay's, one notification per
-//! incident update, kill -9 and restart, SNS outage, throttling, and following a rotated file.
+//! incident update, kill -9 and restart, SNS outage, throttling, stalled requests, connection resets,
+//! 5xx bursts, a full state disk, and following a rotated file.
 
 mod common;
 
@@ -403,4 +404,208 @@ fn monitor_rejects_lateness() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--lateness") && err.contains("--allowed-delay"), "{err}");
+}
+
+/// Picks the fault (or PASS) for a request: (request head, proxy mode, request number).
+type Fault = Box<dyn Fn(&str, u8, u64) -> u8 + Send + Sync + 'static>;
+
+/// A daemon whose CloudWatch Logs and SNS calls each go through their own fault-injecting proxy, with
+/// `--request-timeout 2s`. Two bursts (two incidents, one escalating) are put before it starts and one
+/// while it runs; the closed findings must equal replay's and every notification be sent exactly once,
+/// the daemon still running at the end and stopping cleanly on SIGTERM.
+fn faults_lose_and_double_nothing(
+    name: &str,
+    logs_fault: impl Fn(&str, u8, u64) -> u8 + Send + Sync + 'static,
+    sns_fault: Option<Fault>,
+) -> (Proxy, Option<Proxy>) {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let (group, topic) = (unique(&format!("/aws/cognito/{name}")), unique(&format!("alerts-{name}")));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1", "s2"], &topic));
+    let logs_proxy = Proxy::start(endpoint_addr(&endpoint), logs_fault);
+    let sns_proxy = sns_fault.map(|f| Proxy::start(endpoint_addr(&endpoint), f));
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--log-group".into(),
+        group.clone(),
+        "--endpoint-url".into(),
+        logs_proxy.url(),
+        "--sns-topic-arn".into(),
+        arn.clone(),
+        "--sns-endpoint-url".into(),
+        sns_proxy.as_ref().map_or(endpoint.clone(), |p| p.url()),
+        "--request-timeout".into(),
+        "2s".into(),
+    ]);
+    let t0 = now_ms() - 25_000;
+    let a = burst(t0, 400, 8, &format!("{name}-a"), "203.0.113.21", name);
+    let b = burst(t0 + 1000, 500, 6, &format!("{name}-b"), "203.0.113.22", name);
+    rt.block_on(put(&logs, &group, "s1", &a));
+    rt.block_on(put(&logs, &group, "s2", &b));
+    let mut daemon = Daemon::start(dir.path(), &args);
+    std::thread::sleep(Duration::from_secs(3));
+    let c = burst(now_ms() - 1000, 150, 6, &format!("{name}-c"), "203.0.113.23", name);
+    rt.block_on(put(&logs, &group, "s1", &c));
+    let all = [a, b, c].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 3, "replay: {replayed:?}");
+    let got = wait_closed(&output, want.len(), Duration::from_secs(120));
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    // Nothing written twice either, and nothing sent late after the check above.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(closed(&read_jsonl(&output)).len(), want.len(), "a finding was written twice");
+    assert_eq!(sns_sent(&endpoint, &arn).len(), expected_notifications(&replayed).len(), "a notification was sent twice");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon stopped; log:\n{}", daemon_log(dir.path()));
+    daemon.terminate();
+    let log = daemon_log(dir.path());
+    assert!(!log.contains("panicked"), "{log}");
+    (logs_proxy, sns_proxy)
+}
+
+#[test]
+fn stalled_requests_time_out_and_are_retried() {
+    // One FilterLogEvents call in three and every other publish are read and never answered: without SDK
+    // timeouts the pass (so the watermark) or the publisher waits forever, and SIGTERM hangs on it.
+    let (logs, sns) = faults_lose_and_double_nothing(
+        "stall",
+        |head, _, n| if head.contains("FilterLogEvents") && n % 3 == 1 { STALL } else { PASS },
+        Some(Box::new(|_, _, n| if n % 2 == 0 { STALL } else { PASS })),
+    );
+    assert!(logs.faults.load(Ordering::Relaxed) > 0, "no FilterLogEvents call stalled");
+    assert!(sns.unwrap().faults.load(Ordering::Relaxed) > 0, "no publish stalled");
+}
+
+#[test]
+fn connection_resets_lose_and_double_nothing() {
+    // CloudWatch Logs: one call in three reset before an answer, one in three reset halfway through the
+    // emulator's answer. SNS: every other publish reset before it reaches the emulator (a reset after SNS
+    // accepted a publish is the one case that sends it twice on a standard topic; see docs/reliability.md).
+    let (logs, sns) = faults_lose_and_double_nothing(
+        "reset",
+        |head, _, n| match (head.contains("FilterLogEvents"), n % 3) {
+            (true, 0) => RESET,
+            (true, 1) => RESET_MID,
+            _ => PASS,
+        },
+        Some(Box::new(|_, _, n| if n % 2 == 0 { RESET } else { PASS })),
+    );
+    assert!(logs.faults.load(Ordering::Relaxed) >= 2, "too few resets on FilterLogEvents");
+    assert!(sns.unwrap().faults.load(Ordering::Relaxed) > 0, "no publish reset");
+}
+
+#[test]
+fn bursts_of_5xx_from_filter_log_events_lose_and_double_nothing() {
+    // Runs of six FilterLogEvents answers of HTTP 500 / 503 with AWS JSON error bodies, every other six
+    // calls: longer than the SDK's own three attempts, so the source's back-off takes over.
+    let (logs, _) = faults_lose_and_double_nothing(
+        "5xx",
+        |head, _, n| if head.contains("FilterLogEvents") && (n / 6) % 2 == 1 { SERVER_ERROR } else { PASS },
+        None,
+    );
+    assert!(logs.faults.load(Ordering::Relaxed) >= 6, "no burst of 5xx");
+}
+
+/// A tmpfs mounted over a directory for the test's lifetime (lazily unmounted on drop).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `path` with one file until it refuses more.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 16 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    // A tmpfs may accept the last partial write: keep going byte-wise until it refuses.
+    while f.write_all(&[0u8]).is_ok() {}
+}
+
+#[test]
+fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // A 1 MiB tmpfs as the state directory (needs root, as in the development container and CI).
+    let Some(_tmpfs) = Tmpfs::mount(&state, "1m") else {
+        eprintln!("NOT RUN: cannot mount a tmpfs (not root?); the full-disk test needs one");
+        return;
+    };
+    let (group, topic) = (unique("/aws/cognito/disk"), unique("alerts-disk"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let output = dir.path().join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend(["--log-group".into(), group.clone(), "--sns-topic-arn".into(), arn.clone()]);
+    let mut daemon = Daemon::start(dir.path(), &args);
+    let a = burst(now_ms() - 1000, 150, 6, "quinn", "203.0.113.31", "disk");
+    rt.block_on(put(&logs, &group, "s1", &a));
+    let first = replay(dir.path(), &sorted_lines(&a));
+    assert_eq!(wait_closed(&output, 1, Duration::from_secs(60)).len(), 1, "log:\n{}", daemon_log(dir.path()));
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&first), dir.path());
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The disk fills up; meanwhile a second attack arrives. Each save frees the checkpoint before the
+    // previous one (`state.prev.json` is replaced), so on a full disk a checkpoint that does not grow
+    // past its pages can still be written in their place: the test keeps both current files linked, as
+    // when other writers take whatever is freed, so the next save finds no space at all.
+    std::fs::hard_link(state.join("state.json"), state.join("held-state")).unwrap();
+    std::fs::hard_link(state.join("state.prev.json"), state.join("held-prev")).unwrap();
+    fill(&state.join("filler"));
+    let b = burst(now_ms() - 1000, 150, 9, "rupert", "203.0.113.32", "disk");
+    rt.block_on(put(&logs, &group, "s1", &b));
+    // The next checkpoint (at once for a finding, else within 5 s as the watermark moves) fails.
+    let exited = wait_until(Duration::from_secs(30), || daemon.child.try_wait().unwrap().is_some());
+    let log = daemon_log(dir.path());
+    assert!(exited, "the daemon kept running on a full state disk; log:\n{log}");
+    let status = daemon.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "a full disk is a fatal error, not a clean stop");
+    assert!(
+        log.contains("cannot save the checkpoint") && log.contains("state.json") && log.contains("No space left on device"),
+        "the reason names the checkpoint and the error:\n{log}"
+    );
+    assert!(!state.join("state.json.tmp").exists(), "a partial temp file is left on the full disk");
+    drop(daemon);
+
+    // Space again: the restart resumes from the last good checkpoint, nothing lost or doubled.
+    for f in ["filler", "held-state", "held-prev"] {
+        std::fs::remove_file(state.join(f)).unwrap();
+    }
+    let daemon = Daemon::start(dir.path(), &args);
+    let all = [a, b].concat();
+    let replayed = replay(dir.path(), &sorted_lines(&all));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 2);
+    // 90 s: in one run of the whole suite on the shared 2-core machine this assertion failed once, the run
+    // taking 20 s longer than usual (likely load, not pinned down; four later runs passed).
+    let got = wait_closed(&output, want.len(), Duration::from_secs(90));
+    assert_same_findings(&got, &want, dir.path());
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(closed(&read_jsonl(&output)).len(), 2, "a finding was written twice");
+    assert_eq!(sns_sent(&endpoint, &arn).len(), expected_notifications(&replayed).len(), "a notification was sent twice");
+    daemon.terminate();
+    let log = daemon_log(dir.path());
+    assert_eq!(log.lines().filter(|l| l.contains("monitor starting") && l.contains("true")).count(), 1, "{log}");
 }

@@ -105,6 +105,8 @@ pub struct MonitorConfig {
     pub format: FormatHint,
     /// Time the publisher gets at shutdown to empty the spool.
     pub drain: Duration,
+    /// One attempt of an AWS request, end to end (`--request-timeout`); see [`timeouts`].
+    pub request_timeout: Duration,
 }
 
 /// What a monitor run did, returned at shutdown.
@@ -144,9 +146,29 @@ struct Monitor {
     largest_window: Span,
 }
 
+/// TCP (and TLS) connect: an AWS endpoint answers in milliseconds; beyond this the address is unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every call with all the SDK's own retries, as a multiple of one attempt: the SDK retries 3 times, so a
+/// call that keeps stalling gives up and is retried by the caller's back-off (which logs and reports it).
+pub const OPERATION_ATTEMPTS: u32 = 3;
+
+/// The SDK timeouts. Without them a request whose connection stays open but never answers (a stalled
+/// proxy, a half-dead NAT entry) waits forever: the log group is never read again, or the publisher stops
+/// delivering, and shutdown hangs on it. With them the call fails as a timeout, a transient error, and is
+/// retried with back-off.
+pub fn timeouts(request_timeout: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
+        // Silence while reading an answer: as long as one attempt, so a slow big page is not cut short.
+        .read_timeout(request_timeout)
+        .operation_attempt_timeout(request_timeout)
+        .operation_timeout(request_timeout * OPERATION_ATTEMPTS + Duration::from_secs(5))
+        .build()
+}
+
 /// Builds the AWS configuration from the standard chain plus `--region`, `--profile`, `--endpoint-url`.
 async fn aws_config(cfg: &MonitorConfig) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts(cfg.request_timeout));
     if let Some(r) = &cfg.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
     }

@@ -225,16 +225,21 @@ fn read_framed(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
 }
 
 fn write_framed(path: &Path, body: &[u8]) -> Result<(), StateError> {
-    let io_err = |source| StateError::Io { path: path.to_path_buf(), source };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp).map_err(io_err)?;
-    writeln!(f, "{MAGIC} crc32={:08x}", crc32fast::hash(body)).map_err(io_err)?;
-    f.write_all(body).map_err(io_err)?;
-    f.sync_all().map_err(io_err)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err)?;
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{MAGIC} crc32={:08x}", crc32fast::hash(body))?;
+        f.write_all(body)?;
+        f.sync_all()
+    };
+    if let Err(source) = write() {
+        // A full disk: do not leave a partial temp file holding the space the next attempt needs.
+        let _ = fs::remove_file(&tmp);
+        return Err(StateError::Io { path: tmp, source });
+    }
+    fs::rename(&tmp, path).map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();

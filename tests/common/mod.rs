@@ -319,9 +319,18 @@ pub const PASS: u8 = 0;
 pub const THROTTLE: u8 = 1;
 /// Answer HTTP 503.
 pub const UNAVAILABLE: u8 = 2;
+/// Read the request, never answer it; the connection stays open (10 minutes), as behind a dead NAT entry.
+pub const STALL: u8 = 3;
+/// Read the request, then reset the connection (RST) without answering; nothing reaches the emulator.
+pub const RESET: u8 = 4;
+/// Forward the request, send the first half of the emulator's answer, then reset the connection.
+pub const RESET_MID: u8 = 5;
+/// Answer HTTP 500 (`InternalFailure`) or 503 (`ServiceUnavailableException`), alternately, with an AWS
+/// JSON error body, as CloudWatch Logs does under a server-side burst.
+pub const SERVER_ERROR: u8 = 6;
 
-/// A loopback HTTP proxy in front of the emulator that can inject faults. `decide(request head)` picks
-/// PASS, THROTTLE or UNAVAILABLE for each request. Runs on its own thread's runtime until the process ends.
+/// A loopback HTTP proxy in front of the emulator that can inject faults. `decide(request head, mode,
+/// request number)` picks PASS or one of the faults above for each request. Runs on its own thread's runtime until the process ends.
 pub struct Proxy {
     pub addr: SocketAddr,
     pub faults: Arc<AtomicU64>,
@@ -417,20 +426,58 @@ async fn serve(
             );
             conn.write_all(resp.as_bytes()).await?;
         }
+        STALL => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            return Ok(());
+        }
+        RESET => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            conn.set_zero_linger()?;
+            return Ok(());
+        }
+        SERVER_ERROR => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            let (status, body) = if n % 2 == 0 {
+                ("500 Internal Server Error", r#"{"__type":"InternalFailure","message":"An internal error occurred"}"#)
+            } else {
+                ("503 Service Unavailable", r#"{"__type":"ServiceUnavailableException","message":"The service is unavailable"}"#)
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: fault\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(resp.as_bytes()).await?;
+        }
+        RESET_MID => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            let resp = forward(upstream, &head, &buf[head_end..]).await?;
+            conn.write_all(&resp[..resp.len() / 2]).await?;
+            conn.flush().await?;
+            conn.set_zero_linger()?;
+            return Ok(());
+        }
         _ => {
             passed.fetch_add(1, Ordering::Relaxed);
-            let mut up = tokio::net::TcpStream::connect(upstream).await?;
-            // One request per upstream connection: ask the emulator to close after answering.
-            let head = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
-            up.write_all(head.as_bytes()).await?;
-            up.write_all(&buf[head_end..]).await?;
-            let mut resp = Vec::new();
-            up.read_to_end(&mut resp).await?;
+            let resp = forward(upstream, &head, &buf[head_end..]).await?;
             conn.write_all(&resp).await?;
         }
     }
     conn.shutdown().await?;
     Ok(())
+}
+
+/// Sends one request to the emulator on a fresh connection and returns its whole answer.
+async fn forward(upstream: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut up = tokio::net::TcpStream::connect(upstream).await?;
+    // One request per upstream connection: ask the emulator to close after answering.
+    let head = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    up.write_all(head.as_bytes()).await?;
+    up.write_all(body).await?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp).await?;
+    Ok(resp)
 }
 
 /// Creates a log group, its streams, and an SNS topic in the emulator.
