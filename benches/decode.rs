@@ -28,9 +28,7 @@ fn lines(format: &str) -> Vec<String> {
 /// Decodes `record` and counts the events, so nothing is optimised away.
 fn decode(record: &[u8], origin: &Origin) -> usize {
     let mut n = 0;
-    decode_record(record, origin, FormatHint::Auto, &mut |d| {
-        n += usize::from(matches!(d, Decoded::Event(_)))
-    });
+    decode_record(record, origin, FormatHint::Auto, &mut |d| n += usize::from(matches!(d, Decoded::Event(_))));
     n
 }
 
@@ -74,17 +72,11 @@ fn bench_formats(c: &mut Criterion) {
     .expect("json");
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&payload).expect("gzip");
-    let subscription = base64::engine::general_purpose::STANDARD
-        .encode(gz.finish().expect("gzip"))
-        .into_bytes();
+    let subscription = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gzip")).into_bytes();
 
     g.throughput(Throughput::Elements(EVENTS_PER_DOCUMENT as u64));
-    g.bench_function("filter_log_events_document", |b| {
-        b.iter(|| decode(black_box(&filter_log_events), &origin))
-    });
-    g.bench_function("subscription_payload_base64_gzip", |b| {
-        b.iter(|| decode(black_box(&subscription), &origin))
-    });
+    g.bench_function("filter_log_events_document", |b| b.iter(|| decode(black_box(&filter_log_events), &origin)));
+    g.bench_function("subscription_payload_base64_gzip", |b| b.iter(|| decode(black_box(&subscription), &origin)));
     g.finish();
 }
 
@@ -93,11 +85,7 @@ fn bench_patterns(c: &mut Criterion) {
     let access = r#"127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534"#;
     let cases = [
         ("text", "Fail SignIn", cognito.as_slice()),
-        (
-            "json",
-            r#"{ $.message.eventType = "SignIn" && $.message.eventResponse = "Fail" }"#,
-            cognito.as_slice(),
-        ),
+        ("json", r#"{ $.message.eventType = "SignIn" && $.message.eventResponse = "Fail" }"#, cognito.as_slice()),
     ];
     let mut g = c.benchmark_group("pattern");
     g.throughput(Throughput::Elements(1));

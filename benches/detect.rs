@@ -88,13 +88,7 @@ fn bench_detectors(c: &mut Criterion) {
             let step = (spec.window.millis() / n as i64).max(1);
             let mut out = Vec::new();
             for i in 0..n {
-                observe(
-                    det.as_mut(),
-                    &mut feed,
-                    i,
-                    Timestamp(START.0 + i as i64 * step),
-                    &mut out,
-                );
+                observe(det.as_mut(), &mut feed, i, Timestamp(START.0 + i as i64 * step), &mut out);
             }
             let mut cursor = n;
             g.bench_function(spec.id.as_str(), |b| {
@@ -110,13 +104,7 @@ fn bench_detectors(c: &mut Criterion) {
 }
 
 fn entry(t: i64, aux: u64) -> Entry {
-    Entry {
-        time: Timestamp(t),
-        outcome: Outcome::Failure,
-        counted: true,
-        aux,
-        aux_name: Some("203.0.113.7".into()),
-    }
+    Entry { time: Timestamp(t), outcome: Outcome::Failure, counted: true, aux, aux_name: Some("203.0.113.7".into()) }
 }
 
 fn bench_windows(c: &mut Criterion) {
@@ -142,8 +130,7 @@ fn bench_windows(c: &mut Criterion) {
                 let mut s: KeyedState<KeyWindow> = KeyedState::new(keys * 2, Span::mins(15));
                 for i in 0..keys {
                     let h = s.hash(&format!("user{i}"));
-                    s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1))
-                        .push(entry(0, 0), 16);
+                    s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1)).push(entry(0, 0), 16);
                 }
                 s
             },

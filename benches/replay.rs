@@ -34,11 +34,7 @@ fn bench_replay(c: &mut Criterion) {
         };
         let mut on_rejection = |_: &authwatch::decode::Rejection| {};
         let mut on_progress = |_| {};
-        let hooks = ReplayHooks {
-            finding: &mut on_finding,
-            rejection: &mut on_rejection,
-            progress: &mut on_progress,
-        };
+        let hooks = ReplayHooks { finding: &mut on_finding, rejection: &mut on_rejection, progress: &mut on_progress };
         let report = if decode_only {
             replay::decode_only(&cfg, hooks)
         } else {

@@ -247,7 +247,11 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
     let allowed_delay = duration_arg("--allowed-delay", &a.allowed_delay)?;
     let overlap = duration_arg("--overlap", &a.overlap)?;
     if overlap < allowed_delay {
-        bail!("--overlap ({}) must be at least --allowed-delay ({}): late events would be missed", a.overlap, a.allowed_delay);
+        bail!(
+            "--overlap ({}) must be at least --allowed-delay ({}): late events would be missed",
+            a.overlap,
+            a.allowed_delay
+        );
     }
     let poll = duration_arg("--poll-interval", &a.poll_interval)?;
     if poll.0 < 100 {
@@ -385,7 +389,8 @@ pub fn load_specs(filters: Option<&PathBuf>) -> anyhow::Result<SpecSet> {
 pub const DEFAULT_LATENESS: &str = "60s";
 
 pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
-    let lateness = Span::parse(a.lateness.as_deref().unwrap_or(DEFAULT_LATENESS)).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
+    let lateness = Span::parse(a.lateness.as_deref().unwrap_or(DEFAULT_LATENESS))
+        .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
     if a.ipv6_prefix == 0 || a.ipv6_prefix > 128 {
         bail!("--ipv6-prefix must be between 1 and 128, not {}", a.ipv6_prefix);
     }
@@ -407,9 +412,9 @@ pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
 
 /// Parses `--since`/`--until`: RFC 3339 or a plain date (midnight UTC).
 pub fn parse_time_arg(flag: &str, s: &str) -> anyhow::Result<Timestamp> {
-    let t = Timestamp::parse_rfc3339(s)
-        .or_else(|| Timestamp::parse_rfc3339(&format!("{s}T00:00:00Z")))
-        .with_context(|| format!("{flag}: '{s}' is not an RFC 3339 time (2026-03-02T12:00:00Z) or a date (2026-03-02)"))?;
+    let t = Timestamp::parse_rfc3339(s).or_else(|| Timestamp::parse_rfc3339(&format!("{s}T00:00:00Z"))).with_context(
+        || format!("{flag}: '{s}' is not an RFC 3339 time (2026-03-02T12:00:00Z) or a date (2026-03-02)"),
+    )?;
     Ok(t)
 }
 
@@ -434,9 +439,7 @@ pub fn replay_config(a: &ReplayArgs) -> anyhow::Result<ReplayConfig> {
 }
 
 pub fn threads(requested: Option<usize>) -> usize {
-    requested
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
-        .clamp(1, 256)
+    requested.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).clamp(1, 256)
 }
 
 /// Whether to draw progress on standard error.

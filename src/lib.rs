@@ -6,21 +6,21 @@
 //! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files;
 //! `cloudwatch` turns the specs into metric filters and alarms, and `pattern` evaluates filter patterns.
 
+pub mod cli;
 pub mod cloudwatch;
+pub mod cmd;
 pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod finding;
 pub mod geo;
+pub mod monitor;
 pub mod pattern;
+pub mod replay;
+pub mod sanitize;
+pub mod score;
+pub mod simulate;
+pub mod sink;
 pub mod source;
 pub mod spec;
 pub mod time;
-pub mod cli;
-pub mod replay;
-pub mod monitor;
-pub mod sanitize;
-pub mod simulate;
-pub mod sink;
-pub mod cmd;
-pub mod score;

@@ -252,11 +252,8 @@ pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint
     if inputs.len() < 2 {
         return inputs.into_iter().map(|i| (Some(Timestamp(i64::MIN)), i)).collect();
     }
-    let mut keyed: Vec<(Option<Timestamp>, usize, Input)> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, input)| (first_event_time(&input, limits, hint), i, input))
-        .collect();
+    let mut keyed: Vec<(Option<Timestamp>, usize, Input)> =
+        inputs.into_iter().enumerate().map(|(i, input)| (first_event_time(&input, limits, hint), i, input)).collect();
     // Inputs with no readable event keep their place relative to each other, after the timed ones.
     keyed.sort_by(|a, b| match (a.0, b.0) {
         (Some(x), Some(y)) => x.cmp(&y).then(a.1.cmp(&b.1)),
@@ -507,7 +504,10 @@ impl Merger {
             asked = false;
             for &i in &active {
                 let s = &self.streams[i];
-                if s.at_eof || s.outstanding >= share || s.queue.len() + s.early.len() * BATCH_RECORDS > share * BATCH_RECORDS {
+                if s.at_eof
+                    || s.outstanding >= share
+                    || s.queue.len() + s.early.len() * BATCH_RECORDS > share * BATCH_RECORDS
+                {
                     continue;
                 }
                 if self.outstanding >= self.in_flight {
@@ -588,7 +588,16 @@ impl<'c, 'h> Feed<'c, 'h> {
         bytes_read: &'c AtomicU64,
         bytes_total: u64,
     ) -> Feed<'c, 'h> {
-        Feed { cfg, engine, report, hooks, findings: Vec::new(), bytes_read, bytes_total, last_progress: Instant::now() }
+        Feed {
+            cfg,
+            engine,
+            report,
+            hooks,
+            findings: Vec::new(),
+            bytes_read,
+            bytes_total,
+            last_progress: Instant::now(),
+        }
     }
 
     fn item(&mut self, d: Decoded) -> io::Result<()> {

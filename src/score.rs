@@ -37,7 +37,8 @@ fn belongs(f: &Finding, a: &Attack) -> bool {
     let key_match = f.ip.as_deref().is_some_and(|ip| a.ips.iter().any(|x| x == ip))
         || f.user.as_deref().is_some_and(|u| a.users.iter().any(|x| x == u))
         || f.user_sub.as_deref().is_some_and(|u| a.users.iter().any(|x| x == u));
-    let overlaps = f.first_seen <= a.end.saturating_add(MATCH_SLACK) && f.last_seen >= a.start.saturating_sub(MATCH_SLACK);
+    let overlaps =
+        f.first_seen <= a.end.saturating_add(MATCH_SLACK) && f.last_seen >= a.start.saturating_sub(MATCH_SLACK);
     key_match && overlaps
 }
 
@@ -46,8 +47,7 @@ pub fn score(truth: &[Attack], findings: &[Finding]) -> Score {
     let mut s = Score::default();
     for a in truth {
         let detected: BTreeSet<&str> = findings.iter().filter(|f| belongs(f, a)).map(|f| f.detector).collect();
-        let missing: Vec<String> =
-            a.detectors.iter().filter(|d| !detected.contains(d.as_str())).cloned().collect();
+        let missing: Vec<String> = a.detectors.iter().filter(|d| !detected.contains(d.as_str())).cloned().collect();
         if missing.is_empty() {
             s.found.push((a.id.clone(), detected.iter().map(|d| d.to_string()).collect()));
         } else {

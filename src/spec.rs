@@ -198,10 +198,11 @@ pub struct TravelSeverityStep {
 impl TravelSeverityStep {
     /// "high at ≥ 5000 km/h and ≥ 5000 km", for the README table.
     pub fn describe(&self) -> String {
-        let bounds: Vec<String> = [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
-            .into_iter()
-            .flatten()
-            .collect();
+        let bounds: Vec<String> =
+            [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
+                .into_iter()
+                .flatten()
+                .collect();
         format!("{} at {}", self.severity, bounds.join(" and "))
     }
 
@@ -246,9 +247,7 @@ impl AllowList {
         if let Ok(n) = s.parse::<IpNet>() {
             return Ok(n.trunc());
         }
-        s.parse::<std::net::IpAddr>()
-            .map(IpNet::from)
-            .map_err(|_| format!("'{s}' is not an IP address or CIDR block"))
+        s.parse::<std::net::IpAddr>().map(IpNet::from).map_err(|_| format!("'{s}' is not an IP address or CIDR block"))
     }
 }
 
@@ -405,7 +404,8 @@ impl SpecSet {
             if let Params::ImpossibleTravel(p) = &s.params {
                 esc.extend(p.severity_steps.iter().map(TravelSeverityStep::describe));
             }
-            let sev = if esc.is_empty() { s.severity.to_string() } else { format!("{} ({})", s.severity, esc.join(", ")) };
+            let sev =
+                if esc.is_empty() { s.severity.to_string() } else { format!("{} ({})", s.severity, esc.join(", ")) };
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.as_str()).collect();
             let outcomes: Vec<&str> = s.outcomes.iter().map(|o| o.as_str()).collect();
             out.push_str(&format!(
@@ -636,10 +636,14 @@ fn check_key(detector: DetectorKind, key: KeyKind) -> Result<(), String> {
 /// What `impossible_travel` needs of the rest of its spec: it fires on one hop between two successes.
 fn check_travel(p: &TravelParams, threshold: u64, severity: Severity, outcomes: &[String]) -> Result<(), String> {
     if threshold != 1 {
-        return Err(format!("detector impossible_travel fires on a single impossible hop: threshold must be 1, not {threshold}"));
+        return Err(format!(
+            "detector impossible_travel fires on a single impossible hop: threshold must be 1, not {threshold}"
+        ));
     }
     if outcomes.iter().any(|o| o != "success") {
-        return Err("detector impossible_travel compares successful sign-ins: match.outcomes must be [\"success\"]".into());
+        return Err(
+            "detector impossible_travel compares successful sign-ins: match.outcomes must be [\"success\"]".into()
+        );
     }
     for (i, step) in p.severity_steps.iter().enumerate() {
         if step.severity <= severity {

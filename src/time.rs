@@ -31,9 +31,7 @@ impl Timestamp {
     }
 
     pub fn now() -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
 
@@ -53,8 +51,7 @@ impl Timestamp {
     /// fraction and numeric offset.
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         let b = s.as_bytes();
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-        {
+        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
             return None;
         }
         if b[13] != b':' || b[16] != b':' {
@@ -84,7 +81,11 @@ impl Timestamp {
             b"Z" | b"z" => 0,
             [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
                 let v = digits(&[*h1, *h2])? * 60 + digits(&[*m1, *m2])?;
-                if *sign == b'-' { -v } else { v }
+                if *sign == b'-' {
+                    -v
+                } else {
+                    v
+                }
             }
             _ => return None,
         };
@@ -170,13 +171,7 @@ impl fmt::Display for Timestamp {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
     }
 }
 
@@ -348,10 +343,7 @@ mod tests {
     fn parses_cloudtrail_and_offsets() {
         assert_eq!(Timestamp::parse_rfc3339("2026-03-02T12:27:41Z"), Some(Timestamp(1_772_454_461_000)));
         assert_eq!(Timestamp::parse_rfc3339("2026-03-02T12:27:41.737Z"), Some(Timestamp(1_772_454_461_737)));
-        assert_eq!(
-            Timestamp::parse_rfc3339("2026-03-02T13:27:41+01:00"),
-            Some(Timestamp(1_772_454_461_000))
-        );
+        assert_eq!(Timestamp::parse_rfc3339("2026-03-02T13:27:41+01:00"), Some(Timestamp(1_772_454_461_000)));
         assert_eq!(Timestamp::parse_rfc3339("2026-02-30T12:27:41Z"), None);
         assert_eq!(Timestamp::parse_rfc3339("2026-03-02"), None);
         assert_eq!(Timestamp::parse_rfc3339("2026-03-02T12:27:41"), None);
@@ -365,7 +357,10 @@ mod tests {
         assert_eq!(Timestamp::parse_java_date("Wed Foo 17 17:25:55 UTC 2024"), None);
         assert_eq!(t.to_java_date(), "Wed Jul 17 17:25:55 UTC 2024");
         assert_eq!(Timestamp(0).to_java_date(), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(Timestamp::parse_java_date("Mon Mar 02 12:27:41 UTC 2026").unwrap().to_java_date(), "Mon Mar 02 12:27:41 UTC 2026");
+        assert_eq!(
+            Timestamp::parse_java_date("Mon Mar 02 12:27:41 UTC 2026").unwrap().to_java_date(),
+            "Mon Mar 02 12:27:41 UTC 2026"
+        );
     }
 
     #[test]

@@ -341,7 +341,11 @@ fn a_300_mb_line_is_rejected_without_being_read_into_memory() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(rejected_count(&stderr), Some(1), "{stderr}");
-    let want = format!("{}:2: line is {} bytes, over the limit of 1048576 (--max-line-bytes)", path.display(), HUGE_LINE_BYTES + 3);
+    let want = format!(
+        "{}:2: line is {} bytes, over the limit of 1048576 (--max-line-bytes)",
+        path.display(),
+        HUGE_LINE_BYTES + 3
+    );
     assert!(stderr.contains(&want), "no '{want}' in:\n{stderr}");
     assert_eq!(decoded_count(&stderr), Some(13), "{stderr}");
     assert!(finds_victim_burst(&stdout), "{stdout}");
@@ -374,7 +378,11 @@ fn a_huge_first_line_read_as_a_document_stops_at_the_document_limit() {
 fn document_limit_below_line_limit_is_refused() {
     let out = replay(&["--max-line-bytes", "4096", "--max-document-bytes", "2048", "/dev/null"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--max-document-bytes must be at least --max-line-bytes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--max-document-bytes must be at least --max-line-bytes"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -23,10 +23,7 @@ fn messages() -> Vec<(String, String)> {
     let paths: Vec<PathBuf> = CORPORA.iter().map(PathBuf::from).collect();
     let inputs = expand_inputs(&paths).expect("corpora exist");
     let mut out = Vec::new();
-    for input in inputs
-        .iter()
-        .filter(|i| !i.display_name().ends_with(".expected"))
-    {
+    for input in inputs.iter().filter(|i| !i.display_name().ends_with(".expected")) {
         let mut reader = RecordReader::open(input, Limits::default()).expect("open corpus file");
         let mut items = Vec::new();
         loop {
@@ -70,8 +67,7 @@ fn messages() -> Vec<(String, String)> {
 fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
     let same_format = matches!(
         (format, ev.format),
-        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity)
-            | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
+        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity) | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
     );
     let risky = match &spec.params {
         Params::CognitoRisk(p) => {
@@ -81,11 +77,7 @@ fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
                     .decision
                     .as_deref()
                     .is_some_and(|d| p.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)))
-                || ev
-                    .risk
-                    .level
-                    .as_deref()
-                    .is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+                || ev.risk.level.as_deref().is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
         }
         _ => true,
     };
@@ -96,11 +88,7 @@ fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
 fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
     let specs = SpecSet::builtin();
     let messages = messages();
-    assert!(
-        messages.len() > 40,
-        "the corpora hold {} messages",
-        messages.len()
-    );
+    assert!(messages.len() > 40, "the corpora hold {} messages", messages.len());
     let mut mismatches = Vec::new();
     let mut checked = 0;
     for spec in specs.specs.iter().filter(|s| s.cloudwatch.is_some()) {
@@ -131,27 +119,13 @@ fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
                         spec.id,
                         format.as_str(),
                         if actual { "matches" } else { "does not match" },
-                        if expected {
-                            "counts it"
-                        } else {
-                            "does not count it"
-                        }
+                        if expected { "counts it" } else { "does not count it" }
                     ));
                 }
             }
-            assert!(
-                selected > 0,
-                "{} {}: the corpora hold no event it counts",
-                spec.id,
-                format.as_str()
-            );
+            assert!(selected > 0, "{} {}: the corpora hold no event it counts", spec.id, format.as_str());
         }
     }
     assert!(checked > 0);
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }

@@ -53,11 +53,20 @@ fn the_base_case_is_valid_and_the_section_is_optional() {
 fn every_limit_is_enforced_with_file_and_key_in_the_error() {
     let long = format!("{{ $.a = \"{}\" }}", "x".repeat(1100));
     let cases: Vec<(String, &str)> = vec![
-        (BASE.replace("period = 300", "period = 45"), "cloudwatch.alarm.period: 45 s; AWS allows 10, 20, 30 or a multiple of 60"),
+        (
+            BASE.replace("period = 300", "period = 45"),
+            "cloudwatch.alarm.period: 45 s; AWS allows 10, 20, 30 or a multiple of 60",
+        ),
         (BASE.replace("period = 300", "period = 90"), "cloudwatch.alarm.period"),
-        (BASE.replace("datapoints_to_alarm = 1", "datapoints_to_alarm = 2"), "cloudwatch.alarm.datapoints_to_alarm: 2 must be 1 to evaluation_periods (1)"),
+        (
+            BASE.replace("datapoints_to_alarm = 1", "datapoints_to_alarm = 2"),
+            "cloudwatch.alarm.datapoints_to_alarm: 2 must be 1 to evaluation_periods (1)",
+        ),
         (BASE.replace("evaluation_periods = 1", "evaluation_periods = 0"), "cloudwatch.alarm.evaluation_periods"),
-        (BASE.replace("evaluation_periods = 1", "evaluation_periods = 300"), "period × evaluation_periods is over AWS's 86400 s"),
+        (
+            BASE.replace("evaluation_periods = 1", "evaluation_periods = 300"),
+            "period × evaluation_periods is over AWS's 86400 s",
+        ),
         (BASE.replace("statistic = \"Sum\"", "statistic = \"p99\""), "cloudwatch.alarm.statistic: 'p99' is not one of"),
         (BASE.replace("\"GreaterThanOrEqualToThreshold\"", "\"GreaterThan\""), "cloudwatch.alarm.comparison"),
         (BASE.replace("\"notBreaching\"", "\"NotBreaching\""), "cloudwatch.alarm.treat_missing_data"),
@@ -65,19 +74,46 @@ fn every_limit_is_enforced_with_file_and_key_in_the_error() {
         (BASE.replace("value = \"1\"", "value = \"one\""), "cloudwatch.value"),
         (BASE.replace("metric_name = \"FailedSignIns\"", "metric_name = \"Failed:SignIns\""), "cloudwatch.metric_name"),
         (BASE.replace("metric_name = \"FailedSignIns\"", "metric_name = \"Failed*\""), "cloudwatch.metric_name"),
-        (BASE.replace("namespace = \"Authwatch\"", "namespace = \"AWS/Logs\""), "cloudwatch.namespace: 'AWS/Logs': namespaces starting with AWS/ are reserved"),
+        (
+            BASE.replace("namespace = \"Authwatch\"", "namespace = \"AWS/Logs\""),
+            "cloudwatch.namespace: 'AWS/Logs': namespaces starting with AWS/ are reserved",
+        ),
         (BASE.replace("namespace = \"Authwatch\"", "namespace = \"a\\\"b\""), "cloudwatch.namespace"),
-        (BASE.replace("{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }", "{ $.a = }"), "cloudwatch.pattern.cognito: at column"),
-        (BASE.replace("{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }", &long), "cloudwatch.pattern.cognito: at column 1025: pattern is 1112 characters long"),
-        (BASE.replace("{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }", "{ $.a = %a% || $.b = %b% || $.c = %c% }"), "cloudwatch.pattern.cognito"),
+        (
+            BASE.replace("{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }", "{ $.a = }"),
+            "cloudwatch.pattern.cognito: at column",
+        ),
+        (
+            BASE.replace("{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }", &long),
+            "cloudwatch.pattern.cognito: at column 1025: pattern is 1112 characters long",
+        ),
+        (
+            BASE.replace(
+                "{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }",
+                "{ $.a = %a% || $.b = %b% || $.c = %c% }",
+            ),
+            "cloudwatch.pattern.cognito",
+        ),
         (BASE.replace("[cloudwatch.pattern]\ncognito", "[cloudwatch.pattern]\nsyslog"), "unknown field `syslog`"),
         (BASE.replace("unit = \"Count\"", "unit = \"Count\"\ncolour = \"red\""), "unknown field `colour`"),
-        (BASE.replace("default_value = 0", "default_value = 0\ndimensions = { Type = \"$.message.eventType\" }"), "cloudwatch.default_value: AWS does not allow a default value together with dimensions"),
-        (BASE.replace("default_value = 0", "dimensions = { Ip = \"$.message.ipAddress\" }"), "cloudwatch.dimensions: Ip: '$.message.ipAddress' is a user or an address; never a dimension"),
+        (
+            BASE.replace("default_value = 0", "default_value = 0\ndimensions = { Type = \"$.message.eventType\" }"),
+            "cloudwatch.default_value: AWS does not allow a default value together with dimensions",
+        ),
+        (
+            BASE.replace("default_value = 0", "dimensions = { Ip = \"$.message.ipAddress\" }"),
+            "cloudwatch.dimensions: Ip: '$.message.ipAddress' is a user or an address; never a dimension",
+        ),
         (BASE.replace("default_value = 0", "dimensions = { Who = \"$.message.userName\" }"), "never a dimension"),
-        (BASE.replace("default_value = 0", "dimensions = { A = \"$.a\", B = \"$.b\", C = \"$.c\", D = \"$.d\" }"), "4 dimensions; AWS allows at most 3"),
+        (
+            BASE.replace("default_value = 0", "dimensions = { A = \"$.a\", B = \"$.b\", C = \"$.c\", D = \"$.d\" }"),
+            "4 dimensions; AWS allows at most 3",
+        ),
         (BASE.replace("cognito = '", "cloudtrail = '"), ""),
-        (BASE.replace("cognito = '{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }'", ""), "cloudwatch.pattern: give at least one of `cognito` and `cloudtrail`"),
+        (
+            BASE.replace("cognito = '{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }'", ""),
+            "cloudwatch.pattern: give at least one of `cognito` and `cloudtrail`",
+        ),
     ];
     for (text, want) in cases {
         let err = error_of(&text);
@@ -85,29 +121,19 @@ fn every_limit_is_enforced_with_file_and_key_in_the_error() {
             assert_eq!(err, "", "expected valid:\n{text}");
             continue;
         }
-        assert!(
-            err.starts_with("filters/x.toml: "),
-            "no file name in {err:?}"
-        );
+        assert!(err.starts_with("filters/x.toml: "), "no file name in {err:?}");
         assert!(err.contains(want), "want {want:?} in {err:?}");
     }
 }
 
 #[test]
 fn specs_sharing_a_metric_must_share_its_filter() {
-    let other = BASE
-        .replace("id = \"x\"", "id = \"y\"")
-        .replace("eventResponse = \"Fail\"", "eventResponse = \"Pass\"");
-    let err = parse_set(&[("filters/x.toml", BASE), ("filters/y.toml", &other)])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("cloudwatch.metric_name: 'FailedSignIns' is also defined by"),
-        "{err}"
-    );
-    let same = BASE
-        .replace("id = \"x\"", "id = \"y\"")
-        .replace("threshold = 10\ncomparison", "threshold = 99\ncomparison");
+    let other =
+        BASE.replace("id = \"x\"", "id = \"y\"").replace("eventResponse = \"Fail\"", "eventResponse = \"Pass\"");
+    let err = parse_set(&[("filters/x.toml", BASE), ("filters/y.toml", &other)]).unwrap_err().to_string();
+    assert!(err.contains("cloudwatch.metric_name: 'FailedSignIns' is also defined by"), "{err}");
+    let same =
+        BASE.replace("id = \"x\"", "id = \"y\"").replace("threshold = 10\ncomparison", "threshold = 99\ncomparison");
     assert!(parse_set(&[("filters/x.toml", BASE), ("filters/y.toml", &same)]).is_ok());
 }
 
@@ -121,9 +147,6 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     }
     let table = set.markdown_table();
     assert!(table.contains("| CloudWatch alarm |"), "{table}");
-    assert!(
-        table.contains("`FailedSignIns` Sum >= 10 per 300 s (1 of 1); cognito, cloudtrail"),
-        "{table}"
-    );
+    assert!(table.contains("`FailedSignIns` Sum >= 10 per 300 s (1 of 1); cognito, cloudtrail"), "{table}");
     assert!(table.contains("none (no aggregate form)"), "{table}");
 }

@@ -33,15 +33,10 @@ fn python() -> String {
 
 /// Whether a Python module is importable; fails under AUTHWATCH_REQUIRE_EMULATOR=1 when it is not.
 fn has_module(module: &str) -> bool {
-    let ok = Command::new(python())
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok =
+        Command::new(python()).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(
-            !required(),
-            "python module {module} is missing (pip install -r scripts/test-requirements.txt)"
-        );
+        assert!(!required(), "python module {module} is missing (pip install -r scripts/test-requirements.txt)");
         eprintln!("skipped: python module {module} is missing");
     }
     ok
@@ -50,11 +45,7 @@ fn has_module(module: &str) -> bool {
 /// A name unique to this test run and call: tests run in parallel against one emulator.
 fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "aw-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("aw-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -106,16 +97,10 @@ fn cli_json_passes_botocore_validation_for_both_formats() {
     for format in ["cognito", "cloudtrail"] {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), &[], "/aws/cognito/userpool", format);
-        let mut files: Vec<_> = std::fs::read_dir(dir.path().join("cli"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut files: Vec<_> = std::fs::read_dir(dir.path().join("cli")).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
         assert!(files.len() >= 4, "{files:?}");
-        let out = run(Command::new(python())
-            .arg("-c")
-            .arg(BOTOCORE_CHECK)
-            .args(&files));
+        let out = run(Command::new(python()).arg("-c").arg(BOTOCORE_CHECK).args(&files));
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
     }
 }
@@ -128,12 +113,11 @@ fn cloudformation_passes_cfn_lint() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), &[], "/aws/cognito/userpool", "cognito");
     for file in ["cloudformation.json", "cloudformation.yaml"] {
-        run(Command::new("cfn-lint")
-            .arg("--")
-            .arg(dir.path().join(file)));
+        run(Command::new("cfn-lint").arg("--").arg(dir.path().join(file)));
     }
     // The YAML and the JSON template say the same thing.
-    let check = "import json,sys,yaml; a=json.load(open(sys.argv[1])); b=yaml.safe_load(open(sys.argv[2])); assert a==b, (a,b)";
+    let check =
+        "import json,sys,yaml; a=json.load(open(sys.argv[1])); b=yaml.safe_load(open(sys.argv[2])); assert a==b, (a,b)";
     if has_module("yaml") {
         run(Command::new(python())
             .args(["-c", check])
@@ -161,9 +145,7 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
     }
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), &[], "/aws/cloudtrail/mgmt", "cloudtrail");
-    let out = run(Command::new(python())
-        .args(["-c", HCL_CHECK])
-        .arg(dir.path().join("authwatch.tf")));
+    let out = run(Command::new(python()).args(["-c", HCL_CHECK]).arg(dir.path().join("authwatch.tf")));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let filters = doc["aws_cloudwatch_log_metric_filter"].as_array().unwrap();
     let alarms = doc["aws_cloudwatch_metric_alarm"].as_array().unwrap();
@@ -177,19 +159,9 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
     }
     // The pattern survives HCL quoting byte for byte.
     let specs = authwatch::spec::SpecSet::builtin();
-    let want = specs
-        .get("failed_login_burst_user")
-        .unwrap()
-        .cloudwatch
-        .as_ref()
-        .unwrap();
-    let want = want
-        .pattern(authwatch::cloudwatch::CwLogFormat::CloudTrail)
-        .unwrap();
-    assert!(
-        filters.iter().any(|f| strip(&f["pattern"]) == want),
-        "{filters:?}"
-    );
+    let want = specs.get("failed_login_burst_user").unwrap().cloudwatch.as_ref().unwrap();
+    let want = want.pattern(authwatch::cloudwatch::CwLogFormat::CloudTrail).unwrap();
+    assert!(filters.iter().any(|f| strip(&f["pattern"]) == want), "{filters:?}");
     for a in alarms {
         for key in [
             "alarm_name",
@@ -211,14 +183,8 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
 /// python-hcl2 keeps the quotes of string literals; older versions do not.
 fn strip(v: &serde_json::Value) -> String {
     let s = v.as_str().unwrap_or_default();
-    let s = s
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(s);
-    s.replace("\\\\", "\\")
-        .replace("\\\"", "\"")
-        .replace("$${", "${")
-        .replace("%%{", "%{")
+    let s = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s);
+    s.replace("\\\\", "\\").replace("\\\"", "\"").replace("$${", "${").replace("%%{", "%{")
 }
 
 #[test]
@@ -228,22 +194,11 @@ fn hostile_values_are_rejected_before_anything_is_written() {
         ("--log-group", "lg${file(\"/etc/passwd\")}"),
         ("--namespace", "ns\"\nFoo: !Sub x"),
         ("--namespace", "a%{if true}b"),
-        (
-            "--sns-topic-arn",
-            "arn:aws:sns:us-east-1:123456789012:t\"] }",
-        ),
+        ("--sns-topic-arn", "arn:aws:sns:us-east-1:123456789012:t\"] }"),
         ("--name-prefix", "p:*"),
     ] {
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "filters",
-            "--log-group",
-            "/ok",
-            "--log-format",
-            "cognito",
-            "--output-format",
-            "terraform",
-        ]);
+        cmd.args(["filters", "--log-group", "/ok", "--log-format", "cognito", "--output-format", "terraform"]);
         cmd.args([flag, value]);
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag} {value:?} was accepted");
@@ -286,52 +241,28 @@ comparison = "GreaterThanOrEqualToThreshold"
 "#;
     std::fs::write(specs.join("hostile.toml"), spec).unwrap();
     let out = dir.path().join("out");
-    generate(
-        &out,
-        &["--filters", specs.to_str().unwrap()],
-        "/lg",
-        "cognito",
-    );
+    generate(&out, &["--filters", specs.to_str().unwrap()], "/lg", "cognito");
     let template: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("cloudformation.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("cloudformation.json")).unwrap()).unwrap();
     let resources = template["Resources"].as_object().unwrap();
     assert_eq!(resources.len(), 2, "{resources:?}");
     let tf = std::fs::read_to_string(out.join("authwatch.tf")).unwrap();
     // Every template opener is doubled, so Terraform reads it as text.
     for opener in ["${", "%{"] {
-        let doubled = tf
-            .match_indices(opener)
-            .all(|(i, _)| i > 0 && tf.as_bytes()[i - 1] == opener.as_bytes()[0]);
+        let doubled = tf.match_indices(opener).all(|(i, _)| i > 0 && tf.as_bytes()[i - 1] == opener.as_bytes()[0]);
         assert!(doubled, "a bare {opener} in:\n{tf}");
     }
-    assert!(
-        tf.contains("$${jndi}") && tf.contains("%%{ if true }"),
-        "{tf}"
-    );
+    assert!(tf.contains("$${jndi}") && tf.contains("%%{ if true }"), "{tf}");
     if has_module("hcl2") {
-        let parsed = run(Command::new(python())
-            .args(["-c", HCL_CHECK])
-            .arg(out.join("authwatch.tf")));
+        let parsed = run(Command::new(python()).args(["-c", HCL_CHECK]).arg(out.join("authwatch.tf")));
         let doc: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
-        assert_eq!(
-            doc["aws_cloudwatch_log_metric_filter"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            doc["aws_cloudwatch_metric_alarm"].as_array().unwrap().len(),
-            1
-        );
+        assert_eq!(doc["aws_cloudwatch_log_metric_filter"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["aws_cloudwatch_metric_alarm"].as_array().unwrap().len(), 1);
         let pattern = strip(&doc["aws_cloudwatch_log_metric_filter"][0]["pattern"]);
         assert_eq!(pattern, r#"{ $.message.userName = "a\"b${x}%{y}\\z" }"#);
     }
     if has_module("cfnlint") {
-        run(Command::new("cfn-lint")
-            .arg("--")
-            .arg(out.join("cloudformation.yaml")));
+        run(Command::new("cfn-lint").arg("--").arg(out.join("cloudformation.yaml")));
     }
     if has_module("yaml") {
         let check = "import json,sys,yaml; a=json.load(open(sys.argv[1])); b=yaml.safe_load(open(sys.argv[2])); assert a==b, (a,b)";
@@ -357,10 +288,7 @@ fn output_is_byte_identical_across_runs() {
                 if e.is_dir() {
                     stack.push(e);
                 } else {
-                    files.push((
-                        e.strip_prefix(d).unwrap().to_path_buf(),
-                        std::fs::read(&e).unwrap(),
-                    ));
+                    files.push((e.strip_prefix(d).unwrap().to_path_buf(), std::fs::read(&e).unwrap()));
                 }
             }
         }
@@ -375,38 +303,17 @@ fn output_is_byte_identical_across_runs() {
 #[test]
 fn aws_cli_accepts_the_generated_input_against_the_emulator() {
     let Some(url) = emulator() else { return };
-    let aws_ok = Command::new("aws")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let aws_ok = Command::new("aws").arg("--version").output().is_ok_and(|o| o.status.success());
     if !aws_ok {
-        assert!(
-            !required(),
-            "the AWS CLI is missing (pip install -r scripts/test-requirements.txt)"
-        );
+        assert!(!required(), "the AWS CLI is missing (pip install -r scripts/test-requirements.txt)");
         return;
     }
     let group = format!("/authwatch/{}", unique("cli"));
-    run(Command::new("aws").args([
-        "--endpoint-url",
-        &url,
-        "logs",
-        "create-log-group",
-        "--log-group-name",
-        &group,
-    ]));
+    run(Command::new("aws").args(["--endpoint-url", &url, "logs", "create-log-group", "--log-group-name", &group]));
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("clip");
-    generate(
-        dir.path(),
-        &["--name-prefix", &prefix, "--namespace", &prefix],
-        &group,
-        "cognito",
-    );
-    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("cli"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    generate(dir.path(), &["--name-prefix", &prefix, "--namespace", &prefix], &group, "cognito");
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("cli")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
@@ -430,12 +337,8 @@ fn aws_cli_accepts_the_generated_input_against_the_emulator() {
         "json",
     ]));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = doc["metricFilters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["filterName"].as_str())
-        .collect();
+    let names: Vec<&str> =
+        doc["metricFilters"].as_array().unwrap().iter().filter_map(|f| f["filterName"].as_str()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
@@ -446,20 +349,10 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
     let prefix = unique("ap");
     // The log group must exist: create it through the SDK-free route the CLI would use.
     let created = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &url,
-            "logs",
-            "create-log-group",
-            "--log-group-name",
-            &group,
-        ])
+        .args(["--endpoint-url", &url, "logs", "create-log-group", "--log-group-name", &group])
         .output();
     if !created.is_ok_and(|o| o.status.success()) {
-        assert!(
-            !required(),
-            "could not create the log group with the AWS CLI"
-        );
+        assert!(!required(), "could not create the log group with the AWS CLI");
         return;
     }
     let apply = |extra: &[&str]| {
@@ -484,15 +377,9 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
         String::from_utf8_lossy(&run(&mut cmd).stdout).to_string()
     };
     let dry = apply(&["--dry-run"]);
-    assert!(
-        dry.contains("would create metric filter") && dry.contains("dry run:"),
-        "{dry}"
-    );
+    assert!(dry.contains("would create metric filter") && dry.contains("dry run:"), "{dry}");
     let first = apply(&[]);
-    assert!(
-        first.contains("created metric filter") && first.contains("created alarm"),
-        "{first}"
-    );
+    assert!(first.contains("created metric filter") && first.contains("created alarm"), "{first}");
     assert_eq!(first.matches("created metric filter").count(), 3, "{first}");
     assert_eq!(first.matches("created alarm").count(), 6, "{first}");
 
@@ -514,10 +401,8 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
         .filter_map(|f| f["filterName"].as_str().map(String::from))
         .collect();
     names.sort();
-    let want: Vec<String> = ["CognitoRiskEvents", "FailedSignIns", "SignInAttempts"]
-        .iter()
-        .map(|m| format!("{prefix}-{m}"))
-        .collect();
+    let want: Vec<String> =
+        ["CognitoRiskEvents", "FailedSignIns", "SignInAttempts"].iter().map(|m| format!("{prefix}-{m}")).collect();
     assert_eq!(names, want);
     let alarms = run(Command::new("aws").args([
         "--endpoint-url",
@@ -532,34 +417,21 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
     let doc: serde_json::Value = serde_json::from_slice(&alarms.stdout).unwrap();
     let alarms = doc["MetricAlarms"].as_array().unwrap();
     assert_eq!(alarms.len(), 6, "{doc}");
-    let burst = alarms
-        .iter()
-        .find(|a| a["AlarmName"] == format!("{prefix}-failed_login_burst_user").as_str())
-        .unwrap();
+    let burst = alarms.iter().find(|a| a["AlarmName"] == format!("{prefix}-failed_login_burst_user").as_str()).unwrap();
     assert_eq!(burst["Period"], 300);
     assert_eq!(burst["Threshold"], 10.0);
     assert_eq!(burst["Namespace"], prefix.as_str());
-    assert_eq!(
-        burst["AlarmActions"][0],
-        "arn:aws:sns:us-east-1:123456789012:authwatch-alerts"
-    );
+    assert_eq!(burst["AlarmActions"][0], "arn:aws:sns:us-east-1:123456789012:authwatch-alerts");
 
     let second = apply(&[]);
     assert!(second.contains("nothing to change"), "{second}");
-    assert!(
-        !second.contains("created") && !second.contains("updated"),
-        "{second}"
-    );
+    assert!(!second.contains("created") && !second.contains("updated"), "{second}");
 }
 
 #[test]
 fn apply_reports_each_failure_and_exits_non_zero() {
     // Nothing listens on the endpoint: every call fails, each resource is reported, none stops the others.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(BIN)
         .args([
@@ -581,11 +453,7 @@ fn apply_reports_each_failure_and_exits_non_zero() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert_eq!(
-        stdout.matches("FAILED metric filter").count(),
-        3,
-        "{stdout}"
-    );
+    assert_eq!(stdout.matches("FAILED metric filter").count(), 3, "{stdout}");
     assert_eq!(stdout.matches("FAILED alarm").count(), 6, "{stdout}");
     assert!(stdout.contains("9 of 9 resources failed"), "{stdout}");
 }
@@ -596,20 +464,10 @@ fn apply_updates_what_changed_in_the_specs_and_only_that() {
     let group = format!("/authwatch/{}", unique("upd"));
     let prefix = unique("up");
     let created = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &url,
-            "logs",
-            "create-log-group",
-            "--log-group-name",
-            &group,
-        ])
+        .args(["--endpoint-url", &url, "logs", "create-log-group", "--log-group-name", &group])
         .output();
     if !created.is_ok_and(|o| o.status.success()) {
-        assert!(
-            !required(),
-            "could not create the log group with the AWS CLI"
-        );
+        assert!(!required(), "could not create the log group with the AWS CLI");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -642,15 +500,7 @@ fn apply_updates_what_changed_in_the_specs_and_only_that() {
     let text = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(&spec, text.replace("period = 300\n", "period = 120\n")).unwrap();
     let second = apply();
-    assert!(
-        second.contains(&format!(
-            "updated alarm {prefix}-failed_login_burst_user (period)"
-        )),
-        "{second}"
-    );
-    assert!(
-        second.contains("1 of 9 resources created or updated"),
-        "{second}"
-    );
+    assert!(second.contains(&format!("updated alarm {prefix}-failed_login_burst_user (period)")), "{second}");
+    assert!(second.contains("1 of 9 resources created or updated"), "{second}");
     assert!(apply().contains("nothing to change"));
 }

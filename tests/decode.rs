@@ -267,12 +267,15 @@ fn forced_format_rejects_the_other_format() {
     let cognito = Input::File(Path::new(FIXTURES).join("cognito_documented.json"));
     let got = run_with(&cognito, Limits::default(), FormatHint::CloudTrail);
     assert_eq!(got.len(), 1);
-    assert!(got[0].ends_with("a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)"));
+    assert!(got[0]
+        .ends_with("a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)"));
     assert!(run_with(&cognito, Limits::default(), FormatHint::Cognito)[0].starts_with("event "));
 
     let trail = Input::File(Path::new(FIXTURES).join("cloudtrail_records.json"));
     let got = run_with(&trail, Limits::default(), FormatHint::Cognito);
-    assert!(got.iter().all(|l| l.ends_with("a CloudTrail record, but the format was forced to cognito (--format cognito)")));
+    assert!(got
+        .iter()
+        .all(|l| l.ends_with("a CloudTrail record, but the format was forced to cognito (--format cognito)")));
     assert_eq!(run_with(&trail, Limits::default(), FormatHint::CloudTrail), expected("cloudtrail_records.json"));
 }
 
@@ -304,7 +307,9 @@ fn missing_file_is_an_error_naming_it() {
 /// rejections; anything else always yields at least one item.
 #[test]
 fn empty_containers_yield_nothing_and_are_not_rejected() {
-    for empty in ["[]", "[\r\r]", r#"{"Records":[]}"#, r#"{"events":[]}"#, r#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#] {
+    for empty in
+        ["[]", "[\r\r]", r#"{"Records":[]}"#, r#"{"events":[]}"#, r#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#]
+    {
         assert_eq!(decode_bytes(empty.as_bytes()), vec![], "{empty:?}");
     }
     for not_empty in ["[1]", "{}", "[][]", "{\"Records\":[]}{}", "\r"] {

@@ -135,12 +135,17 @@ fn a_flood_of_new_keys_stays_under_the_cap_and_the_attackers_are_still_found() {
     assert!(engine.stats().forced_releases > 0, "{:?}", engine.stats());
 
     assert!(found(&closed, "credential_stuffing", |f| f.ip.as_deref() == Some(STUFFER)), "stuffer missed: {closed:#?}");
-    assert!(found(&closed, "failed_login_burst", |f| f.rule == "failed_login_burst_ip" && f.ip.as_deref() == Some(STUFFER)));
-    assert!(found(&closed, "failed_login_burst", |f| f.rule == "failed_login_burst_user" && f.user.as_deref() == Some(VICTIM)));
+    assert!(
+        found(&closed, "failed_login_burst", |f| f.rule == "failed_login_burst_ip" && f.ip.as_deref() == Some(STUFFER))
+    );
+    assert!(found(&closed, "failed_login_burst", |f| f.rule == "failed_login_burst_user"
+        && f.user.as_deref() == Some(VICTIM)));
     // Nothing else: every flood key made one attempt.
     let strays: Vec<&Finding> = closed
         .iter()
-        .filter(|f| ![Some(STUFFER), Some(VICTIM_ATTACKER)].contains(&f.ip.as_deref()) && f.user.as_deref() != Some(VICTIM))
+        .filter(|f| {
+            ![Some(STUFFER), Some(VICTIM_ATTACKER)].contains(&f.ip.as_deref()) && f.user.as_deref() != Some(VICTIM)
+        })
         .collect();
     assert!(strays.is_empty(), "findings about flood keys: {strays:#?}");
 }

@@ -87,8 +87,10 @@ fn hostile_values_never_reach_stdout_stderr_or_the_rejects_file_raw() {
 
     // One finding per line, each valid JSON, and every hostile name comes back exactly.
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let findings: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {e}: {l}"))).collect();
+    let findings: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {e}: {l}")))
+        .collect();
     for name in HOSTILE {
         assert!(
             findings.iter().any(|f| f["user"] == *name && f["detector"] == "failed_login_burst"),

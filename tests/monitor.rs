@@ -110,7 +110,11 @@ fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
     assert!(text.contains(&format!("authwatch_event_to_notification_ms_count {n}")), "{text}");
     assert!(text.contains("authwatch_event_processing_ns{quantile=\"0.99\"}"), "{text}");
     // The figures, for the record (shown with --nocapture).
-    for l in text.lines().filter(|l| l.starts_with("authwatch_event_to_notification_ms{") || l.starts_with("authwatch_ingest_delay_ms{") || l.starts_with("authwatch_event_processing_ns{")) {
+    for l in text.lines().filter(|l| {
+        l.starts_with("authwatch_event_to_notification_ms{")
+            || l.starts_with("authwatch_ingest_delay_ms{")
+            || l.starts_with("authwatch_event_processing_ns{")
+    }) {
         eprintln!("{l}");
     }
     std::thread::sleep(Duration::from_secs(5));
@@ -203,7 +207,8 @@ fn sns_outage_spools_notifications_and_delivers_them_once_in_order() {
 
     let replayed = replay(dir.path(), &sorted_lines(&events));
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
-    let order: Vec<String> = sns_sent(&endpoint, &arn).iter().map(|s| s.finding["user"].as_str().unwrap_or("").to_string()).collect();
+    let order: Vec<String> =
+        sns_sent(&endpoint, &arn).iter().map(|s| s.finding["user"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(order, ["erin", "frank", "grace"], "notifications out of order");
     let got = wait_closed(&output, 3, Duration::from_secs(40));
     assert_same_findings(&got, &closed(&replayed), dir.path());
@@ -249,7 +254,12 @@ fn throttling_answers_slow_the_daemon_but_lose_nothing() {
     let want = closed(&replayed);
     assert_eq!(want.len(), 2, "replay: {replayed:?}");
     let got = wait_closed(&output, want.len(), Duration::from_secs(90));
-    assert!(proxy.faults.load(Ordering::Relaxed) > 0, "the proxy throttled nothing ({} passed); daemon log:\n{}", proxy.passed.load(Ordering::Relaxed), daemon_log(dir.path()));
+    assert!(
+        proxy.faults.load(Ordering::Relaxed) > 0,
+        "the proxy throttled nothing ({} passed); daemon log:\n{}",
+        proxy.passed.load(Ordering::Relaxed),
+        daemon_log(dir.path())
+    );
     assert_same_findings(&got, &want, dir.path());
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
     daemon.terminate();
@@ -329,7 +339,12 @@ fn an_alert_storm_becomes_one_digest() {
     assert!(wait_until(Duration::from_secs(90), || sns_sent(&endpoint, &arn).len() >= 2), "no digest");
     std::thread::sleep(Duration::from_secs(1));
     let sent = sns_sent(&endpoint, &arn);
-    assert_eq!(sent.len(), 2, "one notification, then one digest: {:?}", sent.iter().map(|s| &s.subject).collect::<Vec<_>>());
+    assert_eq!(
+        sent.len(),
+        2,
+        "one notification, then one digest: {:?}",
+        sent.iter().map(|s| &s.subject).collect::<Vec<_>>()
+    );
     assert!(sent[0].subject.contains("NEW"), "{}", sent[0].subject);
     assert!(sent[1].subject.contains("DIGEST: 3"), "{}", sent[1].subject);
     let first = sent[0].key();
@@ -348,7 +363,8 @@ fn a_future_dated_event_does_not_hide_events_in_other_streams() {
     let rt = rt();
     let (logs, arn) = rt.block_on(setup_aws(&group, &["ahead", "s1"], &topic));
     // One event stamped an hour ahead (CloudWatch accepts up to 2 h), read before anything else.
-    let ahead = vec![(now_ms() + 3_600_000, cognito_line(now_ms() + 3_600_000, "zoe", "192.0.2.77", false, "future-zoe"))];
+    let ahead =
+        vec![(now_ms() + 3_600_000, cognito_line(now_ms() + 3_600_000, "zoe", "192.0.2.77", false, "future-zoe"))];
     rt.block_on(put(&logs, &group, "ahead", &ahead));
     let state = dir.path().join("state");
     let output = dir.path().join("findings.jsonl");
@@ -459,7 +475,11 @@ fn faults_lose_and_double_nothing(
     // Nothing written twice either, and nothing sent late after the check above.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(closed(&read_jsonl(&output)).len(), want.len(), "a finding was written twice");
-    assert_eq!(sns_sent(&endpoint, &arn).len(), expected_notifications(&replayed).len(), "a notification was sent twice");
+    assert_eq!(
+        sns_sent(&endpoint, &arn).len(),
+        expected_notifications(&replayed).len(),
+        "a notification was sent twice"
+    );
     assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon stopped; log:\n{}", daemon_log(dir.path()));
     daemon.terminate();
     let log = daemon_log(dir.path());
@@ -582,7 +602,9 @@ fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes(
     let status = daemon.child.wait().unwrap();
     assert_eq!(status.code(), Some(2), "a full disk is a fatal error, not a clean stop");
     assert!(
-        log.contains("cannot save the checkpoint") && log.contains("state.json") && log.contains("No space left on device"),
+        log.contains("cannot save the checkpoint")
+            && log.contains("state.json")
+            && log.contains("No space left on device"),
         "the reason names the checkpoint and the error:\n{log}"
     );
     assert!(!state.join("state.json.tmp").exists(), "a partial temp file is left on the full disk");
@@ -604,7 +626,11 @@ fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes(
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(closed(&read_jsonl(&output)).len(), 2, "a finding was written twice");
-    assert_eq!(sns_sent(&endpoint, &arn).len(), expected_notifications(&replayed).len(), "a notification was sent twice");
+    assert_eq!(
+        sns_sent(&endpoint, &arn).len(),
+        expected_notifications(&replayed).len(),
+        "a notification was sent twice"
+    );
     daemon.terminate();
     let log = daemon_log(dir.path());
     assert_eq!(log.lines().filter(|l| l.contains("monitor starting") && l.contains("true")).count(), 1, "{log}");

@@ -61,12 +61,7 @@ fn check(case: &Case) -> Result<(), String> {
     if let Some(expected) = &case.error {
         return match parsed {
             Ok(_) => Err(format!("parsed, expected an error containing {expected:?}")),
-            Err(e)
-                if e.message.contains(expected.as_str())
-                    || e.to_string().contains(expected.as_str()) =>
-            {
-                Ok(())
-            }
+            Err(e) if e.message.contains(expected.as_str()) || e.to_string().contains(expected.as_str()) => Ok(()),
             Err(e) => Err(format!("error {e} does not contain {expected:?}")),
         };
     }
@@ -76,15 +71,10 @@ fn check(case: &Case) -> Result<(), String> {
             return Err(format!("kind {:?}, expected {kind}", pattern.kind()));
         }
     }
-    let message = case
-        .message()
-        .ok_or("a case needs exactly one of message, message_json or error")?;
+    let message = case.message().ok_or("a case needs exactly one of message, message_json or error")?;
     let expected = case.matches.ok_or("a message case needs `matches`")?;
     if pattern.matches(&message) != expected {
-        return Err(format!(
-            "matches() = {}, expected {expected} on {message:?}",
-            !expected
-        ));
+        return Err(format!("matches() = {}, expected {expected} on {message:?}", !expected));
     }
     let evaluated = pattern.evaluate(&message);
     if evaluated.is_some() != expected {
@@ -104,19 +94,9 @@ fn fixture_cases() {
     assert!(cases.len() > 150, "the table lost cases");
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|case| {
-            check(case)
-                .err()
-                .map(|why| format!("{} — `{}`: {why}", case.name, case.pattern))
-        })
+        .filter_map(|case| check(case).err().map(|why| format!("{} — `{}`: {why}", case.name, case.pattern)))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
@@ -138,33 +118,19 @@ fn every_parse_error_points_inside_the_pattern() {
             let len = pattern.chars().count();
             assert!(e.position < len, "{e} is outside `{pattern}` ({len} chars)");
             assert!(!e.message.is_empty());
-            assert!(e
-                .to_string()
-                .starts_with(&format!("at column {}: ", e.position + 1)));
+            assert!(e.to_string().starts_with(&format!("at column {}: ", e.position + 1)));
             let rendered = e.render(pattern);
-            assert!(
-                rendered
-                    .lines()
-                    .nth(1)
-                    .is_some_and(|l| l.trim_start().starts_with('^')),
-                "{rendered}"
-            );
+            assert!(rendered.lines().nth(1).is_some_and(|l| l.trim_start().starts_with('^')), "{rendered}");
         }
     }
-    assert!(
-        errors > 100,
-        "expected many truncated patterns to be rejected, got {errors}"
-    );
+    assert!(errors > 100, "expected many truncated patterns to be rejected, got {errors}");
 }
 
 #[test]
 fn length_limit_is_1024_characters() {
     let at_limit = format!("\"{}\"", "é".repeat(1022));
     assert_eq!(at_limit.chars().count(), 1024);
-    assert!(
-        FilterPattern::parse(&at_limit).is_ok(),
-        "the limit counts characters, not bytes"
-    );
+    assert!(FilterPattern::parse(&at_limit).is_ok(), "the limit counts characters, not bytes");
     let over = format!("\"{}\"", "a".repeat(1023));
     let e = FilterPattern::parse(&over).unwrap_err();
     assert_eq!(e.position, 1024);
@@ -174,36 +140,21 @@ fn length_limit_is_1024_characters() {
 fn regex_count_is_reported() {
     assert_eq!(FilterPattern::parse("ERROR").unwrap().regex_count(), 0);
     assert_eq!(FilterPattern::parse("%a%").unwrap().regex_count(), 1);
-    assert_eq!(
-        FilterPattern::parse("{ $.a = %x% || $.b = %y% }")
-            .unwrap()
-            .regex_count(),
-        2
-    );
-    assert_eq!(
-        FilterPattern::parse("[a=%x%, b=%y%]")
-            .unwrap()
-            .regex_count(),
-        2
-    );
+    assert_eq!(FilterPattern::parse("{ $.a = %x% || $.b = %y% }").unwrap().regex_count(), 2);
+    assert_eq!(FilterPattern::parse("[a=%x%, b=%y%]").unwrap().regex_count(), 2);
 }
 
 #[test]
 fn error_message_names_column_of_missing_value() {
     let e = FilterPattern::parse("{ $.eventType = }").unwrap_err();
     assert_eq!(e.to_string(), "at column 17: expected a value after '='");
-    assert_eq!(
-        e.render("{ $.eventType = }"),
-        "{ $.eventType = }\n                ^ expected a value after '='"
-    );
+    assert_eq!(e.render("{ $.eventType = }"), "{ $.eventType = }\n                ^ expected a value after '='");
 }
 
 #[test]
 fn arbitrary_input_never_panics() {
     // A small deterministic generator over the characters the grammars care about.
-    let alphabet: Vec<char> = "{}[]()$.*=!<>&|,\"'%\\ ?-abcXYZ019e+_…é\t"
-        .chars()
-        .collect();
+    let alphabet: Vec<char> = "{}[]()$.*=!<>&|,\"'%\\ ?-abcXYZ019e+_…é\t".chars().collect();
     let messages = [
         "",
         "plain text",
@@ -216,9 +167,7 @@ fn arbitrary_input_never_panics() {
     let mut parsed = 0;
     for _ in 0..20_000 {
         let len = (next(&mut state) % 24) as usize;
-        let pattern: String = (0..len)
-            .map(|_| alphabet[(next(&mut state) % alphabet.len() as u64) as usize])
-            .collect();
+        let pattern: String = (0..len).map(|_| alphabet[(next(&mut state) % alphabet.len() as u64) as usize]).collect();
         if let Ok(p) = FilterPattern::parse(&pattern) {
             parsed += 1;
             for m in messages {
@@ -229,9 +178,7 @@ fn arbitrary_input_never_panics() {
     assert!(parsed > 0);
     // A deeply nested message is handled by serde_json's depth limit: no match, no overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(!FilterPattern::parse("{ $.a NOT EXISTS }")
-        .unwrap()
-        .matches(&deep));
+    assert!(!FilterPattern::parse("{ $.a NOT EXISTS }").unwrap().matches(&deep));
 }
 
 fn next(state: &mut u64) -> u64 {

@@ -97,8 +97,18 @@ fn output_file_and_summary() {
     let written = std::fs::read_to_string(&out_path).unwrap();
     let f: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
     for field in [
-        "detector", "severity", "user", "user_sub", "ip", "user_pool_id", "first_seen", "last_seen", "detected_at",
-        "count", "summary", "evidence",
+        "detector",
+        "severity",
+        "user",
+        "user_sub",
+        "ip",
+        "user_pool_id",
+        "first_seen",
+        "last_seen",
+        "detected_at",
+        "count",
+        "summary",
+        "evidence",
     ] {
         assert!(f.get(field).is_some(), "schema field {field} missing");
     }
@@ -155,7 +165,8 @@ fn fatal_errors_exit_2_with_a_clear_message() {
 #[test]
 fn since_and_until_bound_the_events() {
     let f = fixture("burst_user");
-    let inside = run(&["replay", f.to_str().unwrap(), "--since", "2026-03-02T12:09:00Z", "--until", "2026-03-02T12:20:00Z"]);
+    let inside =
+        run(&["replay", f.to_str().unwrap(), "--since", "2026-03-02T12:09:00Z", "--until", "2026-03-02T12:20:00Z"]);
     assert!(String::from_utf8_lossy(&inside.stdout).contains("failed_login_burst"));
     let before = run(&["replay", f.to_str().unwrap(), "--until", "2026-03-02T12:11:00Z"]);
     assert!(before.stdout.is_empty(), "only 3 of the failures fall before 12:11");
@@ -200,7 +211,8 @@ fn filters_dir_replaces_the_builtin_rules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("filters/failed_login_burst_user.toml");
     let text = std::fs::read_to_string(src).unwrap().replace("threshold = 10", "threshold = 20");
     std::fs::write(dir.path().join("failed_login_burst_user.toml"), text).unwrap();
-    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--filters", dir.path().to_str().unwrap(), "-q"]);
+    let out =
+        run(&["replay", fixture("burst_user").to_str().unwrap(), "--filters", dir.path().to_str().unwrap(), "-q"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty(), "12 failures are under a threshold of 20");
 }
@@ -209,7 +221,10 @@ fn filters_dir_replaces_the_builtin_rules() {
 fn readme_detector_table_matches_the_specs() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let table = authwatch::spec::SpecSet::builtin().markdown_table();
-    assert!(readme.contains(&table), "README's detector table is stale; paste the output of `authwatch detectors`:\n{table}");
+    assert!(
+        readme.contains(&table),
+        "README's detector table is stale; paste the output of `authwatch detectors`:\n{table}"
+    );
 }
 
 #[test]
@@ -262,8 +277,14 @@ fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
     write("a-region-b.jsonl", &b);
     let single = dir.path().join("single.jsonl");
     std::fs::write(&single, attack.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let merged = run(&["replay", dir.path().join("z-region-a.jsonl").to_str().unwrap(),
-        dir.path().join("a-region-b.jsonl").to_str().unwrap(), "--lateness", "0s", "-q"]);
+    let merged = run(&[
+        "replay",
+        dir.path().join("z-region-a.jsonl").to_str().unwrap(),
+        dir.path().join("a-region-b.jsonl").to_str().unwrap(),
+        "--lateness",
+        "0s",
+        "-q",
+    ]);
     let reference = run(&["replay", single.to_str().unwrap(), "-q"]);
     assert!(!reference.stdout.is_empty());
     assert_eq!(merged.stdout, reference.stdout);

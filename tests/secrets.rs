@@ -25,7 +25,8 @@ fn replay(args: &[&str]) -> (Option<i32>, String) {
 fn no_error_path_prints_credentials_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
-    fs::write(&bad, "not json\n{\"eventTimestamp\":\"x\",\"message\":{\"eventType\":\"SignIn\"}}\n\u{1f}\u{8b}junk\n").unwrap();
+    fs::write(&bad, "not json\n{\"eventTimestamp\":\"x\",\"message\":{\"eventType\":\"SignIn\"}}\n\u{1f}\u{8b}junk\n")
+        .unwrap();
     let gz = dir.path().join("cut.gz");
     fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
     let specs = dir.path().join("specs");

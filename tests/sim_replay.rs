@@ -10,7 +10,11 @@ use authwatch::score::score;
 use authwatch::simulate::{self, SimulateArgs};
 use authwatch::spec::SpecSet;
 
-fn simulate_and_replay(dir: &Path, format: &str, seed: u64) -> (Vec<simulate::Attack>, Vec<Finding>, replay::ReplayReport) {
+fn simulate_and_replay(
+    dir: &Path,
+    format: &str,
+    seed: u64,
+) -> (Vec<simulate::Attack>, Vec<Finding>, replay::ReplayReport) {
     let log = dir.join(format!("{format}.jsonl"));
     let truth = dir.join(format!("{format}.truth.json"));
     let args = SimulateArgs {

@@ -70,8 +70,7 @@ fn seen(line: &str) -> Seen {
             sub: v.pointer("/additionalEventData/sub").and_then(s),
             success: v.get("errorCode").is_none()
                 && (v["eventName"] == "RespondToAuthChallenge"
-                    || (v["eventName"] == "InitiateAuth"
-                        && v["responseElements"]["authenticationResult"].is_object())),
+                    || (v["eventName"] == "InitiateAuth" && v["responseElements"]["authenticationResult"].is_object())),
             failure: v.get("errorCode").is_some(),
             city: None,
         }
@@ -142,8 +141,7 @@ fn cognito_lines_have_the_documented_shape() {
         for (key, value) in m {
             assert!(value.is_string() || (key == "challenges" && value.is_array()), "{key} in {}", ev.line);
         }
-        assert!(["SignIn", "SignUp", "ForgotPassword", "PasswordChange"]
-            .contains(&m["eventType"].as_str().unwrap()));
+        assert!(["SignIn", "SignUp", "ForgotPassword", "PasswordChange"].contains(&m["eventType"].as_str().unwrap()));
         assert!(["Pass", "Fail", "InProgress"].contains(&m["eventResponse"].as_str().unwrap()));
         assert!(["", "Low", "Medium", "High"].contains(&m["riskLevel"].as_str().unwrap()));
         assert!(["PASS", "NoRisk", "AccountTakeover", "Block"].contains(&m["riskDecision"].as_str().unwrap()));
@@ -255,8 +253,7 @@ fn check_truth_matches_log(format: &str) {
     let attack_ips: HashSet<&str> = truth.iter().flat_map(|t| t.ips.iter().map(String::as_str)).collect();
     for t in &truth {
         assert!(!t.detectors.is_empty() && !t.ips.is_empty() && !t.users.is_empty(), "{t:?}");
-        let inside: Vec<&Seen> =
-            lines.iter().filter(|s| s.time >= t.start.floor_sec() && s.time <= t.end).collect();
+        let inside: Vec<&Seen> = lines.iter().filter(|s| s.time >= t.start.floor_sec() && s.time <= t.end).collect();
         for ip in &t.ips {
             assert!(inside.iter().any(|s| &s.ip == ip), "{format} {}: ip {ip} missing", t.id);
         }
@@ -274,11 +271,7 @@ fn check_truth_matches_log(format: &str) {
     }
     for s in &lines {
         if attack_ips.contains(s.ip.as_str()) {
-            assert!(
-                truth.iter().any(|t| s.time >= t.start.floor_sec() && s.time <= t.end),
-                "{} outside attacks",
-                s.ip
-            );
+            assert!(truth.iter().any(|t| s.time >= t.start.floor_sec() && s.time <= t.end), "{} outside attacks", s.ip);
         }
     }
 }
@@ -339,8 +332,7 @@ fn benign_traffic_stays_below_detector_thresholds() {
             assert!(km < 500.0 || km / hours < 900.0, "{user}: {km:.0} km in {hours:.1} h");
         }
     }
-    let office =
-        by_ip.values().map(|v| v.iter().map(|s| s.user.as_deref()).collect::<HashSet<_>>().len()).max();
+    let office = by_ip.values().map(|v| v.iter().map(|s| s.user.as_deref()).collect::<HashSet<_>>().len()).max();
     assert!(office.unwrap() >= 50, "the office NAT is shared");
     for (ip, evs) in &by_ip {
         // failed_login_burst per IP: 20 failures in 10 min with failures the majority.
@@ -351,8 +343,10 @@ fn benign_traffic_stays_below_detector_thresholds() {
             assert!(fails < 20 || fails * 2 <= window.len(), "{ip}: {fails}/{}", window.len());
         }
     }
-    assert!(events.iter().all(|e| !e.line.contains(r#""riskLevel":"High""#)
-        && !e.line.contains(r#""compromisedCredentialDetected":"true""#)));
+    assert!(events
+        .iter()
+        .all(|e| !e.line.contains(r#""riskLevel":"High""#)
+            && !e.line.contains(r#""compromisedCredentialDetected":"true""#)));
 }
 
 #[test]

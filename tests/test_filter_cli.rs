@@ -14,32 +14,17 @@ fn test_filter(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
 fn log_event_messages_are_tested_inside_filter_log_events_output() {
     let pattern = r#"{ $.message.eventType = "SignIn" && $.message.eventResponse = "Fail" }"#;
-    let (code, out, _) = test_filter(
-        &[pattern, "tests/fixtures/decode/filter_log_events.json"],
-        "",
-    );
+    let (code, out, _) = test_filter(&[pattern, "tests/fixtures/decode/filter_log_events.json"], "");
     assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("tests/fixtures/decode/filter_log_events.json:1 record 0: "),
-        "{out}"
-    );
+    assert!(out.contains("tests/fixtures/decode/filter_log_events.json:1 record 0: "), "{out}");
     assert!(out.contains("  $.message.eventResponse = Fail"), "{out}");
     assert!(out.ends_with("4 events tested, 2 matched\n"), "{out}");
 }
@@ -49,11 +34,13 @@ fn space_delimited_patterns_extract_values_from_plain_lines_on_stdin() {
     let input = "127.0.0.1 frank 200 1534\n10.0.0.2 alice 404 12\n\n10.0.0.3 bob \x1b[31m404 99\n";
     let (code, out, _) = test_filter(&["[ip, user, status=4*, bytes]", "-"], input);
     assert_eq!(code, Some(0));
-    assert!(out.contains("<stdin>:2: 10.0.0.2 alice 404 12\n  $ip = 10.0.0.2\n  $user = alice\n  $status = 404\n  $bytes = 12\n"), "{out}");
     assert!(
-        !out.contains('\x1b'),
-        "terminal escapes must be sanitised: {out:?}"
+        out.contains(
+            "<stdin>:2: 10.0.0.2 alice 404 12\n  $ip = 10.0.0.2\n  $user = alice\n  $status = 404\n  $bytes = 12\n"
+        ),
+        "{out}"
     );
+    assert!(!out.contains('\x1b'), "terminal escapes must be sanitised: {out:?}");
     assert!(out.ends_with("3 events tested, 1 matched\n"), "{out}");
 }
 

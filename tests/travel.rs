@@ -161,7 +161,8 @@ fn new_york_to_auckland_in_two_hours_alerts_with_full_evidence() {
     let speed = ev(&f, &["speed_kmh"]).as_f64().unwrap_or(0.0);
     assert!((speed - km / 2.0).abs() < 0.1, "{speed}");
     assert!(
-        f.summary.starts_with("jdoe signed in from New York City, United States then Auckland, New Zealand 2h later: 14,"),
+        f.summary
+            .starts_with("jdoe signed in from New York City, United States then Auckland, New Zealand 2h later: 14,"),
         "{}",
         f.summary
     );

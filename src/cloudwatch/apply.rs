@@ -50,12 +50,7 @@ impl fmt::Display for ApplyItem {
             Action::WouldUpdate(d) => {
                 write!(f, "would update {} {name} ({})", self.kind, d.join(", "))
             }
-            Action::Failed(e) => write!(
-                f,
-                "FAILED {} {name}: {}",
-                self.kind,
-                crate::sanitize::for_terminal(e)
-            ),
+            Action::Failed(e) => write!(f, "FAILED {} {name}: {}", self.kind, crate::sanitize::for_terminal(e)),
         }
     }
 }
@@ -67,26 +62,18 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn failed(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|i| matches!(i.action, Action::Failed(_)))
-            .count()
+        self.items.iter().filter(|i| matches!(i.action, Action::Failed(_))).count()
     }
 
     /// Resources written (or that a dry run would write).
     pub fn changed(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|i| !matches!(i.action, Action::Unchanged | Action::Failed(_)))
-            .count()
+        self.items.iter().filter(|i| !matches!(i.action, Action::Unchanged | Action::Failed(_))).count()
     }
 }
 
 /// Applies the plan (or only compares, when `dry_run`). Blocks on its own single-threaded runtime.
 pub fn apply(plan: &Plan, conn: &Connection, dry_run: bool) -> std::io::Result<ApplyReport> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(runtime.block_on(apply_async(plan, conn, dry_run)))
 }
 
@@ -110,31 +97,20 @@ async fn apply_async(plan: &Plan, conn: &Connection, dry_run: bool) -> ApplyRepo
             Ok(a) => a,
             Err(e) => Action::Failed(e),
         };
-        report.items.push(ApplyItem {
-            kind: "metric filter",
-            name: f.filter_name.clone(),
-            action,
-        });
+        report.items.push(ApplyItem { kind: "metric filter", name: f.filter_name.clone(), action });
     }
     for a in &plan.alarms {
         let action = match apply_alarm(&cloudwatch, a, dry_run).await {
             Ok(a) => a,
             Err(e) => Action::Failed(e),
         };
-        report.items.push(ApplyItem {
-            kind: "alarm",
-            name: a.alarm_name.clone(),
-            action,
-        });
+        report.items.push(ApplyItem { kind: "alarm", name: a.alarm_name.clone(), action });
     }
     report
 }
 
 fn sdk_error<E: std::error::Error>(what: &str, e: E) -> String {
-    format!(
-        "{what}: {}",
-        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
-    )
+    format!("{what}: {}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e))
 }
 
 async fn apply_filter(
@@ -149,10 +125,7 @@ async fn apply_filter(
         .send()
         .await
         .map_err(|e| sdk_error("DescribeMetricFilters", e))?;
-    let existing = described
-        .metric_filters()
-        .iter()
-        .find(|m| m.filter_name() == Some(f.filter_name.as_str()));
+    let existing = described.metric_filters().iter().find(|m| m.filter_name() == Some(f.filter_name.as_str()));
     let diff = match existing {
         None => None,
         Some(m) => {
@@ -220,21 +193,10 @@ fn transformation_diff(t: &MetricTransformation, f: &MetricFilter) -> Vec<String
     diff
 }
 
-async fn apply_alarm(
-    cw: &aws_sdk_cloudwatch::Client,
-    a: &Alarm,
-    dry_run: bool,
-) -> Result<Action, String> {
-    let described = cw
-        .describe_alarms()
-        .alarm_names(&a.alarm_name)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DescribeAlarms", e))?;
-    let existing = described
-        .metric_alarms()
-        .iter()
-        .find(|m| m.alarm_name() == Some(a.alarm_name.as_str()));
+async fn apply_alarm(cw: &aws_sdk_cloudwatch::Client, a: &Alarm, dry_run: bool) -> Result<Action, String> {
+    let described =
+        cw.describe_alarms().alarm_names(&a.alarm_name).send().await.map_err(|e| sdk_error("DescribeAlarms", e))?;
+    let existing = described.metric_alarms().iter().find(|m| m.alarm_name() == Some(a.alarm_name.as_str()));
     let diff = existing.map(|m| alarm_diff(m, a));
     match (&diff, dry_run) {
         (Some(d), _) if d.is_empty() => return Ok(Action::Unchanged),
@@ -242,12 +204,9 @@ async fn apply_alarm(
         (Some(d), true) => return Ok(Action::WouldUpdate(d.clone())),
         _ => {}
     }
-    let period =
-        i32::try_from(a.period).map_err(|_| format!("period {} is out of range", a.period))?;
-    let evaluation = i32::try_from(a.evaluation_periods)
-        .map_err(|_| "evaluation periods out of range".to_string())?;
-    let datapoints =
-        i32::try_from(a.datapoints_to_alarm).map_err(|_| "datapoints out of range".to_string())?;
+    let period = i32::try_from(a.period).map_err(|_| format!("period {} is out of range", a.period))?;
+    let evaluation = i32::try_from(a.evaluation_periods).map_err(|_| "evaluation periods out of range".to_string())?;
+    let datapoints = i32::try_from(a.datapoints_to_alarm).map_err(|_| "datapoints out of range".to_string())?;
     cw.put_metric_alarm()
         .alarm_name(&a.alarm_name)
         .alarm_description(&a.description)
@@ -278,47 +237,20 @@ fn alarm_diff(m: &MetricAlarm, a: &Alarm) -> Vec<String> {
             diff.push(name.to_string());
         }
     };
-    check(
-        "description",
-        m.alarm_description().unwrap_or("") == a.description,
-    );
+    check("description", m.alarm_description().unwrap_or("") == a.description);
     check("actions enabled", m.actions_enabled() != Some(false));
-    check(
-        "metric name",
-        m.metric_name() == Some(a.metric_name.as_str()),
-    );
+    check("metric name", m.metric_name() == Some(a.metric_name.as_str()));
     check("namespace", m.namespace() == Some(a.namespace.as_str()));
-    check(
-        "statistic",
-        m.statistic().map(|s| s.as_str()) == Some(a.statistic.as_str()),
-    );
-    check(
-        "period",
-        m.period().map(i64::from) == i64::try_from(a.period).ok(),
-    );
-    check(
-        "evaluation periods",
-        m.evaluation_periods().map(i64::from) == Some(i64::from(a.evaluation_periods)),
-    );
-    check(
-        "datapoints to alarm",
-        m.datapoints_to_alarm().map(i64::from) == Some(i64::from(a.datapoints_to_alarm)),
-    );
+    check("statistic", m.statistic().map(|s| s.as_str()) == Some(a.statistic.as_str()));
+    check("period", m.period().map(i64::from) == i64::try_from(a.period).ok());
+    check("evaluation periods", m.evaluation_periods().map(i64::from) == Some(i64::from(a.evaluation_periods)));
+    check("datapoints to alarm", m.datapoints_to_alarm().map(i64::from) == Some(i64::from(a.datapoints_to_alarm)));
     check("threshold", m.threshold() == Some(a.threshold));
-    check(
-        "comparison",
-        m.comparison_operator().map(|c| c.as_str()) == Some(a.comparison.as_str()),
-    );
-    check(
-        "missing data",
-        m.treat_missing_data().unwrap_or("missing") == a.treat_missing_data,
-    );
+    check("comparison", m.comparison_operator().map(|c| c.as_str()) == Some(a.comparison.as_str()));
+    check("missing data", m.treat_missing_data().unwrap_or("missing") == a.treat_missing_data);
     let mut actions: Vec<&str> = m.alarm_actions().iter().map(String::as_str).collect();
     actions.sort_unstable();
-    check(
-        "alarm actions",
-        actions == a.actions.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    check("alarm actions", actions == a.actions.iter().map(String::as_str).collect::<Vec<_>>());
     check("dimensions", m.dimensions().is_empty());
     diff
 }

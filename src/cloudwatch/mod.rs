@@ -41,22 +41,16 @@ pub fn check_set(specs: &[Spec]) -> Vec<SpecError> {
         }
     }
     for format in CwLogFormat::ALL {
-        let filters: Vec<&CloudWatchSpec> = by_metric
-            .values()
-            .filter_map(|s| s.cloudwatch.as_ref())
-            .collect();
+        let filters: Vec<&CloudWatchSpec> = by_metric.values().filter_map(|s| s.cloudwatch.as_ref()).collect();
         let with_pattern: Vec<&str> = filters.iter().filter_map(|c| c.pattern(format)).collect();
-        let regex_bearing = with_pattern
-            .iter()
-            .filter(|p| section::check_pattern(p, false).is_ok_and(|p| p.regex_count() > 0))
-            .count();
+        let regex_bearing =
+            with_pattern.iter().filter(|p| section::check_pattern(p, false).is_ok_and(|p| p.regex_count() > 0)).count();
         let problem = if regex_bearing > MAX_REGEX_FILTERS_PER_LOG_GROUP {
-            Some(format!("{regex_bearing} filters with a regex; AWS allows {MAX_REGEX_FILTERS_PER_LOG_GROUP} per log group"))
-        } else if with_pattern.len() > MAX_FILTERS_PER_LOG_GROUP {
             Some(format!(
-                "{} metric filters; AWS allows {MAX_FILTERS_PER_LOG_GROUP} per log group",
-                with_pattern.len()
+                "{regex_bearing} filters with a regex; AWS allows {MAX_REGEX_FILTERS_PER_LOG_GROUP} per log group"
             ))
+        } else if with_pattern.len() > MAX_FILTERS_PER_LOG_GROUP {
+            Some(format!("{} metric filters; AWS allows {MAX_FILTERS_PER_LOG_GROUP} per log group", with_pattern.len()))
         } else {
             None
         };

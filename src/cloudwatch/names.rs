@@ -6,13 +6,7 @@
 
 /// AWS: log group names are 1-512 characters of `[.\-_/#A-Za-z0-9]`.
 pub fn log_group_name(s: &str) -> Result<(), String> {
-    charset(
-        s,
-        1,
-        512,
-        |c| c.is_ascii_alphanumeric() || "._-/#".contains(c),
-        "letters, digits and . _ - / #",
-    )
+    charset(s, 1, 512, |c| c.is_ascii_alphanumeric() || "._-/#".contains(c), "letters, digits and . _ - / #")
 }
 
 /// AWS: metric filter names are 1-512 characters without `:` or `*`; authwatch also refuses control
@@ -29,62 +23,34 @@ pub fn metric_name(s: &str) -> Result<(), String> {
 /// CloudWatch namespaces: 1-255 characters of letters, digits and `. - _ / #` (a subset of AWS's printable
 /// ASCII, without `:` `*` `$`), not starting with `AWS/`, which is reserved.
 pub fn namespace(s: &str) -> Result<(), String> {
-    charset(
-        s,
-        1,
-        255,
-        |c| c.is_ascii_alphanumeric() || "._-/# ".contains(c),
-        "letters, digits, space and . _ - / #",
-    )?;
+    charset(s, 1, 255, |c| c.is_ascii_alphanumeric() || "._-/# ".contains(c), "letters, digits, space and . _ - / #")?;
     if s.starts_with("AWS/") {
-        return Err(format!(
-            "'{s}': namespaces starting with AWS/ are reserved for AWS"
-        ));
+        return Err(format!("'{s}': namespaces starting with AWS/ are reserved for AWS"));
     }
     Ok(())
 }
 
 /// Dimension names: 1-255 characters of letters, digits and `_ - .`.
 pub fn dimension_name(s: &str) -> Result<(), String> {
-    charset(
-        s,
-        1,
-        255,
-        |c| c.is_ascii_alphanumeric() || "_-.".contains(c),
-        "letters, digits and _ - .",
-    )
+    charset(s, 1, 255, |c| c.is_ascii_alphanumeric() || "_-.".contains(c), "letters, digits and _ - .")
 }
 
 /// The prefix of generated resource names (filters, alarms, rules, CloudFormation logical ids):
 /// 1-64 characters of letters, digits, `-` and `_`.
 pub fn name_prefix(s: &str) -> Result<(), String> {
-    charset(
-        s,
-        1,
-        64,
-        |c| c.is_ascii_alphanumeric() || "_-".contains(c),
-        "letters, digits, - and _",
-    )
+    charset(s, 1, 64, |c| c.is_ascii_alphanumeric() || "_-".contains(c), "letters, digits, - and _")
 }
 
 /// An SNS topic ARN: `arn:<partition>:sns:<region>:<12-digit account>:<topic>`, topic 1-256 characters of
 /// letters, digits, `-` and `_`, optionally ending `.fifo`.
 pub fn sns_topic_arn(s: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "'{}' is not an SNS topic ARN: {why}",
-            crate::sanitize::for_terminal(s)
-        ))
-    };
+    let bad = |why: &str| Err(format!("'{}' is not an SNS topic ARN: {why}", crate::sanitize::for_terminal(s)));
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" {
         return bad("expected arn:<partition>:sns:<region>:<account>:<topic>");
     }
-    let lower_dash = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
+    let lower_dash =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !lower_dash(parts[1]) || !parts[1].starts_with("aws") {
         return bad("unknown partition");
     }
@@ -97,9 +63,7 @@ pub fn sns_topic_arn(s: &str) -> Result<(), String> {
     let topic = parts[5].strip_suffix(".fifo").unwrap_or(parts[5]);
     if topic.is_empty()
         || topic.len() > 256
-        || !topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return bad("topic name must be 1-256 letters, digits, - and _ (optionally .fifo)");
     }
@@ -108,30 +72,18 @@ pub fn sns_topic_arn(s: &str) -> Result<(), String> {
 
 /// An AWS region name such as `us-east-1`.
 pub fn region(s: &str) -> Result<(), String> {
-    charset(
-        s,
-        1,
-        64,
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-        "lowercase letters, digits and -",
-    )
+    charset(s, 1, 64, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-', "lowercase letters, digits and -")
 }
 
 /// A JSON selector as metric values, dimensions and Contributor Insights use them: `$.a.b` with
 /// letters, digits, `_` and `-` in each segment.
 pub fn json_selector(s: &str) -> Result<(), String> {
     let Some(path) = s.strip_prefix("$.") else {
-        return Err(format!(
-            "'{}' is not a JSON selector ($.field)",
-            crate::sanitize::for_terminal(s)
-        ));
+        return Err(format!("'{}' is not a JSON selector ($.field)", crate::sanitize::for_terminal(s)));
     };
-    let ok = path.split('.').all(|seg| {
-        !seg.is_empty()
-            && seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    });
+    let ok = path
+        .split('.')
+        .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
     if !ok || s.len() > 255 {
         return Err(format!(
             "'{}' is not a plain JSON selector ($.a.b, letters, digits, _ and -)",
@@ -158,34 +110,18 @@ fn safe_text(s: &str, max: usize) -> Result<(), String> {
 
 fn no_chars(s: &str, forbidden: &str, what: &str) -> Result<(), String> {
     if s.chars().any(|c| forbidden.contains(c)) {
-        return Err(format!(
-            "'{}' must not contain {what}",
-            crate::sanitize::for_terminal(s)
-        ));
+        return Err(format!("'{}' must not contain {what}", crate::sanitize::for_terminal(s)));
     }
     Ok(())
 }
 
-fn charset(
-    s: &str,
-    min: usize,
-    max: usize,
-    allowed: impl Fn(char) -> bool,
-    what: &str,
-) -> Result<(), String> {
+fn charset(s: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool, what: &str) -> Result<(), String> {
     let n = s.chars().count();
     if n < min || n > max {
-        return Err(format!(
-            "'{}' is {n} characters; must be {min} to {max}",
-            crate::sanitize::for_terminal(s)
-        ));
+        return Err(format!("'{}' is {n} characters; must be {min} to {max}", crate::sanitize::for_terminal(s)));
     }
     if let Some(c) = s.chars().find(|c| !allowed(*c)) {
-        return Err(format!(
-            "'{}' contains {:?}; allowed: {what}",
-            crate::sanitize::for_terminal(s),
-            c
-        ));
+        return Err(format!("'{}' contains {:?}; allowed: {what}", crate::sanitize::for_terminal(s), c));
     }
     Ok(())
 }

@@ -84,12 +84,8 @@ pub const UNITS: &[&str] = &[
 /// `PutMetricAlarm.Statistic`.
 pub const STATISTICS: &[&str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
 /// `PutMetricAlarm.ComparisonOperator` for static thresholds (the anomaly-band ones need a model).
-pub const COMPARISONS: &[&str] = &[
-    "GreaterThanOrEqualToThreshold",
-    "GreaterThanThreshold",
-    "LessThanThreshold",
-    "LessThanOrEqualToThreshold",
-];
+pub const COMPARISONS: &[&str] =
+    &["GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"];
 /// `PutMetricAlarm.TreatMissingData`.
 pub const MISSING_DATA: &[&str] = &["breaching", "notBreaching", "ignore", "missing"];
 /// AWS: at most 3 dimensions per metric transformation.
@@ -102,18 +98,8 @@ pub const MAX_EVALUATION_PERIODS: u32 = 8_640;
 /// Contributor Insights: at most 4 keys and 4 filters per rule.
 pub const MAX_CONTRIBUTOR_FILTERS: usize = 4;
 /// Field names that identify a user or an address: never a dimension (aws-formats.md §4).
-const PERSONAL_FIELDS: &[&str] = &[
-    "ip",
-    "ipaddress",
-    "sourceipaddress",
-    "username",
-    "usersub",
-    "sub",
-    "user",
-    "email",
-    "phone_number",
-    "userid",
-];
+const PERSONAL_FIELDS: &[&str] =
+    &["ip", "ipaddress", "sourceipaddress", "username", "usersub", "sub", "user", "email", "phone_number", "userid"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,10 +220,9 @@ impl CloudWatchSpec {
 /// Validates the section; errors name the key (`cloudwatch.alarm.period: ...`).
 pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     let mut patterns = BTreeMap::new();
-    for (format, text) in [
-        (CwLogFormat::Cognito, raw.pattern.cognito),
-        (CwLogFormat::CloudTrail, raw.pattern.cloudtrail),
-    ] {
+    for (format, text) in
+        [(CwLogFormat::Cognito, raw.pattern.cognito), (CwLogFormat::CloudTrail, raw.pattern.cloudtrail)]
+    {
         if let Some(text) = text {
             check_pattern(&text, !raw.dimensions.is_empty())
                 .map_err(|e| format!("cloudwatch.pattern.{}: {e}", format.as_str()))?;
@@ -251,11 +236,7 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     names::namespace(&raw.namespace).map_err(|e| format!("cloudwatch.namespace: {e}"))?;
     check_value(&raw.value).map_err(|e| format!("cloudwatch.value: {e}"))?;
     if !UNITS.contains(&raw.unit.as_str()) {
-        return Err(format!(
-            "cloudwatch.unit: '{}' is not a CloudWatch unit ({})",
-            raw.unit,
-            UNITS.join(", ")
-        ));
+        return Err(format!("cloudwatch.unit: '{}' is not a CloudWatch unit ({})", raw.unit, UNITS.join(", ")));
     }
     if let Some(v) = raw.default_value {
         if !v.is_finite() {
@@ -275,18 +256,15 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     }
     let alarm = check_alarm(raw.alarm)?;
     let mut contributors = BTreeMap::new();
-    for (format, filters) in [
-        (CwLogFormat::Cognito, raw.contributors.cognito),
-        (CwLogFormat::CloudTrail, raw.contributors.cloudtrail),
-    ] {
+    for (format, filters) in
+        [(CwLogFormat::Cognito, raw.contributors.cognito), (CwLogFormat::CloudTrail, raw.contributors.cloudtrail)]
+    {
         if filters.is_empty() {
             continue;
         }
         let at = format!("cloudwatch.contributors.{}", format.as_str());
         if filters.len() > MAX_CONTRIBUTOR_FILTERS {
-            return Err(format!(
-                "{at}: Contributor Insights allows at most {MAX_CONTRIBUTOR_FILTERS} filters"
-            ));
+            return Err(format!("{at}: Contributor Insights allows at most {MAX_CONTRIBUTOR_FILTERS} filters"));
         }
         let mut out = Vec::new();
         for f in filters {
@@ -297,10 +275,7 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
             for v in &f.values {
                 names::printable(v, 1, 256).map_err(|e| format!("{at}: in: {e}"))?;
             }
-            out.push(ContributorFilter {
-                selector: f.selector,
-                values: f.values,
-            });
+            out.push(ContributorFilter { selector: f.selector, values: f.values });
         }
         contributors.insert(format, out);
     }
@@ -322,17 +297,9 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
 pub fn check_pattern(text: &str, has_dimensions: bool) -> Result<FilterPattern, String> {
     let pattern = FilterPattern::parse(text).map_err(|e| format!("{e}\n{}", e.render(text)))?;
     if pattern.regex_count() > MAX_REGEX_PER_PATTERN {
-        return Err(format!(
-            "{} regex; AWS allows at most {MAX_REGEX_PER_PATTERN} per pattern",
-            pattern.regex_count()
-        ));
+        return Err(format!("{} regex; AWS allows at most {MAX_REGEX_PER_PATTERN} per pattern", pattern.regex_count()));
     }
-    if has_dimensions
-        && !matches!(
-            pattern.kind(),
-            PatternKind::Json | PatternKind::SpaceDelimited
-        )
-    {
+    if has_dimensions && !matches!(pattern.kind(), PatternKind::Json | PatternKind::SpaceDelimited) {
         return Err("dimensions need a JSON or space-delimited pattern".into());
     }
     Ok(pattern)
@@ -351,32 +318,22 @@ fn check_value(v: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err(format!(
-        "'{v}' is neither a number nor a field selector ($.field or $field)"
-    ))
+    Err(format!("'{v}' is neither a number nor a field selector ($.field or $field)"))
 }
 
 fn check_dimensions(dims: &BTreeMap<String, String>) -> Result<(), String> {
     if dims.len() > MAX_DIMENSIONS {
-        return Err(format!(
-            "{} dimensions; AWS allows at most {MAX_DIMENSIONS}",
-            dims.len()
-        ));
+        return Err(format!("{} dimensions; AWS allows at most {MAX_DIMENSIONS}", dims.len()));
     }
     for (name, selector) in dims {
         names::dimension_name(name).map_err(|e| format!("{name}: {e}"))?;
         if !selector.starts_with('$') {
-            return Err(format!(
-                "{name}: '{selector}' is not a field selector ($.field or $field)"
-            ));
+            return Err(format!("{name}: '{selector}' is not a field selector ($.field or $field)"));
         }
         if selector.starts_with("$.") {
             names::json_selector(selector).map_err(|e| format!("{name}: {e}"))?;
         }
-        let last = selector
-            .rsplit(['.', '$', '[', '\''])
-            .find(|s| !s.is_empty() && *s != "]")
-            .unwrap_or("");
+        let last = selector.rsplit(['.', '$', '[', '\'']).find(|s| !s.is_empty() && *s != "]").unwrap_or("");
         if PERSONAL_FIELDS.contains(&last.to_ascii_lowercase().as_str()) {
             return Err(format!(
                 "{name}: '{selector}' is a user or an address; never a dimension (the filter would be disabled \
@@ -392,35 +349,21 @@ fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
         if allowed.contains(&v) {
             Ok(())
         } else {
-            Err(format!(
-                "cloudwatch.alarm.{key}: '{v}' is not one of {}",
-                allowed.join(", ")
-            ))
+            Err(format!("cloudwatch.alarm.{key}: '{v}' is not one of {}", allowed.join(", ")))
         }
     };
     one_of("statistic", &a.statistic, STATISTICS)?;
     one_of("comparison", &a.comparison, COMPARISONS)?;
     one_of("treat_missing_data", &a.treat_missing_data, MISSING_DATA)?;
     if !(matches!(a.period, 10 | 20 | 30) || (a.period >= 60 && a.period % 60 == 0)) {
-        return Err(format!(
-            "cloudwatch.alarm.period: {} s; AWS allows 10, 20, 30 or a multiple of 60",
-            a.period
-        ));
+        return Err(format!("cloudwatch.alarm.period: {} s; AWS allows 10, 20, 30 or a multiple of 60", a.period));
     }
     if a.evaluation_periods == 0 || a.evaluation_periods > MAX_EVALUATION_PERIODS {
-        return Err(format!(
-            "cloudwatch.alarm.evaluation_periods: must be 1 to {MAX_EVALUATION_PERIODS}"
-        ));
+        return Err(format!("cloudwatch.alarm.evaluation_periods: must be 1 to {MAX_EVALUATION_PERIODS}"));
     }
-    let max = if a.period >= 3600 {
-        MAX_EVALUATION_SECONDS_HOURLY
-    } else {
-        MAX_EVALUATION_SECONDS
-    };
+    let max = if a.period >= 3600 { MAX_EVALUATION_SECONDS_HOURLY } else { MAX_EVALUATION_SECONDS };
     if a.period.saturating_mul(u64::from(a.evaluation_periods)) > max {
-        return Err(format!(
-            "cloudwatch.alarm: period × evaluation_periods is over AWS's {max} s"
-        ));
+        return Err(format!("cloudwatch.alarm: period × evaluation_periods is over AWS's {max} s"));
     }
     if a.datapoints_to_alarm == 0 || a.datapoints_to_alarm > a.evaluation_periods {
         return Err(format!(
@@ -450,14 +393,10 @@ mod tests {
     fn personal_fields_are_recognised_in_selectors() {
         let mut dims = BTreeMap::new();
         dims.insert("Ip".to_string(), "$.message.ipAddress".to_string());
-        assert!(check_dimensions(&dims)
-            .unwrap_err()
-            .contains("never a dimension"));
+        assert!(check_dimensions(&dims).unwrap_err().contains("never a dimension"));
         dims.clear();
         dims.insert("Who".to_string(), "$.additionalEventData.sub".to_string());
-        assert!(check_dimensions(&dims)
-            .unwrap_err()
-            .contains("never a dimension"));
+        assert!(check_dimensions(&dims).unwrap_err().contains("never a dimension"));
         dims.clear();
         dims.insert("Type".to_string(), "$.message.eventType".to_string());
         assert_eq!(check_dimensions(&dims), Ok(()));

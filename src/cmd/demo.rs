@@ -41,7 +41,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         output: Some(log.clone()),
         truth: Some(truth_path.clone()),
     };
-    eprintln!("authwatch demo: simulating {} of sign-ins for a pool of {} users (seed {})...", a.duration, a.users, a.seed);
+    eprintln!(
+        "authwatch demo: simulating {} of sign-ins for a pool of {} users (seed {})...",
+        a.duration, a.users, a.seed
+    );
     let sim = simulate::run(&sim_args)?;
     eprintln!("  wrote {} events with {} planted attacks to {}", sim.events, sim.attacks, log.display());
 

@@ -13,20 +13,10 @@ use crate::sanitize::for_terminal;
 
 pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
     let specs = load_specs(a.filters.as_ref())?;
-    let format = CwLogFormat::parse(&a.log_format).with_context(|| {
-        format!(
-            "--log-format: '{}' is not cognito or cloudtrail",
-            for_terminal(&a.log_format)
-        )
-    })?;
-    let target = Target::new(
-        &a.log_group,
-        format,
-        a.namespace.as_deref(),
-        &a.sns_topic_arns,
-        &a.name_prefix,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let format = CwLogFormat::parse(&a.log_format)
+        .with_context(|| format!("--log-format: '{}' is not cognito or cloudtrail", for_terminal(&a.log_format)))?;
+    let target = Target::new(&a.log_group, format, a.namespace.as_deref(), &a.sns_topic_arns, &a.name_prefix)
+        .map_err(anyhow::Error::msg)?;
     let plan = generate::plan(&specs, &target);
     for note in &plan.skipped {
         eprintln!("authwatch: skipped {}", for_terminal(note));
@@ -34,8 +24,7 @@ pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
     if a.apply {
         return apply(a, &plan);
     }
-    let formats = OutputFormat::parse_list(&a.output_format)
-        .map_err(|e| anyhow::anyhow!("--output-format: {e}"))?;
+    let formats = OutputFormat::parse_list(&a.output_format).map_err(|e| anyhow::anyhow!("--output-format: {e}"))?;
     match &a.out_dir {
         None if formats.len() > 1 => {
             bail!("--output-format all writes several files: give --out-dir")
@@ -50,11 +39,9 @@ pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
                 for (path, content) in generate::files(&plan, f) {
                     let path = dir.join(path);
                     if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent)
-                            .with_context(|| format!("creating {}", parent.display()))?;
+                        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                     }
-                    std::fs::write(&path, content)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("wrote {}", for_terminal(&path.display().to_string()));
                 }
             }
@@ -67,25 +54,16 @@ fn apply(a: &FiltersArgs, plan: &generate::Plan) -> anyhow::Result<i32> {
     if let Some(r) = &a.region {
         names::region(r).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
     }
-    let conn = Connection {
-        region: a.region.clone(),
-        profile: a.profile.clone(),
-        endpoint_url: a.endpoint_url.clone(),
-    };
+    let conn =
+        Connection { region: a.region.clone(), profile: a.profile.clone(), endpoint_url: a.endpoint_url.clone() };
     let report = apply::apply(plan, &conn, a.dry_run).context("starting the AWS client runtime")?;
     for item in &report.items {
         println!("{item}");
     }
     let (failed, changed) = (report.failed(), report.changed());
     match (failed, changed, a.dry_run) {
-        (0, 0, _) => println!(
-            "nothing to change: {} resources already up to date",
-            report.items.len()
-        ),
-        (0, n, true) => println!(
-            "dry run: {n} of {} resources would change",
-            report.items.len()
-        ),
+        (0, 0, _) => println!("nothing to change: {} resources already up to date", report.items.len()),
+        (0, n, true) => println!("dry run: {n} of {} resources would change", report.items.len()),
         (0, n, false) => println!("{n} of {} resources created or updated", report.items.len()),
         (f, _, _) => println!("{f} of {} resources failed", report.items.len()),
     }

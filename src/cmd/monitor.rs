@@ -10,10 +10,8 @@ pub fn run(a: &MonitorArgs) -> anyhow::Result<i32> {
     let cfg = monitor_config(a)?;
     let specs = load_specs(a.detect.filters.as_ref())?;
     let settings = engine_settings(&a.detect)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {

@@ -6,7 +6,9 @@ use std::io::{BufWriter, Write};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE};
+use crate::cli::{
+    engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE,
+};
 use crate::finding::Status;
 use crate::replay::{self, Progress, ReplayHooks};
 use crate::sink::jsonl::JsonLines;
@@ -62,11 +64,8 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
     };
     let hooks = ReplayHooks { finding: &mut on_finding, rejection: &mut on_rejection, progress: &mut on_progress };
-    let report = if a.decode_only {
-        replay::decode_only(&cfg, hooks)?
-    } else {
-        replay::run(&cfg, &specs, settings, hooks)?
-    };
+    let report =
+        if a.decode_only { replay::decode_only(&cfg, hooks)? } else { replay::run(&cfg, &specs, settings, hooks)? };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

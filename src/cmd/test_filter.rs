@@ -25,11 +25,7 @@ pub fn run(a: &TestFilterArgs) -> anyhow::Result<i32> {
         Ok(p) => p,
         Err(e) => {
             // Each line on its own: the render is the pattern, then the caret line under it.
-            let lines: Vec<String> = e
-                .render(&a.pattern)
-                .lines()
-                .map(|l| for_terminal(l).into_owned())
-                .collect();
+            let lines: Vec<String> = e.render(&a.pattern).lines().map(|l| for_terminal(l).into_owned()).collect();
             eprintln!("authwatch: invalid filter pattern:\n{}", lines.join("\n"));
             return Ok(EXIT_FATAL);
         }
@@ -37,15 +33,8 @@ pub fn run(a: &TestFilterArgs) -> anyhow::Result<i32> {
     if a.max_line_bytes < 1024 {
         anyhow::bail!("--max-line-bytes must be at least 1024");
     }
-    let limits = Limits {
-        max_line_bytes: a.max_line_bytes,
-        ..Limits::default()
-    };
-    let paths = if a.paths.is_empty() {
-        vec!["-".into()]
-    } else {
-        a.paths.clone()
-    };
+    let limits = Limits { max_line_bytes: a.max_line_bytes, ..Limits::default() };
+    let paths = if a.paths.is_empty() { vec!["-".into()] } else { a.paths.clone() };
     let inputs = expand_inputs(&paths)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut tally = Tally::default();
@@ -57,14 +46,7 @@ pub fn run(a: &TestFilterArgs) -> anyhow::Result<i32> {
             for item in batch.drain(..) {
                 match item {
                     ReadItem::Record(rec) => {
-                        test_record(
-                            &pattern,
-                            &rec.bytes,
-                            &rec.origin,
-                            a.count,
-                            &mut tally,
-                            &mut out,
-                        )?;
+                        test_record(&pattern, &rec.bytes, &rec.origin, a.count, &mut tally, &mut out)?;
                     }
                     ReadItem::Rejected(r) => {
                         tally.rejected += 1;
@@ -77,24 +59,12 @@ pub fn run(a: &TestFilterArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    writeln!(
-        out,
-        "{} events tested, {} matched",
-        tally.tested, tally.matched
-    )?;
+    writeln!(out, "{} events tested, {} matched", tally.tested, tally.matched)?;
     if tally.rejected > 0 {
-        writeln!(
-            out,
-            "{} records could not be read (see standard error)",
-            tally.rejected
-        )?;
+        writeln!(out, "{} records could not be read (see standard error)", tally.rejected)?;
     }
     out.flush()?;
-    Ok(if tally.rejected == 0 {
-        EXIT_OK
-    } else {
-        EXIT_REJECTED
-    })
+    Ok(if tally.rejected == 0 { EXIT_OK } else { EXIT_REJECTED })
 }
 
 fn test_record(
@@ -124,12 +94,7 @@ fn test_record(
             return;
         }
         result = (|| {
-            writeln!(
-                out,
-                "{}: {}",
-                for_terminal(&at.to_string()),
-                for_terminal(message)
-            )?;
+            writeln!(out, "{}: {}", for_terminal(&at.to_string()), for_terminal(message))?;
             for (name, value) in &m.extracted {
                 writeln!(out, "  {} = {}", for_terminal(name), for_terminal(value))?;
             }

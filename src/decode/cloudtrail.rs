@@ -151,12 +151,29 @@ fn api_kind(name: &str, auth_flow: Option<&str>) -> Option<EventKind> {
         "ChangePassword" => EventKind::PasswordChange,
         "ResendConfirmationCode" => EventKind::ResendCode,
         "GetTokensFromRefreshToken" => EventKind::Token,
-        "GlobalSignOut" | "RevokeToken" | "ConfirmSignUp" | "GetUser" | "DeleteUser" | "UpdateUserAttributes"
-        | "DeleteUserAttributes" | "VerifyUserAttribute" | "GetUserAttributeVerificationCode"
-        | "AssociateSoftwareToken" | "VerifySoftwareToken" | "SetUserMFAPreference" | "SetUserSettings"
-        | "ConfirmDevice" | "ForgetDevice" | "GetDevice" | "ListDevices" | "UpdateDeviceStatus"
-        | "StartWebAuthnRegistration" | "CompleteWebAuthnRegistration" | "ListWebAuthnCredentials"
-        | "DeleteWebAuthnCredential" | "GetUserAuthFactors" => EventKind::Other,
+        "GlobalSignOut"
+        | "RevokeToken"
+        | "ConfirmSignUp"
+        | "GetUser"
+        | "DeleteUser"
+        | "UpdateUserAttributes"
+        | "DeleteUserAttributes"
+        | "VerifyUserAttribute"
+        | "GetUserAttributeVerificationCode"
+        | "AssociateSoftwareToken"
+        | "VerifySoftwareToken"
+        | "SetUserMFAPreference"
+        | "SetUserSettings"
+        | "ConfirmDevice"
+        | "ForgetDevice"
+        | "GetDevice"
+        | "ListDevices"
+        | "UpdateDeviceStatus"
+        | "StartWebAuthnRegistration"
+        | "CompleteWebAuthnRegistration"
+        | "ListWebAuthnCredentials"
+        | "DeleteWebAuthnCredential"
+        | "GetUserAuthFactors" => EventKind::Other,
         _ => return None,
     })
 }
@@ -216,7 +233,8 @@ fn hosted_outcome(additional: &Additional, error_code: Option<&str>) -> (Outcome
 
 fn event_time(field: &Text) -> Result<Timestamp, String> {
     let s = field.get().ok_or("missing `eventTime`")?;
-    let time = Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`eventTime` '{}' is not an RFC 3339 time", clip(s)))?;
+    let time =
+        Timestamp::parse_rfc3339(s).ok_or_else(|| format!("`eventTime` '{}' is not an RFC 3339 time", clip(s)))?;
     if !time.is_plausible() {
         return Err(format!("`eventTime` {} is outside the plausible range 2000..2100", clip(s)));
     }

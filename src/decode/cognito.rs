@@ -81,10 +81,8 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     let mut event = SignInEvent::new(time, kind(event_type), outcome, origin.clone());
     event.failure_reason = failure_reason;
     event.event_name = event_type.to_owned();
-    event.user_pool_id = msg
-        .user_pool_id
-        .owned()
-        .or_else(|| rec.log_source_id.as_ref().and_then(|l| l.user_pool_id.owned()));
+    event.user_pool_id =
+        msg.user_pool_id.owned().or_else(|| rec.log_source_id.as_ref().and_then(|l| l.user_pool_id.owned()));
     event.client_id = msg.client_id.owned();
     event.user_name = msg.user_name.owned();
     event.user_sub = msg.user_sub.owned();
@@ -122,8 +120,9 @@ fn event_time(field: &Text) -> Result<Timestamp, String> {
     } else if let Some(t) = s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 9e18) {
         Timestamp(t as i64)
     } else {
-        Timestamp::parse_rfc3339(s)
-            .ok_or_else(|| format!("`eventTimestamp` '{}' is neither epoch milliseconds nor an RFC 3339 time", clip(s)))?
+        Timestamp::parse_rfc3339(s).ok_or_else(|| {
+            format!("`eventTimestamp` '{}' is neither epoch milliseconds nor an RFC 3339 time", clip(s))
+        })?
     };
     if !time.is_plausible() {
         return Err(format!("`eventTimestamp` {} is {time}, outside the plausible range 2000..2100", clip(s)));

@@ -26,13 +26,7 @@ pub(super) const BASE64_GZIP_PREFIX: &str = "H4sI";
 pub(super) const UTF8_BOM: char = '\u{feff}';
 
 /// Decodes raw record bytes: unpacks gzip and base64 of gzip, checks UTF-8, then decodes the JSON.
-pub(super) fn decode_bytes(
-    bytes: &[u8],
-    origin: &Origin,
-    hint: FormatHint,
-    depth: u32,
-    out: &mut dyn FnMut(Decoded),
-) {
+pub(super) fn decode_bytes(bytes: &[u8], origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
     if depth > MAX_NESTING {
         return reject(out, origin, format!("containers nested more than {MAX_NESTING} deep"));
     }
@@ -180,7 +174,8 @@ fn decode_log_events(
     if let Err(reason) = is_array(events, field) {
         return reject(out, origin, reason);
     }
-    let result = for_each_element(events.get(), &mut |i, item| decode_log_event(item, i, field, origin, hint, depth, out));
+    let result =
+        for_each_element(events.get(), &mut |i, item| decode_log_event(item, i, field, origin, hint, depth, out));
     if let Err(reason) = result {
         reject(out, origin, format!("`{field}`: {reason}"));
     }
@@ -213,11 +208,7 @@ fn decode_log_event(
         },
         // Tolerated: the event inlined as an object.
         Some(b'{') => decode_json(message.get(), &at, hint, depth + 1, out),
-        _ => reject(
-            out,
-            &at,
-            format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get())),
-        ),
+        _ => reject(out, &at, format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get()))),
     }
 }
 

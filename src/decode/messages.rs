@@ -32,28 +32,13 @@ struct LogEvent {
 
 /// Calls `out` with each log event message held by one record's bytes (see the module docs), in order,
 /// or with a located rejection for a part that cannot be read.
-pub fn log_messages(
-    bytes: &[u8],
-    origin: &Origin,
-    out: &mut dyn FnMut(&Origin, Result<&str, Rejection>),
-) {
+pub fn log_messages(bytes: &[u8], origin: &Origin, out: &mut dyn FnMut(&Origin, Result<&str, Rejection>)) {
     from_bytes(bytes, origin, 0, out);
 }
 
-fn from_bytes(
-    bytes: &[u8],
-    origin: &Origin,
-    depth: u32,
-    out: &mut dyn FnMut(&Origin, Result<&str, Rejection>),
-) {
+fn from_bytes(bytes: &[u8], origin: &Origin, depth: u32, out: &mut dyn FnMut(&Origin, Result<&str, Rejection>)) {
     if depth > MAX_NESTING {
-        return out(
-            origin,
-            Err(Rejection::new(
-                origin,
-                format!("containers nested more than {MAX_NESTING} deep"),
-            )),
-        );
+        return out(origin, Err(Rejection::new(origin, format!("containers nested more than {MAX_NESTING} deep"))));
     }
     if bytes.starts_with(&GZIP_MAGIC) {
         return match gunzip(bytes) {
@@ -64,13 +49,7 @@ fn from_bytes(
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.trim_start_matches(UTF8_BOM).trim(),
         Err(e) => {
-            return out(
-                origin,
-                Err(Rejection::new(
-                    origin,
-                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-                )),
-            )
+            return out(origin, Err(Rejection::new(origin, format!("invalid UTF-8 at byte {}", e.valid_up_to()))))
         }
     };
     if text.starts_with(BASE64_GZIP_PREFIX) {
@@ -82,12 +61,7 @@ fn from_bytes(
     from_text(text, origin, depth, out);
 }
 
-fn from_text(
-    text: &str,
-    origin: &Origin,
-    depth: u32,
-    out: &mut dyn FnMut(&Origin, Result<&str, Rejection>),
-) {
+fn from_text(text: &str, origin: &Origin, depth: u32, out: &mut dyn FnMut(&Origin, Result<&str, Rejection>)) {
     if text.starts_with('[') {
         if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) {
             for (i, item) in items.iter().enumerate() {
@@ -118,23 +92,12 @@ fn from_text(
     out(origin, Ok(text));
 }
 
-fn from_object(
-    text: &str,
-    origin: &Origin,
-    depth: u32,
-    out: &mut dyn FnMut(&Origin, Result<&str, Rejection>),
-) {
+fn from_object(text: &str, origin: &Origin, depth: u32, out: &mut dyn FnMut(&Origin, Result<&str, Rejection>)) {
     let Ok(shape) = serde_json::from_str::<Shape>(text) else {
         return out(origin, Ok(text));
     };
     if let Some(records) = shape.records {
-        return each(
-            records.get(),
-            "Records",
-            origin,
-            out,
-            &mut |raw, at, out| out(at, Ok(raw)),
-        );
+        return each(records.get(), "Records", origin, out, &mut |raw, at, out| out(at, Ok(raw)));
     }
     let events = match (shape.events, shape.log_events) {
         (Some(e), _) => Some((e, "events")),
@@ -148,38 +111,15 @@ fn from_object(
     let Some((events, field)) = events else {
         return out(origin, Ok(text));
     };
-    each(
-        events.get(),
-        field,
-        origin,
-        out,
-        &mut |raw, at, out| match serde_json::from_str::<LogEvent>(raw) {
-            Ok(LogEvent { message: Some(m) }) => from_message(&m, at, depth, out),
-            Ok(LogEvent { message: None }) => out(
-                at,
-                Err(Rejection::new(
-                    at,
-                    format!("`{field}` item has no `message`"),
-                )),
-            ),
-            Err(e) => out(
-                at,
-                Err(Rejection::new(
-                    at,
-                    format!("`{field}` item is not a log event: {e}"),
-                )),
-            ),
-        },
-    );
+    each(events.get(), field, origin, out, &mut |raw, at, out| match serde_json::from_str::<LogEvent>(raw) {
+        Ok(LogEvent { message: Some(m) }) => from_message(&m, at, depth, out),
+        Ok(LogEvent { message: None }) => out(at, Err(Rejection::new(at, format!("`{field}` item has no `message`")))),
+        Err(e) => out(at, Err(Rejection::new(at, format!("`{field}` item is not a log event: {e}")))),
+    });
 }
 
 /// A log event's message is what a filter sees; only a compressed payload is unpacked further.
-fn from_message(
-    m: &str,
-    at: &Origin,
-    depth: u32,
-    out: &mut dyn FnMut(&Origin, Result<&str, Rejection>),
-) {
+fn from_message(m: &str, at: &Origin, depth: u32, out: &mut dyn FnMut(&Origin, Result<&str, Rejection>)) {
     if m.trim_start().starts_with(BASE64_GZIP_PREFIX) {
         from_bytes(m.trim().as_bytes(), at, depth + 1, out);
     } else {
@@ -202,13 +142,7 @@ fn each(
                 item(raw.get(), &origin.with_record(i), out);
             }
         }
-        Err(e) => out(
-            origin,
-            Err(Rejection::new(
-                origin,
-                format!("`{field}` is not an array of objects: {e}"),
-            )),
-        ),
+        Err(e) => out(origin, Err(Rejection::new(origin, format!("`{field}` is not an array of objects: {e}")))),
     }
 }
 
@@ -218,14 +152,10 @@ mod tests {
 
     fn messages(text: &str) -> Vec<String> {
         let mut got = Vec::new();
-        log_messages(
-            text.as_bytes(),
-            &Origin::new("t".into(), 1),
-            &mut |at, m| match m {
-                Ok(m) => got.push(format!("{}: {m}", at)),
-                Err(e) => got.push(format!("error {e}")),
-            },
-        );
+        log_messages(text.as_bytes(), &Origin::new("t".into(), 1), &mut |at, m| match m {
+            Ok(m) => got.push(format!("{}: {m}", at)),
+            Err(e) => got.push(format!("error {e}")),
+        });
         got
     }
 

@@ -99,7 +99,8 @@ fn summary(spec: &Spec, inc: &Incident) -> String {
     match ip_failures {
         Some(n) if own < spec.threshold => format!(
             "{} signed in successfully from {via}, an address with {n} failed sign-ins across users in the last {}",
-            inc.label(), spec.window
+            inc.label(),
+            spec.window
         ),
         _ => format!(
             "{} signed in successfully from {via} after {} failed sign-ins in {}",
@@ -182,7 +183,8 @@ impl Detector for AccountTakeover {
                     }
                     return;
                 }
-                let earlier: Vec<&Entry> = self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
+                let earlier: Vec<&Entry> =
+                    self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
                 let first = earlier.first().map_or(ev.time, |e| e.time);
                 let ctx = Success { ev, ip: keys.ip.as_deref(), ip_hash: ip_hash.unwrap_or(0), failures, hostile };
                 let spec = &self.spec;

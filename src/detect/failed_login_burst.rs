@@ -5,10 +5,10 @@
 
 use serde_json::{Map, Value};
 
+use super::elapsed;
 use super::incident::Incident;
 use super::window::KeyWindow;
 use super::windowed::{ratio, round3, WindowRule};
-use super::elapsed;
 use crate::spec::{KeyKind, Params, Spec};
 
 pub struct Rule;

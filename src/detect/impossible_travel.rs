@@ -113,7 +113,11 @@ struct Place {
 
 impl Place {
     fn of(ev: &SignInEvent, location: Location) -> Arc<Place> {
-        Arc::new(Place { city: ev.city.as_deref().map(Box::from), country: ev.country.as_deref().map(Box::from), location })
+        Arc::new(Place {
+            city: ev.city.as_deref().map(Box::from),
+            country: ev.country.as_deref().map(Box::from),
+            location,
+        })
     }
 
     fn has_names_of(&self, ev: &SignInEvent) -> bool {
@@ -321,8 +325,7 @@ impl ImpossibleTravel {
         if a.ip_group.is_some() && a.ip_group == b.ip_group {
             return false;
         }
-        hop.distance_km >= self.params.min_distance_km
-            && hop.speed_kmh.is_none_or(|v| v >= self.params.min_speed_kmh)
+        hop.distance_km >= self.params.min_distance_km && hop.speed_kmh.is_none_or(|v| v >= self.params.min_speed_kmh)
     }
 
     fn hop_severity(&self, hop: &Hop) -> Severity {
@@ -569,7 +572,12 @@ mod tests {
             assert!(matches!(e, EventId::Uuid(_)), "{id}");
             assert_eq!(e.as_str(&mut buf), id);
         }
-        for id in ["9E48F598-C837-4E43-8DFD-6E1DD5048957", "9e48f598c8374e438dfd6e1dd5048957", "ev-login_POST", "9e48f598-c837-4e43-8dfd-6e1dd504895g"] {
+        for id in [
+            "9E48F598-C837-4E43-8DFD-6E1DD5048957",
+            "9e48f598c8374e438dfd6e1dd5048957",
+            "ev-login_POST",
+            "9e48f598-c837-4e43-8dfd-6e1dd504895g",
+        ] {
             let e = EventId::new(id);
             assert!(matches!(e, EventId::Text(_)), "{id}");
             assert_eq!(e.as_str(&mut buf), id);

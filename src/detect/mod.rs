@@ -475,7 +475,12 @@ impl Engine {
 /// Incidents closing at the same moment leave in a fixed order, whatever order the rules' maps hold them.
 fn sort_closed(closed: &mut [Finding]) {
     closed.sort_by(|a, b| {
-        (a.last_seen, a.detected_at, &a.rule, &a.incident_id).cmp(&(b.last_seen, b.detected_at, &b.rule, &b.incident_id))
+        (a.last_seen, a.detected_at, &a.rule, &a.incident_id).cmp(&(
+            b.last_seen,
+            b.detected_at,
+            &b.rule,
+            &b.incident_id,
+        ))
     });
 }
 
@@ -508,7 +513,14 @@ impl IncidentBook {
     }
 
     /// Closes the incident of `h` if it has been quiet for the cooldown as of `now`.
-    pub fn close_if_quiet(&mut self, h: u64, now: Timestamp, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+    pub fn close_if_quiet(
+        &mut self,
+        h: u64,
+        now: Timestamp,
+        spec: &Spec,
+        summarize: Summarize,
+        out: &mut Vec<Finding>,
+    ) {
         if self.open.get(&h).is_some_and(|i| now.since(i.last_seen) > spec.cooldown) {
             if let Some(inc) = self.open.remove(&h) {
                 out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Map, Value};
 
+use super::elapsed;
 use super::incident::Incident;
 use super::window::KeyWindow;
 use super::windowed::{ratio, round3, WindowRule};
-use super::elapsed;
 use crate::spec::{Params, Spec, SprayParams};
 
 pub struct Rule;

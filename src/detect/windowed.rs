@@ -79,10 +79,9 @@ pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keye
             let ip = keys.ip.as_deref();
             keys.user.map(|key| Keyed { key, aux: ip, aux_name: ip })
         }
-        KeyKind::Ip => keys
-            .ip
-            .as_deref()
-            .map(|key| Keyed { key, aux: keys.user, aux_name: keys.user_name.or(keys.user) }),
+        KeyKind::Ip => {
+            keys.ip.as_deref().map(|key| Keyed { key, aux: keys.user, aux_name: keys.user_name.or(keys.user) })
+        }
     }
 }
 
@@ -139,13 +138,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         }
         let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
         w.push(
-            Entry {
-                time: ev.time,
-                outcome: ev.outcome,
-                counted,
-                aux,
-                aux_name: counterpart.map(Name::new),
-            },
+            Entry { time: ev.time, outcome: ev.outcome, counted, aux, aux_name: counterpart.map(Name::new) },
             spec.max_events_per_key,
         );
         w.expire(clock, spec.window);

@@ -138,7 +138,11 @@ impl Metrics {
             &mut out,
         );
         self.process_ns.prometheus("authwatch_event_processing_ns", "Detector time per event, nanoseconds.", &mut out);
-        self.ingest_delay_ms.prometheus("authwatch_ingest_delay_ms", "CloudWatch ingestionTime - timestamp, ms.", &mut out);
+        self.ingest_delay_ms.prometheus(
+            "authwatch_ingest_delay_ms",
+            "CloudWatch ingestionTime - timestamp, ms.",
+            &mut out,
+        );
         out
     }
 }

@@ -168,7 +168,8 @@ pub fn timeouts(request_timeout: Duration) -> aws_config::timeout::TimeoutConfig
 
 /// Builds the AWS configuration from the standard chain plus `--region`, `--profile`, `--endpoint-url`.
 async fn aws_config(cfg: &MonitorConfig) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts(cfg.request_timeout));
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts(cfg.request_timeout));
     if let Some(r) = &cfg.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
     }
@@ -287,7 +288,13 @@ pub async fn run(
     for p in &cfg.follow {
         let idx = sources.len();
         sources.push((format!("file:{}", p.display()), None));
-        source_tasks.push(tokio::spawn(follow::run(p.clone(), cfg.poll.min(Duration::from_millis(500)), idx, tx.clone(), stop_rx.clone())));
+        source_tasks.push(tokio::spawn(follow::run(
+            p.clone(),
+            cfg.poll.min(Duration::from_millis(500)),
+            idx,
+            tx.clone(),
+            stop_rx.clone(),
+        )));
     }
     drop(tx);
 
@@ -402,7 +409,11 @@ fn closed_ids_in_output(path: &Path, start_ms: i64) -> anyhow::Result<HashSet<St
 }
 
 impl Monitor {
-    async fn run_loop(&mut self, mut rx: mpsc::Receiver<SourceMsg>, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn run_loop(
+        &mut self,
+        mut rx: mpsc::Receiver<SourceMsg>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status = Instant::now();
@@ -709,7 +720,11 @@ impl Monitor {
         let (_, d50, _, dmax) = m.ingest_delay_ms.summary();
         let (nn, n50, n99, _) = m.notify_latency_ms.summary();
         let failing = m.failing.lock().map(|f| f.len()).unwrap_or(0);
-        let lag = if self.fed_ms.is_some() { format!("{:.1}s", m.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0) } else { "catching up".into() };
+        let lag = if self.fed_ms.is_some() {
+            format!("{:.1}s", m.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0)
+        } else {
+            "catching up".into()
+        };
         format!(
             "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {}, late {}, beyond overlap {}, sources failing {failing}",
             m.open_incidents.load(Ordering::Relaxed),
@@ -781,6 +796,8 @@ mod tests {
         let start = Timestamp::parse_rfc3339("2026-01-01T12:00:00Z").unwrap().0;
         let ids = closed_ids_in_output(&p, start).unwrap();
         assert_eq!(ids, HashSet::from(["recent:closed".to_string()]));
-        assert!(std::fs::read_to_string(&p).unwrap().ends_with("\"open\",\"last_seen\":\"2026-01-02T00:00:00.000Z\",\"evidence\":{\"x\":[1,2]}}\n"));
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .ends_with("\"open\",\"last_seen\":\"2026-01-02T00:00:00.000Z\",\"evidence\":{\"x\":[1,2]}}\n"));
     }
 }

@@ -165,7 +165,8 @@ impl StateDir {
 
     /// Saves the checkpoint atomically (temp file, fsync, rename, directory fsync).
     pub fn save(&self, cp: &Checkpoint) -> Result<(), StateError> {
-        let body = serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), source: e.into() })?;
+        let body =
+            serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), source: e.into() })?;
         let path = self.file("state.json");
         if path.exists() {
             // Keep the previous good checkpoint: the fallback if this one is ever found corrupt. A hard

@@ -15,8 +15,7 @@
 use serde_json::Value as Json;
 
 use super::parse::{
-    parse_number, Ast, Delimited, JsonCond, JsonExpr, JsonTest, Op, Selector, Slot, Step, Term,
-    TextPattern, Value,
+    parse_number, Ast, Delimited, JsonCond, JsonExpr, JsonTest, Op, Selector, Slot, Step, Term, TextPattern, Value,
 };
 use super::Match;
 
@@ -30,11 +29,7 @@ pub fn evaluate(ast: &Ast, message: &str, extract: bool) -> Option<Match> {
             if !json_matches(expr, &document) {
                 return None;
             }
-            let extracted = if extract {
-                json_extracted(expr, &document)
-            } else {
-                Vec::new()
-            };
+            let extracted = if extract { json_extracted(expr, &document) } else { Vec::new() };
             Some(Match { extracted })
         }
         Ast::Delimited(pattern) => delimited(pattern, message, extract),
@@ -140,14 +135,12 @@ fn json_extracted(expr: &JsonExpr, document: &Json) -> Vec<(String, String)> {
     collect_selectors(expr, &mut selectors);
     let mut extracted = Vec::new();
     for selector in selectors {
-        let scalar = resolve(document, selector)
-            .into_iter()
-            .find_map(|v| match v {
-                Json::String(s) => Some(s.clone()),
-                Json::Number(n) => Some(n.to_string()),
-                Json::Bool(b) => Some(b.to_string()),
-                _ => None,
-            });
+        let scalar = resolve(document, selector).into_iter().find_map(|v| match v {
+            Json::String(s) => Some(s.clone()),
+            Json::Number(n) => Some(n.to_string()),
+            Json::Bool(b) => Some(b.to_string()),
+            _ => None,
+        });
         if let Some(value) = scalar {
             extracted.push((selector.text.clone(), value));
         }
@@ -157,9 +150,7 @@ fn json_extracted(expr: &JsonExpr, document: &Json) -> Vec<(String, String)> {
 
 fn collect_selectors<'a>(expr: &'a JsonExpr, out: &mut Vec<&'a Selector>) {
     match expr {
-        JsonExpr::Any(items) | JsonExpr::All(items) => {
-            items.iter().for_each(|e| collect_selectors(e, out))
-        }
+        JsonExpr::Any(items) | JsonExpr::All(items) => items.iter().for_each(|e| collect_selectors(e, out)),
         JsonExpr::Cond(cond) => {
             if !out.iter().any(|s| s.text == cond.selector.text) {
                 out.push(&cond.selector);
@@ -192,17 +183,11 @@ fn split_fields(message: &str) -> Vec<&str> {
         // Every delimiter is ASCII, so each slice boundary is a char boundary.
         let (field, next) = match close {
             Some(close) => {
-                let end = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == close)
-                    .map_or(bytes.len(), |p| i + 1 + p);
+                let end = bytes[i + 1..].iter().position(|&b| b == close).map_or(bytes.len(), |p| i + 1 + p);
                 (message.get(i + 1..end).unwrap_or(""), end + 1)
             }
             None => {
-                let end = bytes[i..]
-                    .iter()
-                    .position(|&b| is_space(b))
-                    .map_or(bytes.len(), |p| i + p);
+                let end = bytes[i..].iter().position(|&b| is_space(b)).map_or(bytes.len(), |p| i + p);
                 (message.get(i..end).unwrap_or(""), end)
             }
         };
@@ -213,11 +198,7 @@ fn split_fields(message: &str) -> Vec<&str> {
 }
 
 fn field_matches(cond: &[Vec<(Op, Value)>], field: &str) -> bool {
-    cond.is_empty()
-        || cond.iter().any(|all| {
-            all.iter()
-                .all(|(op, value)| field_compare(*op, value, field))
-        })
+    cond.is_empty() || cond.iter().any(|all| all.iter().all(|(op, value)| field_compare(*op, value, field)))
 }
 
 fn field_compare(op: Op, value: &Value, field: &str) -> bool {
@@ -241,10 +222,7 @@ fn delimited(pattern: &Delimited, message: &str, extract: bool) -> Option<Match>
     let fields = split_fields(message);
     let slots = &pattern.slots;
     let (n, m) = (slots.len(), fields.len());
-    let fixed = slots
-        .iter()
-        .filter(|s| !matches!(s, Slot::Ellipsis))
-        .count();
+    let fixed = slots.iter().filter(|s| !matches!(s, Slot::Ellipsis)).count();
     if fixed > m || (fixed == n && n != m) {
         return None;
     }
@@ -254,9 +232,7 @@ fn delimited(pattern: &Delimited, message: &str, extract: bool) -> Option<Match>
     for i in (0..n).rev() {
         for j in (0..=m).rev() {
             let ok = match &slots[i] {
-                Slot::Ellipsis => {
-                    fits.get((i + 1) * width + j) || (j < m && fits.get(i * width + j + 1))
-                }
+                Slot::Ellipsis => fits.get((i + 1) * width + j) || (j < m && fits.get(i * width + j + 1)),
                 Slot::Field { cond, .. } => {
                     j < m && fits.get((i + 1) * width + j + 1) && field_matches(cond, fields[j])
                 }

@@ -93,19 +93,12 @@ pub struct PatternError {
 
 impl PatternError {
     pub(crate) fn new(position: usize, message: impl Into<String>) -> PatternError {
-        PatternError {
-            position,
-            message: message.into(),
-        }
+        PatternError { position, message: message.into() }
     }
 
     /// Two lines for a terminal: the pattern, then a caret under the offending character and the message.
     pub fn render(&self, pattern: &str) -> String {
-        let column: String = pattern
-            .chars()
-            .take(self.position)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let column: String = pattern.chars().take(self.position).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         format!("{pattern}\n{column}^ {}", self.message)
     }
 }
@@ -125,10 +118,7 @@ impl FilterPattern {
         if chars.len() > MAX_PATTERN_CHARS {
             return Err(PatternError::new(
                 MAX_PATTERN_CHARS,
-                format!(
-                    "pattern is {} characters long; AWS allows at most {MAX_PATTERN_CHARS}",
-                    chars.len()
-                ),
+                format!("pattern is {} characters long; AWS allows at most {MAX_PATTERN_CHARS}", chars.len()),
             ));
         }
         let (ast, regex_count) = parse::parse(&chars).map_err(|mut e| {

@@ -4,10 +4,7 @@
 //! Positions are `char` offsets into the whole pattern, so an error can put a caret under its cause.
 
 use super::regex::FilterRegex;
-use super::{
-    PatternError, MAX_NESTING, MAX_REGEX_PER_PATTERN, MAX_WILDCARDS_PER_PATTERN,
-    MAX_WILDCARDS_PER_SELECTOR,
-};
+use super::{PatternError, MAX_NESTING, MAX_REGEX_PER_PATTERN, MAX_WILDCARDS_PER_PATTERN, MAX_WILDCARDS_PER_SELECTOR};
 
 /// A parsed pattern.
 #[derive(Debug, Clone)]
@@ -124,16 +121,8 @@ impl Glob {
         let leading = text.starts_with('*');
         let rest = if leading { &text[1..] } else { text };
         let trailing = rest.ends_with('*');
-        let core = if trailing {
-            &rest[..rest.len() - 1]
-        } else {
-            rest
-        };
-        Glob {
-            leading,
-            trailing,
-            core: core.to_string(),
-        }
+        let core = if trailing { &rest[..rest.len() - 1] } else { rest };
+        Glob { leading, trailing, core: core.to_string() }
     }
 
     /// `*` alone (or `**`): any value.
@@ -169,35 +158,17 @@ pub enum Slot {
 
 /// Parses the whole pattern; returns the tree and the number of regexes in it.
 pub fn parse(chars: &[char]) -> Result<(Ast, usize), PatternError> {
-    let start = chars
-        .iter()
-        .position(|c| !c.is_whitespace())
-        .unwrap_or(chars.len());
+    let start = chars.iter().position(|c| !c.is_whitespace()).unwrap_or(chars.len());
     let mut regexes = 0;
     let ast = match chars.get(start) {
         None => Ast::MatchAll,
         Some('{') => {
             let tokens = lex(chars, start, Mode::Json, &mut regexes)?;
-            Ast::Json(
-                JsonParser {
-                    tokens: &tokens,
-                    at: 0,
-                    end: chars.len(),
-                    wildcards: 0,
-                }
-                .pattern()?,
-            )
+            Ast::Json(JsonParser { tokens: &tokens, at: 0, end: chars.len(), wildcards: 0 }.pattern()?)
         }
         Some('[') => {
             let tokens = lex(chars, start, Mode::Delimited, &mut regexes)?;
-            Ast::Delimited(
-                DelimitedParser {
-                    tokens: &tokens,
-                    at: 0,
-                    end: chars.len(),
-                }
-                .pattern()?,
-            )
+            Ast::Delimited(DelimitedParser { tokens: &tokens, at: 0, end: chars.len() }.pattern()?)
         }
         Some(_) => text_pattern(chars, start, &mut regexes)?,
     };
@@ -230,10 +201,7 @@ fn text_pattern(chars: &[char], start: usize, regexes: &mut usize) -> Result<Ast
         if prefix != Prefix::None {
             i += 1;
             if chars.get(i).is_none_or(|c| c.is_whitespace()) {
-                return Err(PatternError::new(
-                    i - 1,
-                    format!("expected a term right after '{c}'"),
-                ));
+                return Err(PatternError::new(i - 1, format!("expected a term right after '{c}'")));
             }
         }
         let (term, next) = text_term(chars, i, regexes)?;
@@ -244,11 +212,7 @@ fn text_pattern(chars: &[char], start: usize, regexes: &mut usize) -> Result<Ast
         return Ok(Ast::MatchAll);
     }
     let has_plain = terms.iter().any(|(p, _)| *p != Prefix::Optional);
-    let mut pattern = TextPattern {
-        required: Vec::new(),
-        excluded: Vec::new(),
-        optional: Vec::new(),
-    };
+    let mut pattern = TextPattern { required: Vec::new(), excluded: Vec::new(), optional: Vec::new() };
     for (prefix, term) in terms {
         match prefix {
             Prefix::None => pattern.required.push(term),
@@ -266,11 +230,7 @@ fn text_term(chars: &[char], i: usize, regexes: &mut usize) -> Result<(Term, usi
     let (term, next) = match chars.get(i) {
         Some('"') => {
             let (text, next) = quoted(chars, i)?;
-            let term = if text.trim().is_empty() {
-                Term::Blank
-            } else {
-                Term::Phrase(text)
-            };
+            let term = if text.trim().is_empty() { Term::Blank } else { Term::Phrase(text) };
             (term, next)
         }
         Some('%') => {
@@ -321,24 +281,15 @@ fn quoted(chars: &[char], open: usize) -> Result<(String, usize), PatternError> 
 }
 
 /// A `%regex%` starting at `open`; counts it against AWS's limit of two per pattern.
-fn regex_at(
-    chars: &[char],
-    open: usize,
-    regexes: &mut usize,
-) -> Result<(FilterRegex, usize), PatternError> {
+fn regex_at(chars: &[char], open: usize, regexes: &mut usize) -> Result<(FilterRegex, usize), PatternError> {
     let Some(len) = chars[open + 1..].iter().position(|&c| c == '%') else {
-        return Err(PatternError::new(
-            open,
-            "this regular expression has no closing '%'",
-        ));
+        return Err(PatternError::new(open, "this regular expression has no closing '%'"));
     };
     *regexes += 1;
     if *regexes > MAX_REGEX_PER_PATTERN {
         return Err(PatternError::new(
             open,
-            format!(
-                "AWS allows at most {MAX_REGEX_PER_PATTERN} regular expressions per filter pattern"
-            ),
+            format!("AWS allows at most {MAX_REGEX_PER_PATTERN} regular expressions per filter pattern"),
         ));
     }
     let close = open + 1 + len;
@@ -384,12 +335,7 @@ fn is_word_char(c: char, mode: Mode) -> bool {
     !(c.is_whitespace() || "{}()[],&|=!<>\"%".contains(c) || (mode == Mode::Json && c == '$'))
 }
 
-fn lex(
-    chars: &[char],
-    start: usize,
-    mode: Mode,
-    regexes: &mut usize,
-) -> Result<Vec<Token>, PatternError> {
+fn lex(chars: &[char], start: usize, mode: Mode, regexes: &mut usize) -> Result<Vec<Token>, PatternError> {
     let mut tokens = Vec::new();
     let mut i = start;
     while let Some(&c) = chars.get(i) {
@@ -411,12 +357,7 @@ fn lex(
             '|' if next == Some('|') => (Tok::Or, 2),
             '&' | '|' => return Err(PatternError::new(pos, format!("expected '{c}{c}'"))),
             '!' if next == Some('=') => (Tok::Op(Op::Ne), 2),
-            '!' => {
-                return Err(PatternError::new(
-                    pos,
-                    "expected '!=' ('!' alone is not an operator)",
-                ))
-            }
+            '!' => return Err(PatternError::new(pos, "expected '!=' ('!' alone is not an operator)")),
             '<' if next == Some('=') => (Tok::Op(Op::Le), 2),
             '>' if next == Some('=') => (Tok::Op(Op::Ge), 2),
             '<' => (Tok::Op(Op::Lt), 1),
@@ -435,10 +376,7 @@ fn lex(
                 (Tok::Selector(selector), end - i)
             }
             _ => {
-                let len = chars[i..]
-                    .iter()
-                    .take_while(|&&c| is_word_char(c, mode))
-                    .count();
+                let len = chars[i..].iter().take_while(|&&c| is_word_char(c, mode)).count();
                 if len == 0 {
                     return Err(PatternError::new(pos, format!("unexpected {c:?}")));
                 }
@@ -478,10 +416,7 @@ fn selector(chars: &[char], dollar: usize) -> Result<(Selector, usize), PatternE
                 i += len;
             }
             _ if after_dot => {
-                return Err(PatternError::new(
-                    i,
-                    "expected a property name, '*' or '[' after '.' in the selector",
-                ));
+                return Err(PatternError::new(i, "expected a property name, '*' or '[' after '.' in the selector"));
             }
             Some('.') => {
                 after_dot = true;
@@ -492,7 +427,10 @@ fn selector(chars: &[char], dollar: usize) -> Result<(Selector, usize), PatternE
         }
         after_dot = false;
         if steps.iter().filter(|s| **s == Step::Wildcard).count() > MAX_WILDCARDS_PER_SELECTOR {
-            return Err(PatternError::new(i - 1, format!("AWS allows at most {MAX_WILDCARDS_PER_SELECTOR} wildcard in a property selector")));
+            return Err(PatternError::new(
+                i - 1,
+                format!("AWS allows at most {MAX_WILDCARDS_PER_SELECTOR} wildcard in a property selector"),
+            ));
         }
     }
     let text = chars[dollar..i].iter().collect();
@@ -523,18 +461,11 @@ fn bracket_step(chars: &[char], open: usize) -> Result<(Step, usize), PatternErr
         Some(c) if c.is_ascii_digit() => {
             let len = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
             let digits: String = chars[i..i + len].iter().collect();
-            let index = digits
-                .parse()
-                .map_err(|_| PatternError::new(i, "array index is too large"))?;
+            let index = digits.parse().map_err(|_| PatternError::new(i, "array index is too large"))?;
             i += len;
             Step::Index(index)
         }
-        _ => {
-            return Err(PatternError::new(
-                i,
-                "expected an array index, '*' or a quoted 'key' after '['",
-            ))
-        }
+        _ => return Err(PatternError::new(i, "expected an array index, '*' or a quoted 'key' after '['")),
     };
     if chars.get(i) != Some(&']') {
         return Err(PatternError::new(i, "expected ']'"));
@@ -583,25 +514,15 @@ pub fn parse_number(text: &str) -> Option<f64> {
 /// Parses the value after `op`, taken from `token` (None at the end of the pattern).
 fn value(op: Op, token: Option<&Token>, end: usize) -> Result<Value, PatternError> {
     let expected = || {
-        let what = if matches!(op, Op::Eq | Op::Ne) {
-            "a value"
-        } else {
-            "a number"
-        };
-        PatternError::new(
-            token.map_or(end, |t| t.pos),
-            format!("expected {what} after '{}'", op.symbol()),
-        )
+        let what = if matches!(op, Op::Eq | Op::Ne) { "a value" } else { "a number" };
+        PatternError::new(token.map_or(end, |t| t.pos), format!("expected {what} after '{}'", op.symbol()))
     };
     let Some(token) = token else {
         return Err(expected());
     };
     let value = match &token.tok {
         Tok::Word(w) => match parse_number(w) {
-            Some(n) => Value::Number {
-                value: n,
-                text: w.clone(),
-            },
+            Some(n) => Value::Number { value: n, text: w.clone() },
             None => Value::Text(Glob::new(w)),
         },
         Tok::Quoted(s) => Value::Text(Glob::new(s)),
@@ -611,10 +532,7 @@ fn value(op: Op, token: Option<&Token>, end: usize) -> Result<Value, PatternErro
     if !matches!(op, Op::Eq | Op::Ne) && !matches!(value, Value::Number { .. }) {
         return Err(PatternError::new(
             token.pos,
-            format!(
-                "expected a number after '{}' (it compares numbers)",
-                op.symbol()
-            ),
+            format!("expected a number after '{}' (it compares numbers)", op.symbol()),
         ));
     }
     Ok(value)
@@ -642,33 +560,17 @@ impl JsonParser<'_> {
     fn pattern(mut self) -> Result<JsonExpr, PatternError> {
         self.at = 1; // the '{' that chose this parser
         if matches!(self.peek().map(|t| &t.tok), Some(Tok::RBrace)) {
-            return Err(PatternError::new(
-                self.here(),
-                "expected a condition inside '{ }'",
-            ));
+            return Err(PatternError::new(self.here(), "expected a condition inside '{ }'"));
         }
         let expr = self.or(0)?;
         match self.peek().map(|t| &t.tok) {
             Some(Tok::RBrace) => self.at += 1,
-            Some(Tok::RParen) => {
-                return Err(PatternError::new(
-                    self.here(),
-                    "this ')' has no matching '('",
-                ))
-            }
-            Some(_) => {
-                return Err(PatternError::new(
-                    self.here(),
-                    "expected '&&', '||' or the closing '}'",
-                ))
-            }
+            Some(Tok::RParen) => return Err(PatternError::new(self.here(), "this ')' has no matching '('")),
+            Some(_) => return Err(PatternError::new(self.here(), "expected '&&', '||' or the closing '}'")),
             None => return Err(PatternError::new(self.end, "expected the closing '}'")),
         }
         if self.peek().is_some() {
-            return Err(PatternError::new(
-                self.here(),
-                "unexpected text after the closing '}'",
-            ));
+            return Err(PatternError::new(self.here(), "unexpected text after the closing '}'"));
         }
         Ok(expr)
     }
@@ -679,11 +581,7 @@ impl JsonParser<'_> {
             self.at += 1;
             items.push(self.and(depth)?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            JsonExpr::Any(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { JsonExpr::Any(items) })
     }
 
     fn and(&mut self, depth: usize) -> Result<JsonExpr, PatternError> {
@@ -692,11 +590,7 @@ impl JsonParser<'_> {
             self.at += 1;
             items.push(self.unary(depth)?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            JsonExpr::All(items)
-        })
+        Ok(if items.len() == 1 { items.remove(0) } else { JsonExpr::All(items) })
     }
 
     fn unary(&mut self, depth: usize) -> Result<JsonExpr, PatternError> {
@@ -715,59 +609,39 @@ impl JsonParser<'_> {
                 self.at += 1;
                 let inner = self.or(depth + 1)?;
                 if !matches!(self.peek().map(|t| &t.tok), Some(Tok::RParen)) {
-                    let at = if self.peek().is_none() {
-                        open
-                    } else {
-                        self.here()
-                    };
+                    let at = if self.peek().is_none() { open } else { self.here() };
                     return Err(PatternError::new(at, "expected ')' to close the '(' here"));
                 }
                 self.at += 1;
                 Ok(inner)
             }
             Tok::Selector(_) => self.condition(),
-            _ => Err(PatternError::new(
-                token.pos,
-                "expected a property selector such as $.eventName, or '('",
-            )),
+            _ => Err(PatternError::new(token.pos, "expected a property selector such as $.eventName, or '('")),
         }
     }
 
     fn condition(&mut self) -> Result<JsonExpr, PatternError> {
-        let Some(Token {
-            tok: Tok::Selector(selector),
-            pos,
-        }) = self.peek()
-        else {
-            return Err(PatternError::new(
-                self.here(),
-                "expected a property selector",
-            ));
+        let Some(Token { tok: Tok::Selector(selector), pos }) = self.peek() else {
+            return Err(PatternError::new(self.here(), "expected a property selector"));
         };
         let (selector, selector_pos) = (selector.clone(), *pos);
-        self.wildcards += selector
-            .steps
-            .iter()
-            .filter(|s| **s == Step::Wildcard)
-            .count();
+        self.wildcards += selector.steps.iter().filter(|s| **s == Step::Wildcard).count();
         if self.wildcards > MAX_WILDCARDS_PER_PATTERN {
-            return Err(PatternError::new(selector_pos, format!("AWS allows at most {MAX_WILDCARDS_PER_PATTERN} wildcard selectors in a filter pattern")));
+            return Err(PatternError::new(
+                selector_pos,
+                format!("AWS allows at most {MAX_WILDCARDS_PER_PATTERN} wildcard selectors in a filter pattern"),
+            ));
         }
         self.at += 1;
         let test = match self.peek() {
-            Some(Token {
-                tok: Tok::Op(op), ..
-            }) => {
+            Some(Token { tok: Tok::Op(op), .. }) => {
                 let op = *op;
                 self.at += 1;
                 let value = value(op, self.peek(), self.end)?;
                 self.at += 1;
                 JsonTest::Compare(op, value)
             }
-            Some(Token {
-                tok: Tok::Word(w),
-                pos,
-            }) if w == "IS" => {
+            Some(Token { tok: Tok::Word(w), pos }) if w == "IS" => {
                 let is_pos = *pos;
                 self.at += 1;
                 let test = match self.peek().map(|t| &t.tok) {
@@ -781,60 +655,33 @@ impl JsonParser<'_> {
                         ))
                     }
                     _ => {
-                        let at = if self.peek().is_none() {
-                            is_pos
-                        } else {
-                            self.here()
-                        };
-                        return Err(PatternError::new(
-                            at,
-                            "expected NULL, TRUE or FALSE after 'IS'",
-                        ));
+                        let at = if self.peek().is_none() { is_pos } else { self.here() };
+                        return Err(PatternError::new(at, "expected NULL, TRUE or FALSE after 'IS'"));
                     }
                 };
                 self.at += 1;
                 test
             }
-            Some(Token {
-                tok: Tok::Word(w),
-                pos,
-            }) if w == "NOT" => {
+            Some(Token { tok: Tok::Word(w), pos }) if w == "NOT" => {
                 let not_pos = *pos;
                 self.at += 1;
                 match self.peek().map(|t| &t.tok) {
                     Some(Tok::Word(w)) if w == "EXISTS" => self.at += 1,
                     _ => {
-                        let at = if self.peek().is_none() {
-                            not_pos
-                        } else {
-                            self.here()
-                        };
+                        let at = if self.peek().is_none() { not_pos } else { self.here() };
                         return Err(PatternError::new(at, "expected EXISTS after 'NOT'"));
                     }
                 }
                 JsonTest::NotExists
             }
-            Some(Token {
-                tok: Tok::Word(w),
-                pos,
-            }) if w == "EXISTS" => {
-                return Err(PatternError::new(
-                    *pos,
-                    "'EXISTS' is not supported by CloudWatch (only NOT EXISTS is)",
-                ))
+            Some(Token { tok: Tok::Word(w), pos }) if w == "EXISTS" => {
+                return Err(PatternError::new(*pos, "'EXISTS' is not supported by CloudWatch (only NOT EXISTS is)"))
             }
             _ => {
-                let at = if self.peek().is_none() {
-                    selector_pos
-                } else {
-                    self.here()
-                };
+                let at = if self.peek().is_none() { selector_pos } else { self.here() };
                 return Err(PatternError::new(
                     at,
-                    format!(
-                        "expected an operator (=, !=, <, >, <=, >=, IS or NOT EXISTS) after {}",
-                        selector.text
-                    ),
+                    format!("expected an operator (=, !=, <, >, <=, >=, IS or NOT EXISTS) after {}", selector.text),
                 ));
             }
         };
@@ -872,22 +719,14 @@ impl DelimitedParser<'_> {
                 match self.peek().map(|t| &t.tok) {
                     Some(Tok::Comma) => self.at += 1,
                     Some(Tok::RBracket) => break,
-                    Some(_) => {
-                        return Err(PatternError::new(
-                            self.here(),
-                            "expected ',' or the closing ']'",
-                        ))
-                    }
+                    Some(_) => return Err(PatternError::new(self.here(), "expected ',' or the closing ']'")),
                     None => return Err(PatternError::new(self.end, "expected the closing ']'")),
                 }
             }
         }
         self.at += 1;
         if self.peek().is_some() {
-            return Err(PatternError::new(
-                self.here(),
-                "unexpected text after the closing ']'",
-            ));
+            return Err(PatternError::new(self.here(), "unexpected text after the closing ']'"));
         }
         Ok(Delimited { slots })
     }
@@ -895,39 +734,20 @@ impl DelimitedParser<'_> {
     /// One field: empty (as in `[a, ]`), `...`, a name, or conditions on one name.
     fn slot(&mut self) -> Result<Slot, PatternError> {
         let (name, name_pos) = match self.peek() {
-            Some(Token {
-                tok: Tok::Comma | Tok::RBracket,
-                ..
-            }) => {
-                return Ok(Slot::Field {
-                    name: None,
-                    cond: Vec::new(),
-                })
+            Some(Token { tok: Tok::Comma | Tok::RBracket, .. }) => {
+                return Ok(Slot::Field { name: None, cond: Vec::new() })
             }
-            Some(Token {
-                tok: Tok::Word(w), ..
-            }) if w == "..." => {
+            Some(Token { tok: Tok::Word(w), .. }) if w == "..." => {
                 self.at += 1;
                 return Ok(Slot::Ellipsis);
             }
-            Some(Token {
-                tok: Tok::Word(w),
-                pos,
-            }) => (w.clone(), *pos),
-            _ => {
-                return Err(PatternError::new(
-                    self.here(),
-                    "expected a field name, '...' or ','",
-                ))
-            }
+            Some(Token { tok: Tok::Word(w), pos }) => (w.clone(), *pos),
+            _ => return Err(PatternError::new(self.here(), "expected a field name, '...' or ','")),
         };
         check_field_name(&name, name_pos)?;
         self.at += 1;
         if !matches!(self.peek().map(|t| &t.tok), Some(Tok::Op(_))) {
-            return Ok(Slot::Field {
-                name: Some(name),
-                cond: Vec::new(),
-            });
+            return Ok(Slot::Field { name: Some(name), cond: Vec::new() });
         }
         let mut any = Vec::new();
         let mut all = vec![self.comparison(&name, None)?];
@@ -946,38 +766,32 @@ impl DelimitedParser<'_> {
             }
         }
         any.push(all);
-        Ok(Slot::Field {
-            name: Some(name),
-            cond: any,
-        })
+        Ok(Slot::Field { name: Some(name), cond: any })
     }
 
     /// `op value`, preceded by the field name again when it follows `&&`/`||` (`name_at` is then its place).
-    fn comparison(
-        &mut self,
-        name: &str,
-        name_at: Option<usize>,
-    ) -> Result<(Op, Value), PatternError> {
+    fn comparison(&mut self, name: &str, name_at: Option<usize>) -> Result<(Op, Value), PatternError> {
         if let Some(at) = name_at {
             match self.peek() {
                 Some(Token { tok: Tok::Word(w), .. }) if w == name => self.at += 1,
                 Some(Token { tok: Tok::Word(w), .. }) => {
                     return Err(PatternError::new(
                         at,
-                        format!("conditions joined by '&&' or '||' must all be on the same field ('{name}', not '{w}')"),
+                        format!(
+                            "conditions joined by '&&' or '||' must all be on the same field ('{name}', not '{w}')"
+                        ),
                     ))
                 }
-                _ => return Err(PatternError::new(self.here(), format!("expected '{name}' and a condition after '&&' or '||'"))),
+                _ => {
+                    return Err(PatternError::new(
+                        self.here(),
+                        format!("expected '{name}' and a condition after '&&' or '||'"),
+                    ))
+                }
             }
         }
-        let Some(Token {
-            tok: Tok::Op(op), ..
-        }) = self.peek()
-        else {
-            return Err(PatternError::new(
-                self.here(),
-                "expected an operator (=, !=, <, >, <=, >=)",
-            ));
+        let Some(Token { tok: Tok::Op(op), .. }) = self.peek() else {
+            return Err(PatternError::new(self.here(), "expected an operator (=, !=, <, >, <=, >=)"));
         };
         let op = *op;
         self.at += 1;
@@ -988,14 +802,10 @@ impl DelimitedParser<'_> {
 }
 
 fn check_field_name(name: &str, pos: usize) -> Result<(), PatternError> {
-    match name
-        .chars()
-        .position(|c| !(c.is_alphanumeric() || c == '_'))
-    {
+    match name.chars().position(|c| !(c.is_alphanumeric() || c == '_')) {
         None => Ok(()),
-        Some(bad) => Err(PatternError::new(
-            pos + bad,
-            format!("field names are letters, digits and '_' ('{name}' is not one)"),
-        )),
+        Some(bad) => {
+            Err(PatternError::new(pos + bad, format!("field names are letters, digits and '_' ('{name}' is not one)")))
+        }
     }
 }

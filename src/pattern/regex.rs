@@ -37,10 +37,7 @@ impl FilterRegex {
     /// body's first character in the whole pattern, so errors point at the offending character.
     pub fn compile(body: &[char], offset: usize) -> Result<FilterRegex, PatternError> {
         if body.is_empty() {
-            return Err(PatternError::new(
-                offset.saturating_sub(1),
-                "empty regular expression '%%'",
-            ));
+            return Err(PatternError::new(offset.saturating_sub(1), "empty regular expression '%%'"));
         }
         let translated = translate(body, offset)?;
         let source: String = body.iter().collect();
@@ -50,10 +47,7 @@ impl FilterRegex {
             .nest_limit(NEST_LIMIT)
             .build()
             .map_err(|e| {
-                PatternError::new(
-                    offset,
-                    format!("invalid regular expression %{source}%: {}", first_line(&e)),
-                )
+                PatternError::new(offset, format!("invalid regular expression %{source}%: {}", first_line(&e)))
             })?;
         Ok(FilterRegex { regex })
     }
@@ -70,11 +64,7 @@ fn first_line(e: &regex::Error) -> String {
         other => {
             // The regex crate's syntax errors span several lines with their own caret; keep the summary.
             let text = other.to_string();
-            text.lines()
-                .rev()
-                .find(|l| l.starts_with("error:"))
-                .unwrap_or("not a valid expression")
-                .to_string()
+            text.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("not a valid expression").to_string()
         }
     }
 }
@@ -89,10 +79,7 @@ fn translate(body: &[char], offset: usize) -> Result<String, PatternError> {
         if c == '\\' {
             i += 1;
             let Some(&next) = body.get(i) else {
-                return Err(PatternError::new(
-                    at,
-                    "regular expression ends with a lone '\\'",
-                ));
+                return Err(PatternError::new(at, "regular expression ends with a lone '\\'"));
             };
             match next {
                 'd' => out.push_str("[0-9]"),
@@ -146,7 +133,9 @@ fn check_char(c: char, at: usize) -> Result<(), PatternError> {
         return Ok(());
     }
     let message = match c {
-        '(' | ')' => "parentheses are not supported in regular expressions (use \\x28 and \\x29 to match them)".to_string(),
+        '(' | ')' => {
+            "parentheses are not supported in regular expressions (use \\x28 and \\x29 to match them)".to_string()
+        }
         _ if !c.is_ascii() => format!("multi-byte character '{c}' is not supported in regular expressions"),
         _ => format!("character {c:?} is not supported in regular expressions (use \\xhh to match it)"),
     };

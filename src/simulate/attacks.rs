@@ -191,9 +191,7 @@ fn truth_of(id: String, kind: AttackKind, evs: &[Planned], format: OutputFormat,
                     push_user(user_sub(benign.seed(), *idx), &mut users);
                 }
             }
-            Who::Unknown(name) if format != OutputFormat::CloudTrail => {
-                push_user(name.to_string(), &mut users)
-            }
+            Who::Unknown(name) if format != OutputFormat::CloudTrail => push_user(name.to_string(), &mut users),
             Who::Unknown(_) => {}
         }
     }
@@ -330,9 +328,7 @@ impl Planner<'_> {
     fn burst(&mut self) -> Result<Vec<Planned>, String> {
         let o = self.origin();
         let u = self.victim()?;
-        Ok((0..30)
-            .map(|_| attempt(Timestamp(self.rng.range(0, 170_000)), Who::Pool(u), o, Response::Fail))
-            .collect())
+        Ok((0..30).map(|_| attempt(Timestamp(self.rng.range(0, 170_000)), Who::Pool(u), o, Response::Fail)).collect())
     }
 
     /// 20 failures for one user from 8–12 addresses within 20 minutes.

@@ -44,16 +44,16 @@ pub const EVENTS_PER_SESSION: f64 =
 
 /// Relative sign-in rate by local hour: quiet nights, a morning rise, busy working hours, an evening tail.
 const DIURNAL: [f64; 24] = [
-    0.30, 0.18, 0.12, 0.10, 0.10, 0.15, 0.35, 0.75, 1.30, 1.60, 1.65, 1.55, 1.45, 1.55, 1.60, 1.55, 1.45,
-    1.35, 1.25, 1.25, 1.20, 1.00, 0.75, 0.45,
+    0.30, 0.18, 0.12, 0.10, 0.10, 0.15, 0.35, 0.75, 1.30, 1.60, 1.65, 1.55, 1.45, 1.55, 1.60, 1.55, 1.45, 1.35, 1.25,
+    1.25, 1.20, 1.00, 0.75, 0.45,
 ];
 const DIURNAL_PEAK: f64 = 1.65;
 const DIURNAL_SUM: f64 = 23.0;
 
 const FIRST_NAMES: [&str; 32] = [
-    "alice", "bob", "carla", "dmitri", "emma", "farah", "george", "hana", "ivan", "julia", "kenji", "lucia",
-    "mateo", "nadia", "oliver", "priya", "quentin", "rosa", "samir", "tomas", "uma", "victor", "wei",
-    "xenia", "yusuf", "zoe", "amara", "bruno", "chen", "diego", "elif", "fatima",
+    "alice", "bob", "carla", "dmitri", "emma", "farah", "george", "hana", "ivan", "julia", "kenji", "lucia", "mateo",
+    "nadia", "oliver", "priya", "quentin", "rosa", "samir", "tomas", "uma", "victor", "wei", "xenia", "yusuf", "zoe",
+    "amara", "bruno", "chen", "diego", "elif", "fatima",
 ];
 const LAST_NAMES: [&str; 30] = [
     "smith",

@@ -124,8 +124,7 @@ pub fn weighted_city(rng: &mut Rng) -> usize {
 
 /// A random city at least `min_km` from `from` (there always is one for distances up to 10,000 km).
 pub fn far_city(from: usize, min_km: f64, rng: &mut Rng) -> usize {
-    let far: Vec<usize> =
-        (0..CITIES.len()).filter(|&i| distance_km(&CITIES[from], &CITIES[i]) >= min_km).collect();
+    let far: Vec<usize> = (0..CITIES.len()).filter(|&i| distance_km(&CITIES[from], &CITIES[i]) >= min_km).collect();
     if far.is_empty() {
         return from;
     }

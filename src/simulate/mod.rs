@@ -167,9 +167,7 @@ fn parse_pool_id(id: &str) -> Result<String, String> {
     let bad = || format!("--user-pool-id '{id}': expected <region>_<id>, e.g. us-east-1_Demo0001");
     let (region, rest) = id.split_once('_').ok_or_else(bad)?;
     let region_ok = region.split('-').count() >= 3
-        && region
-            .split('-')
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        && region.split('-').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     if !region_ok || rest.is_empty() || !rest.bytes().all(|c| c.is_ascii_alphanumeric()) {
         return Err(bad());
     }
@@ -189,9 +187,8 @@ fn parse_attacks(spec: &str, format: OutputFormat, duration: Span) -> Result<Vec
     }
     let mut counts = [None::<u32>; AttackKind::ALL.len()];
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, count) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--attacks '{part}': expected kind=count, e.g. stuffing=2"))?;
+        let (name, count) =
+            part.split_once('=').ok_or_else(|| format!("--attacks '{part}': expected kind=count, e.g. stuffing=2"))?;
         let kind = AttackKind::parse(name.trim()).ok_or_else(|| {
             let names: Vec<&str> = AttackKind::ALL.iter().map(|k| k.name()).collect();
             format!("--attacks: unknown kind '{}' (expected one of {})", name.trim(), names.join(", "))
@@ -212,17 +209,14 @@ fn parse_attacks(spec: &str, format: OutputFormat, duration: Span) -> Result<Vec
             ));
         }
     }
-    Ok(AttackKind::ALL
-        .iter()
-        .filter_map(|&k| counts[k as usize].filter(|n| *n > 0).map(|n| (k, n)))
-        .collect())
+    Ok(AttackKind::ALL.iter().filter_map(|&k| counts[k as usize].filter(|n| *n > 0).map(|n| (k, n))).collect())
 }
 
 /// Attacks must fit in the run without overlapping, and take distinct users.
 fn check_attacks_fit(attacks: &[(AttackKind, u32)], duration: Span, users: u32) -> Result<(), String> {
     let n: i64 = attacks.iter().map(|(_, c)| i64::from(*c)).sum();
-    let needed = attacks.iter().map(|(k, c)| k.max_span().millis() * i64::from(*c)).sum::<i64>()
-        + ATTACK_GAP.millis() * (n + 1);
+    let needed =
+        attacks.iter().map(|(k, c)| k.max_span().millis() * i64::from(*c)).sum::<i64>() + ATTACK_GAP.millis() * (n + 1);
     if n > 0 && needed > duration.millis() {
         return Err(format!(
             "--duration {duration} is too short for {n} attacks, which need {} with {ATTACK_GAP} between them: \
@@ -314,13 +308,12 @@ impl Simulation {
         let kinds: Vec<AttackKind> =
             cfg.attacks.iter().flat_map(|&(k, n)| std::iter::repeat_n(k, n as usize)).collect();
         let mut attack_rng = Rng::new(cfg.seed, STREAM_ATTACKS);
-        let plans =
-            attacks::plan_all(&kinds, cfg.start, cfg.duration, cfg.format, &mut benign, &mut attack_rng)?;
+        let plans = attacks::plan_all(&kinds, cfg.start, cfg.duration, cfg.format, &mut benign, &mut attack_rng)?;
         if let Some(target) = cfg.events {
             let attack_events: u64 = plans.iter().map(|p| p.events.len() as u64).sum();
             let days = cfg.duration.millis() as f64 / 86_400_000.0;
-            let per_day = target.saturating_sub(attack_events) as f64
-                / (f64::from(cfg.users) * days * EVENTS_PER_SESSION);
+            let per_day =
+                target.saturating_sub(attack_events) as f64 / (f64::from(cfg.users) * days * EVENTS_PER_SESSION);
             benign.set_sessions_per_day(per_day);
         }
         let mut pool_rng = Rng::new(cfg.seed, STREAM_POOL);
@@ -397,11 +390,9 @@ impl Simulation {
     fn render(&mut self, p: &Planned) -> String {
         let seed = self.benign.seed();
         let (name, sub, created) = match &p.who {
-            Who::Pool(idx) => (
-                user_name(seed, *idx),
-                Some(user_sub(seed, *idx)),
-                Some(self.benign.users[*idx as usize].created),
-            ),
+            Who::Pool(idx) => {
+                (user_name(seed, *idx), Some(user_sub(seed, *idx)), Some(self.benign.users[*idx as usize].created))
+            }
             Who::Unknown(name) => (name.to_string(), None, None),
         };
         let who = Identity { name: &name, sub: sub.as_deref(), created };
@@ -465,8 +456,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<SimSummary> {
             write_jsonl(sim, BufWriter::with_capacity(1 << 20, file))
                 .with_context(|| format!("writing {}", path.display()))?
         }
-        None => write_jsonl(sim, BufWriter::with_capacity(1 << 20, io::stdout().lock()))
-            .context("writing stdout")?,
+        None => write_jsonl(sim, BufWriter::with_capacity(1 << 20, io::stdout().lock())).context("writing stdout")?,
     };
     if let Some(path) = &args.truth {
         let mut text = serde_json::to_string_pretty(&truth)?;

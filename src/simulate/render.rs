@@ -118,9 +118,7 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
         (Action::SignIn, Step::MfaPending, _) => (
             "InitiateAuth",
             initiate_params(client),
-            format!(
-                r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","session":"{HIDDEN}","challengeParameters":{{}}}}"#
-            ),
+            format!(r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","session":"{HIDDEN}","challengeParameters":{{}}}}"#),
             None,
         ),
         (Action::SignIn, _, Response::Fail) => (
@@ -148,9 +146,7 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
         ),
         (Action::PasswordChange, ..) => (
             "ChangePassword",
-            format!(
-                r#"{{"previousPassword":"{HIDDEN}","proposedPassword":"{HIDDEN}","accessToken":"{HIDDEN}"}}"#
-            ),
+            format!(r#"{{"previousPassword":"{HIDDEN}","proposedPassword":"{HIDDEN}","accessToken":"{HIDDEN}"}}"#),
             "null".to_string(),
             None,
         ),

@@ -38,7 +38,11 @@ impl JsonLines {
                     .append(true)
                     .open(p)
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display())))?;
-                Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, Box::new(f)), path: Some(p.to_path_buf()), written: 0 })
+                Ok(JsonLines {
+                    out: BufWriter::with_capacity(1 << 16, Box::new(f)),
+                    path: Some(p.to_path_buf()),
+                    written: 0,
+                })
             }
             _ => JsonLines::create(None),
         }

@@ -103,7 +103,11 @@ pub fn render(f: &Finding, seq: u64, fifo: bool) -> Notification {
         detector: f.detector.to_string(),
         severity: f.severity.to_string(),
         group_id: FIFO_GROUP.to_string(),
-        dedup_id: if fifo { format!("{}-{}-{}", f.incident_id, status_id(f.status), f.severity) } else { String::new() },
+        dedup_id: if fifo {
+            format!("{}-{}-{}", f.incident_id, status_id(f.status), f.severity)
+        } else {
+            String::new()
+        },
         detected_at_ms: f.detected_at.0,
         created_ms: Timestamp::now().0,
     }
@@ -130,15 +134,17 @@ pub fn digest_item(f: &Finding) -> DigestItem {
 pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool) -> Notification {
     let total = items.len() as u64 + overflow;
     let subject = sanitize::for_subject(&format!("[authwatch] DIGEST: {total} incident updates"), MAX_SUBJECT);
-    let mut message = format!(
-        "{total} incident updates arrived faster than the notification limit; they are summarised here.\n\n"
-    );
+    let mut message =
+        format!("{total} incident updates arrived faster than the notification limit; they are summarised here.\n\n");
     for it in items.iter().take(DIGEST_LINES) {
         message.push_str(&it.line);
         message.push('\n');
     }
     if total > DIGEST_LINES as u64 {
-        message.push_str(&format!("... and {} more (see the findings output)\n", total - DIGEST_LINES.min(items.len()) as u64));
+        message.push_str(&format!(
+            "... and {} more (see the findings output)\n",
+            total - DIGEST_LINES.min(items.len()) as u64
+        ));
     }
     message.push('\n');
     for it in items {
@@ -198,7 +204,8 @@ impl Publisher {
             if *stop.borrow() && stop_deadline.is_none() {
                 stop_deadline = Some(tokio::time::Instant::now() + self.drain);
             }
-            let next = self.spool.lock().ok().and_then(|s| s.entries.front().filter(|n| n.seq <= s.visible_upto).cloned());
+            let next =
+                self.spool.lock().ok().and_then(|s| s.entries.front().filter(|n| n.seq <= s.visible_upto).cloned());
             let Some(n) = next else {
                 if stop_deadline.is_some() {
                     return;

@@ -14,13 +14,7 @@ pub fn render(r: &ReplayReport) -> String {
     let mut s = String::new();
     let secs = r.elapsed_secs.max(1e-9);
     let _ = writeln!(s, "authwatch replay summary");
-    let _ = writeln!(
-        s,
-        "  input       {} file(s), {}, {} record(s)",
-        r.files,
-        human_bytes(r.bytes),
-        r.records
-    );
+    let _ = writeln!(s, "  input       {} file(s), {}, {} record(s)", r.files, human_bytes(r.bytes), r.records);
     let _ = writeln!(s, "  decoded     {} sign-in event(s)", r.events);
     if r.skipped_total() > 0 {
         let parts: Vec<String> = r.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -33,7 +27,11 @@ pub fn render(r: &ReplayReport) -> String {
         let _ = writeln!(s, "              {}", for_terminal(rej));
     }
     if r.rejected > r.first_rejections.len() as u64 {
-        let _ = writeln!(s, "              ... and {} more (--rejects FILE lists them all)", r.rejected - r.first_rejections.len() as u64);
+        let _ = writeln!(
+            s,
+            "              ... and {} more (--rejects FILE lists them all)",
+            r.rejected - r.first_rejections.len() as u64
+        );
     }
     if r.out_of_range > 0 {
         let _ = writeln!(s, "  out of range {} event(s) outside --since/--until", r.out_of_range);
@@ -70,7 +68,13 @@ pub fn render(r: &ReplayReport) -> String {
         let keys: usize = r.detectors.iter().map(|d| d.tracked_keys).sum();
         let _ = writeln!(s, "  state       {keys} key(s) tracked at the end across {} rule(s)", r.detectors.len());
     }
-    let _ = writeln!(s, "  throughput  {:.0} events/s, {}/s ({:.2} s)", r.events as f64 / secs, human_bytes((r.bytes as f64 / secs) as u64), secs);
+    let _ = writeln!(
+        s,
+        "  throughput  {:.0} events/s, {}/s ({:.2} s)",
+        r.events as f64 / secs,
+        human_bytes((r.bytes as f64 / secs) as u64),
+        secs
+    );
     let _ = writeln!(s, "findings      {}", r.findings.total);
     for (det, sevs) in &r.findings.by_detector {
         let parts: Vec<String> =
@@ -111,11 +115,5 @@ pub fn human_bytes(b: u64) -> String {
 
 /// A one-line human form of a finding, for terminals.
 pub fn finding_line(f: &crate::finding::Finding) -> String {
-    format!(
-        "{} {:<8} {:<24} {}",
-        f.detected_at,
-        f.severity.as_str(),
-        f.detector,
-        for_terminal(&f.summary)
-    )
+    format!("{} {:<8} {:<24} {}", f.detected_at, f.severity.as_str(), f.detector, for_terminal(&f.summary))
 }

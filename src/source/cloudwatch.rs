@@ -64,8 +64,12 @@ pub enum ErrorClass {
 pub fn classify(code: Option<&str>) -> ErrorClass {
     match code {
         Some(
-            "AccessDeniedException" | "UnrecognizedClientException" | "ResourceNotFoundException"
-            | "InvalidSignatureException" | "ExpiredTokenException" | "InvalidParameterException"
+            "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "ResourceNotFoundException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "InvalidParameterException"
             | "MissingAuthenticationTokenException",
         ) => ErrorClass::NeedsOperator,
         _ => ErrorClass::Transient,
@@ -206,8 +210,7 @@ async fn pass(
                 ingest_delay_ms: ev.ingestion_time().map(|i| i - ts),
             });
         }
-        if !records.is_empty()
-            && tx.send(SourceMsg::Records { source, records, newest_ms: page_newest }).await.is_err()
+        if !records.is_empty() && tx.send(SourceMsg::Records { source, records, newest_ms: page_newest }).await.is_err()
         {
             return Ok(PassEnd::Stopped);
         }

@@ -52,7 +52,10 @@ enum Line {
     Fits,
     /// Over the limit. `buf` holds the `seen` bytes read; unless `complete`, the rest of the line is
     /// still unread.
-    TooLong { seen: u64, complete: bool },
+    TooLong {
+        seen: u64,
+        complete: bool,
+    },
     Eof,
 }
 
@@ -245,9 +248,8 @@ impl RecordReader {
     /// lines are rejected and the rest is still processed.
     fn document_or_lines(&mut self, item: ReadItem) -> ReadItem {
         let ReadItem::Record(doc) = item else { return item };
-        let valid = serde_json::Deserializer::from_slice(&doc.bytes)
-            .into_iter::<serde::de::IgnoredAny>()
-            .all(|v| v.is_ok());
+        let valid =
+            serde_json::Deserializer::from_slice(&doc.bytes).into_iter::<serde::de::IgnoredAny>().all(|v| v.is_ok());
         if valid {
             return ReadItem::Record(doc);
         }

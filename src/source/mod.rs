@@ -101,11 +101,21 @@ pub struct LiveRecord {
 /// receiver and stops reading it on shutdown, which ends the sources at their next send.
 #[derive(Debug)]
 pub enum SourceMsg {
-    Records { source: usize, records: Vec<LiveRecord>, newest_ms: Option<i64> },
+    Records {
+        source: usize,
+        records: Vec<LiveRecord>,
+        newest_ms: Option<i64>,
+    },
     /// Every event that had reached the source by wall time `until_ms` has been sent.
-    CaughtUp { source: usize, until_ms: i64 },
+    CaughtUp {
+        source: usize,
+        until_ms: i64,
+    },
     /// The source is failing (permission, missing log group, network): shown in status and health.
-    Failing { source: usize, reason: String },
+    Failing {
+        source: usize,
+        reason: String,
+    },
 }
 
 /// Exponential back-off with jitter ("full jitter" between half and all of the step), capped.

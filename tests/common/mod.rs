@@ -21,7 +21,10 @@ pub fn emulator() -> String {
     ENDPOINT
         .get_or_init(|| {
             std::env::set_var("AWS_ACCESS_KEY_ID", std::env::var("AWS_ACCESS_KEY_ID").unwrap_or("testing".into()));
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or("testing".into()));
+            std::env::set_var(
+                "AWS_SECRET_ACCESS_KEY",
+                std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or("testing".into()),
+            );
             std::env::set_var("AWS_REGION", std::env::var("AWS_REGION").unwrap_or("us-east-1".into()));
             if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
                 return e;
@@ -196,7 +199,9 @@ pub fn expected_notifications(findings: &[Value]) -> Vec<String> {
         .iter()
         .filter_map(|f| match f["status"].as_str() {
             Some("open") => Some(format!("{}:open", f["incident_id"].as_str().unwrap())),
-            Some("escalated") => Some(format!("{}:escalated:{}", f["incident_id"].as_str().unwrap(), f["severity"].as_str().unwrap())),
+            Some("escalated") => {
+                Some(format!("{}:escalated:{}", f["incident_id"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+            }
             _ => None,
         })
         .collect();
@@ -218,7 +223,11 @@ impl Sent {
         let f = &self.finding;
         match f["status"].as_str() {
             Some("open") => format!("{}:open", f["incident_id"].as_str().unwrap_or("")),
-            _ => format!("{}:escalated:{}", f["incident_id"].as_str().unwrap_or(""), f["severity"].as_str().unwrap_or("")),
+            _ => format!(
+                "{}:escalated:{}",
+                f["incident_id"].as_str().unwrap_or(""),
+                f["severity"].as_str().unwrap_or("")
+            ),
         }
     }
 }
@@ -441,7 +450,10 @@ async fn serve(
             let (status, body) = if n % 2 == 0 {
                 ("500 Internal Server Error", r#"{"__type":"InternalFailure","message":"An internal error occurred"}"#)
             } else {
-                ("503 Service Unavailable", r#"{"__type":"ServiceUnavailableException","message":"The service is unavailable"}"#)
+                (
+                    "503 Service Unavailable",
+                    r#"{"__type":"ServiceUnavailableException","message":"The service is unavailable"}"#,
+                )
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: fault\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
