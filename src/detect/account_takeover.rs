@@ -219,15 +219,11 @@ impl Detector for AccountTakeover {
 
     fn stats(&self) -> DetectorStats {
         DetectorStats {
-            rule: self.spec.id.clone(),
-            detector: self.spec.detector.id(),
             tracked_keys: self.users.len() + self.ips.len(),
             evicted_keys: self.users.evicted + self.ips.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
-            unlocated: 0,
-            open_incidents: self.incidents.len(),
-            incidents: self.incidents.opened,
+            ..self.incidents.stats(&self.spec)
         }
     }
 }

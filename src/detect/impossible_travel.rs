@@ -547,15 +547,12 @@ impl Detector for ImpossibleTravel {
 
     fn stats(&self) -> DetectorStats {
         DetectorStats {
-            rule: self.spec.id.clone(),
-            detector: self.spec.detector.id(),
             tracked_keys: self.users.len(),
             evicted_keys: self.users.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
             unlocated: self.unlocated,
-            open_incidents: self.incidents.len(),
-            incidents: self.incidents.opened,
+            ..self.incidents.stats(&self.spec)
         }
     }
 }

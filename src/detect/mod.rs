@@ -504,6 +504,17 @@ impl IncidentBook {
     }
 
     /// The earliest `first_seen` of the open incidents.
+    /// The figures every rule shares: which rule, and its incidents; the rule fills in its keys.
+    pub fn stats(&self, spec: &Spec) -> DetectorStats {
+        DetectorStats {
+            rule: spec.id.clone(),
+            detector: spec.detector.id(),
+            open_incidents: self.open.len(),
+            incidents: self.opened,
+            ..DetectorStats::default()
+        }
+    }
+
     pub fn earliest_first_seen(&self) -> Option<Timestamp> {
         self.open.values().map(|i| i.first_seen).min()
     }

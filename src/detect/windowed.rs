@@ -185,15 +185,11 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
 
     fn stats(&self) -> DetectorStats {
         DetectorStats {
-            rule: self.spec.id.clone(),
-            detector: self.spec.detector.id(),
             tracked_keys: self.keys.len(),
             evicted_keys: self.keys.evicted,
             late_unplaced: self.late_unplaced,
             allowlisted: self.allowlisted,
-            unlocated: 0,
-            open_incidents: self.incidents.len(),
-            incidents: self.incidents.opened,
+            ..self.incidents.stats(&self.spec)
         }
     }
 }
