@@ -132,7 +132,7 @@ impl Detector for AccountTakeover {
             return;
         }
         let summarize: Summarize = summary;
-        let uh = self.users.hash(user);
+        let uh = keys.user_hash;
         self.incidents.close_if_quiet(uh, ev.time, &self.spec, summarize, out);
 
         if is_reset(ev) {
@@ -145,7 +145,7 @@ impl Detector for AccountTakeover {
             return;
         }
         let max_entries = self.spec.max_events_per_key;
-        let ip_hash = keys.ip.as_deref().map(|ip| self.ips.hash(ip));
+        let ip_hash = keys.ip.is_some().then_some(keys.ip_hash);
         // Every sign-in of an address counts toward its failure share, so a busy NAT's successes before
         // its first typo are seen (tracking only from the first failure made shares look hostile).
         if let Some(h) = ip_hash {

@@ -114,9 +114,9 @@ impl Detector for CognitoRisk {
         }
         let summarize: Summarize = summary;
         let spec = &self.spec;
-        let h = self.users.hash(user);
+        let h = keys.user_hash;
         let ip = keys.ip.as_deref();
-        let aux = ip.map_or(0, |ip| self.users.hash(ip));
+        let aux = keys.ip_hash;
         self.incidents.close_if_quiet(h, ev.time, spec, summarize, out);
         if let Some(inc) = self.incidents.get_mut(h) {
             inc.add(ev.time, ev.outcome, aux, ip, ev.event_id.as_deref());

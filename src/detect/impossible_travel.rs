@@ -15,9 +15,9 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
-use super::window::{KeyedState, LastSeen, Name};
+use super::window::{KeyedState, LastSeen};
 use super::windowed::allowlisted;
-use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys, Summarize};
+use super::{same_group, Detector, DetectorStats, EngineSettings, IncidentBook, IpKey, Keys, Summarize};
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Severity, Status};
 use crate::geo::{haversine_km, is_non_routable, Gazetteer, GeoIp, Location, LocationSource, Resolution};
@@ -36,8 +36,9 @@ pub const NAME_CACHE_CAP: usize = 4096;
 struct Visit {
     time: Timestamp,
     ip: Option<IpAddr>,
-    /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel.
-    ip_group: Option<Name>,
+    /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel. Grouped on
+    /// demand ([`Visit::group`]) rather than stored: a visit is kept for a day for every user who signs in.
+    ipv6_prefix: u8,
     /// Shared with every visit from the same names (the locator's cache hands out one per place).
     place: Arc<Place>,
     event_id: Option<EventId>,
@@ -126,6 +127,10 @@ impl Place {
 }
 
 impl Visit {
+    fn group(&self) -> Option<IpKey> {
+        self.ip.map(|ip| IpKey::group(ip, self.ipv6_prefix))
+    }
+
     fn evidence(&self) -> Value {
         json!({
             "time": self.time,
@@ -159,9 +164,10 @@ impl Trail {
     fn insert(&mut self, visit: Visit) -> usize {
         self.last_time = self.last_time.max(visit.time);
         if self.visits.len() == self.visits.capacity() {
-            // Grow one at a time: a trail holds at most `compare_last + LATE_NEIGHBOURS + 1` visits, and
-            // doubling would leave up to half of that room empty for every user for a day.
-            self.visits.reserve_exact(1);
+            // Room for two, then grow one at a time: a trail holds at most `compare_last + LATE_NEIGHBOURS
+            // + 1` visits, and doubling would leave up to half of that room empty for every user for a
+            // day. Most users sign in once or twice a day, so most trails never grow again.
+            self.visits.reserve_exact(if self.visits.is_empty() { 2 } else { 1 });
         }
         if self.visits.back().is_none_or(|v| v.time <= visit.time) {
             self.visits.push_back(visit);
@@ -283,6 +289,8 @@ pub struct ImpossibleTravel {
     params: TravelParams,
     locator: Locator,
     users: KeyedState<Trail>,
+    /// How the engine groups IPv6 addresses (the same group is never travel).
+    ipv6_prefix: u8,
     incidents: IncidentBook,
     clock: Timestamp,
     late_unplaced: u64,
@@ -301,8 +309,10 @@ impl ImpossibleTravel {
                 severity_steps: Vec::new(),
             },
         };
+        Gazetteer::preload();
         ImpossibleTravel {
             users: KeyedState::new(spec.max_keys, spec.window),
+            ipv6_prefix: settings.ipv6_prefix,
             locator: Locator {
                 geo: settings.geo.clone(),
                 prefer_geoip: settings.prefer_geoip,
@@ -322,8 +332,10 @@ impl ImpossibleTravel {
     /// Is this hop travel nobody could make? Never for the same address (or IPv6 prefix).
     fn impossible(&self, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
         let (a, b) = (&visits[hop.from], &visits[hop.to]);
-        if a.ip_group.is_some() && a.ip_group == b.ip_group {
-            return false;
+        if let (Some(x), Some(y)) = (a.ip, b.ip) {
+            if same_group(x, y, a.ipv6_prefix) {
+                return false;
+            }
         }
         hop.distance_km >= self.params.min_distance_km && hop.speed_kmh.is_none_or(|v| v >= self.params.min_speed_kmh)
     }
@@ -386,10 +398,11 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
             continue;
         }
         v.counted_in = Some(Box::from(inc.id.as_str()));
-        let aux = v.ip_group.as_deref().map_or(0, fnv);
+        let group = v.group();
+        let aux = group.as_deref().map_or(0, fnv);
         let mut buf = [0u8; 36];
         let event_id = v.event_id.as_ref().map(|e| e.as_str(&mut buf));
-        inc.add(v.time, crate::event::Outcome::Success, aux, v.ip_group.as_deref(), event_id);
+        inc.add(v.time, crate::event::Outcome::Success, aux, group.as_deref(), event_id);
     }
     let total = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(0) + 1;
     inc.extra.insert("impossible_hops".into(), json!(total));
@@ -406,7 +419,7 @@ fn set_headline(inc: &mut Incident, visits: &VecDeque<Visit>, hop: &Hop) {
     for (k, v) in hop_evidence(visits, hop) {
         inc.extra.insert(k, v);
     }
-    inc.shown_counterpart = visits[hop.to].ip_group.as_deref().map(str::to_string);
+    inc.shown_counterpart = visits[hop.to].group().map(|g| g.to_string());
 }
 
 fn hop_evidence(visits: &VecDeque<Visit>, hop: &Hop) -> Map<String, Value> {
@@ -496,7 +509,7 @@ impl Detector for ImpossibleTravel {
             self.late_unplaced += 1;
             return;
         }
-        let uh = self.users.hash(user);
+        let uh = keys.user_hash;
         self.incidents.close_if_quiet(uh, ev.time, &self.spec, summary, out);
         // A private or reserved address has no location, whatever the log's names say.
         let place = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
@@ -507,7 +520,7 @@ impl Detector for ImpossibleTravel {
         let visit = Visit {
             time: ev.time,
             ip: ev.ip,
-            ip_group: keys.ip.as_deref().map(Name::new),
+            ipv6_prefix: self.ipv6_prefix,
             place,
             event_id: ev.event_id.as_deref().map(EventId::new),
             counted_in: None,

@@ -67,7 +67,9 @@ impl Default for EngineSettings {
     }
 }
 
-/// The keys of one event, computed once and shared by every detector.
+/// The keys of one event, computed once and shared by every detector: the texts for evidence and their
+/// hashes ([`window::key_hash`]), which every rule looks its state up by. A missing key hashes to
+/// [`window::NO_COUNTERPART`].
 #[derive(Debug, Clone)]
 pub struct Keys<'a> {
     /// The user's identity: the sub, else the name (see [`UserAliases`]).
@@ -76,6 +78,10 @@ pub struct Keys<'a> {
     pub user_name: Option<&'a str>,
     /// The address as grouped: IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`).
     pub ip: Option<IpKey>,
+    /// `key_hash` of `user`.
+    pub user_hash: u64,
+    /// `key_hash` of `ip`.
+    pub ip_hash: u64,
 }
 
 impl<'a> Keys<'a> {
@@ -84,20 +90,29 @@ impl<'a> Keys<'a> {
     pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let user = ev.user_sub.as_deref().filter(|s| !s.is_empty()).or(user_name);
-        Keys { user, user_name, ip: ev.ip.map(|ip| IpKey::group(ip, ipv6_prefix)) }
+        Keys::new(user, user_name, ev.ip.map(|ip| IpKey::group(ip, ipv6_prefix)))
+    }
+
+    pub fn new(user: Option<&'a str>, user_name: Option<&'a str>, ip: Option<IpKey>) -> Keys<'a> {
+        let hash = |k: Option<&str>| k.map_or(window::NO_COUNTERPART, window::key_hash);
+        Keys { user, user_name, ip, user_hash: hash(user), ip_hash: hash(ip.as_deref()) }
     }
 }
 
-/// Most user-name → sub pairs remembered (about 100 bytes each); past it the map starts over.
+/// Most user-name → sub pairs remembered (about 80 bytes each); past it the map starts over.
 pub const MAX_USER_ALIASES: usize = 200_000;
 
 /// Decides which key stands for a user. The sub is the identity: it never changes and is unique, while
 /// names can be case-insensitive aliases, and CloudTrail logs only the sub. An event with a name but no
 /// sub (a name that does not exist, or a record that left the sub out) is keyed by the sub learned from
 /// earlier events that carried both, else by the name.
+///
+/// Names are remembered by their [`window::key_hash`] (a 64-bit keyed hash: two names meeting by chance
+/// is as likely as two keys of a rule doing so), which keeps the common case, a pair already known, to
+/// one hash and one comparison.
 #[derive(Default)]
 pub struct UserAliases {
-    sub_by_name: HashMap<String, String>,
+    sub_by_name: HashMap<u64, Box<str>, window::PreHashed>,
 }
 
 impl UserAliases {
@@ -107,16 +122,17 @@ impl UserAliases {
         let sub = ev.user_sub.as_deref().filter(|s| !s.is_empty());
         match (name, sub) {
             (Some(name), Some(sub)) => {
-                if self.sub_by_name.get(name).is_none_or(|known| known != sub) {
+                let h = window::key_hash(name);
+                if self.sub_by_name.get(&h).is_none_or(|known| &**known != sub) {
                     if self.sub_by_name.len() >= MAX_USER_ALIASES {
                         self.sub_by_name.clear();
                     }
-                    self.sub_by_name.insert(name.to_string(), sub.to_string());
+                    self.sub_by_name.insert(h, Box::from(sub));
                 }
                 Some(sub)
             }
             (None, Some(sub)) => Some(sub),
-            (Some(name), None) => Some(self.sub_by_name.get(name).map_or(name, String::as_str)),
+            (Some(name), None) => Some(self.sub_by_name.get(&window::key_hash(name)).map_or(name, |s| &**s)),
             (None, None) => None,
         }
     }
@@ -188,6 +204,24 @@ impl fmt::Debug for IpKey {
 impl fmt::Display for IpKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Whether two addresses fall in one group ([`IpKey::group`]) without formatting either: the same IPv4
+/// address (an IPv4-mapped IPv6 address counts as its IPv4 one), or IPv6 addresses in the same prefix.
+pub fn same_group(a: IpAddr, b: IpAddr, ipv6_prefix: u8) -> bool {
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (v4(a), v4(b)) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => x == y,
+        (IpAddr::V6(x), IpAddr::V6(y)) if ipv6_prefix < 128 => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(ipv6_prefix)).unwrap_or(0);
+            u128::from(x) & mask == u128::from(y) & mask
+        }
+        (IpAddr::V6(x), IpAddr::V6(y)) => x == y,
+        _ => false,
     }
 }
 
@@ -456,7 +490,7 @@ impl Engine {
     fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
         let user = self.aliases.key(ev);
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
-        let keys = Keys { user, user_name, ip: ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix)) };
+        let keys = Keys::new(user, user_name, ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix)));
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
         }
@@ -583,6 +617,31 @@ pub fn elapsed(inc: &Incident) -> Span {
 mod tests {
     use super::*;
     use crate::event::{EventKind, Origin, Outcome};
+
+    #[test]
+    fn same_group_agrees_with_the_grouped_text() {
+        let ips: Vec<IpAddr> = [
+            "203.0.113.7",
+            "203.0.113.8",
+            "::ffff:203.0.113.7",
+            "2001:db8:1:2::1",
+            "2001:db8:1:2:ffff::9",
+            "2001:db8:1:3::1",
+            "2001:db8::",
+            "::",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+        for prefix in [0, 1, 48, 64, 127, 128] {
+            for &a in &ips {
+                for &b in &ips {
+                    let by_text = IpKey::group(a, prefix) == IpKey::group(b, prefix);
+                    assert_eq!(same_group(a, b, prefix), by_text, "{a} {b} /{prefix}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn reorder_releases_by_time_then_arrival() {

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 use crate::event::Outcome;
 use crate::time::{Span, Timestamp};
@@ -93,7 +94,16 @@ impl serde::Serialize for Name {
     }
 }
 
-/// A hasher for keys that already are hashes from [`KeyedState::hash`] (keyed with a per-process random
+/// The identity of a key (a user, an address) as every map of the engine knows it: aHash keyed with a
+/// per-process random seed, so an attacker choosing user names cannot aim them at one bucket. The engine
+/// hashes an event's user and address once ([`super::Keys`]) and every rule looks its state up by that
+/// hash; the hash is only an identity, never an order, so output stays deterministic.
+pub fn key_hash(key: &str) -> u64 {
+    static SEED: OnceLock<ahash::RandomState> = OnceLock::new();
+    SEED.get_or_init(ahash::RandomState::new).hash_one(key)
+}
+
+/// A hasher for keys that already are hashes from [`key_hash`] (keyed with a per-process random
 /// seed, so an attacker cannot aim them at one bucket): it passes the `u64` through instead of hashing it
 /// a second time.
 #[derive(Default, Clone, Copy)]
@@ -119,10 +129,92 @@ impl Hasher for PassThrough {
 /// Builds [`PassThrough`] hashers, for maps keyed by key hashes.
 pub type PreHashed = BuildHasherDefault<PassThrough>;
 
+/// A window's entries in time order. Most keys hold one entry at a time (an address or user signs in a
+/// few times a day), so one is kept inline: a key then costs no allocation, and reading it no second
+/// cache miss. A window that empties gives its buffer back.
+#[derive(Debug, Default)]
+enum Entries {
+    #[default]
+    Empty,
+    One(Entry),
+    Many(VecDeque<Entry>),
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        match self {
+            Entries::Empty => 0,
+            Entries::One(_) => 1,
+            Entries::Many(d) => d.len(),
+        }
+    }
+
+    fn front(&self) -> Option<&Entry> {
+        match self {
+            Entries::Empty => None,
+            Entries::One(e) => Some(e),
+            Entries::Many(d) => d.front(),
+        }
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> {
+        let (one, many) = match self {
+            Entries::Empty => (None, None),
+            Entries::One(e) => (Some(e), None),
+            Entries::Many(d) => (None, Some(d.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    /// Inserts after every entry at or before the entry's time (in-order arrival appends).
+    fn insert(&mut self, entry: Entry) {
+        match self {
+            Entries::Empty => *self = Entries::One(entry),
+            Entries::One(_) => {
+                let Entries::One(first) = std::mem::take(self) else { return };
+                let mut d = VecDeque::with_capacity(4);
+                if first.time <= entry.time {
+                    d.push_back(first);
+                    d.push_back(entry);
+                } else {
+                    d.push_back(entry);
+                    d.push_back(first);
+                }
+                *self = Entries::Many(d);
+            }
+            Entries::Many(d) => {
+                if d.back().is_none_or(|e| e.time <= entry.time) {
+                    d.push_back(entry);
+                } else {
+                    let at = d.partition_point(|e| e.time <= entry.time);
+                    d.insert(at, entry);
+                }
+            }
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        match self {
+            Entries::Empty => None,
+            Entries::One(_) => match std::mem::take(self) {
+                Entries::One(e) => Some(e),
+                _ => None,
+            },
+            Entries::Many(d) => {
+                let e = d.pop_front();
+                if d.is_empty() {
+                    *self = Entries::Empty;
+                }
+                e
+            }
+        }
+    }
+}
+
 /// The sliding window of one key with incremental counters.
 #[derive(Debug, Default)]
 pub struct KeyWindow {
-    entries: VecDeque<Entry>,
+    entries: Entries,
     /// Counted entries in the window.
     pub counted: u64,
     pub failures: u64,
@@ -151,7 +243,7 @@ impl KeyWindow {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     /// Sign-ins in the window, counted or not.
@@ -178,17 +270,7 @@ impl KeyWindow {
     pub fn push(&mut self, entry: Entry, max_entries: usize) {
         self.last_time = self.last_time.max(entry.time);
         self.add_counters(&entry);
-        if self.entries.capacity() == 0 {
-            // Most keys never see a second event: room for one, not the default four.
-            self.entries.reserve_exact(1);
-        }
-        // In-order arrival is the common case: append without searching.
-        if self.entries.back().is_none_or(|e| e.time <= entry.time) {
-            self.entries.push_back(entry);
-        } else {
-            let at = self.entries.partition_point(|e| e.time <= entry.time);
-            self.entries.insert(at, entry);
-        }
+        self.entries.insert(entry);
         while self.entries.len() > max_entries {
             self.pop_front();
         }
@@ -210,7 +292,7 @@ impl KeyWindow {
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.entries = Entries::Empty;
         self.counted = 0;
         self.failures = 0;
         self.successes = 0;
@@ -366,10 +448,9 @@ impl LastSeen for KeyWindow {
 
 /// A map of per-key state with idle expiry and a hard cap on the number of keys.
 ///
-/// Keys are hashed with a per-process random key (attackers choose user names and cannot aim for
-/// collisions); the hash is only an identity, never an order, so output stays deterministic. The hash is
-/// aHash with random state rather than the standard SipHash: it is several times faster on short keys and
-/// still seeded per process; the map then uses the hash as is ([`PreHashed`]). Under a flood
+/// Keys are their [`key_hash`] (aHash with a per-process random seed rather than the standard SipHash: it
+/// is several times faster on short keys and still seeded per process); the map uses the hash as is
+/// ([`PreHashed`]). Under a flood
 /// the least recently used tenth of the keys is evicted, by (last-seen event time, last use in input
 /// order), and counted as saturation. The input-order part matters: CloudTrail times are whole seconds, so
 /// in a flood thousands of keys share a last-seen time, and evicting "everything at the cut time" would
@@ -379,7 +460,6 @@ pub struct KeyedState<S> {
     /// Boxed: a table slot is 16 bytes instead of the whole state, which matters at a few hundred thousand
     /// keys in a table that is at most 7/8 full.
     map: HashMap<u64, Box<Slot<S>>, PreHashed>,
-    hasher: ahash::RandomState,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
     horizon: Span,
@@ -397,19 +477,12 @@ struct Slot<S> {
 
 impl<S: LastSeen> KeyedState<S> {
     pub fn new(cap: usize, horizon: Span) -> KeyedState<S> {
-        KeyedState {
-            map: HashMap::default(),
-            hasher: ahash::RandomState::new(),
-            cap,
-            horizon,
-            next_sweep: Timestamp(i64::MIN),
-            uses: 0,
-            evicted: 0,
-        }
+        KeyedState { map: HashMap::default(), cap, horizon, next_sweep: Timestamp(i64::MIN), uses: 0, evicted: 0 }
     }
 
+    /// The key's hash ([`key_hash`]), for callers that have not got it from [`super::Keys`].
     pub fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
+        key_hash(key)
     }
 
     pub fn len(&self) -> usize {

@@ -67,8 +67,10 @@ impl<R: WindowRule> WindowDetector<R> {
 /// address-keyed rule, the address for a user-keyed one.
 pub struct Keyed<'k> {
     pub key: &'k str,
-    /// The counterpart's identity (distinct counts use it).
-    pub aux: Option<&'k str>,
+    /// The key's hash, which its state is found by.
+    pub hash: u64,
+    /// The counterpart's identity, which distinct counts use: its hash, or `NO_COUNTERPART`.
+    pub aux: u64,
     /// The counterpart as shown in evidence.
     pub aux_name: Option<&'k str>,
 }
@@ -76,12 +78,14 @@ pub struct Keyed<'k> {
 pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keyed<'k>> {
     match kind {
         KeyKind::User => {
-            let ip = keys.ip.as_deref();
-            keys.user.map(|key| Keyed { key, aux: ip, aux_name: ip })
+            keys.user.map(|key| Keyed { key, hash: keys.user_hash, aux: keys.ip_hash, aux_name: keys.ip.as_deref() })
         }
-        KeyKind::Ip => {
-            keys.ip.as_deref().map(|key| Keyed { key, aux: keys.user, aux_name: keys.user_name.or(keys.user) })
-        }
+        KeyKind::Ip => keys.ip.as_deref().map(|key| Keyed {
+            key,
+            hash: keys.ip_hash,
+            aux: keys.user_hash,
+            aux_name: keys.user_name.or(keys.user),
+        }),
     }
 }
 
@@ -107,8 +111,7 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
         if !spec.observes(ev.kind) {
             return;
         }
-        let Some(Keyed { key, aux: counterpart_id, aux_name: counterpart }) = key_and_counterpart(spec.key, keys)
-        else {
+        let Some(Keyed { key, hash: h, aux, aux_name: counterpart }) = key_and_counterpart(spec.key, keys) else {
             return;
         };
         if allowlisted(spec, ev, keys) {
@@ -120,8 +123,6 @@ impl<R: WindowRule> Detector for WindowDetector<R> {
             self.late_unplaced += 1;
             return;
         }
-        let h = self.keys.hash(key);
-        let aux = counterpart_id.map_or(0, |c| self.keys.hash(c));
         let summarize: super::Summarize = R::summary;
         self.incidents.close_if_quiet(h, ev.time, spec, summarize, out);
 
