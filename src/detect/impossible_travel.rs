@@ -309,7 +309,6 @@ impl ImpossibleTravel {
                 severity_steps: Vec::new(),
             },
         };
-        Gazetteer::preload();
         ImpossibleTravel {
             users: KeyedState::new(spec.max_keys, spec.window),
             ipv6_prefix: settings.ipv6_prefix,

@@ -100,7 +100,7 @@ enum Pick {
     Ambiguous,
 }
 
-/// The built-in table, loaded on first use ([`Gazetteer::builtin`], [`Gazetteer::preload`]).
+/// The built-in table, loaded on first use ([`Gazetteer::builtin`]).
 static BUILTIN: OnceLock<Gazetteer> = OnceLock::new();
 
 impl Gazetteer {
@@ -117,18 +117,6 @@ impl Gazetteer {
     }
 
     /// Parse the embedded tables, reporting any problem.
-    /// Starts loading the built-in table on a thread of its own (about 0.1 s of decompressing and
-    /// indexing 34,000 cities), so that a replay's first located sign-in does not wait for it on the
-    /// detection thread: the load overlaps reading and decoding. Does nothing once loaded.
-    pub fn preload() {
-        if BUILTIN.get().is_none() {
-            // If no thread can be started, the first lookup loads it instead.
-            let _ = std::thread::Builder::new().name("gazetteer".into()).spawn(|| {
-                Gazetteer::builtin();
-            });
-        }
-    }
-
     pub fn load_builtin() -> Result<Gazetteer, GazetteerError> {
         let mut cities = String::new();
         flate2::read::GzDecoder::new(CITIES_TSV_GZ).read_to_string(&mut cities)?;
