@@ -135,7 +135,7 @@ mean_ns=$(awk -v s="$psum" -v n="$pcount" 'BEGIN { printf "%.0f", n ? s / n : 0 
 replay_ns=$(awk -v s="$replay_cpu" -v n="$replay_events" 'BEGIN { printf "%.0f", n ? 1e9 * s / n : 0 }')
 verdict=$(awk -v p="$p99" -v t="$TARGET_P99_NS" 'BEGIN { if (p <= t) printf "**met** (p99 is %.2f %% of the budget)", 100 * p / t; else printf "**missed** (p99 is %.1fx the budget)", p / t }')
 
-echo "## Monitor processing per event: $records simulated Cognito events, followed from a file"
+echo "## Monitor processing per event: $records simulated Cognito events ($(du -m "$file" | cut -f1) MB), followed from a file"
 echo
 echo "| figure | value |"
 echo "|---|---|"
