@@ -109,6 +109,7 @@ fn monitor_findings_equal_replay_and_each_incident_is_notified_once() {
     assert!(text.contains(&format!("authwatch_notifications_sent_total {n}")), "{text}");
     assert!(text.contains(&format!("authwatch_event_to_notification_ms_count {n}")), "{text}");
     assert!(text.contains("authwatch_event_processing_ns{quantile=\"0.99\"}"), "{text}");
+    assert!(text.contains("authwatch_event_processing_ns{quantile=\"1\"}"), "the max: {text}");
     // The figures, for the record (shown with --nocapture).
     for l in text.lines().filter(|l| {
         l.starts_with("authwatch_event_to_notification_ms{")

@@ -16,6 +16,10 @@ use tokio::sync::watch;
 
 /// Largest value a histogram records (one hour, in its unit); larger values are clamped.
 const HIST_MAX: u64 = 3_600_000_000;
+/// Quantiles each summary exposes. 1 is the largest value recorded (the histogram's max, as Prometheus'
+/// Go client reports a summary's maximum): a tail target such as "p99 <= 1 ms" needs p99.9 and the max
+/// next to it to show what the 1 % beyond costs.
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 
 /// Counters are monotonic; gauges are set by the monitor loop each tick.
 #[derive(Default)]
@@ -81,10 +85,13 @@ impl Hist {
     fn prometheus(&self, name: &str, help: &str, out: &mut String) {
         let Ok(h) = self.0.lock() else { return };
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
-        for q in [0.5, 0.9, 0.99, 0.999] {
+        for q in QUANTILES {
             let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {}", h.value_at_quantile(q));
         }
-        let sum: f64 = h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum();
+        // Each bucket's upper bound times its count (within the histogram's 3 digits), as an integer: a float
+        // sum over no buckets would print `-0`.
+        let sum: u128 =
+            h.iter_recorded().map(|v| u128::from(v.value_iterated_to()) * u128::from(v.count_at_value())).sum();
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", h.len());
     }
 }
@@ -187,4 +194,88 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: w
 /// Binds the metrics listener (loopback or any address the operator chose).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample lines of one summary in a rendered page: (what follows its name, value), e.g.
+    /// (`{quantile="0.99"}`, `1000`) or (`_count`, `3`).
+    fn samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, &'a str)> {
+        text.lines()
+            .filter_map(|l| {
+                let (series, value) = l.strip_prefix(name)?.rsplit_once(' ')?;
+                let ours = series.starts_with('{') || series == "_sum" || series == "_count";
+                ours.then_some((series, value))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_summary_shows_the_tail_quantiles_and_the_max() {
+        let m = Metrics::default();
+        // 1000 events of 1 µs, 9 of 2 ms, one of 40 ms: p99 is 1 µs, p99.9 2 ms, the max 40 ms.
+        for _ in 0..1000 {
+            m.process_ns.record(1_000);
+        }
+        for _ in 0..9 {
+            m.process_ns.record(2_000_000);
+        }
+        m.process_ns.record(40_000_000);
+        let text = m.render();
+        let got = samples(&text, "authwatch_event_processing_ns");
+        let value = |labels: &str| got.iter().find(|(l, _)| *l == labels).map(|(_, v)| v.parse::<u64>().unwrap());
+        let within = |v: Option<u64>, want: u64| v.is_some_and(|v| v >= want && v <= want + want / 1000);
+        assert!(within(value("{quantile=\"0.5\"}"), 1_000), "{text}");
+        assert!(within(value("{quantile=\"0.99\"}"), 1_000), "{text}");
+        assert!(within(value("{quantile=\"0.999\"}"), 2_000_000), "{text}");
+        assert!(within(value("{quantile=\"1\"}"), 40_000_000), "{text}");
+        assert_eq!(value("_count"), Some(1010), "{text}");
+        assert!(within(value("_sum"), 1_000 * 1000 + 2_000_000 * 9 + 40_000_000), "{text}");
+    }
+
+    #[test]
+    fn an_empty_summary_renders_zeros() {
+        let text = Metrics::default().render();
+        let got = samples(&text, "authwatch_event_to_notification_ms");
+        assert_eq!(got.len(), QUANTILES.len() + 2, "{text}");
+        assert!(got.iter().all(|(_, v)| *v == "0"), "{text}");
+    }
+
+    /// Every sample belongs to the family declared by the `# TYPE` line before it (a summary also owns
+    /// `_sum` and `_count`), quantile labels are in [0, 1], and every value is a number.
+    #[test]
+    fn the_page_is_valid_prometheus_text() {
+        let m = Metrics::default();
+        m.process_ns.record(1_500);
+        m.events.fetch_add(3, Ordering::Relaxed);
+        let text = m.render();
+        let mut family: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(decl) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = decl.split_once(' ').expect("TYPE name kind");
+                assert!(["counter", "gauge", "summary"].contains(&kind), "{line}");
+                family = Some((name.to_string(), kind.to_string()));
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample: series value");
+            value.parse::<f64>().unwrap_or_else(|_| panic!("not a number: {line}"));
+            let (name, labels) = series.split_once('{').map_or((series, ""), |(n, l)| (n, l));
+            let (fam, kind) = family.as_ref().unwrap_or_else(|| panic!("sample before any TYPE: {line}"));
+            let owned =
+                name == fam || (kind == "summary" && (name == format!("{fam}_sum") || name == format!("{fam}_count")));
+            assert!(owned, "{line} is not in family {fam}");
+            if let Some(q) = labels.strip_prefix("quantile=\"").and_then(|l| l.strip_suffix("\"}")) {
+                let q: f64 = q.parse().unwrap_or_else(|_| panic!("bad quantile: {line}"));
+                assert!((0.0..=1.0).contains(&q), "{line}");
+            } else {
+                assert!(labels.is_empty(), "unexpected labels: {line}");
+            }
+        }
+        assert!(text.contains("authwatch_event_processing_ns{quantile=\"1\"} 1500"), "{text}");
+    }
 }
