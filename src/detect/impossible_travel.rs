@@ -68,15 +68,19 @@ impl EventId {
         if b.len() != 36 || UUID_HYPHENS.iter().any(|&i| b[i] != b'-') {
             return None;
         }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 16];
-        let mut digits = b.iter().enumerate().filter(|(i, _)| !UUID_HYPHENS.contains(i)).map(|(_, &c)| c);
+        let mut at = 0;
         for byte in &mut out {
-            let nibble = |c: u8| match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            };
-            *byte = nibble(digits.next()?)? << 4 | nibble(digits.next()?)?;
+            if UUID_HYPHENS.contains(&at) {
+                at += 1;
+            }
+            *byte = nibble(b[at])? << 4 | nibble(b[at + 1])?;
+            at += 2;
         }
         Some(out)
     }
