@@ -6,7 +6,8 @@
 //! The distance is the great-circle distance minus both places' uncertainty radii, so coarse locations
 //! (a whole country, a carrier's exit point) never look like travel by themselves. A late success is
 //! inserted at its place in time and compared with its neighbours on both sides: the pairs it forms are
-//! the ones it would have formed had it arrived in order.
+//! the ones it would have formed had it arrived in order (up to [`LATE_HORIZON`] late; beyond it, with
+//! the neighbours still kept).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -26,6 +27,11 @@ use crate::time::{Span, Timestamp};
 
 /// Successes kept per user beyond `compare_last`, so that a late one still finds its neighbours in time.
 pub const LATE_NEIGHBOURS: usize = 8;
+/// Those extra successes are kept only while they are this recent (by the rule's clock): a success
+/// arriving up to this late is compared with every neighbour it would have had in order; a later one
+/// still with the neighbours kept. A day of them for every user who signs in (8 visits of 80 bytes) was
+/// two thirds of a replay's memory on simulated traffic, for events that are late by hours.
+pub const LATE_HORIZON: Span = Span::mins(6 * 60);
 /// Hops listed in one incident's evidence ("at most a few dozen", `detection.md`); the rest are counted.
 pub const MAX_EVIDENCE_HOPS: usize = 10;
 /// Distinct (city, country) pairs whose resolution is remembered: real logs repeat a few thousand places.
@@ -182,11 +188,19 @@ impl Trail {
         at
     }
 
-    /// Drops visits at or before `now - window` and the oldest beyond `cap`.
-    fn trim(&mut self, now: Timestamp, window: Span, cap: usize) {
+    /// Drops visits at or before `now - window`, the oldest beyond `keep + LATE_NEIGHBOURS`, and those
+    /// beyond the newest `keep` that are older than [`LATE_HORIZON`].
+    fn trim(&mut self, now: Timestamp, window: Span, keep: usize) {
         let horizon = now.saturating_sub(window);
-        while self.visits.front().is_some_and(|v| v.time <= horizon) || self.visits.len() > cap {
+        let late_horizon = now.saturating_sub(LATE_HORIZON);
+        while self.visits.front().is_some_and(|v| {
+            let len = self.visits.len();
+            v.time <= horizon || len > keep + LATE_NEIGHBOURS || (len > keep && v.time <= late_horizon)
+        }) {
             self.visits.pop_front();
+        }
+        if self.visits.capacity() > self.visits.len() + LATE_NEIGHBOURS / 2 {
+            self.visits.shrink_to_fit();
         }
     }
 }
@@ -543,9 +557,9 @@ impl Detector for ImpossibleTravel {
         for hop in &hops {
             self.report(uh, user, ev, hop, out);
         }
-        let cap = self.params.compare_last + LATE_NEIGHBOURS;
+        let keep = self.params.compare_last;
         if let Some(trail) = self.users.get_mut(uh) {
-            trail.trim(clock, window, cap);
+            trail.trim(clock, window, keep);
         }
     }
 
