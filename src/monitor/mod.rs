@@ -13,8 +13,9 @@
 //! - the **publisher** (`sink::sns`) drains the notification spool; the **metrics server** answers HTTP.
 //!
 //! Restart without saving detector state: the checkpoint holds the watermark, the earliest `first_seen`
-//! of the incidents open at that time, and a ledger of every update already notified or written. On start
-//! the sources re-read from `min(watermark, earliest open) - lookback` (`--restart-lookback`, by default
+//! of the incidents open at that time (or closed, when the re-read would start inside one: see
+//! [`earliest_to_rebuild`]), and a ledger of every update already notified or written. On start the
+//! sources re-read from `min(watermark, earliest open) - lookback` (`--restart-lookback`, by default
 //! the largest rule window), a fresh engine rebuilds the same incidents (their ids are deterministic), and
 //! updates found in the ledger are suppressed. Closed findings already in the `--output` file count as
 //! written. Per-source positions are saved for operators only; resuming from them could not rebuild the
@@ -143,6 +144,9 @@ struct Monitor {
     /// Watermark of the checkpoint this run resumed from: until the re-read passes it, the ledger is not
     /// pruned (the re-read is recreating the updates it holds).
     resumed_watermark: Option<i64>,
+    /// First and last seen of the incidents closed in this run that a restart may re-read part of (see
+    /// [`earliest_to_rebuild`]).
+    closed: Vec<(i64, i64)>,
     largest_window: Span,
 }
 
@@ -187,12 +191,48 @@ fn largest_window(specs: &SpecSet) -> Span {
     specs.enabled().map(|s| s.window).max().unwrap_or(Span(0))
 }
 
-/// Where a restart re-reads from, given a checkpoint: `min(watermark, earliest open incident) -
+/// Where a restart re-reads from, given a checkpoint: `min(watermark, earliest incident to rebuild) -
 /// lookback - 1s`; None without a watermark (a first start reads `--backfill`).
 fn resume_from(cp: &Checkpoint, lookback: Span) -> Option<i64> {
-    let wm = cp.watermark_ms?;
-    let from = wm.min(cp.earliest_open_ms.unwrap_or(i64::MAX));
-    Some(Timestamp(from).saturating_sub(lookback).saturating_sub(Span::secs(1)).0)
+    Some(resume_point(cp.watermark_ms?, cp.earliest_open_ms, lookback))
+}
+
+fn resume_point(watermark_ms: i64, earliest_ms: Option<i64>, lookback: Span) -> i64 {
+    let from = watermark_ms.min(earliest_ms.unwrap_or(i64::MAX));
+    Timestamp(from).saturating_sub(lookback).saturating_sub(Span::secs(1)).0
+}
+
+/// The checkpoint's `earliest_open_ms`: the earliest `first_seen` of the open incidents and of the closed
+/// ones (`closed`: first and last seen) whose end only a restart would re-read. A re-read that starts
+/// inside a closed incident (a rule whose cooldown is shorter than the lookback) gives a fresh engine the
+/// incident's last events only; when they still reach the threshold they open it again at a later event,
+/// so with another incident id: a second notification and a second closed finding for one attack. Going
+/// back to its `first_seen` (less the lookback, as for an open one) rebuilds it as it was, and the ledger
+/// and `--output` suppress it. Moving the start back can put it inside an earlier closed incident: they
+/// are taken latest first until none is cut. `closed` keeps what a later save may still need (the start
+/// can move back by at most one lookback as new incidents open), at most [`state::LEDGER_MAX_ENTRIES`].
+fn earliest_to_rebuild(
+    watermark_ms: i64,
+    earliest_open_ms: Option<i64>,
+    closed: &mut Vec<(i64, i64)>,
+    lookback: Span,
+) -> Option<i64> {
+    // Latest last_seen first: once one is not reached, none after it is.
+    closed.sort_unstable_by_key(|&(_, last)| std::cmp::Reverse(last));
+    let mut earliest = earliest_open_ms;
+    for &(first, last) in closed.iter() {
+        let from = resume_point(watermark_ms, earliest, lookback);
+        if last < from {
+            break;
+        }
+        if first < from {
+            earliest = Some(earliest.map_or(first, |e| e.min(first)));
+        }
+    }
+    let keep_from = Timestamp(resume_point(watermark_ms, earliest, lookback)).saturating_sub(lookback).0;
+    closed.retain(|&(_, last)| last >= keep_from);
+    closed.truncate(state::LEDGER_MAX_ENTRIES);
+    earliest
 }
 
 /// Runs until `shutdown` becomes true.
@@ -323,6 +363,7 @@ pub async fn run(
         last_save: Instant::now(),
         output_suppressed,
         resumed_watermark: cp_watermark,
+        closed: Vec::new(),
         largest_window: largest_window(specs),
         cfg,
     };
@@ -594,6 +635,10 @@ impl Monitor {
         let mut wrote = false;
         let mut spooled = false;
         for f in findings {
+            if f.status == Status::Closed {
+                // Also when suppressed: a rebuilt incident must be rebuilt again by the next restart.
+                self.closed.push((f.first_seen.0, f.last_seen.0));
+            }
             let key = sns::ledger_key(&f);
             if self.cp.ledger.contains_key(&key) || self.output_suppressed.contains(&key) {
                 self.metrics.notifications_suppressed.fetch_add(1, Ordering::Relaxed);
@@ -694,9 +739,11 @@ impl Monitor {
 
     fn save(&mut self) -> anyhow::Result<()> {
         self.cp.watermark_ms = self.fed_ms.or(self.cp.watermark_ms);
+        let lookback = self.cfg.restart_lookback.unwrap_or(self.largest_window);
         // Before the first watermark of this run, keep the resume point of the previous one.
-        if self.fed_ms.is_some() {
-            self.cp.earliest_open_ms = self.engine.earliest_open().map(|t| t.0);
+        if let Some(fed) = self.fed_ms {
+            let open = self.engine.earliest_open().map(|t| t.0);
+            self.cp.earliest_open_ms = earliest_to_rebuild(fed, open, &mut self.closed, lookback);
         }
         if let Some((spool, _, _)) = &self.spool {
             if let Ok(s) = spool.lock() {
@@ -711,7 +758,6 @@ impl Monitor {
             (None, Some(_)) => false,
         };
         if caught_up {
-            let lookback = self.cfg.restart_lookback.unwrap_or(self.largest_window);
             self.cp.prune_ledger(Timestamp::now(), resume_from(&self.cp, lookback));
         }
         self.state.save(&self.cp).context("cannot save the checkpoint")?;
@@ -781,6 +827,24 @@ mod tests {
         let cp = Checkpoint { watermark_ms: Some(100_000), earliest_open_ms: Some(90_000), ..Checkpoint::default() };
         assert_eq!(resume_from(&cp, Span::secs(10)), Some(90_000 - 10_000 - 1_000));
         assert_eq!(resume_from(&Checkpoint::default(), Span::secs(10)), None);
+    }
+
+    #[test]
+    fn a_restart_rebuilds_closed_incidents_whole_or_not_at_all() {
+        let lookback = Span::secs(10);
+        // Watermark 100 s: the re-read would start at 89 s, inside an incident closed at 89.5 s.
+        let mut closed = vec![(88_000, 89_500), (95_000, 96_000), (70_000, 78_000), (40_000, 50_000), (1_000, 2_000)];
+        let earliest = earliest_to_rebuild(100_000, None, &mut closed, lookback);
+        // Back to its start (read from 77 s), which cuts the one closed at 78 s: back to 70 s (read from
+        // 59 s); the one at 95-96 s is read whole anyway, the one closed at 50 s not at all.
+        assert_eq!(earliest, Some(70_000));
+        assert_eq!(resume_point(100_000, earliest, lookback), 59_000);
+        // Kept: what a later save may still reach (last seen from 49 s on).
+        assert_eq!(closed, [(95_000, 96_000), (88_000, 89_500), (70_000, 78_000), (40_000, 50_000)]);
+        // An open incident earlier than all of them decides; nothing closed cut: the open one alone.
+        let mut closed = vec![(95_000, 96_000)];
+        assert_eq!(earliest_to_rebuild(100_000, Some(60_000), &mut closed, lookback), Some(60_000));
+        assert_eq!(earliest_to_rebuild(100_000, None, &mut Vec::new(), lookback), None);
     }
 
     #[test]

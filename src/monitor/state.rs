@@ -57,7 +57,8 @@ pub struct Position {
 pub struct Checkpoint {
     /// Event time up to which every source's events were given to the engine.
     pub watermark_ms: Option<i64>,
-    /// Earliest `first_seen` of the incidents open at checkpoint time.
+    /// Earliest `first_seen` of the incidents open at checkpoint time, and of those closed whose end only
+    /// a restart from the watermark would re-read (so that it rebuilds them whole).
     pub earliest_open_ms: Option<i64>,
     pub positions: BTreeMap<String, Position>,
     /// Notifications not yet known to be delivered, in order.

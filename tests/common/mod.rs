@@ -130,12 +130,16 @@ pub fn cognito_line(ts: i64, user: &str, ip: &str, pass: bool, id: &str) -> Stri
 
 /// Short-window rules so incidents open and close within seconds: ≥ 5 failures for a user in 10 s,
 /// escalating to high at 8; cooldown 10 s.
+///
+/// Called again (by `replay`) while a daemon started with the same directory may be reading the file, so
+/// it is written once, and atomically (a temporary file renamed into place): `std::fs::write` truncates
+/// first, and a daemon that read the empty file in that moment exited at start ("invalid detector specs:
+/// missing field `id`"), which the tests then saw only as findings that never came.
 pub fn filters_dir(dir: &Path) -> PathBuf {
     let d = dir.join("filters");
     std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(
-        d.join("failed_login_burst_user.toml"),
-        r#"id = "failed_login_burst_user"
+    let path = d.join("failed_login_burst_user.toml");
+    let text = r#"id = "failed_login_burst_user"
 detector = "failed_login_burst"
 description = "Test: at least 5 failed sign-ins for one user within 10 seconds."
 key = "user"
@@ -151,9 +155,13 @@ outcomes = ["failure"]
 
 [params]
 failure_share_above = 0.0
-"#,
-    )
-    .unwrap();
+"#;
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+        return d;
+    }
+    let tmp = d.join(unique(".rules") + ".tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
     d
 }
 
