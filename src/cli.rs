@@ -95,8 +95,7 @@ pub struct InputArgs {
     /// memory; larger ones are rejected.
     #[arg(long, default_value_t = Limits::default().max_document_bytes, value_name = "BYTES")]
     pub max_document_bytes: usize,
-    /// Threads (default: the number of cores): all decode; from 4 on, half of them also run the rules in
-    /// groups side by side (same findings, same order).
+    /// Decoder threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
@@ -408,14 +407,7 @@ pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
         Some(path) => Some(Arc::new(GeoIp::open(path).map_err(|e| anyhow::anyhow!("--geoip: {e}"))?)),
         None => None,
     };
-    Ok(EngineSettings {
-        lateness,
-        ipv6_prefix: a.ipv6_prefix,
-        allow,
-        geo,
-        prefer_geoip: a.prefer_geoip,
-        detect_threads: 1,
-    })
+    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow, geo, prefer_geoip: a.prefer_geoip })
 }
 
 /// Parses `--since`/`--until`: RFC 3339 or a plain date (midnight UTC).

@@ -186,7 +186,6 @@ pub fn run(
     settings: EngineSettings,
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
-    let settings = EngineSettings { detect_threads: detect_threads(cfg.threads), ..settings };
     let mut engine = Engine::new(specs, settings);
     let mut report = run_with(cfg, Some(&mut engine), hooks)?;
     report.engine = engine.stats().clone();
@@ -195,15 +194,6 @@ pub fn run(
     // a thread of its own does it while the caller writes the summary.
     let _ = thread::Builder::new().name("free-state".into()).spawn(move || drop(engine));
     Ok(report)
-}
-
-/// Threads for the rules out of `--threads`: half of them (the other half decodes), at least one. The
-/// rules then split into that many groups that run side by side on batches of events, with the same
-/// findings in the same order as on one thread. On 2 cores that is one: a second group measured no
-/// faster there (300k simulated events: 1.12 s against 1.10 s wall, +5 % CPU, +24 MB), since decoding
-/// already keeps the second core busy; with more cores the single detection thread is what limits.
-pub fn detect_threads(threads: usize) -> usize {
-    (threads / 2).max(1)
 }
 
 /// The decode ceiling (`authwatch replay --decode-only`): the same reader, decoder threads and in-order

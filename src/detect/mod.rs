@@ -53,11 +53,6 @@ pub struct EngineSettings {
     pub geo: Option<Arc<crate::geo::GeoIp>>,
     /// Locate by address first, names second (`--prefer-geoip`); only meaningful with `geo`.
     pub prefer_geoip: bool,
-    /// Threads the rules run on (1: the caller's thread only). With more, the engine hands released
-    /// events to the rules in batches ([`DETECT_BATCH`]), the rules split into groups, one per thread,
-    /// and findings come out when a batch is done, in the order one thread would give. Replay uses its
-    /// `--threads`; the monitor keeps 1 so findings leave as soon as they are found.
-    pub detect_threads: usize,
 }
 
 impl Default for EngineSettings {
@@ -68,7 +63,6 @@ impl Default for EngineSettings {
             allow: AllowList::default(),
             geo: None,
             prefer_geoip: false,
-            detect_threads: 1,
         }
     }
 }
@@ -122,8 +116,8 @@ pub struct UserAliases {
 }
 
 impl UserAliases {
-    /// Which text stands for the user of `ev` (see [`UserRef`]), learning the name ↔ sub pair it carries.
-    pub fn resolve(&mut self, ev: &SignInEvent) -> UserRef {
+    /// The key for the user of `ev`.
+    pub fn key<'a>(&'a mut self, ev: &'a SignInEvent) -> Option<&'a str> {
         let name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let sub = ev.user_sub.as_deref().filter(|s| !s.is_empty());
         match (name, sub) {
@@ -135,35 +129,11 @@ impl UserAliases {
                     }
                     self.sub_by_name.insert(h, Box::from(sub));
                 }
-                UserRef::Sub
+                Some(sub)
             }
-            (None, Some(_)) => UserRef::Sub,
-            (Some(name), None) => match self.sub_by_name.get(&window::key_hash(name)) {
-                Some(sub) => UserRef::Learned(sub.clone()),
-                None => UserRef::Name,
-            },
-            (None, None) => UserRef::None,
-        }
-    }
-}
-
-/// Where the key of an event's user comes from: the event's own sub or name, or a sub learned from
-/// earlier events (owned, so the event and its key can travel to another thread together).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserRef {
-    None,
-    Sub,
-    Name,
-    Learned(Box<str>),
-}
-
-impl UserRef {
-    pub fn get<'a>(&'a self, ev: &'a SignInEvent) -> Option<&'a str> {
-        match self {
-            UserRef::None => None,
-            UserRef::Sub => ev.user_sub.as_deref(),
-            UserRef::Name => ev.user_name.as_deref(),
-            UserRef::Learned(sub) => Some(sub),
+            (None, Some(sub)) => Some(sub),
+            (Some(name), None) => Some(self.sub_by_name.get(&window::key_hash(name)).map_or(name, |s| &**s)),
+            (None, None) => None,
         }
     }
 }
@@ -424,9 +394,7 @@ impl Reorder {
     }
 }
 
-/// Runs the rules. Callers decode in parallel and feed events in a deterministic order; the rules run on
-/// the caller's thread, or with `detect_threads` > 1 in groups on threads of their own, batch by batch
-/// (`flush`), with the findings put back in the order one thread gives.
+/// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     settings: EngineSettings,
@@ -439,102 +407,11 @@ pub struct Engine {
     released: Option<Timestamp>,
     aliases: UserAliases,
     stats: EngineStats,
-    /// Released work not yet given to the rules (only with `detect_threads` > 1).
-    pending: Vec<Step>,
-    /// Which group (thread) runs each detector; all 0 when the rules run on the caller's thread.
-    group_of: Vec<usize>,
-    /// The threads of groups 1.. (group 0 runs on the caller's thread).
-    workers: Vec<Worker>,
-}
-
-/// A thread that runs one group of rules over each batch it is sent. The rules themselves travel with
-/// the batch and come back with the findings, so between batches the engine owns every rule as usual.
-struct Worker {
-    jobs: crossbeam_channel::Sender<Job>,
-    done: crossbeam_channel::Receiver<Done>,
-}
-
-struct Job {
-    group: Vec<(usize, Box<dyn Detector>)>,
-    steps: Arc<Vec<Step>>,
-}
-
-struct Done {
-    group: Vec<(usize, Box<dyn Detector>)>,
-    tagged: Vec<Tagged>,
-}
-
-impl Worker {
-    fn spawn(n: usize) -> Option<Worker> {
-        let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(1);
-        let (done_tx, done) = crossbeam_channel::bounded::<Done>(1);
-        let run = move || {
-            // Ends when the engine (the only sender) is dropped.
-            for Job { mut group, steps } in job_rx {
-                let tagged = run_steps(&mut group, &steps);
-                if done_tx.send(Done { group, tagged }).is_err() {
-                    return;
-                }
-            }
-        };
-        std::thread::Builder::new().name(format!("rules-{n}")).spawn(run).ok()?;
-        Some(Worker { jobs, done })
-    }
-}
-
-/// Steps handed to the rules at once when they run on several threads: enough to make the hand-off and
-/// the merge of findings negligible (a few microseconds per batch), few enough that the events held
-/// meanwhile stay small (measured on 300k simulated events: peak RSS +30 MB at 4096, +20 MB at 1024).
-pub const DETECT_BATCH: usize = 1024;
-
-/// One step of work for the rules, in release order. Nearly every step is an event, kept inline: boxing
-/// it would cost an allocation per event to save room in the rare `Advance`.
-#[allow(clippy::large_enum_variant)]
-enum Step {
-    /// Event time reached this: close quiet incidents.
-    Advance(Timestamp),
-    /// An event, with the user key the aliases chose and the keys' hashes, computed once.
-    Event(SignInEvent, StepKeys),
-}
-
-struct StepKeys {
-    user: UserRef,
-    ip: Option<IpKey>,
-    user_hash: u64,
-    ip_hash: u64,
-}
-
-impl StepKeys {
-    fn keys<'a>(&'a self, ev: &'a SignInEvent) -> Keys<'a> {
-        Keys {
-            user: self.user.get(ev),
-            user_name: ev.user_name.as_deref().filter(|n| !n.is_empty()),
-            ip: self.ip,
-            user_hash: self.user_hash,
-            ip_hash: self.ip_hash,
-        }
-    }
-}
-
-/// A finding with where a single thread would have produced it: the step, then (for an advance) the
-/// order closed findings are sorted in, then the detector and the order within it.
-struct Tagged {
-    step: usize,
-    detector: usize,
-    seq: usize,
-    finding: Finding,
 }
 
 impl Engine {
     pub fn new(specs: &SpecSet, settings: EngineSettings) -> Engine {
-        let detectors: Vec<Box<dyn Detector>> = specs.enabled().map(|s| build(s, &settings)).collect();
-        let mut group_of = assign_groups(&detectors, settings.detect_threads);
-        let groups = group_of.iter().max().map_or(1, |g| g + 1);
-        let workers: Vec<Worker> = (1..groups).map_while(Worker::spawn).collect();
-        if workers.len() + 1 < groups {
-            // No thread to be had: the rules run on the caller's thread.
-            group_of.iter_mut().for_each(|g| *g = 0);
-        }
+        let detectors = specs.enabled().map(|s| build(s, &settings)).collect();
         Engine {
             detectors,
             settings,
@@ -544,15 +421,7 @@ impl Engine {
             released: None,
             aliases: UserAliases::default(),
             stats: EngineStats::default(),
-            pending: Vec::new(),
-            group_of,
-            workers,
         }
-    }
-
-    /// Whether the rules run on several threads (work is batched).
-    fn batched(&self) -> bool {
-        self.group_of.iter().any(|&g| g > 0)
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -568,7 +437,7 @@ impl Engine {
             if ev.time < released {
                 // Too late for the buffer: the rules place it if their window is still open.
                 self.stats.late += 1;
-                self.process(ev, out);
+                self.process(&ev, out);
                 return;
             }
         }
@@ -584,9 +453,6 @@ impl Engine {
             self.stats.forced_releases += 1;
             self.release_one(out);
         }
-        if self.pending.len() >= DETECT_BATCH {
-            self.flush(out);
-        }
     }
 
     /// The monitor's wall-clock watermark: no event older than `watermark` is expected any more beyond
@@ -599,13 +465,11 @@ impl Engine {
             self.released = Some(horizon);
         }
         self.advance_detectors(horizon, out);
-        self.flush(out);
     }
 
     /// End of input: releases everything and closes every incident.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         self.release_until(None, out);
-        self.flush(out);
         let mut closed = Vec::new();
         for d in &mut self.detectors {
             d.finish(&mut closed);
@@ -627,9 +491,9 @@ impl Engine {
         self.detectors.iter().filter_map(|d| d.earliest_open()).min()
     }
 
-    /// Events waiting in the reorder buffer (and, with several detection threads, in the batch).
+    /// Events waiting in the reorder buffer.
     pub fn buffered(&self) -> usize {
-        self.buffer.len() + self.pending.len()
+        self.buffer.len()
     }
 
     /// Releases buffered events with time <= `horizon` (all when None), in order.
@@ -649,28 +513,19 @@ impl Engine {
             self.released = Some(ev.time);
             self.advance_detectors(ev.time, out);
         }
-        self.process(ev, out);
+        self.process(&ev, out);
     }
 
-    fn process(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
-        let user = self.aliases.resolve(&ev);
-        let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
-        let keys = Keys::new(user.get(&ev), ev.user_name.as_deref().filter(|n| !n.is_empty()), ip);
-        if self.batched() {
-            let (user_hash, ip_hash) = (keys.user_hash, keys.ip_hash);
-            self.pending.push(Step::Event(ev, StepKeys { user, ip, user_hash, ip_hash }));
-            return;
-        }
+    fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
+        let user = self.aliases.key(ev);
+        let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
+        let keys = Keys::new(user, user_name, ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix)));
         for d in &mut self.detectors {
-            d.observe(&ev, &keys, out);
+            d.observe(ev, &keys, out);
         }
     }
 
     fn advance_detectors(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        if self.batched() {
-            self.pending.push(Step::Advance(now));
-            return;
-        }
         let mut closed = Vec::new();
         for d in &mut self.detectors {
             d.advance(now, &mut closed);
@@ -678,101 +533,18 @@ impl Engine {
         sort_closed(&mut closed);
         out.extend(closed);
     }
-
-    /// Runs the pending steps: each group of rules on its own thread (the first on this one), then puts
-    /// their findings in the order a single thread would have produced them.
-    fn flush(&mut self, out: &mut Vec<Finding>) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let steps = Arc::new(std::mem::take(&mut self.pending));
-        let mut groups: Vec<Vec<(usize, Box<dyn Detector>)>> = (0..=self.workers.len()).map(|_| Vec::new()).collect();
-        for (i, d) in std::mem::take(&mut self.detectors).into_iter().enumerate() {
-            groups[self.group_of[i]].push((i, d));
-        }
-        let mut groups = groups.into_iter();
-        let mut mine = groups.next().unwrap_or_default();
-        for (worker, group) in self.workers.iter().zip(groups) {
-            // A worker only stops by panicking in a rule: a bug, reported as one below.
-            let _ = worker.jobs.send(Job { group, steps: steps.clone() });
-        }
-        let mut tagged = run_steps(&mut mine, &steps);
-        let mut home = mine;
-        for worker in &self.workers {
-            match worker.done.recv() {
-                Ok(done) => {
-                    tagged.extend(done.tagged);
-                    home.extend(done.group);
-                }
-                Err(_) => panic!("a detection thread stopped: a rule panicked"),
-            }
-        }
-        home.sort_by_key(|(i, _)| *i);
-        self.detectors = home.into_iter().map(|(_, d)| d).collect();
-        tagged.sort_by(|a, b| {
-            a.step
-                .cmp(&b.step)
-                .then_with(|| match steps[a.step] {
-                    Step::Advance(_) => closed_order(&a.finding, &b.finding),
-                    Step::Event(..) => std::cmp::Ordering::Equal,
-                })
-                .then_with(|| (a.detector, a.seq).cmp(&(b.detector, b.seq)))
-        });
-        out.extend(tagged.into_iter().map(|t| t.finding));
-    }
-}
-
-/// Runs `steps` through one group of rules, tagging each finding with where it came from.
-fn run_steps(group: &mut [(usize, Box<dyn Detector>)], steps: &[Step]) -> Vec<Tagged> {
-    let mut tagged = Vec::new();
-    let mut found = Vec::new();
-    for (step, work) in steps.iter().enumerate() {
-        for (detector, d) in group.iter_mut() {
-            match work {
-                Step::Advance(now) => d.advance(*now, &mut found),
-                Step::Event(ev, keys) => d.observe(ev, &keys.keys(ev), &mut found),
-            }
-            tagged.extend(found.drain(..).enumerate().map(|(seq, finding)| Tagged {
-                step,
-                detector: *detector,
-                seq,
-                finding,
-            }));
-        }
-    }
-    tagged
-}
-
-/// Splits the detectors into at most `threads` groups of about equal work (by a rough cost per rule,
-/// measured on simulated traffic: the ones that keep state for every user or address weigh most).
-fn assign_groups(detectors: &[Box<dyn Detector>], threads: usize) -> Vec<usize> {
-    let cost = |d: &dyn Detector| match d.spec().detector {
-        DetectorKind::ImpossibleTravel => 4,
-        DetectorKind::AccountTakeover => 3,
-        DetectorKind::CredentialStuffing | DetectorKind::PasswordSpray => 3,
-        DetectorKind::FailedLoginBurst | DetectorKind::DistributedBruteForce => 1,
-        DetectorKind::CognitoRisk => 1,
-    };
-    let groups = threads.clamp(1, detectors.len().max(1));
-    let mut order: Vec<usize> = (0..detectors.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(detectors[i].as_ref())));
-    let mut load = vec![0u32; groups];
-    let mut group_of = vec![0; detectors.len()];
-    for i in order {
-        let lightest = (0..groups).min_by_key(|&g| (load[g], g)).unwrap_or(0);
-        load[lightest] += cost(detectors[i].as_ref());
-        group_of[i] = lightest;
-    }
-    group_of
 }
 
 /// Incidents closing at the same moment leave in a fixed order, whatever order the rules' maps hold them.
 fn sort_closed(closed: &mut [Finding]) {
-    closed.sort_by(closed_order);
-}
-
-fn closed_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
-    (a.last_seen, a.detected_at, &a.rule, &a.incident_id).cmp(&(b.last_seen, b.detected_at, &b.rule, &b.incident_id))
+    closed.sort_by(|a, b| {
+        (a.last_seen, a.detected_at, &a.rule, &a.incident_id).cmp(&(
+            b.last_seen,
+            b.detected_at,
+            &b.rule,
+            &b.incident_id,
+        ))
+    });
 }
 
 /// The open incidents of one rule, by key hash, and the bookkeeping of opening and closing them.
