@@ -21,10 +21,10 @@ WORK=${WORK:-/tmp/authwatch-monlat}
 TIMEOUT=${TIMEOUT:-1800}
 KEEP=${KEEP:-}
 SEED=1
-# A simulated day that ends MARGIN_S before now: sessions that start just before the end spill a few
-# minutes past it, and events stamped in the future would wait in the hold buffer for the clock (the
-# default start, now minus the duration, puts them there). The daemon reads the whole file only if its
-# first-start backfill reaches back past the start: 25h covers 24h and the margin.
+# A simulated day that ends MARGIN_S before now: sessions that start just before the end run up to 21
+# minutes past it (MAX_SESSION_SPAN in src/simulate/benign.rs), and events stamped in the future would wait
+# in the hold buffer for the clock. The daemon reads the whole file only if its first-start backfill
+# reaches back past the start: 25h covers 24h and the margin.
 DURATION=24h
 DURATION_S=86400
 MARGIN_S=1800

@@ -1,6 +1,6 @@
 //! The monitor daemon end to end, against moto on loopback: findings equal replay's, one notification per
 //! incident update, kill -9 and restart, SNS outage, throttling, stalled requests, connection resets,
-//! 5xx bursts, a full state disk, and following a rotated file.
+//! 5xx bursts, a full state disk, and following a rotated file (with a line over the limit).
 
 mod common;
 
@@ -274,7 +274,7 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
     let state = dir.path().join("state");
     let output = dir.path().join("findings.jsonl");
     let mut args = base_args(dir.path(), &state, &output);
-    args.extend(["--follow".into(), log.display().to_string()]);
+    args.extend(["--follow".into(), log.display().to_string(), "--metrics-addr".into(), "127.0.0.1:0".into()]);
     let append = |lines: &[(i64, String)]| {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
@@ -285,6 +285,10 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
     // Event times are "now" as each part is written, as in a live log.
     let judy1 = burst(now_ms() - 1000, 200, 3, "judy", "203.0.113.6", "fol1");
     append(&judy1);
+    // A line over the 1 MiB limit whose head and tail, glued together, would still be a valid event.
+    let event = cognito_line(now_ms() - 900, "trudy", "203.0.113.9", false, "fol-overlong");
+    let overlong = format!("{},\"pad\":\"{}\"}}", &event[..event.len() - 1], "x".repeat(1_500_000));
+    append(&[(0, overlong)]);
     let daemon = Daemon::start(dir.path(), &args);
     std::thread::sleep(Duration::from_millis(1500));
     let judy2 = burst(now_ms() - 500, 100, 3, "judy", "203.0.113.6", "fol2");
@@ -306,6 +310,10 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
     assert_eq!(want.len(), 3);
     let got = wait_closed(&output, 3, Duration::from_secs(60));
     assert_same_findings(&got, &want, dir.path());
+    let text = http_get(&metrics_endpoint(&state), "/metrics")
+        .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
+    assert!(text.contains("authwatch_records_total 19"), "every line read once: {text}");
+    assert!(text.contains("authwatch_rejected_total 1"), "the over-long line is one rejection: {text}");
     daemon.terminate();
 }
 

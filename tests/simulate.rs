@@ -4,12 +4,17 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
+use authwatch::simulate::benign::MAX_SESSION_SPAN;
 use authwatch::simulate::cities::{distance_km, CITIES};
 use authwatch::simulate::{run, write_jsonl, Attack, SimConfig, SimEvent, SimulateArgs, Simulation};
 use authwatch::time::Timestamp;
 use serde_json::Value;
 
 const START: &str = "2026-03-02T00:00:00Z";
+
+fn now_ms() -> i64 {
+    Timestamp::now().millis()
+}
 
 fn args(users: u32, duration: &str, seed: u64, attacks: &str, format: &str) -> SimulateArgs {
     SimulateArgs {
@@ -347,6 +352,23 @@ fn benign_traffic_stays_below_detector_thresholds() {
         .iter()
         .all(|e| !e.line.contains(r#""riskLevel":"High""#)
             && !e.line.contains(r#""compromisedCredentialDetected":"true""#)));
+}
+
+#[test]
+fn a_default_run_stamps_no_event_after_the_time_it_finished() {
+    // Dense traffic, so sessions that start just before the end (a password change comes up to 10 minutes
+    // after the sign-in) certainly exist.
+    let mut a = args(5000, "1h", 1, "none", "cognito");
+    a.start = None;
+    a.events = Some(100_000);
+    let cfg = SimConfig::from_args(&a).unwrap();
+    let room = MAX_SESSION_SPAN.millis();
+    let end = cfg.end().millis();
+    assert!(end <= now_ms() - room && end > now_ms() - room - 120_000, "ends {} ms before now", now_ms() - end);
+    let newest = Simulation::new(&cfg).unwrap().map(|ev| ev.time).max().unwrap();
+    let finished = Timestamp::now();
+    assert!(newest <= finished, "an event at {newest}, after the run finished at {finished}");
+    assert!(newest.millis() > end, "no session ran past the end: the test proves nothing");
 }
 
 #[test]

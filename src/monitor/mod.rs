@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::decode::{decode_record, Decoded, FormatHint};
+use crate::decode::{decode_record, Decoded, FormatHint, Rejection};
 use crate::detect::{Engine, EngineSettings};
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
@@ -513,6 +513,10 @@ impl Monitor {
                 self.clear_failing(source);
                 for r in records {
                     self.metrics.records.fetch_add(1, Ordering::Relaxed);
+                    if let Some(reason) = r.rejected {
+                        self.on_decoded(Decoded::Rejected(Rejection::new(&r.origin, reason)));
+                        continue;
+                    }
                     if let Some(d) = r.ingest_delay_ms {
                         self.metrics.ingest_delay_ms.record(d);
                         if d > self.cfg.overlap.0 {

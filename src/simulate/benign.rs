@@ -38,6 +38,10 @@ pub const TRIP_MIN_KM: f64 = 3000.0;
 pub const TRIP_MIN_GAP: Span = Span(14 * 3_600_000);
 /// ...and never implies more than this speed (impossible_travel starts at 900 km/h).
 pub const TRIP_MAX_KMH: f64 = 600.0;
+/// Longest time from a session's start to its last event: the sum of the longest gaps `plan_session`
+/// draws (sign-up 180 s, three more failures 3 × 20 s, the reset request 90 s and its use 300 s, MFA 45 s,
+/// a password change 600 s). A session that starts just before the end of the run ends this long after it.
+pub const MAX_SESSION_SPAN: Span = Span::secs(180 + 3 * 20 + 90 + 300 + 45 + 600);
 /// Events per session implied by the shares above (sign-in, MFA step, mistypes, resets, password changes).
 pub const EVENTS_PER_SESSION: f64 =
     1.0 + MFA_USER_SHARE + MISTYPE_SESSION_SHARE * 1.5 + FORGOT_SESSION_SHARE * 4.5 + PASSWORD_CHANGE_SHARE;
@@ -273,6 +277,7 @@ impl Benign {
 
     /// Fills the user's pending events for a session starting at `t`.
     fn plan_session(&mut self, idx: u32, mut t: Timestamp, rng: &mut Rng) {
+        let start = t;
         let u = &mut self.users[idx as usize];
         let mut evs = Vec::with_capacity(4);
         let ev = |time: Timestamp, action: Action, response: Response, step: Step, u: &User| Planned {
@@ -325,6 +330,7 @@ impl Benign {
             t = t.saturating_add(Span::secs(rng.range(60, 600)));
             evs.push(ev(t, Action::PasswordChange, Response::Pass, Step::Other, u));
         }
+        debug_assert!(t.since(start) <= MAX_SESSION_SPAN, "a session outlasts MAX_SESSION_SPAN");
         evs.reverse();
         u.pending = evs;
     }

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use self::attacks::{AttackKind, ATTACK_GAP};
-use self::benign::{user_name, user_sub, Benign, EVENTS_PER_SESSION, SESSIONS_PER_USER_DAY};
+use self::benign::{user_name, user_sub, Benign, EVENTS_PER_SESSION, MAX_SESSION_SPAN, SESSIONS_PER_USER_DAY};
 use self::plan::{Planned, Who};
 use self::render::{Identity, PoolInfo};
 use self::rng::Rng;
@@ -51,7 +51,8 @@ pub struct SimulateArgs {
     /// Simulated time span (e.g. 24h, 7d, 90m).
     #[arg(long, default_value = "24h")]
     pub duration: String,
-    /// Start time, RFC 3339 (default: now minus the duration, rounded down to the minute).
+    /// Start time, RFC 3339 (default: the run ends, rounded down to the minute, early enough that its last
+    /// sessions are over by now).
     #[arg(long)]
     pub start: Option<String>,
     /// Random seed: the same arguments and seed give byte-identical output.
@@ -129,10 +130,7 @@ impl SimConfig {
         let start = match &a.start {
             Some(s) => Timestamp::parse_rfc3339(s)
                 .ok_or_else(|| format!("--start '{s}': expected RFC 3339, e.g. 2026-03-02T00:00:00Z"))?,
-            None => {
-                let t = Timestamp::now().saturating_sub(duration);
-                Timestamp(t.millis().div_euclid(60_000) * 60_000)
-            }
+            None => default_start(Timestamp::now(), duration),
         };
         if !start.is_plausible() || !start.saturating_add(duration).is_plausible() {
             return Err(format!("--start {start}: the run must lie between 2000 and 2100"));
@@ -160,6 +158,14 @@ impl SimConfig {
     pub fn end(&self) -> Timestamp {
         self.start.saturating_add(self.duration)
     }
+}
+
+/// Without `--start`: the run ends at least [`MAX_SESSION_SPAN`] before `now` (a session that starts just
+/// before the end runs past it), so no event is stamped in the future, where a monitor following the log
+/// would wait for the clock to reach it. Rounded down to the minute.
+fn default_start(now: Timestamp, duration: Span) -> Timestamp {
+    let t = now.saturating_sub(MAX_SESSION_SPAN).saturating_sub(duration);
+    Timestamp(t.millis().div_euclid(60_000) * 60_000)
 }
 
 /// Checks `<region>_<id>` (e.g. `us-east-1_Demo0001`) and returns the Region.

@@ -208,6 +208,7 @@ async fn pass(
                 bytes: msg.as_bytes().to_vec(),
                 origin,
                 ingest_delay_ms: ev.ingestion_time().map(|i| i - ts),
+                rejected: None,
             });
         }
         if !records.is_empty() && tx.send(SourceMsg::Records { source, records, newest_ms: page_newest }).await.is_err()

@@ -95,6 +95,16 @@ pub struct LiveRecord {
     pub origin: Origin,
     /// `ingestionTime - timestamp` for a CloudWatch event.
     pub ingest_delay_ms: Option<i64>,
+    /// Why the source itself rejected this record (a followed file's line over the limit), or None. A
+    /// rejected record has no bytes; the monitor counts and reports it as it does one the decoder rejects.
+    pub rejected: Option<String>,
+}
+
+impl LiveRecord {
+    /// A record the source rejected before decoding, with its origin and the reason.
+    pub fn rejected(origin: Origin, reason: String) -> LiveRecord {
+        LiveRecord { bytes: Vec::new(), origin, ingest_delay_ms: None, rejected: Some(reason) }
+    }
 }
 
 /// What a live source sends to the monitor. Each source owns a clone of the sender; the monitor owns the
