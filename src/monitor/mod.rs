@@ -72,6 +72,8 @@ pub const MAX_DIGEST_ITEMS: usize = 1_000;
 pub const SOURCE_CHANNEL: usize = 64;
 /// Events held for ordering; beyond it the oldest go to the engine early (counted as forced).
 pub const MAX_HELD_EVENTS: usize = 2_000_000;
+/// Rejected records named in the log (at WARN) before the rest are only counted.
+pub const REJECTIONS_LOGGED: u64 = 20;
 /// Notification window of the alert-storm limit.
 pub const STORM_WINDOW: Duration = Duration::from_secs(60);
 
@@ -570,8 +572,17 @@ impl Monitor {
                 self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             }
             Decoded::Rejected(r) => {
-                self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(record = %crate::sanitize::for_terminal(&r.to_string()), "rejected record");
+                let n = self.metrics.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first ones name their record at the default log level; after that a flood of bad
+                // input is only counted (status line, /metrics), not logged line by line.
+                if n <= REJECTIONS_LOGGED {
+                    tracing::warn!(record = %crate::sanitize::for_terminal(&r.to_string()), "rejected record");
+                    if n == REJECTIONS_LOGGED {
+                        tracing::warn!("further rejected records are counted (status line, /metrics), not logged");
+                    }
+                } else {
+                    tracing::debug!(record = %crate::sanitize::for_terminal(&r.to_string()), "rejected record");
+                }
             }
         }
     }
@@ -781,7 +792,7 @@ impl Monitor {
             "catching up".into()
         };
         format!(
-            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {}, late {}, beyond overlap {}, sources failing {failing}",
+            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
             m.open_incidents.load(Ordering::Relaxed),
             m.tracked_keys.load(Ordering::Relaxed),
             m.notifications_sent.load(Ordering::Relaxed),
@@ -794,6 +805,7 @@ impl Monitor {
             self.held.len(),
             m.late.load(Ordering::Relaxed),
             m.beyond_overlap.load(Ordering::Relaxed),
+            m.rejected.load(Ordering::Relaxed),
         )
     }
 }
