@@ -314,6 +314,12 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
         .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
     assert!(text.contains("authwatch_records_total 19"), "every line read once: {text}");
     assert!(text.contains("authwatch_rejected_total 1"), "the over-long line is one rejection: {text}");
+    let log_text = daemon_log(dir.path());
+    assert!(
+        log_text.contains("rejected record") && log_text.contains("cognito.log:4: line is"),
+        "the rejection is named with its file and line in the log:
+{log_text}"
+    );
     daemon.terminate();
 }
 
