@@ -203,11 +203,15 @@ impl Span {
         self.0
     }
 
-    /// Parses `90s`, `5m`, `1h30m`, `2d`, `250ms`. A bare number is rejected: units are mandatory.
+    /// Parses `90s`, `5m`, `1h30m`, `2d`, `250ms`. A bare number is rejected (units are mandatory), except
+    /// `0`, which means the same in every unit (`--status-interval 0` turns the status line off).
     pub fn parse(s: &str) -> Result<Span, String> {
         let s = s.trim();
         if s.is_empty() {
             return Err("empty duration".into());
+        }
+        if s == "0" {
+            return Ok(Span(0));
         }
         let mut total: i64 = 0;
         let mut rest = s;
@@ -386,6 +390,7 @@ mod tests {
         assert_eq!(Span::parse("1h30m"), Ok(Span::mins(90)));
         assert_eq!(Span::parse("250ms"), Ok(Span(250)));
         assert!(Span::parse("5").unwrap_err().contains("missing unit"));
+        assert_eq!(Span::parse("0"), Ok(Span(0)), "0 needs no unit");
         assert!(Span::parse("5y").unwrap_err().contains("unknown unit"));
         assert_eq!(Span(201_377).to_string(), "3m21s");
         assert_eq!(Span::mins(60).to_string(), "1h");

@@ -232,6 +232,13 @@ fn attacks_none_writes_an_empty_truth_and_run_writes_both_files() {
 }
 
 #[test]
+fn attacks_none_fits_a_run_shorter_than_the_gap_attacks_need() {
+    let (events, truth) = simulate(&args(500, "10m", 1, "none", "cognito"));
+    assert!(truth.is_empty());
+    assert!(!events.is_empty(), "ten minutes of 500 users sign in at least once");
+}
+
+#[test]
 fn truth_file_round_trips_and_counts_the_default_attacks() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(3000, "24h", 4, "default", "cognito");

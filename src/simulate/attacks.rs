@@ -119,6 +119,10 @@ pub fn plan_all(
     benign: &mut Benign,
     rng: &mut Rng,
 ) -> Result<Vec<AttackPlan>, String> {
+    if kinds.is_empty() {
+        // Nothing to fit: any duration will do (the gaps around attacks only matter when there are some).
+        return Ok(Vec::new());
+    }
     let mut order = kinds.to_vec();
     rng.shuffle(&mut order);
     let mut planner = Planner { benign, rng, used_ips: HashSet::new() };
