@@ -42,9 +42,6 @@ pub const NAME_CACHE_CAP: usize = 4096;
 struct Visit {
     time: Timestamp,
     ip: Option<IpAddr>,
-    /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel. Grouped on
-    /// demand ([`Visit::group`]) rather than stored: a visit is kept for a day for every user who signs in.
-    ipv6_prefix: u8,
     /// Shared with every visit from the same names (the locator's cache hands out one per place).
     place: Arc<Place>,
     event_id: Option<EventId>,
@@ -137,8 +134,10 @@ impl Place {
 }
 
 impl Visit {
-    fn group(&self) -> Option<IpKey> {
-        self.ip.map(|ip| IpKey::group(ip, self.ipv6_prefix))
+    /// The address as the engine groups it (IPv6 by prefix): equal groups are never travel. Grouped on
+    /// demand rather than stored: a visit is kept for hours for every user who signs in.
+    fn group(&self, ipv6_prefix: u8) -> Option<IpKey> {
+        self.ip.map(|ip| IpKey::group(ip, ipv6_prefix))
     }
 
     fn evidence(&self) -> Value {
@@ -350,7 +349,7 @@ impl ImpossibleTravel {
     fn impossible(&self, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
         let (a, b) = (&visits[hop.from], &visits[hop.to]);
         if let (Some(x), Some(y)) = (a.ip, b.ip) {
-            if same_group(x, y, a.ipv6_prefix) {
+            if same_group(x, y, self.ipv6_prefix) {
                 return false;
             }
         }
@@ -378,16 +377,17 @@ impl ImpossibleTravel {
     /// Opens the user's incident with `hop`, or extends it (escalating when the hop is worse).
     fn report(&mut self, uh: u64, user: &str, ev: &SignInEvent, hop: &Hop, out: &mut Vec<Finding>) {
         let severity = self.hop_severity(hop);
+        let prefix = self.ipv6_prefix;
         let Some(trail) = self.users.get_mut(uh) else { return };
         let spec = &self.spec;
         let summarize: Summarize = summary;
         match self.incidents.get_mut(uh) {
             Some(inc) => {
-                fold_hop(inc, &mut trail.visits, hop);
+                fold_hop(inc, &mut trail.visits, hop, prefix);
                 let severity = severity.max(spec.severity_at(inc.count));
                 if severity > inc.severity {
                     inc.severity = severity;
-                    set_headline(inc, &trail.visits, hop);
+                    set_headline(inc, &trail.visits, hop, prefix);
                     out.push(inc.to_finding(spec, Status::Escalated, summary(spec, inc)));
                 }
             }
@@ -398,8 +398,8 @@ impl ImpossibleTravel {
                 inc.id = incident_id(&spec.id, user, to.time);
                 inc.detected_at = to.time;
                 inc.last_seen = to.time;
-                fold_hop(&mut inc, &mut trail.visits, hop);
-                set_headline(&mut inc, &trail.visits, hop);
+                fold_hop(&mut inc, &mut trail.visits, hop, prefix);
+                set_headline(&mut inc, &trail.visits, hop, prefix);
                 inc.severity = severity.max(spec.severity_at(inc.count));
                 self.incidents.open(uh, inc, spec, summarize, out);
             }
@@ -408,14 +408,14 @@ impl ImpossibleTravel {
 }
 
 /// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
-fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
+fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop, ipv6_prefix: u8) {
     for i in [hop.from, hop.to] {
         let v = &mut visits[i];
         if v.counted_in.as_deref() == Some(inc.id.as_str()) {
             continue;
         }
         v.counted_in = Some(Box::from(inc.id.as_str()));
-        let group = v.group();
+        let group = v.group(ipv6_prefix);
         let aux = group.as_deref().map_or(0, fnv);
         let mut buf = [0u8; 36];
         let event_id = v.event_id.as_ref().map(|e| e.as_str(&mut buf));
@@ -432,11 +432,11 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop) {
 }
 
 /// The hop the incident is rated by: its figures at the top of the evidence and in the summary.
-fn set_headline(inc: &mut Incident, visits: &VecDeque<Visit>, hop: &Hop) {
+fn set_headline(inc: &mut Incident, visits: &VecDeque<Visit>, hop: &Hop, ipv6_prefix: u8) {
     for (k, v) in hop_evidence(visits, hop) {
         inc.extra.insert(k, v);
     }
-    inc.shown_counterpart = visits[hop.to].group().map(|g| g.to_string());
+    inc.shown_counterpart = visits[hop.to].group(ipv6_prefix).map(|g| g.to_string());
 }
 
 fn hop_evidence(visits: &VecDeque<Visit>, hop: &Hop) -> Map<String, Value> {
@@ -537,7 +537,6 @@ impl Detector for ImpossibleTravel {
         let visit = Visit {
             time: ev.time,
             ip: ev.ip,
-            ipv6_prefix: self.ipv6_prefix,
             place,
             event_id: ev.event_id.as_deref().map(EventId::new),
             counted_in: None,
