@@ -366,12 +366,11 @@ impl ImpossibleTravel {
     }
 
     /// The pairs a visit at `at` forms: with its `compare_last` predecessors, and with the successors that
-    /// count it among theirs (only a late visit has any).
-    fn pairs(&self, at: usize, len: usize) -> Vec<(usize, usize)> {
-        let k = self.params.compare_last;
-        let before = (at.saturating_sub(k)..at).map(|j| (j, at));
-        let after = (at + 1..len.min(at + k + 1)).map(|j| (at, j));
-        before.chain(after).collect()
+    /// count it among theirs (only a late visit has any), in a trail of `len` comparing `k` back.
+    fn pairs(k: usize, at: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
+        let before = (at.saturating_sub(k)..at).map(move |j| (j, at));
+        let after = (at + 1..len.min(at + k + 1)).map(move |j| (at, j));
+        before.chain(after)
     }
 
     /// Opens the user's incident with `hop`, or extends it (escalating when the hop is worse).
@@ -546,7 +545,7 @@ impl Detector for ImpossibleTravel {
         let len = trail.visits.len();
         let mut hops: Vec<Hop> = Vec::new();
         if let Some(trail) = self.users.get(uh) {
-            for (from, to) in self.pairs(at, len) {
+            for (from, to) in Self::pairs(self.params.compare_last, at, len) {
                 let hop = measure(&trail.visits, from, to);
                 if self.impossible(&trail.visits, &hop) {
                     hops.push(hop);
@@ -626,9 +625,10 @@ mod tests {
         let d = ImpossibleTravel::new(spec, &EngineSettings::default());
         assert_eq!(d.params.compare_last, 2);
         // In order: the newest compares with its two predecessors.
-        assert_eq!(d.pairs(4, 5), vec![(2, 4), (3, 4)]);
+        let pairs = |at, len| ImpossibleTravel::pairs(d.params.compare_last, at, len).collect::<Vec<_>>();
+        assert_eq!(pairs(4, 5), vec![(2, 4), (3, 4)]);
         // Late, in the middle: two before, and the two after that count it among their last two.
-        assert_eq!(d.pairs(2, 6), vec![(0, 2), (1, 2), (2, 3), (2, 4)]);
-        assert_eq!(d.pairs(0, 1), vec![]);
+        assert_eq!(pairs(2, 6), vec![(0, 2), (1, 2), (2, 3), (2, 4)]);
+        assert_eq!(pairs(0, 1), vec![]);
     }
 }
