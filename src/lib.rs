@@ -11,6 +11,7 @@ pub mod cloudwatch;
 pub mod cmd;
 pub mod decode;
 pub mod detect;
+pub mod drop_later;
 pub mod event;
 pub mod finding;
 pub mod geo;

@@ -13,9 +13,6 @@
 //!   the job channel; the decoders end when it closes.
 //! - `threads` **decoder** threads turn batches into decoded items and send them back. Each owns a clone
 //!   of the result sender; the result channel closes when the last decoder ends.
-//! - one **freeing** thread drops the events the engine is done with, in batches of [`SPENT_BATCH`]: each
-//!   holds a dozen strings allocated by a decoder, and freeing them on the merger's thread, the one that
-//!   bounds a replay's speed, cost a tenth of its time.
 //!
 //! What the detectors see depends only on the data, never on thread timing: the same input gives the same
 //! findings however many threads decode it and however it is split into files.
@@ -32,7 +29,7 @@ use serde::Serialize;
 
 use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
-use crate::event::{Origin, SignInEvent};
+use crate::event::Origin;
 use crate::finding::{Finding, Severity, Status};
 use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
@@ -57,9 +54,6 @@ const BATCHES_PER_THREAD: usize = 4;
 /// records (`{"Records":[{},{},...]}`, 3 bytes each, becomes a 150-byte rejection each): collected, a 24 MB
 /// file took 3.7 GB.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
-/// Spent events handed to the freeing thread at a time (about 400 KB), and batches of them in flight.
-const SPENT_BATCH: usize = 1024;
-const SPENT_BATCHES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -193,13 +187,12 @@ pub fn run(
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
     let mut engine = Engine::new(specs, settings);
-    engine.keep_spent();
     let mut report = run_with(cfg, Some(&mut engine), hooks)?;
     report.engine = engine.stats().clone();
     report.detectors = engine.detector_stats();
     // Freeing every key's state (hundreds of thousands of small allocations) took 1-2 % of a replay;
-    // a thread of its own does it while the caller writes the summary.
-    let _ = thread::Builder::new().name("free-state".into()).spawn(move || drop(engine));
+    // another thread does it while the caller writes the summary.
+    crate::drop_later::drop_later(engine);
     Ok(report)
 }
 
@@ -242,11 +235,8 @@ fn run_with(cfg: &ReplayConfig, engine: Option<&mut Engine>, hooks: ReplayHooks<
         }
         drop(job_rx);
         drop(done_tx);
-        // Events the engine is done with are freed here, off the engine's thread (Engine::keep_spent).
-        let (spent_tx, spent_rx) = bounded::<Vec<SignInEvent>>(SPENT_BATCHES_IN_FLIGHT);
-        scope.spawn(move || spent_rx.into_iter().for_each(drop));
         let mut merger = Merger::new(firsts, in_flight, want_tx, done_rx);
-        let mut feed = Feed::new(cfg, engine, &mut report, hooks, &bytes_read, bytes_total, spent_tx);
+        let mut feed = Feed::new(cfg, engine, &mut report, hooks, &bytes_read, bytes_total);
         let fed = merger.run(&mut feed);
         // Dropping the merger closes the request channel, which ends the reader and then the decoders.
         drop(merger);
@@ -590,8 +580,6 @@ struct Feed<'c, 'h> {
     bytes_read: &'c AtomicU64,
     bytes_total: u64,
     last_progress: Instant,
-    /// To the thread that frees events the engine is done with.
-    spent: Sender<Vec<SignInEvent>>,
 }
 
 impl<'c, 'h> Feed<'c, 'h> {
@@ -602,7 +590,6 @@ impl<'c, 'h> Feed<'c, 'h> {
         hooks: ReplayHooks<'h>,
         bytes_read: &'c AtomicU64,
         bytes_total: u64,
-        spent: Sender<Vec<SignInEvent>>,
     ) -> Feed<'c, 'h> {
         Feed {
             cfg,
@@ -613,7 +600,6 @@ impl<'c, 'h> Feed<'c, 'h> {
             bytes_read,
             bytes_total,
             last_progress: Instant::now(),
-            spent,
         }
     }
 
@@ -629,10 +615,6 @@ impl<'c, 'h> Feed<'c, 'h> {
                 }
                 if let Some(engine) = self.engine.as_deref_mut() {
                     engine.push(ev, &mut self.findings);
-                    if engine.spent() >= SPENT_BATCH {
-                        // Freed here instead if the freeing thread is gone (it only ends with the replay).
-                        let _ = self.spent.send(engine.take_spent());
-                    }
                 }
                 self.emit()
             }

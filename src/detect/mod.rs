@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::drop_later::drop_later;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
 use crate::spec::{AllowList, DetectorKind, Spec, SpecSet};
@@ -41,6 +42,8 @@ pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 /// 20,000 events a second would otherwise hold 1.2 million events (600 MB) for the 60 s lateness. Normal
 /// traffic (under about 1,600 events a second) never reaches it, and in-order input loses nothing by it.
 pub const MAX_REORDER_EVENTS: usize = 100_000;
+/// Events the engine is done with, freed together on another thread (about 400 KB).
+const SPENT_BATCH: usize = 1024;
 
 /// Settings shared by every rule.
 #[derive(Debug, Clone)]
@@ -417,8 +420,8 @@ pub struct Engine {
     released: Option<Timestamp>,
     aliases: UserAliases,
     stats: EngineStats,
-    /// Events the rules are done with, kept for the caller to free elsewhere ([`Engine::keep_spent`]).
-    spent: Option<Vec<SignInEvent>>,
+    /// Events the rules are done with, freed a batch at a time on another thread ([`drop_later`]).
+    spent: Vec<SignInEvent>,
 }
 
 impl Engine {
@@ -433,31 +436,16 @@ impl Engine {
             released: None,
             aliases: UserAliases::default(),
             stats: EngineStats::default(),
-            spent: None,
+            spent: Vec::new(),
         }
     }
 
-    /// Keeps events the rules are done with instead of freeing them, for [`Engine::take_spent`]. Freeing
-    /// an event (a dozen strings allocated by a decoder thread) was a tenth of the engine's time in a
-    /// replay, whose engine thread is the one that bounds its speed: replay frees them on another thread.
-    pub fn keep_spent(&mut self) {
-        self.spent = Some(Vec::new());
-    }
-
-    /// Events kept since the last call (none unless [`Engine::keep_spent`] was called).
-    pub fn take_spent(&mut self) -> Vec<SignInEvent> {
-        // The next batch starts at the size this one reached: no regrowing, and no copying as it grows.
-        self.spent.as_mut().map(|s| std::mem::replace(s, Vec::with_capacity(s.capacity()))).unwrap_or_default()
-    }
-
-    /// How many events [`Engine::take_spent`] would return.
-    pub fn spent(&self) -> usize {
-        self.spent.as_ref().map_or(0, Vec::len)
-    }
-
+    /// The rules are done with `ev`: it is freed with others on another thread ([`drop_later`]).
     fn done_with(&mut self, ev: SignInEvent) {
-        if let Some(spent) = &mut self.spent {
-            spent.push(ev);
+        self.spent.push(ev);
+        if self.spent.len() >= SPENT_BATCH {
+            let batch = std::mem::replace(&mut self.spent, Vec::with_capacity(SPENT_BATCH));
+            drop_later(batch);
         }
     }
 
