@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
-use super::window::{KeyedState, LastSeen};
+use super::window::{hash_of, KeyedState, LastSeen, PreHashed};
 use super::windowed::allowlisted;
 use super::{same_group, Detector, DetectorStats, EngineSettings, IncidentBook, IpKey, Keys, Summarize};
 use crate::event::SignInEvent;
@@ -127,10 +127,6 @@ impl Place {
             location,
         })
     }
-
-    fn has_names_of(&self, ev: &SignInEvent) -> bool {
-        self.city.as_deref() == ev.city.as_deref() && self.country.as_deref() == ev.country.as_deref()
-    }
 }
 
 impl Visit {
@@ -237,10 +233,9 @@ fn measure(visits: &VecDeque<Visit>, from: usize, to: usize) -> Hop {
 struct Locator {
     geo: Option<Arc<GeoIp>>,
     prefer_geoip: bool,
-    /// "city\0country" → the name-based place, if any; cleared when full.
-    names: HashMap<String, Option<Arc<Place>>, ahash::RandomState>,
-    /// The lookup key of the current event, reused so a cache hit allocates nothing.
-    key: String,
+    /// The (city, country) names' [`hash_of`] → the name-based place, if any; cleared when full. Known by
+    /// hash like every key of the engine: no text is built or compared on a hit.
+    names: HashMap<u64, Option<Arc<Place>>, PreHashed>,
 }
 
 impl Locator {
@@ -276,15 +271,10 @@ impl Locator {
         if city.is_none() && country.is_none() {
             return None;
         }
-        self.key.clear();
-        self.key.push_str(city.unwrap_or(""));
-        self.key.push('\0');
-        self.key.push_str(country.unwrap_or(""));
-        // The key cannot tell a missing name from an empty one; the cached place must carry this event's.
-        if let Some(hit) = self.names.get(&self.key).filter(|h| h.as_ref().is_none_or(|p| p.has_names_of(ev))) {
+        let key = hash_of((city, country));
+        if let Some(hit) = self.names.get(&key) {
             return hit.clone();
         }
-        let key = self.key.clone();
         let gazetteer = Gazetteer::builtin();
         let place = match gazetteer.resolve(city, country) {
             Resolution::Found(l) => Some(l),
@@ -333,7 +323,6 @@ impl ImpossibleTravel {
                 geo: settings.geo.clone(),
                 prefer_geoip: settings.prefer_geoip,
                 names: HashMap::default(),
-                key: String::new(),
             },
             params,
             spec,

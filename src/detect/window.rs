@@ -99,8 +99,14 @@ impl serde::Serialize for Name {
 /// hashes an event's user and address once ([`super::Keys`]) and every rule looks its state up by that
 /// hash; the hash is only an identity, never an order, so output stays deterministic.
 pub fn key_hash(key: &str) -> u64 {
+    hash_of(key)
+}
+
+/// [`key_hash`]'s keyed hash of any value, such as a pair of names, hashed as its parts without joining
+/// them into one string.
+pub fn hash_of<T: std::hash::Hash>(value: T) -> u64 {
     static SEED: OnceLock<ahash::RandomState> = OnceLock::new();
-    SEED.get_or_init(ahash::RandomState::new).hash_one(key)
+    SEED.get_or_init(ahash::RandomState::new).hash_one(value)
 }
 
 /// A hasher for keys that already are hashes from [`key_hash`] (keyed with a per-process random
