@@ -214,6 +214,11 @@ pub struct MonitorArgs {
     /// Input log format: auto, cognito or cloudtrail.
     #[arg(long, default_value = "auto", value_name = "FORMAT")]
     pub format: String,
+    /// Memory for events waiting --allowed-delay, in MiB (about 1 KB per event). A backlog beyond it (a
+    /// large file dropped into a followed path, a long --backfill) goes to the detectors early, oldest
+    /// first, counted as `forced` in the status line and /metrics.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub max_held_mb: usize,
     #[command(flatten)]
     pub detect: DetectArgs,
 }
@@ -270,6 +275,9 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
     if a.max_notifications_per_minute == 0 {
         bail!("--max-notifications-per-minute must be at least 1");
     }
+    if a.max_held_mb == 0 {
+        bail!("--max-held-mb must be at least 1");
+    }
     Ok(crate::monitor::MonitorConfig {
         log_groups: a.log_groups.clone(),
         stream_names: a.log_streams.clone(),
@@ -293,6 +301,7 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         format,
         drain: to_std(duration_arg("--drain", &a.drain)?),
         request_timeout: to_std(request_timeout),
+        max_held_bytes: a.max_held_mb.saturating_mul(1 << 20),
     })
 }
 

@@ -323,6 +323,56 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
     daemon.terminate();
 }
 
+/// A backlog larger than the hold buffer's cap (a big file dropped into a followed path) is not kept
+/// whole in memory: past `--max-held-mb` the oldest events go to the detectors early, counted as forced,
+/// and an in-order backlog still gives replay's findings.
+#[test]
+fn a_backlog_beyond_the_hold_cap_goes_to_the_detectors_early_and_is_counted() {
+    let _ = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("backlog.log");
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    // 8,000 successful sign-ins over the last minute (about 7 MB held, against a 1 MiB cap), with a burst
+    // of failures in the middle; written before the daemon starts, in time order.
+    let t0 = now_ms() - 60_000;
+    let mut events: Vec<(i64, String)> = (0..8000)
+        .map(|i| {
+            let t = t0 + i * 6;
+            (t, cognito_line(t, &format!("user{i}"), &format!("198.51.100.{}", i % 200), true, &format!("bk-{i}")))
+        })
+        .collect();
+    events.extend(burst(t0 + 20_000, 300, 6, "walter", "203.0.113.80", "bk"));
+    let lines = sorted_lines(&events);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend([
+        "--follow".into(),
+        log.display().to_string(),
+        "--metrics-addr".into(),
+        "127.0.0.1:0".into(),
+        "--max-held-mb".into(),
+        "1".into(),
+    ]);
+    let daemon = Daemon::start(dir.path(), &args);
+    let want = closed(&replay(dir.path(), &lines));
+    assert_eq!(want.len(), 1);
+    let got = wait_closed(&output, want.len(), Duration::from_secs(60));
+    assert_same_findings(&got, &want, dir.path());
+    let metrics = metrics_endpoint(&state);
+    let text = http_get(&metrics, "/metrics")
+        .unwrap_or_else(|| panic!("no answer from /metrics; daemon log:\n{}", daemon_log(dir.path())));
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(counter("authwatch_events_total "), 8006, "{text}");
+    let forced = counter("authwatch_forced_events_total ");
+    assert!((4000..8006).contains(&forced), "most of the backlog went early, not all: {forced}");
+    daemon.terminate();
+}
+
 #[test]
 fn an_alert_storm_becomes_one_digest() {
     let endpoint = emulator();

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub late: AtomicU64,
     /// CloudWatch events read with an ingest delay beyond --overlap: such events can be missed.
     pub beyond_overlap: AtomicU64,
+    /// Events given to the engine before the watermark reached them because the hold buffer was full.
+    pub forced: AtomicU64,
     /// Notifications dropped because the spool was full.
     pub notifications_dropped: AtomicU64,
     pub findings_closed: AtomicU64,
@@ -108,7 +110,7 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &AtomicU64, &str); 14] = [
+        let counters: [(&str, &AtomicU64, &str); 15] = [
             ("authwatch_records_total", &self.records, "Raw records read from every source."),
             ("authwatch_events_total", &self.events, "Sign-in events given to the detectors."),
             ("authwatch_rejected_total", &self.rejected, "Records that could not be decoded."),
@@ -116,6 +118,7 @@ impl Metrics {
             ("authwatch_before_start_total", &self.before_start, "Events older than the start point."),
             ("authwatch_late_events_total", &self.late, "Events that arrived behind the watermark (later than --allowed-delay); still placed where a window is open."),
             ("authwatch_beyond_overlap_events_total", &self.beyond_overlap, "CloudWatch events read with an ingest delay beyond --overlap: events this late can be missed; raise --overlap."),
+            ("authwatch_forced_events_total", &self.forced, "Events given to the detectors before the watermark reached them because the hold buffer was full (--max-held-mb): a later event from a slower source can then land behind them."),
             ("authwatch_notifications_dropped_total", &self.notifications_dropped, "Notifications dropped because the spool was full."),
             ("authwatch_findings_closed_total", &self.findings_closed, "Closed findings written."),
             ("authwatch_notifications_created_total", &self.notifications_created, "Notifications spooled."),

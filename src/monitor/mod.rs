@@ -29,10 +29,11 @@
 //! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
 //! spooled for the next start.
 
+pub mod hold;
 pub mod metrics;
 pub mod state;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ use crate::source::cloudwatch::{self, CloudWatchConfig};
 use crate::source::{follow, SourceMsg};
 use crate::spec::SpecSet;
 use crate::time::{Span, Timestamp};
+use hold::HoldBuffer;
 use metrics::Metrics;
 use state::{Checkpoint, StateDir};
 
@@ -70,8 +72,6 @@ pub const MAX_SPOOLED: usize = 10_000;
 pub const MAX_DIGEST_ITEMS: usize = 1_000;
 /// Messages in flight from the sources: bounded so a fast source waits for the engine.
 pub const SOURCE_CHANNEL: usize = 64;
-/// Events held for ordering; beyond it the oldest go to the engine early (counted as forced).
-pub const MAX_HELD_EVENTS: usize = 2_000_000;
 /// Rejected records named in the log (at WARN) before the rest are only counted.
 pub const REJECTIONS_LOGGED: u64 = 20;
 /// Notification window of the alert-storm limit.
@@ -110,6 +110,8 @@ pub struct MonitorConfig {
     pub drain: Duration,
     /// One attempt of an AWS request, end to end (`--request-timeout`); see [`timeouts`].
     pub request_timeout: Duration,
+    /// Cap on the memory of events waiting for the watermark (`--max-held-mb`); see [`hold`].
+    pub max_held_bytes: usize,
 }
 
 /// What a monitor run did, returned at shutdown.
@@ -130,9 +132,8 @@ struct Monitor {
     out: JsonLines,
     metrics: Arc<Metrics>,
     spool: Option<(Arc<Mutex<Spool>>, Arc<Notify>, bool)>,
-    /// Events waiting for the watermark, by (event time, arrival).
-    held: BTreeMap<(i64, u64), SignInEvent>,
-    arrivals: u64,
+    /// Events waiting for the watermark.
+    held: HoldBuffer,
     /// Per source: its name and the wall time it has caught up to.
     sources: Vec<(String, Option<i64>)>,
     start_ms: i64,
@@ -354,8 +355,7 @@ pub async fn run(
         out,
         metrics: metrics.clone(),
         spool: cfg.sns_topic_arn.as_ref().map(|_| (spool.clone(), wake.clone(), fifo)),
-        held: BTreeMap::new(),
-        arrivals: 0,
+        held: HoldBuffer::new(cfg.max_held_bytes),
         sources,
         start_ms,
         fed_ms: None,
@@ -565,8 +565,7 @@ impl Monitor {
                     // but it arrived later than --allowed-delay. Counted, so it is never silent.
                     self.metrics.late.fetch_add(1, Ordering::Relaxed);
                 }
-                self.arrivals += 1;
-                self.held.insert((ev.time.0, self.arrivals), ev);
+                self.held.insert(ev);
             }
             Decoded::Skipped(_) => {
                 self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
@@ -599,18 +598,13 @@ impl Monitor {
 
     fn on_tick(&mut self) -> anyhow::Result<()> {
         let mut findings = Vec::new();
-        while self.held.len() > MAX_HELD_EVENTS {
-            if let Some((_, ev)) = self.held.pop_first() {
-                self.push(ev, &mut findings);
-            }
+        while let Some(ev) = self.held.pop_over_cap() {
+            self.metrics.forced.fetch_add(1, Ordering::Relaxed);
+            self.push(ev, &mut findings);
         }
         if let Some(wm) = self.watermark() {
             if self.fed_ms.is_none_or(|f| wm > f) {
-                while let Some(entry) = self.held.first_entry() {
-                    if entry.key().0 > wm {
-                        break;
-                    }
-                    let ev = entry.remove();
+                while let Some(ev) = self.held.pop_through(wm) {
                     self.push(ev, &mut findings);
                 }
                 self.engine.advance_watermark(Timestamp(wm), &mut findings);
@@ -792,7 +786,7 @@ impl Monitor {
             "catching up".into()
         };
         format!(
-            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
+            "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {} ({} MB){}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
             m.open_incidents.load(Ordering::Relaxed),
             m.tracked_keys.load(Ordering::Relaxed),
             m.notifications_sent.load(Ordering::Relaxed),
@@ -803,6 +797,11 @@ impl Monitor {
             },
             if nn > 0 { format!(" (latency p50 {n50}ms p99 {n99}ms)") } else { String::new() },
             self.held.len(),
+            self.held.bytes() >> 20,
+            match m.forced.load(Ordering::Relaxed) {
+                0 => String::new(),
+                f => format!(" forced {f}"),
+            },
             m.late.load(Ordering::Relaxed),
             m.beyond_overlap.load(Ordering::Relaxed),
             m.rejected.load(Ordering::Relaxed),
