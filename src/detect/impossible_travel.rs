@@ -334,17 +334,6 @@ impl ImpossibleTravel {
         }
     }
 
-    /// Is this hop travel nobody could make? Never for the same address (or IPv6 prefix).
-    fn impossible(&self, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
-        let (a, b) = (&visits[hop.from], &visits[hop.to]);
-        if let (Some(x), Some(y)) = (a.ip, b.ip) {
-            if same_group(x, y, self.ipv6_prefix) {
-                return false;
-            }
-        }
-        hop.distance_km >= self.params.min_distance_km && hop.speed_kmh.is_none_or(|v| v >= self.params.min_speed_kmh)
-    }
-
     fn hop_severity(&self, hop: &Hop) -> Severity {
         self.params
             .severity_steps
@@ -396,6 +385,17 @@ impl ImpossibleTravel {
 }
 
 /// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
+/// Is this hop travel nobody could make? Never for the same address (or IPv6 prefix).
+fn impossible(params: &TravelParams, ipv6_prefix: u8, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
+    let (a, b) = (&visits[hop.from], &visits[hop.to]);
+    if let (Some(x), Some(y)) = (a.ip, b.ip) {
+        if same_group(x, y, ipv6_prefix) {
+            return false;
+        }
+    }
+    hop.distance_km >= params.min_distance_km && hop.speed_kmh.is_none_or(|v| v >= params.min_speed_kmh)
+}
+
 fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop, ipv6_prefix: u8) {
     for i in [hop.from, hop.to] {
         let v = &mut visits[i];
@@ -529,22 +529,21 @@ impl Detector for ImpossibleTravel {
             event_id: ev.event_id.as_deref().map(EventId::new),
             counted_in: None,
         };
+        let (params, prefix, keep) = (&self.params, self.ipv6_prefix, self.params.compare_last);
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
         let at = trail.insert(visit);
-        let len = trail.visits.len();
-        let mut hops: Vec<Hop> = Vec::new();
-        if let Some(trail) = self.users.get(uh) {
-            for (from, to) in Self::pairs(self.params.compare_last, at, len) {
-                let hop = measure(&trail.visits, from, to);
-                if self.impossible(&trail.visits, &hop) {
-                    hops.push(hop);
-                }
-            }
+        let hops: Vec<Hop> = Self::pairs(keep, at, trail.visits.len())
+            .map(|(from, to)| measure(&trail.visits, from, to))
+            .filter(|hop| impossible(params, prefix, &trail.visits, hop))
+            .collect();
+        if hops.is_empty() {
+            // The common case: the trail at hand is trimmed without looking it up again.
+            trail.trim(clock, window, keep);
+            return;
         }
         for hop in &hops {
             self.report(uh, user, ev, hop, out);
         }
-        let keep = self.params.compare_last;
         if let Some(trail) = self.users.get_mut(uh) {
             trail.trim(clock, window, keep);
         }
