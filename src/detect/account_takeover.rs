@@ -46,17 +46,16 @@ impl AccountTakeover {
             allowlisted: 0,
         }
     }
+}
 
-    /// Is the address failing across users right now (as of this success)?
-    fn hostile_ip(&self, ip_hash: Option<u64>) -> Option<(u64, u64)> {
-        if self.params.ip_min_failures == 0 {
-            return None;
-        }
-        let w = self.ips.get(ip_hash?)?;
-        let hostile = w.failures >= self.params.ip_min_failures
-            && ratio(w.failures, w.total()) > self.params.ip_failure_share_above;
-        hostile.then_some((w.failures, w.total()))
+/// Is the address failing across users right now (as of this sign-in)? Its (failures, sign-ins) in the
+/// window when they make it hostile by the rule's parameters.
+fn hostile_address(params: &TakeoverParams, w: &KeyWindow) -> Option<(u64, u64)> {
+    if params.ip_min_failures == 0 {
+        return None;
     }
+    let hostile = w.failures >= params.ip_min_failures && ratio(w.failures, w.total()) > params.ip_failure_share_above;
+    hostile.then_some((w.failures, w.total()))
 }
 
 /// A success that completes a takeover, and what is known about it.
@@ -148,11 +147,14 @@ impl Detector for AccountTakeover {
         let ip_hash = keys.ip.is_some().then_some(keys.ip_hash);
         // Every sign-in of an address counts toward its failure share, so a busy NAT's successes before
         // its first typo are seen (tracking only from the first failure made shares look hostile).
+        // Whether the address is hostile, judged with this sign-in counted, from the window at hand.
+        let mut hostile = None;
         if let Some(h) = ip_hash {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
             w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux: 0, aux_name: None }, max_entries);
             w.expire(clock, window);
+            hostile = hostile_address(&self.params, w);
         }
         match ev.outcome {
             Outcome::Failure => {
@@ -169,20 +171,21 @@ impl Detector for AccountTakeover {
                 // success must not claim failures that came after it.
                 let since = ev.time.saturating_sub(window);
                 let before = |e: &&Entry| e.counted && e.time > since && e.time <= ev.time;
+                let quiet = |failures: u64| failures < self.spec.threshold && hostile.is_none();
+                // Nearly every success ends here, with one look at the user's failures (if any).
                 let failures = match self.users.get_mut(uh) {
                     Some(w) => {
                         w.expire(clock, window);
-                        w.entries().filter(before).count() as u64
+                        let failures = w.entries().filter(before).count() as u64;
+                        if quiet(failures) {
+                            w.drain_through(ev.time);
+                            return;
+                        }
+                        failures
                     }
+                    None if quiet(0) => return,
                     None => 0,
                 };
-                let hostile = self.hostile_ip(ip_hash);
-                if failures < self.spec.threshold && hostile.is_none() {
-                    if let Some(w) = self.users.get_mut(uh) {
-                        w.drain_through(ev.time);
-                    }
-                    return;
-                }
                 let earlier: Vec<&Entry> =
                     self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
                 let first = earlier.first().map_or(ev.time, |e| e.time);
