@@ -384,7 +384,6 @@ impl ImpossibleTravel {
     }
 }
 
-/// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
 /// Is this hop travel nobody could make? Never for the same address (or IPv6 prefix).
 fn impossible(params: &TravelParams, ipv6_prefix: u8, visits: &VecDeque<Visit>, hop: &Hop) -> bool {
     let (a, b) = (&visits[hop.from], &visits[hop.to]);
@@ -396,6 +395,7 @@ fn impossible(params: &TravelParams, ipv6_prefix: u8, visits: &VecDeque<Visit>, 
     hop.distance_km >= params.min_distance_km && hop.speed_kmh.is_none_or(|v| v >= params.min_speed_kmh)
 }
 
+/// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
 fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop, ipv6_prefix: u8) {
     for i in [hop.from, hop.to] {
         let v = &mut visits[i];
