@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
-use authwatch::detect::window::{Entry, KeyWindow, KeyedState};
+use authwatch::detect::window::{key_hash, Entry, KeyWindow, KeyedState};
 use authwatch::detect::{build, Detector, EngineSettings, Keys};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
 use authwatch::spec::{DetectorKind, Spec, SpecSet};
@@ -129,7 +129,7 @@ fn bench_windows(c: &mut Criterion) {
             || {
                 let mut s: KeyedState<KeyWindow> = KeyedState::new(keys * 2, Span::mins(15));
                 for i in 0..keys {
-                    let h = s.hash(&format!("user{i}"));
+                    let h = key_hash(&format!("user{i}"));
                     s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1)).push(entry(0, 0), 16);
                 }
                 s

@@ -486,11 +486,6 @@ impl<S: LastSeen> KeyedState<S> {
         KeyedState { map: HashMap::default(), cap, horizon, next_sweep: Timestamp(i64::MIN), uses: 0, evicted: 0 }
     }
 
-    /// The key's hash ([`key_hash`]), for callers that have not got it from [`super::Keys`].
-    pub fn hash(&self, key: &str) -> u64 {
-        key_hash(key)
-    }
-
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -630,14 +625,14 @@ mod tests {
     fn keyed_state_is_capped_and_evicts_oldest() {
         let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(5));
         for i in 0..1000i64 {
-            let h = s.hash(&format!("user{i}"));
+            let h = key_hash(&format!("user{i}"));
             let w = s.get_or_insert_with(h, Timestamp(i), || KeyWindow::new(false, 1));
             w.push(entry(i, Outcome::Failure, 0), 16);
         }
         assert!(s.len() <= 100);
         assert!(s.evicted >= 900);
         // The newest key survived.
-        assert!(s.get(s.hash("user999")).is_some());
+        assert!(s.get(key_hash("user999")).is_some());
     }
 
     #[test]
@@ -645,9 +640,9 @@ mod tests {
         // Whole-second times: every key has the same last-seen time. The key used all along survives and
         // each eviction drops a tenth of the map, not all of it.
         let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(5));
-        let hot = s.hash("stuffer");
+        let hot = key_hash("stuffer");
         for i in 0..1000i64 {
-            let h = s.hash(&format!("user{i}"));
+            let h = key_hash(&format!("user{i}"));
             s.get_or_insert_with(h, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
             if i % 20 == 0 {
                 s.get_or_insert_with(hot, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
@@ -663,9 +658,9 @@ mod tests {
     #[test]
     fn idle_keys_expire() {
         let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(5));
-        let h = s.hash("a");
+        let h = key_hash("a");
         s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1)).last_time = Timestamp(0);
-        let h2 = s.hash("b");
+        let h2 = key_hash("b");
         s.get_or_insert_with(h2, Timestamp(Span::mins(10).0), || KeyWindow::new(false, 1)).last_time =
             Timestamp(Span::mins(10).0);
         assert!(s.get(h).is_none());
