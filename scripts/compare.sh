@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side throughput and memory of authwatch replay, its decode ceiling, fail2ban-regex and CrowdSec
-# replay mode (scripts/crowdsec-replay.sh, offline), on one simulated Cognito user-activity file; then scaling with the
+# Side-by-side throughput and memory of authwatch replay (all rules, and the peers' question alone:
+# failed sign-ins per address), its decode ceiling, fail2ban-regex and CrowdSec replay mode
+# (scripts/crowdsec-replay.sh, offline), on one simulated Cognito user-activity file; then scaling with the
 # input length, memory per tracked key, and a flood of distinct addresses and users. Prints markdown tables
 # (docs/performance.md holds a run of it).
 #
@@ -126,6 +127,16 @@ log "authwatch replay x$REPEAT"
 median_run replay "$AUTHWATCH" replay --no-progress -o "$WORK/findings.jsonl" "$file"
 log "decode ceiling x$REPEAT"
 median_run ceiling "$AUTHWATCH" replay --no-progress --decode-only "$file"
+# The peers' question alone: failed sign-ins per address. The built-in failed_login_burst_ip spec with its
+# failure-share condition off counts failures only, as fail2ban's failregex and CrowdSec's scenario do.
+question=$WORK/filters-failed-per-ip
+mkdir -p "$question"
+sed 's/^failure_share_above = .*/failure_share_above = 0.0/' "$root/filters/failed_login_burst_ip.toml" \
+    >"$question/failed_login_burst_ip.toml"
+grep -q '^failure_share_above = 0.0$' "$question/failed_login_burst_ip.toml" ||
+    { log "filters/failed_login_burst_ip.toml has no failure_share_above line to turn off"; exit 1; }
+log "authwatch replay, failed sign-ins per address only, x$REPEAT"
+median_run question "$AUTHWATCH" replay --no-progress --filters "$question" -o "$WORK/findings-question.jsonl" "$file"
 
 f2b_note=""
 if command -v fail2ban-regex >/dev/null; then
@@ -156,11 +167,12 @@ echo
 echo "| tool | events | wall s | CPU s | peak RSS MB | events/s | vs fail2ban | RSS vs fail2ban | of decode ceiling |"
 echo "|---|---|---|---|---|---|---|---|---|"
 row replay "authwatch replay (all rules)"
+row question "authwatch replay (failed sign-ins per IP only)"
 row ceiling "decode ceiling (replay --decode-only)"
 row fail2ban "fail2ban-regex (failed sign-ins per IP)"
 row crowdsec "crowdsec -dsn (failed sign-ins per IP)"
 echo
-echo "authwatch events/s of each run: replay $(cat "$WORK/spread-replay"); ceiling $(cat "$WORK/spread-ceiling")"
+echo "authwatch events/s of each run: replay $(cat "$WORK/spread-replay"); failed per IP only $(cat "$WORK/spread-question"); ceiling $(cat "$WORK/spread-ceiling")"
 echo "$f2b_note"
 echo "$crowdsec_note"
 echo "findings: $(wc -l <"$WORK/findings.jsonl")"
