@@ -749,6 +749,58 @@ fn a_full_state_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_resumes(
     assert_eq!(log.lines().filter(|l| l.contains("monitor starting") && l.contains("true")).count(), 1, "{log}");
 }
 
+/// A full disk under `--output`: the daemon stops with a reason naming the findings (it cannot record
+/// what it found), and once there is space a restart writes the finding that was not written, once.
+#[test]
+fn a_full_output_disk_stops_the_daemon_with_a_clear_reason_and_a_restart_writes_each_finding_once() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(&out_dir, "1m") else {
+        eprintln!("NOT RUN: cannot mount a tmpfs (not root?); the full-disk test needs one");
+        return;
+    };
+    let (group, topic) = (unique("/aws/cognito/outdisk"), unique("alerts-outdisk"));
+    let rt = rt();
+    let (logs, arn) = rt.block_on(setup_aws(&group, &["s1"], &topic));
+    let state = dir.path().join("state");
+    let output = out_dir.join("findings.jsonl");
+    let mut args = base_args(dir.path(), &state, &output);
+    args.extend(["--log-group".into(), group.clone(), "--sns-topic-arn".into(), arn.clone()]);
+    let mut daemon = Daemon::start(dir.path(), &args);
+    // The output's disk fills up before anything is found (an empty file holds no page of its own, so
+    // the first finding has nowhere to go); then an attack arrives and closes.
+    assert!(
+        wait_until(Duration::from_secs(10), || output.exists()),
+        "no output file; log:\n{}",
+        daemon_log(dir.path())
+    );
+    fill(&out_dir.join("filler"));
+    let a = burst(now_ms() - 1000, 150, 6, "sybil", "203.0.113.41", "outdisk");
+    rt.block_on(put(&logs, &group, "s1", &a));
+    let exited = wait_until(Duration::from_secs(60), || daemon.child.try_wait().unwrap().is_some());
+    let log = daemon_log(dir.path());
+    assert!(exited, "the daemon kept running with a finding it could not write; log:\n{log}");
+    assert_eq!(daemon.child.wait().unwrap().code(), Some(2), "a full disk is a fatal error; log:\n{log}");
+    let reason = format!("cannot write findings to {}: No space left on device", output.display());
+    assert!(log.contains(&reason), "the reason names the output file and the error:\n{log}");
+    drop(daemon);
+
+    // Space again: the restart writes the finding once, and nothing is notified twice.
+    std::fs::remove_file(out_dir.join("filler")).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &args);
+    let replayed = replay(dir.path(), &sorted_lines(&a));
+    let want = closed(&replayed);
+    assert_eq!(want.len(), 1);
+    let got = wait_closed_running(&mut daemon, &output, want.len(), Duration::from_secs(60), dir.path());
+    assert_same_findings(&got, &want, dir.path());
+    daemon.terminate();
+    let log = daemon_log(dir.path());
+    assert_eq!(closed(&read_jsonl(&output)).len(), 1, "the finding was written twice:\n{log}");
+    assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
+}
+
 #[test]
 fn a_restart_just_after_an_incident_closed_does_not_raise_it_again() {
     let endpoint = emulator();

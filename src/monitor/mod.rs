@@ -641,6 +641,21 @@ impl Monitor {
     /// Writes closed findings and spools notifications for openings and escalations, skipping updates
     /// already in the ledger. True when notifications were spooled.
     fn handle(&mut self, findings: Vec<Finding>) -> anyhow::Result<bool> {
+        let mut unsynced = Vec::new();
+        let result = self.handle_all(findings, &mut unsynced);
+        if result.is_err() {
+            // Closed findings that may not have reached the disk must not stay in the ledger as written:
+            // the save at shutdown would keep them there, and a restart would never write them.
+            for key in &unsynced {
+                self.cp.ledger.remove(key);
+            }
+        }
+        result
+    }
+
+    /// [`Monitor::handle`]'s work; the ledger keys of closed findings written and not yet synced are
+    /// collected in `unsynced`.
+    fn handle_all(&mut self, findings: Vec<Finding>, unsynced: &mut Vec<String>) -> anyhow::Result<bool> {
         let mut wrote = false;
         let mut spooled = false;
         for f in findings {
@@ -655,7 +670,10 @@ impl Monitor {
             }
             match f.status {
                 Status::Closed => {
-                    self.out.write(&f).context("cannot write findings")?;
+                    if let Err(e) = self.out.write(&f) {
+                        return Err(e).context(format!("cannot write findings to {}", self.out.name()));
+                    }
+                    unsynced.push(key.clone());
                     self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
                     wrote = true;
                 }
@@ -684,7 +702,10 @@ impl Monitor {
             // On disk before the checkpoint that ledgers them (the output file is the ledger of record),
             // and that checkpoint saved now, not at the next periodic save: on standard output, which
             // cannot be read back, this is what keeps a restart from writing them again.
-            self.out.sync().context("cannot write findings")?;
+            if let Err(e) = self.out.sync() {
+                return Err(e).context(format!("cannot write findings to {}", self.out.name()));
+            }
+            unsynced.clear();
         }
         Ok(spooled || wrote)
     }
@@ -740,7 +761,9 @@ impl Monitor {
     }
 
     fn flush_and_save(&mut self) -> anyhow::Result<()> {
-        self.out.sync().context("cannot write findings")?;
+        if let Err(e) = self.out.sync() {
+            return Err(e).context(format!("cannot write findings to {}", self.out.name()));
+        }
         self.save()?;
         self.make_visible();
         Ok(())

@@ -48,6 +48,11 @@ impl JsonLines {
         }
     }
 
+    /// Where the findings go, for error messages: the file's path, or standard output.
+    pub fn name(&self) -> String {
+        self.path.as_ref().map_or_else(|| "standard output".to_string(), |p| p.display().to_string())
+    }
+
     /// Flushes and, for a file, syncs it to disk: what was written survives a crash.
     pub fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
