@@ -211,27 +211,26 @@ impl SignInEvent {
     }
 
     /// A minimal event, for tests and the simulator to fill in.
-    /// About how much memory the event holds: itself and its strings' buffers (the file name is shared;
-    /// allocator rounding is not counted).
-    pub fn approx_bytes(&self) -> usize {
+    /// About how much heap memory the event's strings hold, beyond the event itself (the file name is
+    /// shared; allocator rounding is not counted).
+    pub fn heap_bytes(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        std::mem::size_of::<SignInEvent>()
-            + [
-                &self.user_pool_id,
-                &self.client_id,
-                &self.user_name,
-                &self.user_sub,
-                &self.failure_reason,
-                &self.city,
-                &self.country,
-                &self.device,
-                &self.event_id,
-                &self.risk.level,
-                &self.risk.decision,
-            ]
-            .into_iter()
-            .map(text)
-            .sum::<usize>()
+        [
+            &self.user_pool_id,
+            &self.client_id,
+            &self.user_name,
+            &self.user_sub,
+            &self.failure_reason,
+            &self.city,
+            &self.country,
+            &self.device,
+            &self.event_id,
+            &self.risk.level,
+            &self.risk.decision,
+        ]
+        .into_iter()
+        .map(text)
+        .sum::<usize>()
             + self.event_name.capacity()
     }
 

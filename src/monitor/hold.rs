@@ -15,7 +15,7 @@ pub struct HoldBuffer {
     /// By (event time, arrival): equal times leave in arrival order.
     events: BTreeMap<(i64, u64), SignInEvent>,
     arrivals: u64,
-    /// [`SignInEvent::approx_bytes`] of the held events, plus their keys.
+    /// [`held_size`] of the held events.
     bytes: usize,
     max_bytes: usize,
 }
@@ -72,7 +72,7 @@ impl HoldBuffer {
 /// entry once made the process hold about twice the cap (measured: 884,000 followed events, 344 MB
 /// counted, 1.09 GB peak).
 fn held_size(ev: &SignInEvent) -> usize {
-    ev.approx_bytes() - std::mem::size_of::<SignInEvent>() + 2 * std::mem::size_of::<((i64, u64), SignInEvent)>()
+    ev.heap_bytes() + 2 * std::mem::size_of::<((i64, u64), SignInEvent)>()
 }
 
 #[cfg(test)]

@@ -670,9 +670,7 @@ impl Monitor {
             }
             match f.status {
                 Status::Closed => {
-                    if let Err(e) = self.out.write(&f) {
-                        return Err(e).context(format!("cannot write findings to {}", self.out.name()));
-                    }
+                    self.out.write(&f).map_err(|e| self.output_failed(e))?;
                     unsynced.push(key.clone());
                     self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
                     wrote = true;
@@ -702,9 +700,7 @@ impl Monitor {
             // On disk before the checkpoint that ledgers them (the output file is the ledger of record),
             // and that checkpoint saved now, not at the next periodic save: on standard output, which
             // cannot be read back, this is what keeps a restart from writing them again.
-            if let Err(e) = self.out.sync() {
-                return Err(e).context(format!("cannot write findings to {}", self.out.name()));
-            }
+            self.out.sync().map_err(|e| self.output_failed(e))?;
             unsynced.clear();
         }
         Ok(spooled || wrote)
@@ -760,10 +756,13 @@ impl Monitor {
         }
     }
 
+    /// A failed write to `--output`, named with its file.
+    fn output_failed(&self, e: std::io::Error) -> anyhow::Error {
+        anyhow::Error::new(e).context(format!("cannot write findings to {}", self.out.name()))
+    }
+
     fn flush_and_save(&mut self) -> anyhow::Result<()> {
-        if let Err(e) = self.out.sync() {
-            return Err(e).context(format!("cannot write findings to {}", self.out.name()));
-        }
+        self.out.sync().map_err(|e| self.output_failed(e))?;
         self.save()?;
         self.make_visible();
         Ok(())
