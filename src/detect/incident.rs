@@ -2,7 +2,8 @@
 //!
 //! A rule opens an incident when its threshold is crossed, folds every later counted event for that key
 //! into it, raises its severity on escalation, and closes it once the key has been quiet for the cooldown.
-//! Each of those moments becomes a [`Finding`] with status open, escalated or closed.
+//! Each of those moments becomes a [`Finding`] with status open, escalated or closed. A rule's open
+//! incidents, by key, are its [`IncidentBook`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

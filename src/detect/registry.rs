@@ -219,3 +219,38 @@ pub fn check_share(name: &str, v: f64) -> Result<(), String> {
         Err(format!("{name} = {v} is not between 0 and 1"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::detect::failed_login_burst::BurstParams;
+    use crate::spec::parse_set;
+
+    /// A detector copied from a sibling keeps the sibling's name until it is changed; two entries with
+    /// one name would send every spec of the second to the first.
+    #[test]
+    fn registered_names_are_unique() {
+        let ids: Vec<&str> = DetectorKind::all().map(DetectorKind::id).collect();
+        let unique: BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        for id in ids {
+            assert_eq!(DetectorKind::parse(id).map(DetectorKind::id), Some(id));
+        }
+    }
+
+    #[test]
+    fn params_are_typed_by_their_detector_and_a_mismatch_is_refused_at_load() {
+        let spray = include_str!("../../filters/password_spray.toml");
+        let burst = include_str!("../../filters/failed_login_burst_user.toml");
+        let set = parse_set(&[("password_spray.toml", spray)]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(set.specs[0].params.get::<BurstParams>().is_none());
+        let as_burst = burst.replace("detector = \"failed_login_burst\"", "detector = \"password_spray\"");
+        let err = parse_set(&[("failed_login_burst_user.toml", &as_burst)]).err().map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.contains("params:")), "{err:?}");
+        let burst_set = parse_set(&[("failed_login_burst_user.toml", burst)]).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(set.specs[0].params, burst_set.specs[0].params);
+        assert_eq!(burst_set.specs[0].params, burst_set.clone().specs[0].params);
+    }
+}
