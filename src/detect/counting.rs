@@ -14,7 +14,7 @@ use super::window::{Entry, KeyWindow, KeyedState, Name};
 use super::{DetectorStats, EngineSettings, IncidentBook};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
-use crate::spec::Spec;
+use crate::spec::{KeyKind, Spec};
 
 /// What makes one counting rule different from another.
 pub trait CountingRule: Registered + Send + 'static {
@@ -49,7 +49,7 @@ pub struct Counting<R: CountingRule> {
 
 impl<R: CountingRule> Registered for Counting<R> {
     const ID: &'static str = R::ID;
-    const KEY: Option<crate::spec::KeyKind> = R::KEY;
+    const KEY: Option<KeyKind> = R::KEY;
     type Params = R::Params;
 
     fn check_params(params: &R::Params) -> Result<(), String> {
