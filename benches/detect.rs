@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
+use authwatch::detect::cognito_risk::CognitoRisk;
+use authwatch::detect::impossible_travel::ImpossibleTravel;
 use authwatch::detect::window::{key_hash, Entry, KeyWindow, KeyedState};
 use authwatch::detect::{build, Detector, EngineSettings, Keys};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
@@ -34,16 +36,14 @@ struct Feed {
 
 impl Feed {
     fn new(kind: DetectorKind) -> Feed {
-        let outcome = match kind {
-            DetectorKind::ImpossibleTravel | DetectorKind::CognitoRisk => Outcome::Success,
-            _ => Outcome::Failure,
-        };
+        let outcome =
+            if kind.is::<ImpossibleTravel>() || kind.is::<CognitoRisk>() { Outcome::Success } else { Outcome::Failure };
         let mut ev = SignInEvent::new(START, EventKind::SignIn, outcome, Origin::new(Arc::from("bench"), 1));
         ev.user_name = Some(String::with_capacity(16));
         ev.event_id = Some("9e48f598-c837-4e43-8dfd-6e1dd5048957".into());
         ev.city = Some("Chicago".into());
         ev.country = Some("United States".into());
-        if kind == DetectorKind::CognitoRisk {
+        if kind.is::<CognitoRisk>() {
             ev.risk.level = Some("High".into());
         }
         Feed { ev }

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::cloudwatch::section::{self as cw, CloudWatchSpec};
+pub use crate::detect::registry::{DetectorKind, Params};
 use crate::event::{EventKind, Outcome};
 use crate::finding::Severity;
 use crate::time::Span;
@@ -26,47 +27,6 @@ pub const DEFAULT_MAX_EVENTS_PER_KEY: usize = 4_096;
 
 /// The rules built into the binary: every file of the repository's `filters/` at build time.
 const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_filters.rs"));
-
-/// Which detector implementation a spec configures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DetectorKind {
-    FailedLoginBurst,
-    DistributedBruteForce,
-    CredentialStuffing,
-    PasswordSpray,
-    AccountTakeover,
-    CognitoRisk,
-    ImpossibleTravel,
-}
-
-impl DetectorKind {
-    pub const ALL: [DetectorKind; 7] = [
-        DetectorKind::FailedLoginBurst,
-        DetectorKind::DistributedBruteForce,
-        DetectorKind::CredentialStuffing,
-        DetectorKind::PasswordSpray,
-        DetectorKind::AccountTakeover,
-        DetectorKind::CognitoRisk,
-        DetectorKind::ImpossibleTravel,
-    ];
-
-    /// The detector id written in findings.
-    pub fn id(self) -> &'static str {
-        match self {
-            DetectorKind::FailedLoginBurst => "failed_login_burst",
-            DetectorKind::DistributedBruteForce => "distributed_brute_force",
-            DetectorKind::CredentialStuffing => "credential_stuffing",
-            DetectorKind::PasswordSpray => "password_spray",
-            DetectorKind::AccountTakeover => "account_takeover",
-            DetectorKind::CognitoRisk => "cognito_risk",
-            DetectorKind::ImpossibleTravel => "impossible_travel",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DetectorKind> {
-        DetectorKind::ALL.into_iter().find(|d| d.id() == s)
-    }
-}
 
 /// What a rule groups events by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -82,137 +42,6 @@ impl KeyKind {
             KeyKind::User => "user",
             KeyKind::Ip => "ip",
         }
-    }
-}
-
-/// Detector-specific parameters, one variant per detector, each from the spec's `[params]` table.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Params {
-    FailedLoginBurst(BurstParams),
-    DistributedBruteForce(DistributedParams),
-    CredentialStuffing(StuffingParams),
-    PasswordSpray(SprayParams),
-    AccountTakeover(TakeoverParams),
-    CognitoRisk(RiskParams),
-    ImpossibleTravel(TravelParams),
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BurstParams {
-    /// Fire only while failures are more than this share of the key's sign-ins in the window (0 = any).
-    /// The per-IP rule uses 0.5 (failures the majority) so a busy NAT with a few typos stays quiet.
-    #[serde(default)]
-    pub failure_share_above: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistributedParams {
-    /// Distinct source addresses (IPv6 grouped by prefix) among the failures.
-    pub min_distinct_ips: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StuffingParams {
-    pub min_distinct_users: u64,
-    /// A user tried at most this many times counts as a "low-try" user (stuffing tries each pair once).
-    pub max_tries_per_user: u64,
-    /// Share of the users that must be low-try users.
-    pub min_low_try_share: f64,
-    /// Successes over attempts at most this: a NAT of real users succeeds far more often.
-    pub max_success_ratio: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SprayParams {
-    pub min_distinct_users: u64,
-    pub min_tries_per_user: f64,
-    pub max_tries_per_user: f64,
-    /// The attempts must be paced over at least this long (a spray is slow; a stuffing run is not).
-    pub min_duration: Span,
-    pub max_success_ratio: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TakeoverParams {
-    /// A success from an address with at least this many failures in the window (across users) is a
-    /// takeover too, even if this user had few failures (stuffing that found a working pair). 0 = off.
-    pub ip_min_failures: u64,
-    /// ... while failures are more than this share of that address's sign-ins (NAT protection).
-    pub ip_failure_share_above: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RiskParams {
-    /// `riskLevel` values that count (Cognito: Low, Medium, High).
-    pub risk_levels: Vec<String>,
-    /// `riskDecision` values that count (Cognito: NoRisk, AccountTakeover, Block).
-    pub risk_decisions: Vec<String>,
-    /// Count `compromisedCredentialDetected = "true"`.
-    pub compromised_credentials: bool,
-}
-
-/// Previous successful sign-ins each new one is compared with, unless the spec says otherwise: the last
-/// one catches a hop, a second catches a hop hidden behind one coarse (country-level) location.
-pub const DEFAULT_COMPARE_LAST: usize = 2;
-/// Upper bound on `compare_last`: the per-user memory and the work per sign-in grow with it.
-pub const MAX_COMPARE_LAST: usize = 16;
-/// Half the Earth's circumference: no two places are farther apart, so a larger distance threshold
-/// could never fire.
-pub const MAX_TRAVEL_DISTANCE_KM: f64 = 20_038.0;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TravelParams {
-    /// Distance between the two places after subtracting both uncertainty radii, at least this.
-    pub min_distance_km: f64,
-    /// ... covered at least this fast (that distance over the event-time elapsed between the sign-ins).
-    pub min_speed_kmh: f64,
-    /// How many previous successful sign-ins (in event time) each one is compared with.
-    #[serde(default = "default_compare_last")]
-    pub compare_last: usize,
-    /// A hop that meets a step raises the incident to the step's severity (above the spec's base one).
-    #[serde(default)]
-    pub severity_steps: Vec<TravelSeverityStep>,
-}
-
-fn default_compare_last() -> usize {
-    DEFAULT_COMPARE_LAST
-}
-
-/// One severity step of `impossible_travel`: met when the hop is at least this fast *and* at least this
-/// far (each bound only when given; at least one must be).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TravelSeverityStep {
-    pub speed_kmh: Option<f64>,
-    pub distance_km: Option<f64>,
-    pub severity: Severity,
-}
-
-impl TravelSeverityStep {
-    /// "high at ≥ 5000 km/h and ≥ 5000 km", for the README table.
-    pub fn describe(&self) -> String {
-        let bounds: Vec<String> =
-            [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
-                .into_iter()
-                .flatten()
-                .collect();
-        format!("{} at {}", self.severity, bounds.join(" and "))
-    }
-
-    /// Does a hop of `distance_km` at `speed_kmh` (None: no time elapsed, any speed) meet this step?
-    pub fn met_by(&self, distance_km: f64, speed_kmh: Option<f64>) -> bool {
-        let fast = match (self.speed_kmh, speed_kmh) {
-            (None, _) | (Some(_), None) => true,
-            (Some(min), Some(v)) => v >= min,
-        };
-        fast && self.distance_km.is_none_or(|min| distance_km >= min)
     }
 }
 
@@ -275,6 +104,7 @@ pub struct Spec {
     pub kinds: Vec<EventKind>,
     /// Outcomes that count toward the threshold (others are observed as context, e.g. for ratios).
     pub outcomes: Vec<Outcome>,
+    /// The `[params]` table, typed by the detector (its file in `detect/` says what they are).
     pub params: Params,
     pub allow: AllowList,
     /// The CloudWatch metric filter, alarm and Contributor Insights rule (`[cloudwatch]`); `None` for a
@@ -401,9 +231,7 @@ impl SpecSet {
         );
         for s in &self.specs {
             let mut esc: Vec<String> = s.escalation.iter().map(|(n, sev)| format!("{sev} at {n}")).collect();
-            if let Params::ImpossibleTravel(p) = &s.params {
-                esc.extend(p.severity_steps.iter().map(TravelSeverityStep::describe));
-            }
+            esc.extend(s.params.describe_severities());
             let sev =
                 if esc.is_empty() { s.severity.to_string() } else { format!("{} ({})", s.severity, esc.join(", ")) };
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.as_str()).collect();
@@ -521,7 +349,7 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
         return Err(format!("id '{}' must be lowercase letters, digits and '_'", raw.id));
     }
     let detector = DetectorKind::parse(&raw.detector).ok_or_else(|| {
-        let known: Vec<&str> = DetectorKind::ALL.iter().map(|d| d.id()).collect();
+        let known: Vec<&str> = DetectorKind::all().map(|d| d.id()).collect();
         format!("unknown detector '{}' (known: {})", raw.detector, known.join(", "))
     })?;
     if raw.window.millis() <= 0 {
@@ -585,18 +413,9 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
     if kinds.is_empty() || outcomes.is_empty() {
         return Err("match.kinds and match.outcomes must each name at least one value".into());
     }
-    let params = parse_params(detector, raw.params).map_err(|e| format!("params: {e}"))?;
-    check_key(detector, raw.key)?;
-    if let Params::ImpossibleTravel(p) = &params {
-        check_travel(p, raw.threshold, raw.severity, &raw.matcher.outcomes)?;
-    }
-    let mut allow = AllowList::default();
-    for c in &raw.allow.cidrs {
-        allow.cidrs.push(AllowList::parse_cidr(c).map_err(|e| format!("allow.cidrs: {e}"))?);
-    }
-    allow.users = raw.allow.users;
-    let cloudwatch = raw.cloudwatch.map(cw::validate).transpose()?;
-    Ok(Spec {
+    let params = detector.parse_params(raw.params).map_err(|e| format!("params: {e}"))?;
+    detector.check_key(raw.key)?;
+    let spec = Spec {
         id: raw.id,
         detector,
         description: raw.description,
@@ -612,140 +431,19 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
         kinds,
         outcomes,
         params,
-        allow,
-        cloudwatch,
+        allow: AllowList::default(),
+        cloudwatch: None,
         source: String::new(),
-    })
-}
-
-fn check_key(detector: DetectorKind, key: KeyKind) -> Result<(), String> {
-    let expected = match detector {
-        DetectorKind::FailedLoginBurst => return Ok(()),
-        DetectorKind::DistributedBruteForce
-        | DetectorKind::AccountTakeover
-        | DetectorKind::CognitoRisk
-        | DetectorKind::ImpossibleTravel => KeyKind::User,
-        DetectorKind::CredentialStuffing | DetectorKind::PasswordSpray => KeyKind::Ip,
     };
-    if key != expected {
-        return Err(format!("detector {} is keyed by {}, not {}", detector.id(), expected.as_str(), key.as_str()));
+    // The detector checks the rule against its params before the optional sections are read.
+    spec.params.check_spec(&spec)?;
+    let mut allow = AllowList::default();
+    for c in &raw.allow.cidrs {
+        allow.cidrs.push(AllowList::parse_cidr(c).map_err(|e| format!("allow.cidrs: {e}"))?);
     }
-    Ok(())
-}
-
-/// What `impossible_travel` needs of the rest of its spec: it fires on one hop between two successes.
-fn check_travel(p: &TravelParams, threshold: u64, severity: Severity, outcomes: &[String]) -> Result<(), String> {
-    if threshold != 1 {
-        return Err(format!(
-            "detector impossible_travel fires on a single impossible hop: threshold must be 1, not {threshold}"
-        ));
-    }
-    if outcomes.iter().any(|o| o != "success") {
-        return Err(
-            "detector impossible_travel compares successful sign-ins: match.outcomes must be [\"success\"]".into()
-        );
-    }
-    for (i, step) in p.severity_steps.iter().enumerate() {
-        if step.severity <= severity {
-            return Err(format!(
-                "params: severity_steps[{i}]: severity '{}' is not above the base severity '{severity}'",
-                step.severity
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_travel_params(p: &TravelParams) -> Result<(), String> {
-    fn positive(name: &str, v: f64, max: f64) -> Result<(), String> {
-        if v.is_finite() && v > 0.0 && v <= max {
-            Ok(())
-        } else {
-            Err(format!("{name} = {v} must be above 0 and at most {max}"))
-        }
-    }
-    positive("min_distance_km", p.min_distance_km, MAX_TRAVEL_DISTANCE_KM)?;
-    // The speed of light is a generous ceiling; anything above it is a typo.
-    positive("min_speed_kmh", p.min_speed_kmh, 1.08e9)?;
-    if !(1..=MAX_COMPARE_LAST).contains(&p.compare_last) {
-        return Err(format!("compare_last = {} must be between 1 and {MAX_COMPARE_LAST}", p.compare_last));
-    }
-    for (i, step) in p.severity_steps.iter().enumerate() {
-        if step.speed_kmh.is_none() && step.distance_km.is_none() {
-            return Err(format!("severity_steps[{i}] needs speed_kmh, distance_km or both"));
-        }
-        if let Some(v) = step.speed_kmh {
-            positive(&format!("severity_steps[{i}].speed_kmh"), v, 1.08e9)?;
-        }
-        if let Some(v) = step.distance_km {
-            positive(&format!("severity_steps[{i}].distance_km"), v, MAX_TRAVEL_DISTANCE_KM)?;
-        }
-    }
-    Ok(())
-}
-
-fn parse_params(detector: DetectorKind, table: toml::Table) -> Result<Params, String> {
-    fn typed<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-        toml::Value::Table(table).try_into::<T>().map_err(|e| e.to_string().trim_end().to_string())
-    }
-    fn ratio(name: &str, v: f64) -> Result<(), String> {
-        if (0.0..=1.0).contains(&v) {
-            Ok(())
-        } else {
-            Err(format!("{name} = {v} is not between 0 and 1"))
-        }
-    }
-    Ok(match detector {
-        DetectorKind::FailedLoginBurst => {
-            let p: BurstParams = typed(table)?;
-            ratio("failure_share_above", p.failure_share_above)?;
-            Params::FailedLoginBurst(p)
-        }
-        DetectorKind::DistributedBruteForce => {
-            let p: DistributedParams = typed(table)?;
-            if p.min_distinct_ips < 2 {
-                return Err("min_distinct_ips must be at least 2".into());
-            }
-            Params::DistributedBruteForce(p)
-        }
-        DetectorKind::CredentialStuffing => {
-            let p: StuffingParams = typed(table)?;
-            ratio("min_low_try_share", p.min_low_try_share)?;
-            ratio("max_success_ratio", p.max_success_ratio)?;
-            if p.min_distinct_users < 2 || p.max_tries_per_user < 1 {
-                return Err("min_distinct_users must be at least 2 and max_tries_per_user at least 1".into());
-            }
-            Params::CredentialStuffing(p)
-        }
-        DetectorKind::PasswordSpray => {
-            let p: SprayParams = typed(table)?;
-            ratio("max_success_ratio", p.max_success_ratio)?;
-            if p.min_tries_per_user > p.max_tries_per_user || p.min_tries_per_user < 1.0 {
-                return Err("need 1 <= min_tries_per_user <= max_tries_per_user".into());
-            }
-            if p.min_distinct_users < 2 {
-                return Err("min_distinct_users must be at least 2".into());
-            }
-            Params::PasswordSpray(p)
-        }
-        DetectorKind::AccountTakeover => {
-            let p: TakeoverParams = typed(table)?;
-            ratio("ip_failure_share_above", p.ip_failure_share_above)?;
-            Params::AccountTakeover(p)
-        }
-        DetectorKind::CognitoRisk => {
-            let p: RiskParams = typed(table)?;
-            if p.risk_levels.is_empty() && p.risk_decisions.is_empty() && !p.compromised_credentials {
-                return Err("at least one signal must be enabled".into());
-            }
-            Params::CognitoRisk(p)
-        }
-        DetectorKind::ImpossibleTravel => {
-            let p: TravelParams = typed(table)?;
-            check_travel_params(&p)?;
-            Params::ImpossibleTravel(p)
-        }
-    })
+    allow.users = raw.allow.users;
+    let cloudwatch = raw.cloudwatch.map(cw::validate).transpose()?;
+    Ok(Spec { allow, cloudwatch, ..spec })
 }
 
 /// Parses a whole set from `(file name, text)` pairs, as the tests and `--filters` do.

@@ -10,11 +10,12 @@ use std::path::PathBuf;
 
 use authwatch::cloudwatch::CwLogFormat;
 use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
+use authwatch::detect::cognito_risk::RiskParams;
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
 use authwatch::simulate::{SimConfig, SimulateArgs, Simulation};
 use authwatch::source::{expand_inputs, Limits, ReadItem, RecordReader};
-use authwatch::spec::{Params, Spec, SpecSet};
+use authwatch::spec::{Spec, SpecSet};
 
 const CORPORA: &[&str] = &["tests/fixtures/decode", "tests/fixtures/cloudwatch"];
 
@@ -69,8 +70,8 @@ fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
         (format, ev.format),
         (CwLogFormat::Cognito, LogFormat::CognitoUserActivity) | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
     );
-    let risky = match &spec.params {
-        Params::CognitoRisk(p) => {
+    let risky = match spec.params.get::<RiskParams>() {
+        Some(p) => {
             (p.compromised_credentials && ev.risk.compromised_credentials == Some(true))
                 || ev
                     .risk
@@ -79,7 +80,7 @@ fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
                     .is_some_and(|d| p.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)))
                 || ev.risk.level.as_deref().is_some_and(|l| p.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)))
         }
-        _ => true,
+        None => true,
     };
     same_format && spec.observes(ev.kind) && spec.counts(ev.outcome) && risky
 }

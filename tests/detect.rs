@@ -117,3 +117,27 @@ fn late_events_are_reported_in_the_summary() {
     let f: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("a finding")).unwrap();
     assert_eq!(f["count"], 12, "the late failures still count");
 }
+
+/// The registry, the built-in specs and the README agree on which detectors exist: each registered one
+/// has a spec in `filters/` (which puts it in the README table, kept in step by
+/// `readme_detector_table_matches_the_specs`) and a paragraph under "What each rule needs", and the README
+/// describes none that the registry lacks.
+#[test]
+fn readme_and_filters_cover_every_registered_detector() {
+    use std::collections::BTreeSet;
+
+    let registered: BTreeSet<&str> = authwatch::spec::DetectorKind::all().map(|d| d.id()).collect();
+    let specs = authwatch::spec::SpecSet::builtin();
+    let with_spec: BTreeSet<&str> = specs.specs.iter().map(|s| s.detector.id()).collect();
+    assert_eq!(with_spec, registered, "every registered detector needs a spec in filters/");
+
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("What each rule needs").expect("README lists what each rule needs");
+    let end = start + readme[start..].find("\n#").expect("a heading after the list");
+    let described: BTreeSet<&str> = readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("- **"))
+        .filter_map(|l| l.split("**").next())
+        .collect();
+    assert_eq!(described, registered, "README's \"What each rule needs\" must describe every detector, and only those");
+}

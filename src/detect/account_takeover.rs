@@ -5,46 +5,44 @@
 //! reset it and signed in is not a takeover. A CloudTrail `ForgotPassword` call only *requests* a code (and
 //! anyone can make it), so only its confirmation (`ConfirmForgotPassword`) clears them there.
 
+use serde::Deserialize;
 use serde_json::json;
 
+use super::counting::ratio;
 use super::incident::Incident;
+use super::registry::{check_share, Registered};
+use super::rule::{Rule, Seen};
 use super::window::{Entry, KeyWindow, KeyedState, Name};
-use super::windowed::{allowlisted, ratio};
-use super::{elapsed, Detector, DetectorStats, IncidentBook, Keys, Summarize};
+use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
 use crate::finding::Finding;
-use crate::spec::{Params, Spec, TakeoverParams};
-use crate::time::Timestamp;
+use crate::spec::{KeyKind, Spec};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverParams {
+    /// A success from an address with at least this many failures in the window (across users) is a
+    /// takeover too, even if this user had few failures (stuffing that found a working pair). 0 = off.
+    pub ip_min_failures: u64,
+    /// ... while failures are more than this share of that address's sign-ins (NAT protection).
+    pub ip_failure_share_above: f64,
+}
 
 pub struct AccountTakeover {
-    spec: Spec,
     params: TakeoverParams,
     /// Per user: recent failed sign-ins (counterpart: the address).
     users: KeyedState<KeyWindow>,
     /// Per address: recent sign-ins of any user (counted: failures).
     ips: KeyedState<KeyWindow>,
-    incidents: IncidentBook,
-    clock: Timestamp,
-    late_unplaced: u64,
-    allowlisted: u64,
 }
 
-impl AccountTakeover {
-    pub fn new(spec: Spec) -> AccountTakeover {
-        let params = match &spec.params {
-            Params::AccountTakeover(p) => p.clone(),
-            _ => TakeoverParams { ip_min_failures: 0, ip_failure_share_above: 0.5 },
-        };
-        AccountTakeover {
-            users: KeyedState::new(spec.max_keys, spec.window),
-            ips: KeyedState::new(spec.max_keys, spec.window),
-            params,
-            spec,
-            incidents: IncidentBook::default(),
-            clock: Timestamp(i64::MIN),
-            late_unplaced: 0,
-            allowlisted: 0,
-        }
+impl Registered for AccountTakeover {
+    const ID: &'static str = "account_takeover";
+    const KEY: Option<KeyKind> = Some(KeyKind::User);
+    type Params = TakeoverParams;
+
+    fn check_params(p: &TakeoverParams) -> Result<(), String> {
+        check_share("ip_failure_share_above", p.ip_failure_share_above)
     }
 }
 
@@ -110,30 +108,19 @@ fn summary(spec: &Spec, inc: &Incident) -> String {
     }
 }
 
-impl Detector for AccountTakeover {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Rule for AccountTakeover {
+    fn new(spec: &Spec, params: TakeoverParams, _settings: &EngineSettings) -> AccountTakeover {
+        AccountTakeover {
+            params,
+            users: KeyedState::new(spec.max_keys, spec.window),
+            ips: KeyedState::new(spec.max_keys, spec.window),
+        }
     }
 
-    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>) {
-        if !self.spec.observes(ev.kind) {
-            return;
-        }
-        let Some(user) = keys.user else { return };
-        if allowlisted(&self.spec, ev, keys) {
-            self.allowlisted += 1;
-            return;
-        }
-        self.clock = self.clock.max(ev.time);
-        let (clock, window) = (self.clock, self.spec.window);
-        if ev.time <= clock.saturating_sub(window) {
-            self.late_unplaced += 1;
-            return;
-        }
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let Seen { spec, ev, keys, key, clock } = seen;
+        let (user, uh, window) = (key.key, key.hash, spec.window);
         let summarize: Summarize = summary;
-        let uh = keys.user_hash;
-        self.incidents.close_if_quiet(uh, ev.time, &self.spec, summarize, out);
-
         if is_reset(ev) {
             if let Some(w) = self.users.get_mut(uh) {
                 w.clear();
@@ -143,7 +130,7 @@ impl Detector for AccountTakeover {
         if ev.kind != EventKind::SignIn {
             return;
         }
-        let max_entries = self.spec.max_events_per_key;
+        let max_entries = spec.max_events_per_key;
         let ip_hash = keys.ip.is_some().then_some(keys.ip_hash);
         // Every sign-in of an address counts toward its failure share, so a busy NAT's successes before
         // its first typo are seen (tracking only from the first failure made shares look hostile).
@@ -171,7 +158,7 @@ impl Detector for AccountTakeover {
                 // success must not claim failures that came after it.
                 let since = ev.time.saturating_sub(window);
                 let before = |e: &&Entry| e.counted && e.time > since && e.time <= ev.time;
-                let quiet = |failures: u64| failures < self.spec.threshold && hostile.is_none();
+                let quiet = |failures: u64| failures < spec.threshold && hostile.is_none();
                 // Nearly every success ends here, with one look at the user's failures (if any).
                 let failures = match self.users.get_mut(uh) {
                     Some(w) => {
@@ -190,15 +177,14 @@ impl Detector for AccountTakeover {
                     self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
                 let first = earlier.first().map_or(ev.time, |e| e.time);
                 let ctx = Success { ev, ip: keys.ip.as_deref(), ip_hash: ip_hash.unwrap_or(0), failures, hostile };
-                let spec = &self.spec;
-                if let Some(inc) = self.incidents.get_mut(uh) {
+                if let Some(inc) = book.get_mut(uh) {
                     ctx.fold_into(inc, &earlier);
-                    self.incidents.rerate(uh, spec, summarize, out);
+                    book.rerate(uh, spec, summarize, out);
                 } else {
                     let mut inc = Incident::open(spec, user, ev, first);
                     ctx.fold_into(&mut inc, &earlier);
                     inc.severity = spec.severity_at(inc.count);
-                    self.incidents.open(uh, inc, spec, summarize, out);
+                    book.open(uh, inc, spec, summarize, out);
                 }
                 if let Some(w) = self.users.get_mut(uh) {
                     w.drain_through(ev.time);
@@ -208,25 +194,12 @@ impl Detector for AccountTakeover {
         }
     }
 
-    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        self.incidents.advance(now, &self.spec, summary, out);
+    fn summary(spec: &Spec, inc: &Incident) -> String {
+        summary(spec, inc)
     }
 
-    fn finish(&mut self, out: &mut Vec<Finding>) {
-        self.incidents.finish(&self.spec, summary, out);
-    }
-
-    fn earliest_open(&self) -> Option<Timestamp> {
-        self.incidents.earliest_first_seen()
-    }
-
-    fn stats(&self) -> DetectorStats {
-        DetectorStats {
-            tracked_keys: self.users.len() + self.ips.len(),
-            evicted_keys: self.users.evicted + self.ips.evicted,
-            late_unplaced: self.late_unplaced,
-            allowlisted: self.allowlisted,
-            ..self.incidents.stats(&self.spec)
-        }
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.users.len() + self.ips.len();
+        stats.evicted_keys = self.users.evicted + self.ips.evicted;
     }
 }

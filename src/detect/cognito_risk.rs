@@ -3,61 +3,80 @@
 //! Counts events with `compromisedCredentialDetected = "true"`, a `riskDecision` or a `riskLevel` named in
 //! the spec. Names compare case-insensitively (the log writes `PASS`, the API `NoRisk`).
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::incident::Incident;
+use super::registry::Registered;
+use super::rule::{Rule, Seen};
 use super::window::{Entry, KeyWindow, KeyedState, Name};
-use super::windowed::allowlisted;
-use super::{elapsed, Detector, DetectorStats, IncidentBook, Keys, Summarize};
+use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::SignInEvent;
 use crate::finding::Finding;
-use crate::spec::{Params, RiskParams, Spec};
-use crate::time::Timestamp;
+use crate::spec::{KeyKind, Spec};
 
-pub struct CognitoRisk {
-    spec: Spec,
-    params: RiskParams,
-    users: KeyedState<KeyWindow>,
-    incidents: IncidentBook,
-    clock: Timestamp,
-    late_unplaced: u64,
-    allowlisted: u64,
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskParams {
+    /// `riskLevel` values that count (Cognito: Low, Medium, High).
+    pub risk_levels: Vec<String>,
+    /// `riskDecision` values that count (Cognito: NoRisk, AccountTakeover, Block).
+    pub risk_decisions: Vec<String>,
+    /// Count `compromisedCredentialDetected = "true"`.
+    pub compromised_credentials: bool,
 }
 
-impl CognitoRisk {
-    pub fn new(spec: Spec) -> CognitoRisk {
-        let params = match &spec.params {
-            Params::CognitoRisk(p) => p.clone(),
-            _ => RiskParams { risk_levels: vec![], risk_decisions: vec![], compromised_credentials: true },
-        };
-        CognitoRisk {
-            users: KeyedState::new(spec.max_keys, spec.window),
-            params,
-            spec,
-            incidents: IncidentBook::default(),
-            clock: Timestamp(i64::MIN),
-            late_unplaced: 0,
-            allowlisted: 0,
-        }
+impl RiskParams {
+    fn counts_decision(&self, d: &str) -> bool {
+        self.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d))
     }
 
-    /// The signals of `ev` that the spec counts, as evidence keys.
+    fn counts_level(&self, l: &str) -> bool {
+        self.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l))
+    }
+
+    fn counts_compromised(&self, ev: &SignInEvent) -> bool {
+        self.compromised_credentials && ev.risk.compromised_credentials == Some(true)
+    }
+
+    /// Whether `ev` carries a signal these params count (what [`RiskParams::signals`] lists, unlisted).
+    fn any_signal(&self, ev: &SignInEvent) -> bool {
+        self.counts_compromised(ev)
+            || ev.risk.decision.as_deref().is_some_and(|d| self.counts_decision(d))
+            || ev.risk.level.as_deref().is_some_and(|l| self.counts_level(l))
+    }
+
+    /// The signals of `ev` that these params count, as evidence keys.
     fn signals(&self, ev: &SignInEvent) -> Vec<String> {
         let mut out = Vec::new();
-        if self.params.compromised_credentials && ev.risk.compromised_credentials == Some(true) {
+        if self.counts_compromised(ev) {
             out.push("compromised_credentials".to_string());
         }
-        if let Some(d) = ev.risk.decision.as_deref() {
-            if self.params.risk_decisions.iter().any(|x| x.eq_ignore_ascii_case(d)) {
-                out.push(format!("risk_decision:{d}"));
-            }
+        if let Some(d) = ev.risk.decision.as_deref().filter(|d| self.counts_decision(d)) {
+            out.push(format!("risk_decision:{d}"));
         }
-        if let Some(l) = ev.risk.level.as_deref() {
-            if self.params.risk_levels.iter().any(|x| x.eq_ignore_ascii_case(l)) {
-                out.push(format!("risk_level:{l}"));
-            }
+        if let Some(l) = ev.risk.level.as_deref().filter(|l| self.counts_level(l)) {
+            out.push(format!("risk_level:{l}"));
         }
         out
+    }
+}
+
+pub struct CognitoRisk {
+    params: RiskParams,
+    users: KeyedState<KeyWindow>,
+}
+
+impl Registered for CognitoRisk {
+    const ID: &'static str = "cognito_risk";
+    const KEY: Option<KeyKind> = Some(KeyKind::User);
+    type Params = RiskParams;
+
+    fn check_params(p: &RiskParams) -> Result<(), String> {
+        if p.risk_levels.is_empty() && p.risk_decisions.is_empty() && !p.compromised_credentials {
+            return Err("at least one signal must be enabled".into());
+        }
+        Ok(())
     }
 }
 
@@ -88,40 +107,26 @@ fn note_signals(inc: &mut Incident, signals: &[String]) {
     }
 }
 
-impl Detector for CognitoRisk {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Rule for CognitoRisk {
+    fn new(spec: &Spec, params: RiskParams, _settings: &EngineSettings) -> CognitoRisk {
+        CognitoRisk { params, users: KeyedState::new(spec.max_keys, spec.window) }
     }
 
-    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>) {
-        if !self.spec.observes(ev.kind) || !self.spec.counts(ev.outcome) || ev.risk.is_empty() {
-            return;
-        }
-        let signals = self.signals(ev);
-        if signals.is_empty() {
-            return;
-        }
-        let Some(user) = keys.user else { return };
-        if allowlisted(&self.spec, ev, keys) {
-            self.allowlisted += 1;
-            return;
-        }
-        self.clock = self.clock.max(ev.time);
-        let (clock, window) = (self.clock, self.spec.window);
-        if ev.time <= clock.saturating_sub(window) {
-            self.late_unplaced += 1;
-            return;
-        }
+    /// Only events Cognito flagged with a signal the spec counts: checked before the shared checks, so
+    /// only those count as allow-listed or late.
+    fn admits(&self, spec: &Spec, ev: &SignInEvent) -> bool {
+        spec.observes(ev.kind) && spec.counts(ev.outcome) && !ev.risk.is_empty() && self.params.any_signal(ev)
+    }
+
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let Seen { spec, ev, key, clock, .. } = seen;
+        let signals = self.params.signals(ev);
         let summarize: Summarize = summary;
-        let spec = &self.spec;
-        let h = keys.user_hash;
-        let ip = keys.ip.as_deref();
-        let aux = keys.ip_hash;
-        self.incidents.close_if_quiet(h, ev.time, spec, summarize, out);
-        if let Some(inc) = self.incidents.get_mut(h) {
+        let (user, h, ip, aux) = (key.key, key.hash, key.aux_name, key.aux);
+        if let Some(inc) = book.get_mut(h) {
             inc.add(ev.time, ev.outcome, aux, ip, ev.event_id.as_deref());
             note_signals(inc, &signals);
-            self.incidents.rerate(h, spec, summarize, out);
+            book.rerate(h, spec, summarize, out);
             return;
         }
         let w = self.users.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
@@ -129,7 +134,7 @@ impl Detector for CognitoRisk {
             Entry { time: ev.time, outcome: ev.outcome, counted: true, aux, aux_name: ip.map(Name::new) },
             spec.max_events_per_key,
         );
-        w.expire(clock, window);
+        w.expire(clock, spec.window);
         if w.counted < spec.threshold {
             return;
         }
@@ -148,28 +153,15 @@ impl Detector for CognitoRisk {
         note_signals(&mut inc, &signals);
         w.clear();
         inc.severity = spec.severity_at(inc.count);
-        self.incidents.open(h, inc, spec, summarize, out);
+        book.open(h, inc, spec, summarize, out);
     }
 
-    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        self.incidents.advance(now, &self.spec, summary, out);
+    fn summary(spec: &Spec, inc: &Incident) -> String {
+        summary(spec, inc)
     }
 
-    fn finish(&mut self, out: &mut Vec<Finding>) {
-        self.incidents.finish(&self.spec, summary, out);
-    }
-
-    fn earliest_open(&self) -> Option<Timestamp> {
-        self.incidents.earliest_first_seen()
-    }
-
-    fn stats(&self) -> DetectorStats {
-        DetectorStats {
-            tracked_keys: self.users.len(),
-            evicted_keys: self.users.evicted,
-            late_unplaced: self.late_unplaced,
-            allowlisted: self.allowlisted,
-            ..self.incidents.stats(&self.spec)
-        }
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.users.len();
+        stats.evicted_keys = self.users.evicted;
     }
 }

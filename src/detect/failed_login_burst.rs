@@ -3,33 +3,53 @@
 //! Keyed by address, the rule also needs failures to be more than `failure_share_above` of that address's
 //! sign-ins, so many real users behind one NAT with a few typos do not look like an attack.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::counting::{ratio, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
+use super::registry::{check_share, Registered};
 use super::window::KeyWindow;
-use super::windowed::{ratio, round3, WindowRule};
-use crate::spec::{KeyKind, Params, Spec};
+use crate::spec::{KeyKind, Spec};
 
-pub struct Rule;
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstParams {
+    /// Fire only while failures are more than this share of the key's sign-ins in the window (0 = any).
+    /// The per-IP rule uses 0.5 (failures the majority) so a busy NAT with a few typos stays quiet.
+    #[serde(default)]
+    pub failure_share_above: f64,
+}
 
-fn share_above(spec: &Spec) -> f64 {
-    match &spec.params {
-        Params::FailedLoginBurst(p) => p.failure_share_above,
-        _ => 0.0,
+pub struct FailedLoginBurst {
+    params: BurstParams,
+}
+
+impl Registered for FailedLoginBurst {
+    const ID: &'static str = "failed_login_burst";
+    const KEY: Option<KeyKind> = None;
+    type Params = BurstParams;
+
+    fn check_params(p: &BurstParams) -> Result<(), String> {
+        check_share("failure_share_above", p.failure_share_above)
     }
 }
 
-impl WindowRule for Rule {
-    fn needs_context(&self, spec: &Spec) -> bool {
-        share_above(spec) > 0.0
+impl CountingRule for FailedLoginBurst {
+    fn new(params: BurstParams) -> Self {
+        FailedLoginBurst { params }
+    }
+
+    fn needs_context(&self) -> bool {
+        self.params.failure_share_above > 0.0
     }
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        w.counted >= spec.threshold && ratio(w.failures, w.total()) > share_above(spec)
+        w.counted >= spec.threshold && ratio(w.failures, w.total()) > self.params.failure_share_above
     }
 
-    fn evidence(&self, _spec: &Spec, w: &KeyWindow, extra: &mut Map<String, Value>) {
+    fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
         extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
     }
 

@@ -13,17 +13,80 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
+use super::registry::Registered;
+use super::rule::{Rule, Seen};
 use super::window::{hash_of, KeyedState, LastSeen, PreHashed};
-use super::windowed::allowlisted;
-use super::{same_group, Detector, DetectorStats, EngineSettings, IncidentBook, IpKey, Keys, Summarize};
-use crate::event::SignInEvent;
+use super::{same_group, DetectorStats, EngineSettings, IncidentBook, IpKey, Summarize};
+use crate::event::{Outcome, SignInEvent};
 use crate::finding::{Finding, Severity, Status};
 use crate::geo::{haversine_km, is_non_routable, Gazetteer, GeoIp, Location, LocationSource, Resolution};
-use crate::spec::{Params, Spec, TravelParams, DEFAULT_COMPARE_LAST};
+use crate::spec::{KeyKind, Spec};
 use crate::time::{Span, Timestamp};
+
+/// Previous successful sign-ins each new one is compared with, unless the spec says otherwise: the last
+/// one catches a hop, a second catches a hop hidden behind one coarse (country-level) location.
+pub const DEFAULT_COMPARE_LAST: usize = 2;
+/// Upper bound on `compare_last`: the per-user memory and the work per sign-in grow with it.
+pub const MAX_COMPARE_LAST: usize = 16;
+/// Half the Earth's circumference: no two places are farther apart, so a larger distance threshold
+/// could never fire.
+pub const MAX_TRAVEL_DISTANCE_KM: f64 = 20_038.0;
+/// The speed of light: a generous ceiling on any speed threshold; anything above it is a typo.
+pub const MAX_TRAVEL_SPEED_KMH: f64 = 1.08e9;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelParams {
+    /// Distance between the two places after subtracting both uncertainty radii, at least this.
+    pub min_distance_km: f64,
+    /// ... covered at least this fast (that distance over the event-time elapsed between the sign-ins).
+    pub min_speed_kmh: f64,
+    /// How many previous successful sign-ins (in event time) each one is compared with.
+    #[serde(default = "default_compare_last")]
+    pub compare_last: usize,
+    /// A hop that meets a step raises the incident to the step's severity (above the spec's base one).
+    #[serde(default)]
+    pub severity_steps: Vec<TravelSeverityStep>,
+}
+
+fn default_compare_last() -> usize {
+    DEFAULT_COMPARE_LAST
+}
+
+/// One severity step of `impossible_travel`: met when the hop is at least this fast *and* at least this
+/// far (each bound only when given; at least one must be).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelSeverityStep {
+    pub speed_kmh: Option<f64>,
+    pub distance_km: Option<f64>,
+    pub severity: Severity,
+}
+
+impl TravelSeverityStep {
+    /// "high at ≥ 5000 km/h and ≥ 5000 km", for the README table.
+    pub fn describe(&self) -> String {
+        let bounds: Vec<String> =
+            [self.speed_kmh.map(|v| format!("≥ {v} km/h")), self.distance_km.map(|v| format!("≥ {v} km"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        format!("{} at {}", self.severity, bounds.join(" and "))
+    }
+
+    /// Does a hop of `distance_km` at `speed_kmh` (None: no time elapsed, any speed) meet this step?
+    pub fn met_by(&self, distance_km: f64, speed_kmh: Option<f64>) -> bool {
+        let fast = match (self.speed_kmh, speed_kmh) {
+            (None, _) | (Some(_), None) => true,
+            (Some(min), Some(v)) => v >= min,
+        };
+        fast && self.distance_km.is_none_or(|min| distance_km >= min)
+    }
+}
 
 /// Successes kept per user beyond `compare_last`, so that a late one still finds its neighbours in time.
 pub const LATE_NEIGHBOURS: usize = 8;
@@ -292,55 +355,83 @@ impl Locator {
 }
 
 pub struct ImpossibleTravel {
-    spec: Spec,
     params: TravelParams,
     locator: Locator,
     users: KeyedState<Trail>,
     /// How the engine groups IPv6 addresses (the same group is never travel).
     ipv6_prefix: u8,
-    incidents: IncidentBook,
-    clock: Timestamp,
-    late_unplaced: u64,
-    allowlisted: u64,
     unlocated: u64,
 }
 
-impl ImpossibleTravel {
-    pub fn new(spec: Spec, settings: &EngineSettings) -> ImpossibleTravel {
-        let params = match &spec.params {
-            Params::ImpossibleTravel(p) => p.clone(),
-            _ => TravelParams {
-                min_distance_km: 500.0,
-                min_speed_kmh: 900.0,
-                compare_last: DEFAULT_COMPARE_LAST,
-                severity_steps: Vec::new(),
-            },
-        };
-        ImpossibleTravel {
-            users: KeyedState::new(spec.max_keys, spec.window),
-            ipv6_prefix: settings.ipv6_prefix,
-            locator: Locator {
-                geo: settings.geo.clone(),
-                prefer_geoip: settings.prefer_geoip,
-                names: HashMap::default(),
-            },
-            params,
-            spec,
-            incidents: IncidentBook::default(),
-            clock: Timestamp(i64::MIN),
-            late_unplaced: 0,
-            allowlisted: 0,
-            unlocated: 0,
+impl Registered for ImpossibleTravel {
+    const ID: &'static str = "impossible_travel";
+    const KEY: Option<KeyKind> = Some(KeyKind::User);
+    type Params = TravelParams;
+
+    fn check_params(p: &TravelParams) -> Result<(), String> {
+        fn positive(name: &str, v: f64, max: f64) -> Result<(), String> {
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v} must be above 0 and at most {max}"))
+            }
         }
+        positive("min_distance_km", p.min_distance_km, MAX_TRAVEL_DISTANCE_KM)?;
+        positive("min_speed_kmh", p.min_speed_kmh, MAX_TRAVEL_SPEED_KMH)?;
+        if !(1..=MAX_COMPARE_LAST).contains(&p.compare_last) {
+            return Err(format!("compare_last = {} must be between 1 and {MAX_COMPARE_LAST}", p.compare_last));
+        }
+        for (i, step) in p.severity_steps.iter().enumerate() {
+            if step.speed_kmh.is_none() && step.distance_km.is_none() {
+                return Err(format!("severity_steps[{i}] needs speed_kmh, distance_km or both"));
+            }
+            if let Some(v) = step.speed_kmh {
+                positive(&format!("severity_steps[{i}].speed_kmh"), v, MAX_TRAVEL_SPEED_KMH)?;
+            }
+            if let Some(v) = step.distance_km {
+                positive(&format!("severity_steps[{i}].distance_km"), v, MAX_TRAVEL_DISTANCE_KM)?;
+            }
+        }
+        Ok(())
     }
 
-    fn hop_severity(&self, hop: &Hop) -> Severity {
+    /// It fires on one hop between two successes.
+    fn check_spec(p: &TravelParams, spec: &Spec) -> Result<(), String> {
+        if spec.threshold != 1 {
+            return Err(format!(
+                "detector impossible_travel fires on a single impossible hop: threshold must be 1, not {}",
+                spec.threshold
+            ));
+        }
+        if spec.outcomes.iter().any(|o| *o != Outcome::Success) {
+            return Err(
+                "detector impossible_travel compares successful sign-ins: match.outcomes must be [\"success\"]".into(),
+            );
+        }
+        for (i, step) in p.severity_steps.iter().enumerate() {
+            if step.severity <= spec.severity {
+                return Err(format!(
+                    "params: severity_steps[{i}]: severity '{}' is not above the base severity '{}'",
+                    step.severity, spec.severity
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe_severities(p: &TravelParams) -> Vec<String> {
+        p.severity_steps.iter().map(TravelSeverityStep::describe).collect()
+    }
+}
+
+impl ImpossibleTravel {
+    fn hop_severity(&self, spec: &Spec, hop: &Hop) -> Severity {
         self.params
             .severity_steps
             .iter()
             .filter(|s| s.met_by(hop.distance_km, hop.speed_kmh))
             .map(|s| s.severity)
-            .fold(self.spec.severity, Severity::max)
+            .fold(spec.severity, Severity::max)
     }
 
     /// The pairs a visit at `at` forms: with its `compare_last` predecessors, and with the successors that
@@ -352,13 +443,13 @@ impl ImpossibleTravel {
     }
 
     /// Opens the user's incident with `hop`, or extends it (escalating when the hop is worse).
-    fn report(&mut self, uh: u64, user: &str, ev: &SignInEvent, hop: &Hop, out: &mut Vec<Finding>) {
-        let severity = self.hop_severity(hop);
+    fn report(&mut self, seen: &Seen<'_>, hop: &Hop, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let (spec, ev, user, uh) = (seen.spec, seen.ev, seen.key.key, seen.key.hash);
+        let severity = self.hop_severity(spec, hop);
         let prefix = self.ipv6_prefix;
         let Some(trail) = self.users.get_mut(uh) else { return };
-        let spec = &self.spec;
         let summarize: Summarize = summary;
-        match self.incidents.get_mut(uh) {
+        match book.get_mut(uh) {
             Some(inc) => {
                 fold_hop(inc, &mut trail.visits, hop, prefix);
                 let severity = severity.max(spec.severity_at(inc.count));
@@ -378,7 +469,7 @@ impl ImpossibleTravel {
                 fold_hop(&mut inc, &mut trail.visits, hop, prefix);
                 set_headline(&mut inc, &trail.visits, hop, prefix);
                 inc.severity = severity.max(spec.severity_at(inc.count));
-                self.incidents.open(uh, inc, spec, summarize, out);
+                book.open(uh, inc, spec, summarize, out);
             }
         }
     }
@@ -407,7 +498,7 @@ fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop, ipv6_pr
         let aux = group.as_deref().map_or(0, fnv);
         let mut buf = [0u8; 36];
         let event_id = v.event_id.as_ref().map(|e| e.as_str(&mut buf));
-        inc.add(v.time, crate::event::Outcome::Success, aux, group.as_deref(), event_id);
+        inc.add(v.time, Outcome::Success, aux, group.as_deref(), event_id);
     }
     let total = inc.extra.get("impossible_hops").and_then(Value::as_u64).unwrap_or(0) + 1;
     inc.extra.insert("impossible_hops".into(), json!(total));
@@ -494,28 +585,27 @@ fn summary(_spec: &Spec, inc: &Incident) -> String {
     s
 }
 
-impl Detector for ImpossibleTravel {
-    fn spec(&self) -> &Spec {
-        &self.spec
+impl Rule for ImpossibleTravel {
+    fn new(spec: &Spec, params: TravelParams, settings: &EngineSettings) -> ImpossibleTravel {
+        ImpossibleTravel {
+            users: KeyedState::new(spec.max_keys, spec.window),
+            ipv6_prefix: settings.ipv6_prefix,
+            locator: Locator {
+                geo: settings.geo.clone(),
+                prefer_geoip: settings.prefer_geoip,
+                names: HashMap::default(),
+            },
+            params,
+            unlocated: 0,
+        }
     }
 
-    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>) {
-        if !self.spec.observes(ev.kind) || !self.spec.counts(ev.outcome) {
-            return;
-        }
-        let Some(user) = keys.user else { return };
-        if allowlisted(&self.spec, ev, keys) {
-            self.allowlisted += 1;
-            return;
-        }
-        self.clock = self.clock.max(ev.time);
-        let (clock, window) = (self.clock, self.spec.window);
-        if ev.time <= clock.saturating_sub(window) {
-            self.late_unplaced += 1;
-            return;
-        }
-        let uh = keys.user_hash;
-        self.incidents.close_if_quiet(uh, ev.time, &self.spec, summary, out);
+    fn admits(&self, spec: &Spec, ev: &SignInEvent) -> bool {
+        spec.observes(ev.kind) && spec.counts(ev.outcome)
+    }
+
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let (ev, uh, clock, window) = (seen.ev, seen.key.hash, seen.clock, seen.spec.window);
         // A private or reserved address has no location, whatever the log's names say.
         let place = if ev.ip.is_some_and(|ip| is_non_routable(&ip)) { None } else { self.locator.locate(ev) };
         let Some(place) = place else {
@@ -542,34 +632,21 @@ impl Detector for ImpossibleTravel {
             return;
         }
         for hop in &hops {
-            self.report(uh, user, ev, hop, out);
+            self.report(&seen, hop, book, out);
         }
         if let Some(trail) = self.users.get_mut(uh) {
             trail.trim(clock, window, keep);
         }
     }
 
-    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        self.incidents.advance(now, &self.spec, summary, out);
+    fn summary(spec: &Spec, inc: &Incident) -> String {
+        summary(spec, inc)
     }
 
-    fn finish(&mut self, out: &mut Vec<Finding>) {
-        self.incidents.finish(&self.spec, summary, out);
-    }
-
-    fn earliest_open(&self) -> Option<Timestamp> {
-        self.incidents.earliest_first_seen()
-    }
-
-    fn stats(&self) -> DetectorStats {
-        DetectorStats {
-            tracked_keys: self.users.len(),
-            evicted_keys: self.users.evicted,
-            late_unplaced: self.late_unplaced,
-            allowlisted: self.allowlisted,
-            unlocated: self.unlocated,
-            ..self.incidents.stats(&self.spec)
-        }
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.users.len();
+        stats.evicted_keys = self.users.evicted;
+        stats.unlocated = self.unlocated;
     }
 }
 
@@ -610,7 +687,8 @@ mod tests {
     fn pairs_reach_back_and_forward_by_compare_last() {
         let spec = crate::spec::SpecSet::builtin().get("impossible_travel").cloned();
         let Some(spec) = spec else { panic!("built-in impossible_travel spec is missing") };
-        let d = ImpossibleTravel::new(spec, &EngineSettings::default());
+        let Some(params) = spec.params.get::<TravelParams>() else { panic!("impossible_travel has travel params") };
+        let d = ImpossibleTravel::new(&spec, params.clone(), &EngineSettings::default());
         assert_eq!(d.params.compare_last, 2);
         // In order: the newest compares with its two predecessors.
         let pairs = |at, len| ImpossibleTravel::pairs(d.params.compare_last, at, len).collect::<Vec<_>>();

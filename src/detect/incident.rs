@@ -2,16 +2,19 @@
 //!
 //! A rule opens an incident when its threshold is crossed, folds every later counted event for that key
 //! into it, raises its severity on escalation, and closes it once the key has been quiet for the cooldown.
-//! Each of those moments becomes a [`Finding`] with status open, escalated or closed.
+//! Each of those moments becomes a [`Finding`] with status open, escalated or closed. A rule's open
+//! incidents, by key, are its [`IncidentBook`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
+use super::window;
+use super::DetectorStats;
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::{Finding, Severity, Status};
 use crate::spec::{KeyKind, Spec};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Event ids kept as evidence per incident ("at most a few dozen", `detection.md`).
 pub const MAX_EVIDENCE_EVENT_IDS: usize = 20;
@@ -206,4 +209,99 @@ pub fn incident_id(rule: &str, key: &str, detected_at: Timestamp) -> String {
         }
     }
     format!("{h:016x}")
+}
+
+/// The open incidents of one rule, by key hash, and the bookkeeping of opening and closing them.
+#[derive(Default)]
+pub struct IncidentBook {
+    open: HashMap<u64, Incident, window::PreHashed>,
+    pub opened: u64,
+}
+
+/// How a rule describes an incident in one line.
+pub type Summarize = fn(&Spec, &Incident) -> String;
+
+impl IncidentBook {
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// The figures every rule shares: which rule, and its incidents; the rule fills in its keys.
+    pub fn stats(&self, spec: &Spec) -> DetectorStats {
+        DetectorStats {
+            rule: spec.id.clone(),
+            detector: spec.detector.id(),
+            open_incidents: self.open.len(),
+            incidents: self.opened,
+            ..DetectorStats::default()
+        }
+    }
+
+    /// The earliest `first_seen` of the open incidents.
+    pub fn earliest_first_seen(&self) -> Option<Timestamp> {
+        self.open.values().map(|i| i.first_seen).min()
+    }
+
+    pub fn get_mut(&mut self, h: u64) -> Option<&mut Incident> {
+        self.open.get_mut(&h)
+    }
+
+    /// Closes the incident of `h` if it has been quiet for the cooldown as of `now`.
+    pub fn close_if_quiet(
+        &mut self,
+        h: u64,
+        now: Timestamp,
+        spec: &Spec,
+        summarize: Summarize,
+        out: &mut Vec<Finding>,
+    ) {
+        if self.open.get(&h).is_some_and(|i| now.since(i.last_seen) > spec.cooldown) {
+            if let Some(inc) = self.open.remove(&h) {
+                out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+            }
+        }
+    }
+
+    /// Registers a newly opened incident and reports it.
+    pub fn open(&mut self, h: u64, inc: Incident, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        self.opened += 1;
+        out.push(inc.to_finding(spec, Status::Open, summarize(spec, &inc)));
+        self.open.insert(h, inc);
+    }
+
+    /// Re-rates the incident of `h` after it grew; reports an escalation when severity rose.
+    pub fn rerate(&mut self, h: u64, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        if let Some(inc) = self.open.get_mut(&h) {
+            let sev = spec.severity_at(inc.count);
+            if sev > inc.severity {
+                inc.severity = sev;
+                out.push(inc.to_finding(spec, Status::Escalated, summarize(spec, inc)));
+            }
+        }
+    }
+
+    pub fn advance(&mut self, now: Timestamp, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        let quiet: Vec<u64> =
+            self.open.iter().filter(|(_, i)| now.since(i.last_seen) > spec.cooldown).map(|(h, _)| *h).collect();
+        for h in quiet {
+            if let Some(inc) = self.open.remove(&h) {
+                out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+            }
+        }
+    }
+
+    pub fn finish(&mut self, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        for (_, inc) in self.open.drain() {
+            out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
+        }
+    }
+}
+
+/// "14 failed sign-ins for jdoe from 203.0.113.7 in 3m21s": the elapsed part of a summary.
+pub fn elapsed(inc: &Incident) -> Span {
+    inc.last_seen.since(inc.first_seen)
 }

@@ -262,7 +262,7 @@ pub async fn run(
     // late ones), so the engine's own reorder buffer would only add its lateness to every notification.
     // On ordered input the results do not depend on it: the same findings as replay.
     let settings = EngineSettings { lateness: Span(0), ..settings };
-    if specs.enabled().any(|s| s.detector == crate::spec::DetectorKind::ImpossibleTravel) {
+    if specs.enabled().any(|s| s.detector.is::<crate::detect::impossible_travel::ImpossibleTravel>()) {
         // Load the city table now (0.1-0.3 s) rather than on the first located sign-in, which would
         // otherwise wait for it and show it as that event's processing time.
         crate::geo::Gazetteer::builtin();

@@ -1,0 +1,149 @@
+//! The counting rules' shared machinery: one sliding window of events per key, and a condition on it.
+//!
+//! `failed_login_burst`, `distributed_brute_force`, `credential_stuffing` and `password_spray` differ only
+//! in the condition they check on a key's window and the words they report; each supplies a
+//! [`CountingRule`] and [`Counting`] does the rest (windows, incidents, bounds). The window arithmetic
+//! itself is in `window.rs`.
+
+use serde_json::{Map, Value};
+
+use super::incident::Incident;
+use super::registry::Registered;
+use super::rule::{Keyed, Rule, Seen};
+use super::window::{Entry, KeyWindow, KeyedState, Name};
+use super::{DetectorStats, EngineSettings, IncidentBook};
+use crate::event::{Outcome, SignInEvent};
+use crate::finding::Finding;
+use crate::spec::{KeyKind, Spec};
+
+/// What makes one counting rule different from another.
+pub trait CountingRule: Registered + Send + 'static {
+    /// The rule with its spec's params.
+    fn new(params: Self::Params) -> Self;
+    /// Whether the window must count events per counterpart (distinct users or addresses).
+    fn track_counterparts(&self) -> bool {
+        false
+    }
+    /// A counterpart tried at most this often counts as "low-try" (credential stuffing).
+    fn low_try_limit(&self) -> u32 {
+        1
+    }
+    /// Whether the rule judges ratios over all of a key's events in the window (then every observed event
+    /// starts tracking its key, not only failures).
+    fn needs_context(&self) -> bool {
+        false
+    }
+    /// Does the window meet the rule, right after a counted event?
+    fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool;
+    /// Rule-specific evidence figures, taken when the incident opens.
+    fn evidence(&self, _w: &KeyWindow, _extra: &mut Map<String, Value>) {}
+    /// One line describing the incident.
+    fn summary(spec: &Spec, inc: &Incident) -> String;
+}
+
+/// A counting rule with its keys' windows: the [`Rule`] the registry builds for it.
+pub struct Counting<R: CountingRule> {
+    rule: R,
+    keys: KeyedState<KeyWindow>,
+}
+
+impl<R: CountingRule> Registered for Counting<R> {
+    const ID: &'static str = R::ID;
+    const KEY: Option<KeyKind> = R::KEY;
+    type Params = R::Params;
+
+    fn check_params(params: &R::Params) -> Result<(), String> {
+        R::check_params(params)
+    }
+
+    fn check_spec(params: &R::Params, spec: &Spec) -> Result<(), String> {
+        R::check_spec(params, spec)
+    }
+
+    fn describe_severities(params: &R::Params) -> Vec<String> {
+        R::describe_severities(params)
+    }
+}
+
+impl<R: CountingRule> Rule for Counting<R> {
+    fn new(spec: &Spec, params: R::Params, _settings: &EngineSettings) -> Counting<R> {
+        Counting { rule: R::new(params), keys: KeyedState::new(spec.max_keys, spec.window) }
+    }
+
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let Seen { spec, ev, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock, .. } = seen;
+        let summarize: super::Summarize = R::summary;
+        let track = self.rule.track_counterparts();
+        let low_try = self.rule.low_try_limit();
+        let counted = spec.counts(ev.outcome);
+        // A rule that judges ratios (failure share, success ratio) tracks every key it observes, so the
+        // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
+        // only counts failures starts tracking a key at its first failure: most traffic is successful
+        // sign-ins by keys that never fail.
+        if !self.rule.needs_context() && !starts_tracking(spec, ev) && self.keys.get(h).is_none() {
+            return;
+        }
+        let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
+        w.push(
+            Entry { time: ev.time, outcome: ev.outcome, counted, aux, aux_name: counterpart.map(Name::new) },
+            spec.max_events_per_key,
+        );
+        w.expire(clock, spec.window);
+        if !counted {
+            return;
+        }
+        if let Some(inc) = book.get_mut(h) {
+            inc.add(ev.time, ev.outcome, aux, counterpart, ev.event_id.as_deref());
+            inc.learn(ev, spec.key);
+            book.rerate(h, spec, summarize, out);
+            return;
+        }
+        if !self.rule.fires(spec, w) {
+            return;
+        }
+        let first = w.counted_span().map_or(ev.time, |(f, _)| f);
+        let mut inc = Incident::open(spec, key, ev, first);
+        // Fold in the window that led here; the crossing event last, with its id.
+        let mut pending_self = true;
+        for e in w.entries().filter(|e| e.counted) {
+            if pending_self && e.time == ev.time && e.aux == aux && e.outcome == ev.outcome {
+                pending_self = false;
+                continue;
+            }
+            inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
+        }
+        inc.add(ev.time, ev.outcome, aux, counterpart, ev.event_id.as_deref());
+        self.rule.evidence(w, &mut inc.extra);
+        inc.severity = spec.severity_at(inc.count);
+        book.open(h, inc, spec, summarize, out);
+    }
+
+    fn summary(spec: &Spec, inc: &Incident) -> String {
+        R::summary(spec, inc)
+    }
+
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.keys.len();
+        stats.evicted_keys = self.keys.evicted;
+    }
+}
+
+/// Whether this event may start tracking a key that has no state yet: a failure, or any counted event
+/// for a rule that does not count failures at all.
+pub fn starts_tracking(spec: &Spec, ev: &SignInEvent) -> bool {
+    ev.outcome == Outcome::Failure || (!spec.counts(Outcome::Failure) && spec.counts(ev.outcome))
+}
+
+/// `a / b`, 0 when `b` is 0.
+pub fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// A ratio rounded to 3 decimals, for evidence.
+pub fn round3(v: f64) -> Value {
+    serde_json::json!((v * 1000.0).round() / 1000.0)
+}

@@ -1,0 +1,44 @@
+//! What the engine runs: one [`Detector`] per enabled rule, and the figures each reports about itself.
+
+use serde::Serialize;
+
+use super::Keys;
+use crate::event::SignInEvent;
+use crate::finding::Finding;
+use crate::spec::Spec;
+use crate::time::Timestamp;
+
+/// Figures one rule reports about itself.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DetectorStats {
+    pub rule: String,
+    pub detector: &'static str,
+    /// Keys with state right now.
+    pub tracked_keys: usize,
+    /// Keys dropped before they expired because `max_keys` was reached: the rule was saturated.
+    pub evicted_keys: u64,
+    /// Late events whose window had already passed for this rule.
+    pub late_unplaced: u64,
+    /// Events ignored because of an allow-list.
+    pub allowlisted: u64,
+    /// Events the rule needed a location for and could not place (unknown or ambiguous names, no IP
+    /// database record, a private or reserved address). Only `impossible_travel` locates events.
+    pub unlocated: u64,
+    pub open_incidents: usize,
+    pub incidents: u64,
+}
+
+/// One rule at work. Implementations keep per-key state bounded by their spec.
+pub trait Detector: Send {
+    fn spec(&self) -> &Spec;
+    /// Takes one event (in event-time order, except late events beyond the reorder buffer).
+    fn observe(&mut self, ev: &SignInEvent, keys: &Keys<'_>, out: &mut Vec<Finding>);
+    /// Event time has reached `now`: close incidents that went quiet.
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Finding>);
+    /// End of input: close every open incident.
+    fn finish(&mut self, out: &mut Vec<Finding>);
+    fn stats(&self) -> DetectorStats;
+    /// The earliest `first_seen` among this rule's open incidents. The monitor checkpoints it so a
+    /// restart re-reads far enough back to rebuild every open incident (no detector state is saved).
+    fn earliest_open(&self) -> Option<Timestamp>;
+}
