@@ -342,7 +342,7 @@ pub struct FiltersArgs {
     #[arg(long = "sns-topic-arn", value_name = "ARN")]
     pub sns_topic_arns: Vec<String>,
     /// Prefix of the metric filter, alarm and rule names.
-    #[arg(long, default_value = crate::cloudwatch::generate::DEFAULT_NAME_PREFIX, value_name = "PREFIX")]
+    #[arg(long, default_value = crate::metric_filters::generate::DEFAULT_NAME_PREFIX, value_name = "PREFIX")]
     pub name_prefix: String,
     /// cli-json, cloudformation-json, cloudformation-yaml, terraform, contributor-insights or all.
     #[arg(long, default_value = "cloudformation-yaml", value_name = "FORMAT")]

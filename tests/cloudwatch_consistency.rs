@@ -8,12 +8,12 @@
 
 use std::path::PathBuf;
 
-use authwatch::cloudwatch::CwLogFormat;
 use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
 use authwatch::simulate::{SimConfig, SimulateArgs, Simulation};
 use authwatch::source::{expand_inputs, Limits, ReadItem, RecordReader};
+use authwatch::spec::cloudwatch::CwLogFormat;
 use authwatch::spec::{Params, Spec, SpecSet};
 
 const CORPORA: &[&str] = &["tests/fixtures/decode", "tests/fixtures/cloudwatch"];

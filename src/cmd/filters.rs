@@ -6,10 +6,10 @@ use std::io::Write;
 use anyhow::{bail, Context};
 
 use crate::cli::{load_specs, FiltersArgs, EXIT_OK, EXIT_REJECTED};
-use crate::cloudwatch::apply::{self, Connection};
-use crate::cloudwatch::generate::{self, OutputFormat, Target};
-use crate::cloudwatch::{names, CwLogFormat};
+use crate::metric_filters::apply::{self, Connection};
+use crate::metric_filters::generate::{self, OutputFormat, Target};
 use crate::sanitize::for_terminal;
+use crate::spec::cloudwatch::{names, CwLogFormat};
 
 pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
     let specs = load_specs(a.filters.as_ref())?;

@@ -11,8 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use super::names;
-use super::section::CwLogFormat;
+use crate::spec::cloudwatch::{names, CwLogFormat};
 use crate::spec::{KeyKind, SpecSet};
 
 /// Default prefix of generated resource names.
