@@ -8,12 +8,11 @@
 
 use std::path::PathBuf;
 
-use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
+use authwatch::decode::{decode_record, log_messages, Decoded};
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
 use authwatch::simulate::{SimConfig, SimulateArgs, Simulation};
 use authwatch::source::{expand_inputs, Limits, ReadItem, RecordReader};
-use authwatch::spec::cloudwatch::CwLogFormat;
 use authwatch::spec::{Params, Spec, SpecSet};
 
 const CORPORA: &[&str] = &["tests/fixtures/decode", "tests/fixtures/cloudwatch"];
@@ -64,11 +63,8 @@ fn messages() -> Vec<(String, String)> {
     out
 }
 
-fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
-    let same_format = matches!(
-        (format, ev.format),
-        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity) | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
-    );
+fn counted(spec: &Spec, format: LogFormat, ev: &SignInEvent) -> bool {
+    let same_format = format == ev.format;
     let risky = match &spec.params {
         Params::CognitoRisk(p) => {
             (p.compromised_credentials && ev.risk.compromised_credentials == Some(true))
@@ -101,7 +97,7 @@ fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
                 decode_record(
                     message.as_bytes(),
                     &authwatch::event::Origin::new(at.as_str().into(), 1),
-                    FormatHint::Auto,
+                    None,
                     &mut |d| decoded.push(d),
                 );
                 let expected = match decoded.as_slice() {

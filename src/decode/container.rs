@@ -9,8 +9,8 @@ use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{decode_event_object, json_error, json_kind, Decoded, FormatHint, Record, Rejection, SkipReason, Text};
-use crate::event::Origin;
+use super::{decode_event_object, json_error, json_kind, Decoded, Record, Rejection, SkipReason, Text};
+use crate::event::{LogFormat, Origin};
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
 /// compressed; 64 MiB leaves room for any real one and stops a zip bomb.
@@ -26,13 +26,19 @@ pub(super) const BASE64_GZIP_PREFIX: &str = "H4sI";
 pub(super) const UTF8_BOM: char = '\u{feff}';
 
 /// Decodes raw record bytes: unpacks gzip and base64 of gzip, checks UTF-8, then decodes the JSON.
-pub(super) fn decode_bytes(bytes: &[u8], origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+pub(super) fn decode_bytes(
+    bytes: &[u8],
+    origin: &Origin,
+    forced: Option<LogFormat>,
+    depth: u32,
+    out: &mut dyn FnMut(Decoded),
+) {
     if depth > MAX_NESTING {
         return reject(out, origin, format!("containers nested more than {MAX_NESTING} deep"));
     }
     if bytes.starts_with(&GZIP_MAGIC) {
         return match gunzip(bytes) {
-            Ok(inner) => decode_bytes(&inner, origin, hint, depth + 1, out),
+            Ok(inner) => decode_bytes(&inner, origin, forced, depth + 1, out),
             Err(reason) => reject(out, origin, reason),
         };
     }
@@ -43,22 +49,22 @@ pub(super) fn decode_bytes(bytes: &[u8], origin: &Origin, hint: FormatHint, dept
     let text = text.trim_start_matches(UTF8_BOM).trim();
     if text.starts_with(BASE64_GZIP_PREFIX) {
         return match unbase64(text) {
-            Ok(inner) => decode_bytes(&inner, origin, hint, depth + 1, out),
+            Ok(inner) => decode_bytes(&inner, origin, forced, depth + 1, out),
             Err(reason) => reject(out, origin, reason),
         };
     }
-    decode_json(text, origin, hint, depth, out);
+    decode_json(text, origin, forced, depth, out);
 }
 
 /// Decodes JSON text holding one value, or several concatenated (Firehose writes `{...}{...}`).
-fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+fn decode_json(text: &str, origin: &Origin, forced: Option<LogFormat>, depth: u32, out: &mut dyn FnMut(Decoded)) {
     match text.as_bytes().first() {
         None => reject(out, origin, "empty record"),
         Some(b'{') => {
             let mut de = serde_json::Deserializer::from_str(text);
             match Record::deserialize(&mut de) {
-                Ok(rec) if de.end().is_ok() => decode_object(&rec, origin, hint, depth, out),
-                Ok(_) => decode_concatenated(text, origin, hint, depth, out),
+                Ok(rec) if de.end().is_ok() => decode_object(&rec, origin, forced, depth, out),
+                Ok(_) => decode_concatenated(text, origin, forced, depth, out),
                 Err(e) if e.is_data() && e.to_string().starts_with("duplicate field") => {
                     reject(out, origin, json_error(&e))
                 }
@@ -68,7 +74,7 @@ fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &
         }
         // Checked whole first, so a broken array is one rejection rather than some events and a rejection.
         Some(b'[') => match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => decode_each(text, "array", origin, hint, depth, out),
+            Ok(_) => decode_each(text, "array", origin, forced, depth, out),
             Err(e) => reject(out, origin, format!("invalid JSON: {e}")),
         },
         Some(_) => match serde_json::from_str::<&RawValue>(text) {
@@ -79,21 +85,34 @@ fn decode_json(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &
 }
 
 /// Several JSON values one after another: each is a record of its own.
-fn decode_concatenated(text: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+fn decode_concatenated(
+    text: &str,
+    origin: &Origin,
+    forced: Option<LogFormat>,
+    depth: u32,
+    out: &mut dyn FnMut(Decoded),
+) {
     let values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     for (i, value) in values.enumerate() {
         let at = origin.with_record(i);
         match value {
-            Ok(raw) => decode_json(raw.get(), &at, hint, depth + 1, out),
+            Ok(raw) => decode_json(raw.get(), &at, forced, depth + 1, out),
             Err(e) => return reject(out, &at, format!("invalid JSON after {i} concatenated values: {e}")),
         }
     }
 }
 
 /// Decodes each element of a JSON array (already known to be valid JSON) as a record of its own.
-fn decode_each(array: &str, field: &str, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+fn decode_each(
+    array: &str,
+    field: &str,
+    origin: &Origin,
+    forced: Option<LogFormat>,
+    depth: u32,
+    out: &mut dyn FnMut(Decoded),
+) {
     let result = for_each_element(array, &mut |i, item| {
-        decode_json(item.get(), &origin.with_record(i), hint, depth + 1, out);
+        decode_json(item.get(), &origin.with_record(i), forced, depth + 1, out);
     });
     if let Err(reason) = result {
         reject(out, origin, format!("`{field}`: {reason}"));
@@ -127,28 +146,34 @@ fn for_each_element<'a>(array: &'a str, each: &mut dyn FnMut(usize, &'a RawValue
 }
 
 /// One JSON object: a container to open, or an event to decode.
-fn decode_object(rec: &Record, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+fn decode_object(rec: &Record, origin: &Origin, forced: Option<LogFormat>, depth: u32, out: &mut dyn FnMut(Decoded)) {
     if let Some(records) = rec.records {
         return match is_array(records, "Records") {
-            Ok(()) => decode_each(records.get(), "Records", origin, hint, depth, out),
+            Ok(()) => decode_each(records.get(), "Records", origin, forced, depth, out),
             Err(reason) => reject(out, origin, reason),
         };
     }
     if let Some(events) = rec.events {
-        return decode_log_events(events, "events", origin, hint, depth, out);
+        return decode_log_events(events, "events", origin, forced, depth, out);
     }
     if rec.message_type.is_present() || rec.log_events.is_some() {
-        return decode_subscription(rec, origin, hint, depth, out);
+        return decode_subscription(rec, origin, forced, depth, out);
     }
-    out(decode_event_object(rec, origin, hint));
+    out(decode_event_object(rec, origin, forced));
 }
 
 /// A subscription-filter payload: `{"messageType", "logGroup", "logStream", "logEvents": [...]}`.
-fn decode_subscription(rec: &Record, origin: &Origin, hint: FormatHint, depth: u32, out: &mut dyn FnMut(Decoded)) {
+fn decode_subscription(
+    rec: &Record,
+    origin: &Origin,
+    forced: Option<LogFormat>,
+    depth: u32,
+    out: &mut dyn FnMut(Decoded),
+) {
     match rec.message_type.get() {
         Some("CONTROL_MESSAGE") => out(Decoded::Skipped(SkipReason::ControlMessage)),
         Some("DATA_MESSAGE") | None => match rec.log_events {
-            Some(events) => decode_log_events(events, "logEvents", origin, hint, depth, out),
+            Some(events) => decode_log_events(events, "logEvents", origin, forced, depth, out),
             None => reject(out, origin, "subscription payload without `logEvents`"),
         },
         Some(other) => reject(out, origin, format!("unknown subscription messageType '{}'", super::clip(other))),
@@ -167,7 +192,7 @@ fn decode_log_events(
     events: &RawValue,
     field: &str,
     origin: &Origin,
-    hint: FormatHint,
+    forced: Option<LogFormat>,
     depth: u32,
     out: &mut dyn FnMut(Decoded),
 ) {
@@ -175,7 +200,7 @@ fn decode_log_events(
         return reject(out, origin, reason);
     }
     let result =
-        for_each_element(events.get(), &mut |i, item| decode_log_event(item, i, field, origin, hint, depth, out));
+        for_each_element(events.get(), &mut |i, item| decode_log_event(item, i, field, origin, forced, depth, out));
     if let Err(reason) = result {
         reject(out, origin, format!("`{field}`: {reason}"));
     }
@@ -187,7 +212,7 @@ fn decode_log_event(
     i: usize,
     field: &str,
     origin: &Origin,
-    hint: FormatHint,
+    forced: Option<LogFormat>,
     depth: u32,
     out: &mut dyn FnMut(Decoded),
 ) {
@@ -201,13 +226,13 @@ fn decode_log_event(
         // The documented form: the event JSON as a string.
         Some(b'"') => match serde_json::from_str::<Text>(message.get()) {
             Ok(text) => match text.0 {
-                Some(s) => decode_bytes(s.as_bytes(), &at, hint, depth + 1, out),
+                Some(s) => decode_bytes(s.as_bytes(), &at, forced, depth + 1, out),
                 None => reject(out, &at, format!("`{field}[{i}].message` is empty")),
             },
             Err(e) => reject(out, &at, format!("`{field}[{i}].message`: {e}")),
         },
         // Tolerated: the event inlined as an object.
-        Some(b'{') => decode_json(message.get(), &at, hint, depth + 1, out),
+        Some(b'{') => decode_json(message.get(), &at, forced, depth + 1, out),
         _ => reject(out, &at, format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get()))),
     }
 }

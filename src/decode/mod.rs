@@ -16,52 +16,12 @@ pub use messages::log_messages;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Origin, SignInEvent};
-
-/// Which format to expect (`--format auto|cognito|cloudtrail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FormatHint {
-    /// Decide per record from its shape.
-    #[default]
-    Auto,
-    Cognito,
-    CloudTrail,
-}
-
-impl FormatHint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FormatHint::Auto => "auto",
-            FormatHint::Cognito => "cognito",
-            FormatHint::CloudTrail => "cloudtrail",
-        }
-    }
-}
-
-impl FromStr for FormatHint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<FormatHint, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(FormatHint::Auto),
-            "cognito" => Ok(FormatHint::Cognito),
-            "cloudtrail" => Ok(FormatHint::CloudTrail),
-            _ => Err(format!("unknown format '{s}': expected auto, cognito or cloudtrail")),
-        }
-    }
-}
-
-impl fmt::Display for FormatHint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::event::{LogFormat, Origin, SignInEvent};
 
 /// A record that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +106,10 @@ pub enum Decoded {
 /// one pretty-printed object). Dispatches on shape, per record: Cognito user-activity event, CloudTrail
 /// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
-/// line starting "H4sI"), and any mix. Calls `out` once per contained record, in order.
-pub fn decode_record(text: &[u8], origin: &Origin, hint: FormatHint, out: &mut dyn FnMut(Decoded)) {
-    container::decode_bytes(text, origin, hint, 0, out);
+/// line starting "H4sI"), and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
+/// once per contained record, in order.
+pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
+    container::decode_bytes(text, origin, forced, 0, out);
 }
 
 /// Every top-level field any supported shape may have. One typed pass over a line tells which shape it
@@ -223,27 +184,27 @@ impl Record<'_> {
     }
 }
 
-/// Decodes one JSON object that is not a container, as the format its shape (or the hint) says.
-fn decode_event_object(rec: &Record, origin: &Origin, hint: FormatHint) -> Decoded {
+/// Decodes one JSON object that is not a container, as the format its shape (or `--format`) says.
+fn decode_event_object(rec: &Record, origin: &Origin, forced: Option<LogFormat>) -> Decoded {
     let trail = rec.looks_like_cloudtrail();
     let cognito = rec.looks_like_cognito();
-    match hint {
-        FormatHint::Auto if trail => cloudtrail::decode(rec, origin),
-        FormatHint::Auto if cognito => cognito::decode(rec, origin),
-        FormatHint::Auto => Decoded::Rejected(Rejection::new(
+    match forced {
+        None if trail => cloudtrail::decode(rec, origin),
+        None if cognito => cognito::decode(rec, origin),
+        None => Decoded::Rejected(Rejection::new(
             origin,
             "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record",
         )),
-        FormatHint::Cognito if trail && !cognito => Decoded::Rejected(Rejection::new(
+        Some(LogFormat::CognitoUserActivity) if trail && !cognito => Decoded::Rejected(Rejection::new(
             origin,
             "a CloudTrail record, but the format was forced to cognito (--format cognito)",
         )),
-        FormatHint::Cognito => cognito::decode(rec, origin),
-        FormatHint::CloudTrail if cognito && !trail => Decoded::Rejected(Rejection::new(
+        Some(LogFormat::CognitoUserActivity) => cognito::decode(rec, origin),
+        Some(LogFormat::CloudTrail) if cognito && !trail => Decoded::Rejected(Rejection::new(
             origin,
             "a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)",
         )),
-        FormatHint::CloudTrail => cloudtrail::decode(rec, origin),
+        Some(LogFormat::CloudTrail) => cloudtrail::decode(rec, origin),
     }
 }
 
@@ -382,15 +343,6 @@ fn visible(s: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_hint_parses_and_explains_errors() {
-        assert_eq!("auto".parse(), Ok(FormatHint::Auto));
-        assert_eq!("CloudTrail".parse(), Ok(FormatHint::CloudTrail));
-        assert_eq!("cognito".parse(), Ok(FormatHint::Cognito));
-        let err = "json".parse::<FormatHint>().unwrap_err();
-        assert!(err.contains("'json'") && err.contains("auto, cognito or cloudtrail"), "{err}");
-    }
 
     #[test]
     fn skip_reasons_have_snake_case_names() {

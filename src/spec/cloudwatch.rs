@@ -13,46 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{Spec, SpecError};
+use crate::event::LogFormat;
 use crate::pattern::{FilterPattern, PatternKind, MAX_REGEX_PER_PATTERN};
-
-/// The log formats a pattern is written for: the exported Cognito user-activity log and CloudTrail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CwLogFormat {
-    Cognito,
-    CloudTrail,
-}
-
-impl CwLogFormat {
-    pub const ALL: [CwLogFormat; 2] = [CwLogFormat::Cognito, CwLogFormat::CloudTrail];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "cognito",
-            CwLogFormat::CloudTrail => "cloudtrail",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CwLogFormat> {
-        CwLogFormat::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
-    /// The JSON selector of the source address, for Contributor Insights keys.
-    pub fn ip_selector(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "$.message.ipAddress",
-            CwLogFormat::CloudTrail => "$.sourceIPAddress",
-        }
-    }
-
-    /// The JSON selector of the user: the name in the Cognito log; the `sub` in CloudTrail, which never
-    /// logs the name of a failed sign-in.
-    pub fn user_selector(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "$.message.userName",
-            CwLogFormat::CloudTrail => "$.additionalEventData.sub",
-        }
-    }
-}
 
 /// CloudWatch's standard units (`MetricDatum.Unit`).
 pub const UNITS: &[&str] = &[
@@ -181,7 +143,7 @@ struct RawContributorFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudWatchSpec {
     /// Filter pattern per log format; a format without one gets no filter.
-    pub patterns: BTreeMap<CwLogFormat, String>,
+    pub patterns: BTreeMap<LogFormat, String>,
     pub metric_name: String,
     /// Used unless `authwatch filters --namespace` overrides it.
     pub namespace: String,
@@ -193,7 +155,7 @@ pub struct CloudWatchSpec {
     pub dimensions: BTreeMap<String, String>,
     pub alarm: AlarmSpec,
     /// Contributor Insights filters (ANDed) per log format; a format without them gets no rule.
-    pub contributors: BTreeMap<CwLogFormat, Vec<ContributorFilter>>,
+    pub contributors: BTreeMap<LogFormat, Vec<ContributorFilter>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,7 +177,7 @@ pub struct ContributorFilter {
 }
 
 impl CloudWatchSpec {
-    pub fn pattern(&self, format: CwLogFormat) -> Option<&str> {
+    pub fn pattern(&self, format: LogFormat) -> Option<&str> {
         self.patterns.get(&format).map(String::as_str)
     }
 }
@@ -224,7 +186,7 @@ impl CloudWatchSpec {
 pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     let mut patterns = BTreeMap::new();
     for (format, text) in
-        [(CwLogFormat::Cognito, raw.pattern.cognito), (CwLogFormat::CloudTrail, raw.pattern.cloudtrail)]
+        [(LogFormat::CognitoUserActivity, raw.pattern.cognito), (LogFormat::CloudTrail, raw.pattern.cloudtrail)]
     {
         if let Some(text) = text {
             check_pattern(&text, !raw.dimensions.is_empty())
@@ -259,9 +221,10 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     }
     let alarm = check_alarm(raw.alarm)?;
     let mut contributors = BTreeMap::new();
-    for (format, filters) in
-        [(CwLogFormat::Cognito, raw.contributors.cognito), (CwLogFormat::CloudTrail, raw.contributors.cloudtrail)]
-    {
+    for (format, filters) in [
+        (LogFormat::CognitoUserActivity, raw.contributors.cognito),
+        (LogFormat::CloudTrail, raw.contributors.cloudtrail),
+    ] {
         if filters.is_empty() {
             continue;
         }
@@ -415,7 +378,7 @@ pub fn check_set(specs: &[Spec]) -> Vec<SpecError> {
             }
         }
     }
-    for format in CwLogFormat::ALL {
+    for format in LogFormat::ALL {
         let filters: Vec<&CloudWatchSpec> = by_metric.values().filter_map(|s| s.cloudwatch.as_ref()).collect();
         let with_pattern: Vec<&str> = filters.iter().filter_map(|c| c.pattern(format)).collect();
         let regex_bearing =
