@@ -9,7 +9,7 @@
 
 mod cloudtrail;
 mod cognito;
-mod container;
+mod envelope;
 mod messages;
 
 pub use messages::log_messages;
@@ -21,6 +21,7 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use self::envelope::Visit;
 use crate::event::{LogFormat, Origin, SignInEvent};
 
 /// A record that could not be decoded, and why.
@@ -109,7 +110,37 @@ pub enum Decoded {
 /// line starting "H4sI"), and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
 /// once per contained record, in order.
 pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
-    container::decode_bytes(text, origin, forced, 0, out);
+    envelope::walk(text, origin, &mut Events { forced, out });
+}
+
+/// The decoding ends of the envelope walk: an object that is no container is a vendor record; anything
+/// else is a rejection.
+struct Events<'o> {
+    forced: Option<LogFormat>,
+    out: &'o mut dyn FnMut(Decoded),
+}
+
+impl Visit for Events<'_> {
+    fn object(&mut self, rec: &Record, _text: &str, at: &Origin) {
+        (self.out)(decode_event_object(rec, at, self.forced));
+    }
+
+    fn not_object(&mut self, _text: &str, at: &Origin, why: impl FnOnce() -> String) {
+        self.reject(at, why());
+    }
+
+    /// Decoding opens everything: a log event's message and a `Records` element are records to decode.
+    fn take_as_is(&mut self, _text: &str, _at: &Origin) -> bool {
+        false
+    }
+
+    fn control_message(&mut self, _at: &Origin) {
+        (self.out)(Decoded::Skipped(SkipReason::ControlMessage));
+    }
+
+    fn reject(&mut self, at: &Origin, reason: String) {
+        (self.out)(Decoded::Rejected(Rejection::new(at, reason)));
+    }
 }
 
 /// Every top-level field any supported shape may have. One typed pass over a line tells which shape it
