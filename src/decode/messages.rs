@@ -77,4 +77,45 @@ mod tests {
             Vec::<String>::new()
         );
     }
+
+    /// Where decoding finds an event, listing finds a message: both walks open the same envelopes.
+    #[test]
+    fn messages_are_found_where_decoding_finds_events() {
+        use std::io::Write;
+
+        use base64::Engine;
+
+        use crate::decode::{decode_record, Decoded};
+
+        let documents = [
+            include_str!("../../tests/fixtures/decode/filter_log_events.json"),
+            include_str!("../../tests/fixtures/decode/subscription_data.json"),
+        ];
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        for doc in documents {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(doc.as_bytes()).unwrap();
+            let gz = gz.finish().unwrap();
+            records.push(base64::engine::general_purpose::STANDARD.encode(&gz).into_bytes());
+            records.push(gz);
+            records.push(format!("[{doc}, {doc}]").into_bytes());
+            records.push(format!("{doc}{doc}").into_bytes());
+            records.push(doc.as_bytes().to_vec());
+        }
+        let origin = Origin::new("t".into(), 1);
+        for record in &records {
+            let mut events = Vec::new();
+            decode_record(record, &origin, None, &mut |d| match d {
+                Decoded::Event(e) => events.push(e.origin.to_string()),
+                other => panic!("fixture should decode to events only: {other:?}"),
+            });
+            let mut listed = Vec::new();
+            log_messages(record, &origin, &mut |at, m| {
+                assert!(m.is_ok(), "{m:?}");
+                listed.push(at.to_string());
+            });
+            assert!(!events.is_empty());
+            assert_eq!(listed, events, "{}", String::from_utf8_lossy(record));
+        }
+    }
 }
