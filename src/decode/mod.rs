@@ -203,40 +203,45 @@ struct LogSourceId<'a> {
     user_pool_id: Text<'a>,
 }
 
-impl Record<'_> {
-    fn looks_like_cloudtrail(&self) -> bool {
-        self.event_time.is_present()
-            || self.event_version.is_present()
-            || self.event_source.get().is_some_and(|s| s.ends_with(".amazonaws.com"))
-    }
-
-    fn looks_like_cognito(&self) -> bool {
-        self.event_timestamp.is_present() || self.message.is_some()
-    }
+/// A vendor record format: how `auto` recognises one of its records, and its decoder.
+struct Format {
+    log: LogFormat,
+    /// What one of its records is called in a rejection.
+    record: &'static str,
+    looks_like: fn(&Record) -> bool,
+    decode: fn(&Record, &Origin) -> Decoded,
 }
+
+/// The vendor record formats, in the order `auto` tries them on an object that is no container. A new
+/// input format is a file of its own with its `FORMAT`, and one entry here.
+const FORMATS: [Format; 2] = [cloudtrail::FORMAT, cognito::FORMAT];
+
+/// Why `auto` rejects an object no format recognises.
+const UNRECOGNISED: &str = "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record";
 
 /// Decodes one JSON object that is not a container, as the format its shape (or `--format`) says.
 fn decode_event_object(rec: &Record, origin: &Origin, forced: Option<LogFormat>) -> Decoded {
-    let trail = rec.looks_like_cloudtrail();
-    let cognito = rec.looks_like_cognito();
-    match forced {
-        None if trail => cloudtrail::decode(rec, origin),
-        None if cognito => cognito::decode(rec, origin),
-        None => Decoded::Rejected(Rejection::new(
-            origin,
-            "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record",
-        )),
-        Some(LogFormat::CognitoUserActivity) if trail && !cognito => Decoded::Rejected(Rejection::new(
-            origin,
-            "a CloudTrail record, but the format was forced to cognito (--format cognito)",
-        )),
-        Some(LogFormat::CognitoUserActivity) => cognito::decode(rec, origin),
-        Some(LogFormat::CloudTrail) if cognito && !trail => Decoded::Rejected(Rejection::new(
-            origin,
-            "a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)",
-        )),
-        Some(LogFormat::CloudTrail) => cloudtrail::decode(rec, origin),
+    let recognised = || FORMATS.iter().find(|f| (f.looks_like)(rec));
+    let Some(forced) = forced else {
+        return match recognised() {
+            Some(format) => (format.decode)(rec, origin),
+            None => Decoded::Rejected(Rejection::new(origin, UNRECOGNISED)),
+        };
+    };
+    let Some(format) = FORMATS.iter().find(|f| f.log == forced) else {
+        return Decoded::Rejected(Rejection::new(origin, format!("no decoder for --format {}", forced.as_str())));
+    };
+    if !(format.looks_like)(rec) {
+        // A record of another format is refused rather than decoded as the forced one and mangled.
+        if let Some(other) = recognised() {
+            let name = forced.as_str();
+            return Decoded::Rejected(Rejection::new(
+                origin,
+                format!("{}, but the format was forced to {name} (--format {name})", other.record),
+            ));
+        }
     }
+    (format.decode)(rec, origin)
 }
 
 /// A lenient scalar: AWS writes most values as strings, but numbers and booleans are accepted too
@@ -374,6 +379,14 @@ fn visible(s: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_log_format_has_one_decoder() {
+        for log in LogFormat::ALL {
+            assert_eq!(FORMATS.iter().filter(|f| f.log == log).count(), 1, "{}", log.as_str());
+        }
+        assert_eq!(FORMATS.len(), LogFormat::ALL.len());
+    }
 
     #[test]
     fn skip_reasons_have_snake_case_names() {
