@@ -125,6 +125,7 @@ struct Events<'o> {
 }
 
 impl Visit for Events<'_> {
+    #[inline]
     fn object(&mut self, rec: &Record, _text: &str, at: &Origin) {
         (self.out)(decode_event_object(rec, at, self.forced));
     }
@@ -224,20 +225,32 @@ const FORMATS: [Format; 2] = [cloudtrail::FORMAT, cognito::FORMAT];
 const UNRECOGNISED: &str = "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record";
 
 /// Decodes one JSON object that is not a container, as the format its shape (or `--format`) says.
+// Inlined into the walk: this runs once per event, and most runs take the `auto` branch.
+#[inline]
 fn decode_event_object(rec: &Record, origin: &Origin, forced: Option<LogFormat>) -> Decoded {
-    let recognised = || FORMATS.iter().find(|f| (f.looks_like)(rec));
-    let Some(forced) = forced else {
-        return match recognised() {
+    match forced {
+        None => match recognise(rec) {
             Some(format) => (format.decode)(rec, origin),
             None => Decoded::Rejected(Rejection::new(origin, UNRECOGNISED)),
-        };
-    };
+        },
+        Some(forced) => decode_forced(rec, origin, forced),
+    }
+}
+
+/// The format whose shape `rec` has, trying [`FORMATS`] in order.
+fn recognise(rec: &Record) -> Option<&'static Format> {
+    FORMATS.iter().find(|f| (f.looks_like)(rec))
+}
+
+/// Decodes `rec` as the format `--format` forces.
+#[inline(never)]
+fn decode_forced(rec: &Record, origin: &Origin, forced: LogFormat) -> Decoded {
     let Some(format) = FORMATS.iter().find(|f| f.log == forced) else {
         return Decoded::Rejected(Rejection::new(origin, format!("no decoder for --format {}", forced.as_str())));
     };
     if !(format.looks_like)(rec) {
         // A record of another format is refused rather than decoded as the forced one and mangled.
-        if let Some(other) = recognised() {
+        if let Some(other) = recognise(rec) {
             let name = forced.as_str();
             return Decoded::Rejected(Rejection::new(
                 origin,
