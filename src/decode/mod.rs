@@ -8,8 +8,8 @@
 //! ([`Record`], `cognito::Message`) without building a `serde_json::Value`.
 //!
 //! Where things go: `envelope` opens encodings and containers (one walk, shared with `log_messages`);
-//! `cognito` and `cloudtrail` each recognise and decode one vendor format, listed in [`FORMATS`]. The
-//! fields a container or a format reads at the top level are in [`Record`], so one parse serves all.
+//! `cognito` and `cloudtrail` each recognise and decode one vendor format, listed in `FORMATS`. The
+//! fields a container or a format reads at the top level are in `Record`, so one parse serves all.
 
 mod cloudtrail;
 mod cognito;
