@@ -11,7 +11,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use flate2::write::GzEncoder;
 use serde_json::json;
 
-use authwatch::decode::{decode_record, Decoded, FormatHint};
+use authwatch::decode::{decode_record, Decoded};
 use authwatch::event::Origin;
 use authwatch::pattern::FilterPattern;
 
@@ -28,7 +28,7 @@ fn lines(format: &str) -> Vec<String> {
 /// Decodes `record` and counts the events, so nothing is optimised away.
 fn decode(record: &[u8], origin: &Origin) -> usize {
     let mut n = 0;
-    decode_record(record, origin, FormatHint::Auto, &mut |d| n += usize::from(matches!(d, Decoded::Event(_))));
+    decode_record(record, origin, None, &mut |d| n += usize::from(matches!(d, Decoded::Event(_))));
     n
 }
 

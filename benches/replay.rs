@@ -4,7 +4,6 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use authwatch::decode::FormatHint;
 use authwatch::detect::EngineSettings;
 use authwatch::replay::{self, ReplayConfig, ReplayHooks};
 use authwatch::source::Limits;
@@ -16,7 +15,7 @@ fn bench_replay(c: &mut Criterion) {
     let path = common::simulate(dir.path(), "log.jsonl", events, 20_000, "cognito");
     let cfg = ReplayConfig {
         inputs: vec![path],
-        format: FormatHint::Auto,
+        format: None,
         since: None,
         until: None,
         limits: Limits::default(),

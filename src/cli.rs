@@ -10,8 +10,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::decode::FormatHint;
 use crate::detect::{EngineSettings, DEFAULT_IPV6_PREFIX};
+use crate::event::LogFormat;
 use crate::geo::GeoIp;
 use crate::replay::ReplayConfig;
 use crate::source::Limits;
@@ -248,7 +248,7 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
              (default 10s) for late ones; use --allowed-delay (and --overlap for late-ingested CloudWatch events)"
         );
     }
-    let format: FormatHint = a.format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let format = LogFormat::parse_forced(&a.format).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let allowed_delay = duration_arg("--allowed-delay", &a.allowed_delay)?;
     let overlap = duration_arg("--overlap", &a.overlap)?;
     if overlap < allowed_delay {
@@ -342,7 +342,7 @@ pub struct FiltersArgs {
     #[arg(long = "sns-topic-arn", value_name = "ARN")]
     pub sns_topic_arns: Vec<String>,
     /// Prefix of the metric filter, alarm and rule names.
-    #[arg(long, default_value = crate::cloudwatch::generate::DEFAULT_NAME_PREFIX, value_name = "PREFIX")]
+    #[arg(long, default_value = crate::metric_filters::generate::DEFAULT_NAME_PREFIX, value_name = "PREFIX")]
     pub name_prefix: String,
     /// cli-json, cloudformation-json, cloudformation-yaml, terraform, contributor-insights or all.
     #[arg(long, default_value = "cloudformation-yaml", value_name = "FORMAT")]
@@ -428,7 +428,7 @@ pub fn parse_time_arg(flag: &str, s: &str) -> anyhow::Result<Timestamp> {
 }
 
 pub fn replay_config(a: &ReplayArgs) -> anyhow::Result<ReplayConfig> {
-    let format: FormatHint = a.input.format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let format = LogFormat::parse_forced(&a.input.format).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let since = a.since.as_deref().map(|s| parse_time_arg("--since", s)).transpose()?;
     let until = a.until.as_deref().map(|s| parse_time_arg("--until", s)).transpose()?;
     if let (Some(s), Some(u)) = (since, until) {

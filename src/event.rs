@@ -109,8 +109,10 @@ impl Outcome {
         [Outcome::Success, Outcome::Failure, Outcome::InProgress, Outcome::Throttled, Outcome::Unknown];
 }
 
-/// Which log format an event was decoded from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// A log format authwatch reads, the one type for it: which log an event was decoded from, which one
+/// `--format` forces (`auto` is no format, `None`: decide per record) and which log a metric filter
+/// pattern is written for (`pattern.cognito`, `filters --log-format cloudtrail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// The exported Cognito user-activity log (`userAuthEvents`).
@@ -120,10 +122,29 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
+    /// Every format, in the order specs and generated files list them.
+    pub const ALL: [LogFormat; 2] = [LogFormat::CognitoUserActivity, LogFormat::CloudTrail];
+
+    /// The name used on the command line, in spec keys and in output.
     pub fn as_str(self) -> &'static str {
         match self {
             LogFormat::CognitoUserActivity => "cognito",
             LogFormat::CloudTrail => "cloudtrail",
+        }
+    }
+
+    /// The format named exactly `s` (`cognito`, `cloudtrail`).
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        LogFormat::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// `--format auto|cognito|cloudtrail`, in any case: the format to force, or `None` for `auto`.
+    pub fn parse_forced(s: &str) -> Result<Option<LogFormat>, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(None),
+            lower => LogFormat::parse(lower)
+                .map(Some)
+                .ok_or_else(|| format!("unknown format '{s}': expected auto, cognito or cloudtrail")),
         }
     }
 }
@@ -253,6 +274,30 @@ impl SignInEvent {
             event_id: None,
             format: LogFormat::CognitoUserActivity,
             origin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_flag_parses_in_any_case_and_explains_errors() {
+        assert_eq!(LogFormat::parse_forced("auto"), Ok(None));
+        assert_eq!(LogFormat::parse_forced("CloudTrail"), Ok(Some(LogFormat::CloudTrail)));
+        assert_eq!(LogFormat::parse_forced("cognito"), Ok(Some(LogFormat::CognitoUserActivity)));
+        let err = LogFormat::parse_forced("json").unwrap_err();
+        assert!(err.contains("'json'") && err.contains("auto, cognito or cloudtrail"), "{err}");
+    }
+
+    #[test]
+    fn format_names_are_exact() {
+        assert_eq!(LogFormat::parse("cloudtrail"), Some(LogFormat::CloudTrail));
+        assert_eq!(LogFormat::parse("CloudTrail"), None);
+        assert_eq!(LogFormat::parse("auto"), None);
+        for f in LogFormat::ALL {
+            assert_eq!(LogFormat::parse(f.as_str()), Some(f));
         }
     }
 }

@@ -4,10 +4,10 @@
 //! `source` (files, CloudWatch Logs) → `decode` (vendor JSON → [`event::SignInEvent`]) →
 //! `detect` (sliding windows on event time → [`finding::Finding`]) → `sink` (JSON lines, summary, SNS).
 //! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files;
-//! `cloudwatch` turns the specs into metric filters and alarms, and `pattern` evaluates filter patterns.
+//! `metric_filters` turns the specs into CloudWatch metric filters and alarms, and `pattern` evaluates
+//! filter patterns.
 
 pub mod cli;
-pub mod cloudwatch;
 pub mod cmd;
 pub mod decode;
 pub mod detect;
@@ -15,6 +15,7 @@ pub mod drop_later;
 pub mod event;
 pub mod finding;
 pub mod geo;
+pub mod metric_filters;
 pub mod monitor;
 pub mod pattern;
 pub mod replay;

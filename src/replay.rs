@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
+use crate::decode::{decode_record, Decoded, Rejection, SkipReason};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
-use crate::event::Origin;
+use crate::event::{LogFormat, Origin};
 use crate::finding::{Finding, Severity, Status};
 use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
@@ -58,7 +58,8 @@ const INLINE_DECODE_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
     pub inputs: Vec<PathBuf>,
-    pub format: FormatHint,
+    /// The format `--format` forces; `None` for `auto` (decided per record).
+    pub format: Option<LogFormat>,
     /// Events before this time are counted as out of range and not detected on.
     pub since: Option<Timestamp>,
     /// Events at or after this time are counted as out of range.
@@ -251,7 +252,11 @@ fn run_with(cfg: &ReplayConfig, engine: Option<&mut Engine>, hooks: ReplayHooks<
 /// Orders several inputs by the time of their first event (then by their given order), with that time,
 /// so the merger can let each join when the merge reaches it. Reading the first records of each file is
 /// enough. Standard input, which cannot be read twice, goes first.
-pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint) -> Vec<(Option<Timestamp>, Input)> {
+pub fn order_by_first_event(
+    inputs: Vec<Input>,
+    limits: Limits,
+    hint: Option<LogFormat>,
+) -> Vec<(Option<Timestamp>, Input)> {
     if inputs.len() < 2 {
         return inputs.into_iter().map(|i| (Some(Timestamp(i64::MIN)), i)).collect();
     }
@@ -268,7 +273,7 @@ pub fn order_by_first_event(inputs: Vec<Input>, limits: Limits, hint: FormatHint
 }
 
 /// The earliest event time in the first few records of a file (None for standard input or no event).
-fn first_event_time(input: &Input, limits: Limits, hint: FormatHint) -> Option<Timestamp> {
+fn first_event_time(input: &Input, limits: Limits, hint: Option<LogFormat>) -> Option<Timestamp> {
     if matches!(input, Input::Stdin) {
         return Some(Timestamp(i64::MIN));
     }
@@ -347,7 +352,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
 }
 
 /// A decoder thread: batches in, decoded items out, until the job channel closes.
-fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: FormatHint) {
+fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: Option<LogFormat>) {
     for job in jobs {
         let mut decoded = Vec::with_capacity(job.items.len());
         let mut records = 0;

@@ -5,6 +5,8 @@
 //! CloudWatch side are all fed from it. The repository's `filters/` is built into the binary
 //! (see `build.rs`); `--filters DIR` replaces it.
 
+pub mod cloudwatch;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::cloudwatch::section::{self as cw, CloudWatchSpec};
+use self::cloudwatch::{self as cw, CloudWatchSpec};
 pub use crate::detect::registry::{DetectorKind, Params};
 use crate::event::{EventKind, Outcome};
 use crate::finding::Severity;
@@ -465,7 +467,7 @@ pub fn parse_set(files: &[(&str, &str)]) -> Result<SpecSet, SpecErrors> {
         }
     }
     if errors.is_empty() {
-        errors.extend(crate::cloudwatch::check_set(&specs));
+        errors.extend(cw::check_set(&specs));
     }
     if !errors.is_empty() {
         return Err(SpecErrors(errors));

@@ -8,8 +8,7 @@
 
 use std::path::PathBuf;
 
-use authwatch::cloudwatch::CwLogFormat;
-use authwatch::decode::{decode_record, log_messages, Decoded, FormatHint};
+use authwatch::decode::{decode_record, log_messages, Decoded};
 use authwatch::detect::cognito_risk::RiskParams;
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
@@ -65,11 +64,8 @@ fn messages() -> Vec<(String, String)> {
     out
 }
 
-fn counted(spec: &Spec, format: CwLogFormat, ev: &SignInEvent) -> bool {
-    let same_format = matches!(
-        (format, ev.format),
-        (CwLogFormat::Cognito, LogFormat::CognitoUserActivity) | (CwLogFormat::CloudTrail, LogFormat::CloudTrail)
-    );
+fn counted(spec: &Spec, format: LogFormat, ev: &SignInEvent) -> bool {
+    let same_format = format == ev.format;
     let risky = match spec.params.get::<RiskParams>() {
         Some(p) => {
             (p.compromised_credentials && ev.risk.compromised_credentials == Some(true))
@@ -102,7 +98,7 @@ fn every_cloudwatch_pattern_selects_exactly_the_events_its_detector_counts() {
                 decode_record(
                     message.as_bytes(),
                     &authwatch::event::Origin::new(at.as_str().into(), 1),
-                    FormatHint::Auto,
+                    None,
                     &mut |d| decoded.push(d),
                 );
                 let expected = match decoded.as_slice() {

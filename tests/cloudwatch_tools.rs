@@ -160,7 +160,7 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
     // The pattern survives HCL quoting byte for byte.
     let specs = authwatch::spec::SpecSet::builtin();
     let want = specs.get("failed_login_burst_user").unwrap().cloudwatch.as_ref().unwrap();
-    let want = want.pattern(authwatch::cloudwatch::CwLogFormat::CloudTrail).unwrap();
+    let want = want.pattern(authwatch::event::LogFormat::CloudTrail).unwrap();
     assert!(filters.iter().any(|f| strip(&f["pattern"]) == want), "{filters:?}");
     for a in alarms {
         for key in [

@@ -7,8 +7,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use authwatch::decode::{decode_record, Decoded, FormatHint};
-use authwatch::event::SignInEvent;
+use authwatch::decode::{decode_record, Decoded};
+use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::source::{Input, Limits, ReadItem, RecordReader};
 use base64::Engine;
 use flate2::write::GzEncoder;
@@ -47,7 +47,7 @@ fn render_event(e: &SignInEvent) -> String {
 }
 
 /// Reads and decodes one input, rendering every result as a line.
-fn run_with(input: &Input, limits: Limits, hint: FormatHint) -> Vec<String> {
+fn run_with(input: &Input, limits: Limits, forced: Option<LogFormat>) -> Vec<String> {
     let mut reader = RecordReader::open(input, limits).expect("open fixture");
     let mut lines = Vec::new();
     let mut items = Vec::new();
@@ -56,7 +56,7 @@ fn run_with(input: &Input, limits: Limits, hint: FormatHint) -> Vec<String> {
         let more = reader.next_batch(3, &mut items);
         for item in items.drain(..) {
             match item {
-                ReadItem::Record(rec) => decode_record(&rec.bytes, &rec.origin, hint, &mut |d| {
+                ReadItem::Record(rec) => decode_record(&rec.bytes, &rec.origin, forced, &mut |d| {
                     lines.push(match d {
                         Decoded::Event(e) => render_event(&e),
                         Decoded::Skipped(why) => format!("skipped {} {}", rec.origin, why.as_str()),
@@ -73,13 +73,13 @@ fn run_with(input: &Input, limits: Limits, hint: FormatHint) -> Vec<String> {
 }
 
 fn run(path: &Path) -> Vec<String> {
-    run_with(&Input::File(path.to_owned()), Limits::default(), FormatHint::Auto)
+    run_with(&Input::File(path.to_owned()), Limits::default(), None)
 }
 
 fn decode_bytes(bytes: &[u8]) -> Vec<Decoded> {
     let origin = authwatch::event::Origin::new("mem".into(), 1);
     let mut out = Vec::new();
-    decode_record(bytes, &origin, FormatHint::Auto, &mut |d| out.push(d));
+    decode_record(bytes, &origin, None, &mut |d| out.push(d));
     out
 }
 
@@ -214,7 +214,7 @@ fn too_long_line_is_rejected_without_losing_its_neighbours() {
     let text = format!("{good}\n{long}\r\n{good}\n{long}");
     let path = temp_file(&dir, "long.jsonl", text.as_bytes());
     let limits = Limits { max_line_bytes: 200, ..Limits::default() };
-    let got = run_with(&Input::File(path.clone()), limits, FormatHint::Auto);
+    let got = run_with(&Input::File(path.clone()), limits, None);
     let name = path.display();
     assert_eq!(got.len(), 4, "{got:#?}");
     assert!(got[0].starts_with(&format!("event {name}:1 ")));
@@ -231,7 +231,7 @@ fn one_line_document_over_the_line_limit_is_read_whole() {
     let copy = temp_file(&dir, "ct.json", &plain);
     let limits = Limits { max_line_bytes: 100, ..Limits::default() };
     let shown = copy.display().to_string();
-    let got: Vec<String> = run_with(&Input::File(copy), limits, FormatHint::Auto)
+    let got: Vec<String> = run_with(&Input::File(copy), limits, None)
         .into_iter()
         .map(|l| l.replace(&shown, &format!("{FIXTURES}/cloudtrail_records.json")))
         .collect();
@@ -244,7 +244,7 @@ fn document_over_the_document_limit_is_rejected() {
     let plain = fs::read(Path::new(FIXTURES).join("filter_log_events.json")).unwrap();
     let path = temp_file(&dir, "big.json", &plain);
     let limits = Limits { max_line_bytes: 1000, max_document_bytes: 500 };
-    let got = run_with(&Input::File(path.clone()), limits, FormatHint::Auto);
+    let got = run_with(&Input::File(path.clone()), limits, None);
     assert_eq!(
         got,
         [format!("unread {}:1: document is over the limit of 500 bytes (--max-document-bytes)", path.display())]
@@ -265,18 +265,18 @@ fn bom_and_crlf_are_accepted() {
 #[test]
 fn forced_format_rejects_the_other_format() {
     let cognito = Input::File(Path::new(FIXTURES).join("cognito_documented.json"));
-    let got = run_with(&cognito, Limits::default(), FormatHint::CloudTrail);
+    let got = run_with(&cognito, Limits::default(), Some(LogFormat::CloudTrail));
     assert_eq!(got.len(), 1);
     assert!(got[0]
         .ends_with("a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)"));
-    assert!(run_with(&cognito, Limits::default(), FormatHint::Cognito)[0].starts_with("event "));
+    assert!(run_with(&cognito, Limits::default(), Some(LogFormat::CognitoUserActivity))[0].starts_with("event "));
 
     let trail = Input::File(Path::new(FIXTURES).join("cloudtrail_records.json"));
-    let got = run_with(&trail, Limits::default(), FormatHint::Cognito);
+    let got = run_with(&trail, Limits::default(), Some(LogFormat::CognitoUserActivity));
     assert!(got
         .iter()
         .all(|l| l.ends_with("a CloudTrail record, but the format was forced to cognito (--format cognito)")));
-    assert_eq!(run_with(&trail, Limits::default(), FormatHint::CloudTrail), expected("cloudtrail_records.json"));
+    assert_eq!(run_with(&trail, Limits::default(), Some(LogFormat::CloudTrail)), expected("cloudtrail_records.json"));
 }
 
 #[test]

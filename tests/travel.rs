@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use authwatch::cli::{engine_settings, DetectArgs};
-use authwatch::decode::{decode_record, Decoded, FormatHint};
+use authwatch::decode::{decode_record, Decoded};
 use authwatch::detect::{DetectorStats, Engine, EngineSettings};
 use authwatch::event::{Origin, SignInEvent};
 use authwatch::finding::{Finding, Severity, Status};
@@ -44,7 +44,7 @@ fn events(case: &str) -> Vec<SignInEvent> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let origin = Origin::new(path.display().to_string().into(), i as u64 + 1);
-        decode_record(line.as_bytes(), &origin, FormatHint::Auto, &mut |d| match d {
+        decode_record(line.as_bytes(), &origin, None, &mut |d| match d {
             Decoded::Event(ev) => out.push(ev),
             Decoded::Skipped(_) => {}
             Decoded::Rejected(r) => panic!("{case} line {}: fixture record rejected: {r:?}", i + 1),

@@ -1,19 +1,19 @@
 //! Fuzzes container detection (gzip, base64 of gzip, `Records`, `events`, subscription payloads,
-//! concatenated values, arrays) through `decode_record`. The first byte picks the format hint, so every
-//! hint sees every shape.
+//! concatenated values, arrays) through `decode_record`. The first byte picks the format to force (or
+//! none, `auto`), so every choice sees every shape.
 #![no_main]
 
-use authwatch::decode::{decode_record, Decoded, FormatHint};
-use authwatch::event::Origin;
+use authwatch::decode::{decode_record, Decoded};
+use authwatch::event::{LogFormat, Origin};
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, record)) = data.split_first() else { return };
     let hint = match pick % 3 {
-        0 => FormatHint::Auto,
-        1 => FormatHint::Cognito,
-        _ => FormatHint::CloudTrail,
+        0 => None,
+        1 => Some(LogFormat::CognitoUserActivity),
+        _ => Some(LogFormat::CloudTrail),
     };
     let origin = Origin::new("fuzz".into(), 7);
     let mut n = 0usize;

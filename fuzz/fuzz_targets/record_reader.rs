@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use authwatch::decode::{decode_record, FormatHint};
+use authwatch::decode::decode_record;
 use authwatch::source::{Limits, ReadItem, RecordReader};
 use libfuzzer_sys::fuzz_target;
 
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(r.bytes.len() <= LIMITS.max_document_bytes);
                     assert!(r.origin.line >= last_line, "lines go backwards");
                     last_line = r.origin.line;
-                    decode_record(&r.bytes, &r.origin, FormatHint::Auto, &mut |_| {});
+                    decode_record(&r.bytes, &r.origin, None, &mut |_| {});
                 }
                 ReadItem::Rejected(r) => {
                     assert!(r.origin.line >= last_line, "lines go backwards");

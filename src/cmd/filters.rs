@@ -6,14 +6,15 @@ use std::io::Write;
 use anyhow::{bail, Context};
 
 use crate::cli::{load_specs, FiltersArgs, EXIT_OK, EXIT_REJECTED};
-use crate::cloudwatch::apply::{self, Connection};
-use crate::cloudwatch::generate::{self, OutputFormat, Target};
-use crate::cloudwatch::{names, CwLogFormat};
+use crate::event::LogFormat;
+use crate::metric_filters::apply::{self, Connection};
+use crate::metric_filters::generate::{self, OutputFormat, Target};
 use crate::sanitize::for_terminal;
+use crate::spec::cloudwatch::names;
 
 pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
     let specs = load_specs(a.filters.as_ref())?;
-    let format = CwLogFormat::parse(&a.log_format)
+    let format = LogFormat::parse(&a.log_format)
         .with_context(|| format!("--log-format: '{}' is not cognito or cloudtrail", for_terminal(&a.log_format)))?;
     let target = Target::new(&a.log_group, format, a.namespace.as_deref(), &a.sns_topic_arns, &a.name_prefix)
         .map_err(anyhow::Error::msg)?;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{clip, visible, Decoded, Record, Rejection, SkipReason, Text};
+use super::{clip, visible, Decoded, Format, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, SignInEvent};
 use crate::time::Timestamp;
 
@@ -71,7 +71,17 @@ struct Resource<'a> {
     arn: Text<'a>,
 }
 
-pub(super) fn decode(rec: &Record, origin: &Origin) -> Decoded {
+/// CloudTrail, as `auto` tells one of its records from other objects.
+pub(super) const FORMAT: Format =
+    Format { log: LogFormat::CloudTrail, record: "a CloudTrail record", looks_like, decode };
+
+fn looks_like(rec: &Record) -> bool {
+    rec.event_time.is_present()
+        || rec.event_version.is_present()
+        || rec.event_source.get().is_some_and(|s| s.ends_with(".amazonaws.com"))
+}
+
+fn decode(rec: &Record, origin: &Origin) -> Decoded {
     match try_decode(rec, origin) {
         Ok(decoded) => decoded,
         Err(reason) => Decoded::Rejected(Rejection::new(origin, reason)),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::{clip, json_error, json_kind, Decoded, Record, Rejection, SkipReason, Text};
+use super::{clip, json_error, json_kind, Decoded, Format, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
 use crate::time::Timestamp;
 
@@ -49,7 +49,15 @@ struct Message<'a> {
 /// `eventSource` of the `userNotification` export.
 const USER_NOTIFICATION_SOURCE: &str = "USER_NOTIFICATION";
 
-pub(super) fn decode(rec: &Record, origin: &Origin) -> Decoded {
+/// The Cognito user-activity log, as `auto` tells one of its events from other objects.
+pub(super) const FORMAT: Format =
+    Format { log: LogFormat::CognitoUserActivity, record: "a Cognito user-activity event", looks_like, decode };
+
+fn looks_like(rec: &Record) -> bool {
+    rec.event_timestamp.is_present() || rec.message.is_some()
+}
+
+fn decode(rec: &Record, origin: &Origin) -> Decoded {
     match try_decode(rec, origin) {
         Ok(decoded) => decoded,
         Err(reason) => Decoded::Rejected(Rejection::new(origin, reason)),

@@ -6,62 +6,27 @@
 //!
 //! The hot case is one Cognito event per line; it is deserialized into borrowed, typed structs
 //! ([`Record`], `cognito::Message`) without building a `serde_json::Value`.
+//!
+//! Where things go: `envelope` opens encodings and containers (one walk, shared with `log_messages`);
+//! `cognito` and `cloudtrail` each recognise and decode one vendor format, listed in `FORMATS`. The
+//! fields a container or a format reads at the top level are in `Record`, so one parse serves all.
 
 mod cloudtrail;
 mod cognito;
-mod container;
+mod envelope;
 mod messages;
 
 pub use messages::log_messages;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Origin, SignInEvent};
-
-/// Which format to expect (`--format auto|cognito|cloudtrail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FormatHint {
-    /// Decide per record from its shape.
-    #[default]
-    Auto,
-    Cognito,
-    CloudTrail,
-}
-
-impl FormatHint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FormatHint::Auto => "auto",
-            FormatHint::Cognito => "cognito",
-            FormatHint::CloudTrail => "cloudtrail",
-        }
-    }
-}
-
-impl FromStr for FormatHint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<FormatHint, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(FormatHint::Auto),
-            "cognito" => Ok(FormatHint::Cognito),
-            "cloudtrail" => Ok(FormatHint::CloudTrail),
-            _ => Err(format!("unknown format '{s}': expected auto, cognito or cloudtrail")),
-        }
-    }
-}
-
-impl fmt::Display for FormatHint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use self::envelope::Visit;
+use crate::event::{LogFormat, Origin, SignInEvent};
 
 /// A record that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +111,41 @@ pub enum Decoded {
 /// one pretty-printed object). Dispatches on shape, per record: Cognito user-activity event, CloudTrail
 /// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
-/// line starting "H4sI"), and any mix. Calls `out` once per contained record, in order.
-pub fn decode_record(text: &[u8], origin: &Origin, hint: FormatHint, out: &mut dyn FnMut(Decoded)) {
-    container::decode_bytes(text, origin, hint, 0, out);
+/// line starting "H4sI"), and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
+/// once per contained record, in order.
+pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
+    envelope::walk(text, origin, &mut Events { forced, out });
+}
+
+/// The decoding ends of the envelope walk: an object that is no container is a vendor record; anything
+/// else is a rejection.
+struct Events<'o> {
+    forced: Option<LogFormat>,
+    out: &'o mut dyn FnMut(Decoded),
+}
+
+impl Visit for Events<'_> {
+    #[inline]
+    fn object(&mut self, rec: &Record, _text: &str, at: &Origin) {
+        (self.out)(decode_event_object(rec, at, self.forced));
+    }
+
+    fn not_object(&mut self, _text: &str, at: &Origin, why: impl FnOnce() -> String) {
+        self.reject(at, why());
+    }
+
+    /// Decoding opens everything: a log event's message and a `Records` element are records to decode.
+    fn take_as_is(&mut self, _text: &str, _at: &Origin) -> bool {
+        false
+    }
+
+    fn control_message(&mut self, _at: &Origin) {
+        (self.out)(Decoded::Skipped(SkipReason::ControlMessage));
+    }
+
+    fn reject(&mut self, at: &Origin, reason: String) {
+        (self.out)(Decoded::Rejected(Rejection::new(at, reason)));
+    }
 }
 
 /// Every top-level field any supported shape may have. One typed pass over a line tells which shape it
@@ -211,40 +208,57 @@ struct LogSourceId<'a> {
     user_pool_id: Text<'a>,
 }
 
-impl Record<'_> {
-    fn looks_like_cloudtrail(&self) -> bool {
-        self.event_time.is_present()
-            || self.event_version.is_present()
-            || self.event_source.get().is_some_and(|s| s.ends_with(".amazonaws.com"))
-    }
+/// A vendor record format: how `auto` recognises one of its records, and its decoder.
+struct Format {
+    log: LogFormat,
+    /// What one of its records is called in a rejection.
+    record: &'static str,
+    looks_like: fn(&Record) -> bool,
+    decode: fn(&Record, &Origin) -> Decoded,
+}
 
-    fn looks_like_cognito(&self) -> bool {
-        self.event_timestamp.is_present() || self.message.is_some()
+/// The vendor record formats, in the order `auto` tries them on an object that is no container. A new
+/// input format is a file of its own with its `FORMAT`, and one entry here.
+const FORMATS: [Format; 2] = [cloudtrail::FORMAT, cognito::FORMAT];
+
+/// Why `auto` rejects an object no format recognises.
+const UNRECOGNISED: &str = "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record";
+
+/// Decodes one JSON object that is not a container, as the format its shape (or `--format`) says.
+// Inlined into the walk: this runs once per event, and most runs take the `auto` branch.
+#[inline]
+fn decode_event_object(rec: &Record, origin: &Origin, forced: Option<LogFormat>) -> Decoded {
+    match forced {
+        None => match recognise(rec) {
+            Some(format) => (format.decode)(rec, origin),
+            None => Decoded::Rejected(Rejection::new(origin, UNRECOGNISED)),
+        },
+        Some(forced) => decode_forced(rec, origin, forced),
     }
 }
 
-/// Decodes one JSON object that is not a container, as the format its shape (or the hint) says.
-fn decode_event_object(rec: &Record, origin: &Origin, hint: FormatHint) -> Decoded {
-    let trail = rec.looks_like_cloudtrail();
-    let cognito = rec.looks_like_cognito();
-    match hint {
-        FormatHint::Auto if trail => cloudtrail::decode(rec, origin),
-        FormatHint::Auto if cognito => cognito::decode(rec, origin),
-        FormatHint::Auto => Decoded::Rejected(Rejection::new(
-            origin,
-            "unrecognised record: neither a Cognito user-activity event nor a CloudTrail record",
-        )),
-        FormatHint::Cognito if trail && !cognito => Decoded::Rejected(Rejection::new(
-            origin,
-            "a CloudTrail record, but the format was forced to cognito (--format cognito)",
-        )),
-        FormatHint::Cognito => cognito::decode(rec, origin),
-        FormatHint::CloudTrail if cognito && !trail => Decoded::Rejected(Rejection::new(
-            origin,
-            "a Cognito user-activity event, but the format was forced to cloudtrail (--format cloudtrail)",
-        )),
-        FormatHint::CloudTrail => cloudtrail::decode(rec, origin),
+/// The format whose shape `rec` has, trying [`FORMATS`] in order.
+fn recognise(rec: &Record) -> Option<&'static Format> {
+    FORMATS.iter().find(|f| (f.looks_like)(rec))
+}
+
+/// Decodes `rec` as the format `--format` forces.
+#[inline(never)]
+fn decode_forced(rec: &Record, origin: &Origin, forced: LogFormat) -> Decoded {
+    let Some(format) = FORMATS.iter().find(|f| f.log == forced) else {
+        return Decoded::Rejected(Rejection::new(origin, format!("no decoder for --format {}", forced.as_str())));
+    };
+    if !(format.looks_like)(rec) {
+        // A record of another format is refused rather than decoded as the forced one and mangled.
+        if let Some(other) = recognise(rec) {
+            let name = forced.as_str();
+            return Decoded::Rejected(Rejection::new(
+                origin,
+                format!("{}, but the format was forced to {name} (--format {name})", other.record),
+            ));
+        }
     }
+    (format.decode)(rec, origin)
 }
 
 /// A lenient scalar: AWS writes most values as strings, but numbers and booleans are accepted too
@@ -384,12 +398,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn format_hint_parses_and_explains_errors() {
-        assert_eq!("auto".parse(), Ok(FormatHint::Auto));
-        assert_eq!("CloudTrail".parse(), Ok(FormatHint::CloudTrail));
-        assert_eq!("cognito".parse(), Ok(FormatHint::Cognito));
-        let err = "json".parse::<FormatHint>().unwrap_err();
-        assert!(err.contains("'json'") && err.contains("auto, cognito or cloudtrail"), "{err}");
+    fn every_log_format_has_one_decoder() {
+        for log in LogFormat::ALL {
+            assert_eq!(FORMATS.iter().filter(|f| f.log == log).count(), 1, "{}", log.as_str());
+        }
+        assert_eq!(FORMATS.len(), LogFormat::ALL.len());
     }
 
     #[test]

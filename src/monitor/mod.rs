@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::decode::{decode_record, Decoded, FormatHint, Rejection};
+use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::{Engine, EngineSettings};
-use crate::event::SignInEvent;
+use crate::event::{LogFormat, SignInEvent};
 use crate::finding::{Finding, Status};
 use crate::sink::jsonl::JsonLines;
 use crate::sink::sns::{self, Publisher, Spool};
@@ -105,7 +105,8 @@ pub struct MonitorConfig {
     pub poll: Duration,
     pub status_interval: Option<Duration>,
     pub metrics_addr: Option<SocketAddr>,
-    pub format: FormatHint,
+    /// The format `--format` forces; `None` for `auto` (decided per record).
+    pub format: Option<LogFormat>,
     /// Time the publisher gets at shutdown to empty the spool.
     pub drain: Duration,
     /// One attempt of an AWS request, end to end (`--request-timeout`); see [`timeouts`].

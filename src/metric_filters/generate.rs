@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use super::names;
-use super::section::CwLogFormat;
+use crate::event::LogFormat;
+use crate::spec::cloudwatch::names;
 use crate::spec::{KeyKind, SpecSet};
 
 /// Default prefix of generated resource names.
@@ -24,7 +24,7 @@ const MAX_ALARM_DESCRIPTION: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub log_group: String,
-    pub format: CwLogFormat,
+    pub format: LogFormat,
     /// Overrides every spec's namespace.
     pub namespace: Option<String>,
     pub sns_topic_arns: Vec<String>,
@@ -35,7 +35,7 @@ impl Target {
     /// Validates every value that will be written into generated files or sent to AWS.
     pub fn new(
         log_group: &str,
-        format: CwLogFormat,
+        format: LogFormat,
         namespace: Option<&str>,
         sns_topic_arns: &[String],
         name_prefix: &str,
@@ -166,8 +166,8 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
         });
         if let Some(filters) = cw.contributors.get(&target.format) {
             let key = match spec.key {
-                KeyKind::Ip => target.format.ip_selector(),
-                KeyKind::User => target.format.user_selector(),
+                KeyKind::Ip => ip_selector(target.format),
+                KeyKind::User => user_selector(target.format),
             };
             let filters: Vec<Value> = filters.iter().map(|f| json!({ "Match": f.selector, "In": f.values })).collect();
             plan.rules.push(InsightRule {
@@ -224,6 +224,23 @@ pub fn alarm_cli_json(a: &Alarm) -> Value {
         v["AlarmActions"] = json!(a.actions);
     }
     v
+}
+
+/// The JSON selector of the source address, for Contributor Insights keys.
+fn ip_selector(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::CognitoUserActivity => "$.message.ipAddress",
+        LogFormat::CloudTrail => "$.sourceIPAddress",
+    }
+}
+
+/// The JSON selector of the user: the name in the Cognito log; the `sub` in CloudTrail, which never logs
+/// the name of a failed sign-in.
+fn user_selector(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::CognitoUserActivity => "$.message.userName",
+        LogFormat::CloudTrail => "$.additionalEventData.sub",
+    }
 }
 
 /// The CloudFormation template as a JSON value (rendered as JSON or YAML).

@@ -1,55 +1,20 @@
 //! The `[cloudwatch]` section of a detector spec: raw TOML (unknown keys rejected) validated against every
-//! AWS limit of aws-formats.md §4-5 into [`CloudWatchSpec`].
+//! AWS limit of aws-formats.md §4-5 into [`CloudWatchSpec`], and the checks that hold across all specs.
+//! The metric filter generator (`crate::metric_filters`) reads what is validated here.
 //!
 //! A metric filter counts the events a detector counts across the whole log group; it cannot key by user or
 //! address (a dimension per IP or user would get the filter disabled). The alarm approximates the rule at
 //! that aggregate level; the Contributor Insights rule shows the per-key top contributors.
 
+pub mod names;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::names;
+use super::{Spec, SpecError};
+use crate::event::LogFormat;
 use crate::pattern::{FilterPattern, PatternKind, MAX_REGEX_PER_PATTERN};
-
-/// The log formats a pattern is written for: the exported Cognito user-activity log and CloudTrail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CwLogFormat {
-    Cognito,
-    CloudTrail,
-}
-
-impl CwLogFormat {
-    pub const ALL: [CwLogFormat; 2] = [CwLogFormat::Cognito, CwLogFormat::CloudTrail];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "cognito",
-            CwLogFormat::CloudTrail => "cloudtrail",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CwLogFormat> {
-        CwLogFormat::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
-    /// The JSON selector of the source address, for Contributor Insights keys.
-    pub fn ip_selector(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "$.message.ipAddress",
-            CwLogFormat::CloudTrail => "$.sourceIPAddress",
-        }
-    }
-
-    /// The JSON selector of the user: the name in the Cognito log; the `sub` in CloudTrail, which never
-    /// logs the name of a failed sign-in.
-    pub fn user_selector(self) -> &'static str {
-        match self {
-            CwLogFormat::Cognito => "$.message.userName",
-            CwLogFormat::CloudTrail => "$.additionalEventData.sub",
-        }
-    }
-}
 
 /// CloudWatch's standard units (`MetricDatum.Unit`).
 pub const UNITS: &[&str] = &[
@@ -178,7 +143,7 @@ struct RawContributorFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudWatchSpec {
     /// Filter pattern per log format; a format without one gets no filter.
-    pub patterns: BTreeMap<CwLogFormat, String>,
+    pub patterns: BTreeMap<LogFormat, String>,
     pub metric_name: String,
     /// Used unless `authwatch filters --namespace` overrides it.
     pub namespace: String,
@@ -190,7 +155,7 @@ pub struct CloudWatchSpec {
     pub dimensions: BTreeMap<String, String>,
     pub alarm: AlarmSpec,
     /// Contributor Insights filters (ANDed) per log format; a format without them gets no rule.
-    pub contributors: BTreeMap<CwLogFormat, Vec<ContributorFilter>>,
+    pub contributors: BTreeMap<LogFormat, Vec<ContributorFilter>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +177,7 @@ pub struct ContributorFilter {
 }
 
 impl CloudWatchSpec {
-    pub fn pattern(&self, format: CwLogFormat) -> Option<&str> {
+    pub fn pattern(&self, format: LogFormat) -> Option<&str> {
         self.patterns.get(&format).map(String::as_str)
     }
 }
@@ -221,7 +186,7 @@ impl CloudWatchSpec {
 pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     let mut patterns = BTreeMap::new();
     for (format, text) in
-        [(CwLogFormat::Cognito, raw.pattern.cognito), (CwLogFormat::CloudTrail, raw.pattern.cloudtrail)]
+        [(LogFormat::CognitoUserActivity, raw.pattern.cognito), (LogFormat::CloudTrail, raw.pattern.cloudtrail)]
     {
         if let Some(text) = text {
             check_pattern(&text, !raw.dimensions.is_empty())
@@ -256,9 +221,10 @@ pub fn validate(raw: RawSection) -> Result<CloudWatchSpec, String> {
     }
     let alarm = check_alarm(raw.alarm)?;
     let mut contributors = BTreeMap::new();
-    for (format, filters) in
-        [(CwLogFormat::Cognito, raw.contributors.cognito), (CwLogFormat::CloudTrail, raw.contributors.cloudtrail)]
-    {
+    for (format, filters) in [
+        (LogFormat::CognitoUserActivity, raw.contributors.cognito),
+        (LogFormat::CloudTrail, raw.contributors.cloudtrail),
+    ] {
         if filters.is_empty() {
             continue;
         }
@@ -382,6 +348,67 @@ fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
         threshold: a.threshold,
         comparison: a.comparison,
         treat_missing_data: a.treat_missing_data,
+    })
+}
+
+/// AWS: at most 5 filters with a regex per log group.
+pub const MAX_REGEX_FILTERS_PER_LOG_GROUP: usize = 5;
+/// AWS: at most 100 metric filters per log group.
+pub const MAX_FILTERS_PER_LOG_GROUP: usize = 100;
+
+/// Checks that hold across specs: specs that name the same metric share one metric filter, so they must
+/// define it identically; and per log format, the filters fit a log group's limits.
+pub fn check_set(specs: &[Spec]) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    let mut by_metric: BTreeMap<(&str, &str), &Spec> = BTreeMap::new();
+    for spec in specs {
+        let Some(cw) = &spec.cloudwatch else { continue };
+        match by_metric.get(&(cw.namespace.as_str(), cw.metric_name.as_str())) {
+            Some(first) if !same_filter(first.cloudwatch.as_ref(), cw) => errors.push(SpecError {
+                source: spec.source.clone(),
+                message: format!(
+                    "cloudwatch.metric_name: '{}' is also defined by {} with a different pattern, value, unit, \
+                     default or dimensions; specs sharing a metric share its filter and must agree",
+                    cw.metric_name, first.source
+                ),
+            }),
+            Some(_) => {}
+            None => {
+                by_metric.insert((cw.namespace.as_str(), cw.metric_name.as_str()), spec);
+            }
+        }
+    }
+    for format in LogFormat::ALL {
+        let filters: Vec<&CloudWatchSpec> = by_metric.values().filter_map(|s| s.cloudwatch.as_ref()).collect();
+        let with_pattern: Vec<&str> = filters.iter().filter_map(|c| c.pattern(format)).collect();
+        let regex_bearing =
+            with_pattern.iter().filter(|p| check_pattern(p, false).is_ok_and(|p| p.regex_count() > 0)).count();
+        let problem = if regex_bearing > MAX_REGEX_FILTERS_PER_LOG_GROUP {
+            Some(format!(
+                "{regex_bearing} filters with a regex; AWS allows {MAX_REGEX_FILTERS_PER_LOG_GROUP} per log group"
+            ))
+        } else if with_pattern.len() > MAX_FILTERS_PER_LOG_GROUP {
+            Some(format!("{} metric filters; AWS allows {MAX_FILTERS_PER_LOG_GROUP} per log group", with_pattern.len()))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            errors.push(SpecError {
+                source: "filters".into(),
+                message: format!("cloudwatch.pattern.{}: {p}", format.as_str()),
+            });
+        }
+    }
+    errors
+}
+
+fn same_filter(a: Option<&CloudWatchSpec>, b: &CloudWatchSpec) -> bool {
+    a.is_some_and(|a| {
+        a.patterns == b.patterns
+            && a.value == b.value
+            && a.unit == b.unit
+            && a.default_value == b.default_value
+            && a.dimensions == b.dimensions
     })
 }
 
