@@ -6,6 +6,7 @@
 //! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files;
 //! `cloudwatch` turns the specs into metric filters and alarms, and `pattern` evaluates filter patterns.
 
+pub mod aws;
 pub mod cli;
 pub mod cloudwatch;
 pub mod cmd;

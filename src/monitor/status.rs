@@ -1,0 +1,72 @@
+//! The monitor's status line on standard error (`--status-interval`): rate, lag, backlog and failures in
+//! one line, from the shared [`Metrics`].
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::metrics::Metrics;
+
+/// When the next line is due, and the event count at the last one (for the rate).
+pub(super) struct StatusLine {
+    every: Duration,
+    last: Instant,
+    events_at_last: u64,
+}
+
+/// What the loop holds that the metrics do not say: whether detection has started, and the backlog.
+pub(super) struct Held {
+    pub caught_up: bool,
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl StatusLine {
+    pub fn new(every: Duration, now: Instant) -> StatusLine {
+        StatusLine { every, last: now, events_at_last: 0 }
+    }
+
+    /// The line, when `every` has passed since the last one.
+    pub fn due(&mut self, m: &Metrics, held: Held, now: Instant) -> Option<String> {
+        let elapsed = now.saturating_duration_since(self.last);
+        if elapsed < self.every {
+            return None;
+        }
+        let events = m.events.load(Ordering::Relaxed);
+        let rate = (events - self.events_at_last) as f64 / elapsed.as_secs_f64();
+        self.events_at_last = events;
+        self.last = now;
+        Some(render(m, rate, held))
+    }
+}
+
+fn render(m: &Metrics, rate: f64, held: Held) -> String {
+    let (_, d50, _, dmax) = m.ingest_delay_ms.summary();
+    let (nn, n50, n99, _) = m.notify_latency_ms.summary();
+    let failing = m.failing.lock().map(|f| f.len()).unwrap_or(0);
+    let lag = if held.caught_up {
+        format!("{:.1}s", m.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0)
+    } else {
+        "catching up".into()
+    };
+    format!(
+        "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {} ({} MB){}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
+        m.open_incidents.load(Ordering::Relaxed),
+        m.tracked_keys.load(Ordering::Relaxed),
+        m.notifications_sent.load(Ordering::Relaxed),
+        m.spooled.load(Ordering::Relaxed),
+        match m.notifications_dropped.load(Ordering::Relaxed) {
+            0 => String::new(),
+            d => format!(" DROPPED {d}"),
+        },
+        if nn > 0 { format!(" (latency p50 {n50}ms p99 {n99}ms)") } else { String::new() },
+        held.events,
+        held.bytes >> 20,
+        match m.forced.load(Ordering::Relaxed) {
+            0 => String::new(),
+            f => format!(" forced {f}"),
+        },
+        m.late.load(Ordering::Relaxed),
+        m.beyond_overlap.load(Ordering::Relaxed),
+        m.rejected.load(Ordering::Relaxed),
+    )
+}
