@@ -18,6 +18,7 @@ pub mod finding;
 pub mod geo;
 pub mod monitor;
 pub mod pattern;
+pub mod pipeline;
 pub mod replay;
 pub mod sanitize;
 pub mod score;

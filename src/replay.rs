@@ -17,7 +17,6 @@
 //! What the detectors see depends only on the data, never on thread timing: the same input gives the same
 //! findings however many threads decode it and however it is split into files.
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +29,9 @@ use serde::Serialize;
 use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
 use crate::event::Origin;
-use crate::finding::{Finding, Severity, Status};
+use crate::finding::Finding;
+pub use crate::sink::summary::FindingTally;
+use crate::sink::{Sink, SinkError};
 use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
 use crate::time::Timestamp;
@@ -98,46 +99,12 @@ impl ReplayReport {
 /// Rejections kept verbatim in the report (all are counted).
 pub const REJECTIONS_KEPT: usize = 10;
 
-/// Counts of closed findings, for the summary.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FindingTally {
-    pub total: u64,
-    /// detector → severity → count
-    pub by_detector: BTreeMap<&'static str, BTreeMap<Severity, u64>>,
-    /// Address → (findings, events in them)
-    pub ips: HashMap<String, (u64, u64)>,
-    pub users: HashMap<String, (u64, u64)>,
-}
-
-impl FindingTally {
-    pub fn add(&mut self, f: &Finding) {
-        self.total += 1;
-        *self.by_detector.entry(f.detector).or_default().entry(f.severity).or_default() += 1;
-        if let Some(ip) = &f.ip {
-            let e = self.ips.entry(ip.clone()).or_default();
-            e.0 += 1;
-            e.1 += f.count;
-        }
-        if let Some(u) = &f.user {
-            let e = self.users.entry(u.clone()).or_default();
-            e.0 += 1;
-            e.1 += f.count;
-        }
-    }
-
-    /// The `n` keys with most findings (then most events, then by name).
-    pub fn top(map: &HashMap<String, (u64, u64)>, n: usize) -> Vec<(&str, u64, u64)> {
-        let mut v: Vec<(&str, u64, u64)> = map.iter().map(|(k, (f, c))| (k.as_str(), *f, *c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
-        v.truncate(n);
-        v
-    }
-}
-
-/// Callbacks a replay reports through. `finding` gets every finding as it happens (open, escalated,
-/// closed); `rejection` every rejected record; `progress` is called about ten times a second.
+/// Where a replay reports. `finding` is the sink that gets every finding as it happens (open, escalated,
+/// closed; [`crate::sink::Fanout`] makes several sinks one); the summary's tally, the report's
+/// `findings`, gets them too. `rejection` gets every rejected record; `progress` is called about ten
+/// times a second.
 pub struct ReplayHooks<'a> {
-    pub finding: &'a mut dyn FnMut(&Finding) -> io::Result<()>,
+    pub finding: &'a mut dyn Sink,
     pub rejection: &'a mut dyn FnMut(&Rejection),
     pub progress: &'a mut dyn FnMut(Progress),
 }
@@ -603,7 +570,7 @@ impl<'c, 'h> Feed<'c, 'h> {
         }
     }
 
-    fn item(&mut self, d: Decoded) -> io::Result<()> {
+    fn item(&mut self, d: Decoded) -> Result<(), SinkError> {
         match d {
             Decoded::Event(ev) => {
                 self.report.events += 1;
@@ -633,12 +600,10 @@ impl<'c, 'h> Feed<'c, 'h> {
         }
     }
 
-    fn emit(&mut self) -> io::Result<()> {
+    fn emit(&mut self) -> Result<(), SinkError> {
         for f in self.findings.drain(..) {
-            if f.status == Status::Closed {
-                self.report.findings.add(&f);
-            }
-            (self.hooks.finding)(&f)?;
+            self.report.findings.emit(&f)?;
+            self.hooks.finding.emit(&f)?;
         }
         Ok(())
     }

@@ -1,26 +1,25 @@
 //! The monitor loop: takes the sources' messages, decodes and holds events until the watermark, feeds the
 //! engine, writes closed findings, spools notifications and checkpoints (see the `monitor` module docs).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 
 use super::hold::HoldBuffer;
 use super::metrics::Metrics;
 use super::restart::{earliest_to_rebuild, resume_from};
-use super::state::{self, Checkpoint, StateDir};
+use super::state::{ledger_key, Checkpoint, StateDir};
 use super::status::{Held, StatusLine};
-use super::{MonitorConfig, CHECKPOINT_EVERY, MAX_DIGEST_ITEMS, MAX_SPOOLED, REJECTIONS_LOGGED, STORM_WINDOW, TICK};
+use super::{MonitorConfig, CHECKPOINT_EVERY, REJECTIONS_LOGGED, TICK};
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::Engine;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
-use crate::sink::jsonl::JsonLines;
-use crate::sink::sns::{self, Spool};
+use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
 use crate::time::{Span, Timestamp};
 
@@ -30,9 +29,9 @@ pub(super) struct Monitor {
     pub(super) engine: Engine,
     pub(super) state: StateDir,
     pub(super) cp: Checkpoint,
-    pub(super) out: JsonLines,
+    /// Every finding update not already delivered goes to each of them, in order.
+    pub(super) sinks: Vec<Box<dyn Sink + Send>>,
     pub(super) metrics: Arc<Metrics>,
-    pub(super) spool: Option<(Arc<Mutex<Spool>>, Arc<Notify>, bool)>,
     /// Events waiting for the watermark.
     pub(super) held: HoldBuffer,
     /// Per source: its name and the wall time it has caught up to.
@@ -40,8 +39,6 @@ pub(super) struct Monitor {
     pub(super) start_ms: i64,
     /// Event time up to which events went to the engine.
     pub(super) fed_ms: Option<i64>,
-    pub(super) storm_started: Instant,
-    pub(super) storm_sent: u32,
     pub(super) dirty: bool,
     pub(super) last_save: Instant,
     pub(super) output_suppressed: HashSet<String>,
@@ -52,16 +49,6 @@ pub(super) struct Monitor {
     /// [`earliest_to_rebuild`]).
     pub(super) closed: Vec<(i64, i64)>,
     pub(super) largest_window: Span,
-}
-
-/// Appends to the spool unless it holds `cap` entries already; the oldest are never displaced, so delivery
-/// stays oldest first. False when full.
-fn push_capped(entries: &mut VecDeque<state::Notification>, n: state::Notification, cap: usize) -> bool {
-    if entries.len() >= cap {
-        return false;
-    }
-    entries.push_back(n);
-    true
 }
 
 impl Monitor {
@@ -215,16 +202,16 @@ impl Monitor {
             }
             self.metrics.lag_ms.store(Timestamp::now().0 - wm, Ordering::Relaxed);
         }
-        // True when notifications were spooled or closed findings written: checkpoint now.
-        let spooled_new = self.handle(findings)?;
-        let storm_spooled = self.flush_digest_if_due();
-        if spooled_new || storm_spooled {
-            // Notifications become visible to the publisher only once the checkpoint holding them (and
-            // their ledger entries) is on disk.
-            self.save()?;
-            self.make_visible();
-        } else if self.dirty && self.last_save.elapsed() >= CHECKPOINT_EVERY {
-            self.save()?;
+        match self.deliver(findings)? {
+            // Notifications spooled or closed findings written: checkpoint now, then tell the sinks (a
+            // notification goes to SNS only once the checkpoint holding it and its ledger entry is on disk).
+            Flushed::Delivered => self.save_and_tell_sinks()?,
+            flushed => {
+                self.dirty |= flushed == Flushed::Changed;
+                if self.dirty && self.last_save.elapsed() >= CHECKPOINT_EVERY {
+                    self.save()?;
+                }
+            }
         }
         let stats = self.engine.detector_stats();
         self.metrics.open_incidents.store(stats.iter().map(|s| s.open_incidents as i64).sum(), Ordering::Relaxed);
@@ -239,11 +226,11 @@ impl Monitor {
         self.metrics.events.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Writes closed findings and spools notifications for openings and escalations, skipping updates
-    /// already in the ledger. True when notifications were spooled.
-    fn handle(&mut self, findings: Vec<Finding>) -> anyhow::Result<bool> {
+    /// Gives every update not already in the ledger (or, closed, in `--output`) to the sinks, then
+    /// flushes them: what the most eager of them says its flush did.
+    fn deliver(&mut self, findings: Vec<Finding>) -> anyhow::Result<Flushed> {
         let mut unsynced = Vec::new();
-        let result = self.handle_all(findings, &mut unsynced);
+        let result = self.deliver_all(findings, &mut unsynced);
         if result.is_err() {
             // Closed findings that may not have reached the disk must not stay in the ledger as written:
             // the save at shutdown would keep them there, and a restart would never write them.
@@ -251,122 +238,61 @@ impl Monitor {
                 self.cp.ledger.remove(key);
             }
         }
-        result
+        Ok(result?)
     }
 
-    /// [`Monitor::handle`]'s work; the ledger keys of closed findings written and not yet synced are
+    /// [`Monitor::deliver`]'s work; the ledger keys of closed findings emitted and not yet flushed are
     /// collected in `unsynced`.
-    fn handle_all(&mut self, findings: Vec<Finding>, unsynced: &mut Vec<String>) -> anyhow::Result<bool> {
-        let mut wrote = false;
-        let mut spooled = false;
+    fn deliver_all(&mut self, findings: Vec<Finding>, unsynced: &mut Vec<String>) -> Result<Flushed, SinkError> {
         for f in findings {
             if f.status == Status::Closed {
                 // Also when suppressed: a rebuilt incident must be rebuilt again by the next restart.
                 self.closed.push((f.first_seen.0, f.last_seen.0));
             }
-            let key = sns::ledger_key(&f);
+            let key = ledger_key(&f);
             if self.cp.ledger.contains_key(&key) || self.output_suppressed.contains(&key) {
                 self.metrics.notifications_suppressed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            match f.status {
-                Status::Closed => {
-                    self.out.write(&f).map_err(|e| self.output_failed(e))?;
-                    unsynced.push(key.clone());
-                    self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
-                    wrote = true;
-                }
-                Status::Open | Status::Escalated => {
-                    if let Some((spool, _, fifo)) = &self.spool {
-                        if self.storm_sent < self.cfg.max_notifications_per_minute {
-                            self.storm_sent += 1;
-                            let n = sns::render(&f, self.cp.next_seq + 1, *fifo);
-                            if self.spool_push(spool, n) {
-                                self.cp.next_seq += 1;
-                                spooled = true;
-                            }
-                        } else if self.cp.digest.len() < MAX_DIGEST_ITEMS {
-                            self.cp.digest.push(sns::digest_item(&f));
-                        } else {
-                            self.cp.digest_overflow += 1;
-                        }
-                    }
-                }
+            for sink in &mut self.sinks {
+                sink.emit(&f)?;
+            }
+            if f.status == Status::Closed {
+                unsynced.push(key.clone());
+                self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
             }
             // Stamped with the wall time it was recorded: pruning compares it with the wall clock.
             self.cp.ledger.insert(key, Timestamp::now().0);
             self.dirty = true;
         }
-        if wrote {
-            // On disk before the checkpoint that ledgers them (the output file is the ledger of record),
-            // and that checkpoint saved now, not at the next periodic save: on standard output, which
-            // cannot be read back, this is what keeps a restart from writing them again.
-            self.out.sync().map_err(|e| self.output_failed(e))?;
-            unsynced.clear();
-        }
-        Ok(spooled || wrote)
+        // The output file is the ledger of record for closed findings: on disk before the checkpoint that
+        // ledgers them, and that checkpoint saved now, not at the next periodic save (on standard output,
+        // which cannot be read back, this is what keeps a restart from writing them again).
+        let flushed = self.flush_sinks()?;
+        unsynced.clear();
+        Ok(flushed)
     }
 
-    /// Appends a notification to the spool unless it is full (SNS unreachable for long): then it is
-    /// dropped, counted and logged at ERROR. True when spooled.
-    fn spool_push(&self, spool: &Arc<Mutex<Spool>>, n: state::Notification) -> bool {
-        let Ok(mut s) = spool.lock() else { return false };
-        let subject = n.subject.clone();
-        if !push_capped(&mut s.entries, n, MAX_SPOOLED) {
-            let dropped = self.metrics.notifications_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped.is_power_of_two() {
-                tracing::error!(spooled = s.entries.len(), dropped, subject = %subject,
-                    "notification spool full (SNS unreachable for long): notification dropped; the findings output still has every closed incident");
-            }
-            return false;
+    fn flush_sinks(&mut self) -> Result<Flushed, SinkError> {
+        let mut most = Flushed::Nothing;
+        for sink in &mut self.sinks {
+            most = most.max(sink.flush()?);
         }
-        self.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
-        true
+        Ok(most)
     }
 
-    /// At the end of each storm window, held-back updates leave as one digest notification.
-    fn flush_digest_if_due(&mut self) -> bool {
-        if self.storm_started.elapsed() < STORM_WINDOW {
-            return false;
-        }
-        self.storm_started = Instant::now();
-        self.storm_sent = 0;
-        let Some((spool, _, fifo)) = &self.spool else { return false };
-        if self.cp.digest.is_empty() {
-            return false;
-        }
-        let n = sns::render_digest(&self.cp.digest, self.cp.digest_overflow, self.cp.next_seq + 1, *fifo);
-        self.cp.digest.clear();
-        self.cp.digest_overflow = 0;
-        self.dirty = true;
-        if !self.spool_push(spool, n) {
-            return false;
-        }
-        self.cp.next_seq += 1;
-        self.metrics.digests.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    fn make_visible(&self) {
-        if let Some((spool, wake, _)) = &self.spool {
-            if let Ok(mut s) = spool.lock() {
-                s.visible_upto = self.cp.next_seq;
-                self.metrics.spooled.store(s.entries.len() as i64, Ordering::Relaxed);
-            }
-            wake.notify_one();
-        }
-    }
-
-    /// A failed write to `--output`, named with its file.
-    fn output_failed(&self, e: std::io::Error) -> anyhow::Error {
-        anyhow::Error::new(e).context(format!("cannot write findings to {}", self.out.name()))
-    }
-
-    pub(super) fn flush_and_save(&mut self) -> anyhow::Result<()> {
-        self.out.sync().map_err(|e| self.output_failed(e))?;
+    fn save_and_tell_sinks(&mut self) -> anyhow::Result<()> {
         self.save()?;
-        self.make_visible();
+        for sink in &mut self.sinks {
+            sink.checkpointed();
+        }
         Ok(())
+    }
+
+    /// At shutdown: everything emitted made durable, then the checkpoint.
+    pub(super) fn flush_and_save(&mut self) -> anyhow::Result<()> {
+        self.flush_sinks()?;
+        self.save_and_tell_sinks()
     }
 
     pub(super) fn save(&mut self) -> anyhow::Result<()> {
@@ -377,9 +303,9 @@ impl Monitor {
             let open = self.engine.earliest_open().map(|t| t.0);
             self.cp.earliest_open_ms = earliest_to_rebuild(fed, open, &mut self.closed, lookback);
         }
-        if let Some((spool, _, _)) = &self.spool {
-            if let Ok(s) = spool.lock() {
-                self.cp.spool = s.entries.clone();
+        for sink in &self.sinks {
+            if let Some(state) = sink.saved_state() {
+                self.cp.sinks.extend(state);
             }
         }
         // Prune only once the re-read has passed the resume point (it recreates the updates the ledger
@@ -401,34 +327,5 @@ impl Monitor {
     /// The backlog, for the status line.
     fn backlog(&self) -> Held {
         Held { caught_up: self.fed_ms.is_some(), events: self.held.len(), bytes: self.held.bytes() }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn note(seq: u64) -> state::Notification {
-        state::Notification {
-            seq,
-            subject: format!("n{seq}"),
-            message: String::new(),
-            detector: String::new(),
-            severity: String::new(),
-            group_id: String::new(),
-            dedup_id: String::new(),
-            detected_at_ms: 0,
-            created_ms: 0,
-        }
-    }
-
-    #[test]
-    fn the_spool_is_capped_and_keeps_its_oldest_first() {
-        let mut q = VecDeque::new();
-        for seq in 1..=3 {
-            assert!(push_capped(&mut q, note(seq), 3));
-        }
-        assert!(!push_capped(&mut q, note(4), 3));
-        assert_eq!(q.iter().map(|n| n.seq).collect::<Vec<_>>(), [1, 2, 3]);
     }
 }

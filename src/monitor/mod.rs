@@ -40,18 +40,19 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::aws;
 use crate::decode::FormatHint;
 use crate::detect::{Engine, EngineSettings};
 use crate::sink::jsonl::JsonLines;
-use crate::sink::sns::{self, Publisher, Spool};
+use crate::sink::sns::{Publisher, SnsSettings, SnsSink};
+use crate::sink::Sink;
 use crate::source::cloudwatch::{self, CloudWatchConfig};
 use crate::source::{follow, SourceMsg};
 use crate::spec::SpecSet;
@@ -68,18 +69,10 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// Spooled notifications and written findings are checkpointed at once, whatever this says: the periodic
 /// save only moves the resume point, and rewriting a large ledger every second costs more than it gains.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
-/// Most notifications kept in the spool while SNS is unreachable. At the cap new notifications are
-/// dropped, counted (`authwatch_notifications_dropped_total`) and logged at ERROR; those already spooled
-/// keep their order. About 10,000 × a few KB: the checkpoint stays in the tens of megabytes.
-pub const MAX_SPOOLED: usize = 10_000;
-/// Findings gathered for one digest at most; beyond it they are only counted in the digest.
-pub const MAX_DIGEST_ITEMS: usize = 1_000;
 /// Messages in flight from the sources: bounded so a fast source waits for the engine.
 pub const SOURCE_CHANNEL: usize = 64;
 /// Rejected records named in the log (at WARN) before the rest are only counted.
 pub const REJECTIONS_LOGGED: u64 = 20;
-/// Notification window of the alert-storm limit.
-pub const STORM_WINDOW: Duration = Duration::from_secs(60);
 /// Longest wait between two looks at a followed file: a local file is cheap to check, whatever `--poll`
 /// says for CloudWatch.
 const FOLLOW_POLL_MAX: Duration = Duration::from_millis(500);
@@ -167,46 +160,26 @@ pub async fn run(
     if let Some(addr) = cfg.metrics_addr {
         tasks.push(serve_metrics(addr, &cfg.state_dir, &metrics, stop_rx.clone()).await?);
     }
-    let spool = Arc::new(Mutex::new(Spool { entries: cp.spool.clone(), visible_upto: cp.next_seq }));
-    metrics.spooled.store(cp.spool.len() as i64, Ordering::Relaxed);
-    let wake = Arc::new(Notify::new());
+    let (sinks, publisher) = choose_sinks(&cfg, out, sdk.as_ref(), &cp, &state, &metrics);
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
-    let publisher = match (&cfg.sns_topic_arn, &sdk) {
-        (Some(arn), Some(sdk)) => {
-            let p = Publisher {
-                client: sns_client(sdk, &cfg),
-                topic_arn: arn.clone(),
-                spool: spool.clone(),
-                wake: wake.clone(),
-                state: state.clone(),
-                metrics: metrics.clone(),
-                drain: cfg.drain,
-            };
-            Some(tokio::spawn(p.run(pub_stop_rx)))
-        }
-        _ => None,
-    };
+    let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx)));
     let Sources { rx, names: sources, tasks: source_tasks } = start_sources(&cfg, sdk.as_ref(), start_ms, &stop_rx);
 
-    let fifo = cfg.sns_topic_arn.as_deref().is_some_and(sns::is_fifo);
-    let cp_watermark = cp.watermark_ms;
+    let resumed_watermark = cp.watermark_ms;
     let mut m = Monitor {
         engine: Engine::new(specs, settings),
         state,
         cp,
-        out,
+        sinks,
         metrics: metrics.clone(),
-        spool: cfg.sns_topic_arn.as_ref().map(|_| (spool.clone(), wake.clone(), fifo)),
         held: HoldBuffer::new(cfg.max_held_bytes),
         sources,
         start_ms,
         fed_ms: None,
-        storm_started: Instant::now(),
-        storm_sent: 0,
         dirty: true,
         last_save: Instant::now(),
         output_suppressed,
-        resumed_watermark: cp_watermark,
+        resumed_watermark,
         closed: Vec::new(),
         largest_window: largest_window(specs),
         cfg,
@@ -230,30 +203,61 @@ pub async fn run(
     result?;
     saved?;
     final_save?;
-    let spooled = spool.lock().map(|s| s.entries.len()).unwrap_or(0);
     Ok(MonitorReport {
         events: metrics.events.load(Ordering::Relaxed),
         findings_closed: metrics.findings_closed.load(Ordering::Relaxed),
         notifications_sent: metrics.notifications_sent.load(Ordering::Relaxed),
-        spooled,
+        spooled: metrics.spooled.load(Ordering::Relaxed).max(0) as usize,
     })
 }
 
-/// The checkpoint to resume from (none on a first start), with the `delivered` mark applied. Corrupt
-/// files are reported and set aside by [`StateDir::load`].
+/// The checkpoint to resume from (a default one on a first start). Corrupt files are reported and set
+/// aside by [`StateDir::load`].
 fn load_checkpoint(state: &StateDir) -> Checkpoint {
     let (loaded, warnings) = state.load();
     for w in &warnings {
         tracing::error!(problem = %w, "checkpoint corrupt: set aside, using the previous one (or starting afresh)");
     }
-    let mut cp = loaded.unwrap_or_default();
-    let (delivered, delivered_warning) = state.load_delivered();
-    if let Some(w) = delivered_warning {
+    // The ledger is not pruned here: the re-read recreates the updates it holds (see `Monitor::save`).
+    loaded.unwrap_or_default()
+}
+
+/// The outputs of this run, in the order each update reaches them: one line per output. An output that
+/// delivers from a task of its own (SNS) also returns it, for the caller to run and stop.
+fn choose_sinks(
+    cfg: &MonitorConfig,
+    out: JsonLines,
+    sdk: Option<&aws_config::SdkConfig>,
+    cp: &Checkpoint,
+    state: &StateDir,
+    metrics: &Arc<Metrics>,
+) -> (Vec<Box<dyn Sink + Send>>, Option<Publisher>) {
+    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(out)];
+    let mut publisher = None;
+    if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, sdk) {
+        let settings =
+            SnsSettings { topic_arn: arn.clone(), max_per_window: cfg.max_notifications_per_minute, drain: cfg.drain };
+        let (sink, p) = SnsSink::new(
+            settings,
+            sns_client(sdk, cfg),
+            &cp.sinks,
+            load_delivered(state),
+            Arc::new(state.clone()),
+            metrics.clone(),
+        );
+        sinks.push(Box::new(sink));
+        publisher = Some(p);
+    }
+    (sinks, publisher)
+}
+
+/// The sequence number of the last notification SNS accepted (0 when none, or unreadable: reported).
+fn load_delivered(state: &StateDir) -> u64 {
+    let (delivered, warning) = state.load_delivered();
+    if let Some(w) = warning {
         tracing::error!(problem = %w, "delivered mark unreadable: spooled notifications may be sent again");
     }
-    cp.apply_delivered(delivered);
-    // The ledger is not pruned here: the re-read recreates the updates it holds (see `Monitor::save`).
-    cp
+    delivered
 }
 
 /// `--region`, `--profile`, `--endpoint-url`.

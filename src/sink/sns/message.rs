@@ -1,27 +1,10 @@
-//! Findings as SNS notifications (`--sns-topic-arn`, `aws-formats.md` §7): rendering, and the publisher
-//! task that drains the on-disk spool in order.
-//!
-//! The monitor decides *what* to notify (one per incident opening, one per escalation, digests under an
-//! alert storm) and puts it in the [`Spool`] after checkpointing it; the publisher sends the visible
-//! entries one at a time, in order, retrying with back-off for as long as SNS fails. After each accepted
-//! publish it writes the `delivered` mark, so a restart neither loses nor repeats a notification (the only
-//! window for a repeat is a kill between SNS accepting and that fsync; FIFO topics dedupe even that).
+//! What an SNS notification says: one finding (subject, readable summary, the finding JSON) or a digest
+//! of many. Every log-supplied value is sanitised for a subject line or a terminal.
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sns::types::MessageAttributeValue;
-use aws_sdk_sns::Client;
-use tokio::sync::{watch, Notify};
+use serde::{Deserialize, Serialize};
 
 use crate::finding::{Finding, Status};
-use crate::monitor::metrics::Metrics;
-use crate::monitor::state::{DigestItem, Notification, StateDir};
 use crate::sanitize;
-use crate::source::Backoff;
 use crate::time::Timestamp;
 
 /// SNS subjects must be under 100 characters.
@@ -32,24 +15,28 @@ pub const MAX_MESSAGE_BYTES: usize = 250_000;
 pub const DIGEST_LINES: usize = 100;
 /// The message group of FIFO topics: one group keeps every notification in order.
 pub const FIFO_GROUP: &str = "authwatch";
-const RETRY_BASE_MS: u64 = 250;
-const RETRY_CAP_MS: u64 = 60_000;
-
-/// Notifications checkpointed and waiting for SNS. Shared by the monitor loop (which appends, then
-/// raises `visible_upto` once the checkpoint holding them is on disk) and the publisher (which pops).
-#[derive(Debug, Default)]
-pub struct Spool {
-    pub entries: VecDeque<Notification>,
-    pub visible_upto: u64,
+/// One notification waiting to be published (or published but not yet confirmed on disk).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub seq: u64,
+    pub subject: String,
+    pub message: String,
+    pub detector: String,
+    pub severity: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    /// Event time of the detection (for the event-to-notification latency).
+    pub detected_at_ms: i64,
+    /// Wall time the notification was created.
+    pub created_ms: i64,
 }
 
-/// The ledger key of a finding update: notified or written once per incident, status and severity.
-pub fn ledger_key(f: &Finding) -> String {
-    match f.status {
-        Status::Open => format!("{}:open", f.incident_id),
-        Status::Escalated => format!("{}:escalated:{}", f.incident_id, f.severity),
-        Status::Closed => format!("{}:closed", f.incident_id),
-    }
+/// One finding held back during an alert storm, as the digest will show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DigestItem {
+    pub line: String,
+    pub detected_at_ms: i64,
+    pub json: String,
 }
 
 fn status_id(s: Status) -> &'static str {
@@ -179,103 +166,6 @@ fn severity_rank(s: &str) -> u8 {
     }
 }
 
-/// Whether the topic is FIFO (its ARN ends with `.fifo`).
-pub fn is_fifo(topic_arn: &str) -> bool {
-    topic_arn.ends_with(".fifo")
-}
-
-/// The publisher task. Runs until `stop` is set and the visible spool is empty, or until `stop` is set and
-/// `drain` has passed since (what is left stays spooled on disk for the next start).
-pub struct Publisher {
-    pub client: Client,
-    pub topic_arn: String,
-    pub spool: Arc<Mutex<Spool>>,
-    pub wake: Arc<Notify>,
-    pub state: StateDir,
-    pub metrics: Arc<Metrics>,
-    pub drain: Duration,
-}
-
-impl Publisher {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut backoff = Backoff::new(RETRY_BASE_MS, RETRY_CAP_MS);
-        let mut stop_deadline: Option<tokio::time::Instant> = None;
-        loop {
-            if *stop.borrow() && stop_deadline.is_none() {
-                stop_deadline = Some(tokio::time::Instant::now() + self.drain);
-            }
-            let next =
-                self.spool.lock().ok().and_then(|s| s.entries.front().filter(|n| n.seq <= s.visible_upto).cloned());
-            let Some(n) = next else {
-                if stop_deadline.is_some() {
-                    return;
-                }
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = stop.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                continue;
-            };
-            match self.publish(&n).await {
-                Ok(()) => {
-                    backoff.reset();
-                    if let Err(e) = self.state.save_delivered(n.seq) {
-                        tracing::error!(error = %e, "cannot record a delivered notification; it may be sent again after a restart");
-                    }
-                    if let Ok(mut s) = self.spool.lock() {
-                        if s.entries.front().is_some_and(|f| f.seq == n.seq) {
-                            s.entries.pop_front();
-                        }
-                        self.metrics.spooled.store(s.entries.len() as i64, Ordering::Relaxed);
-                    }
-                    self.metrics.notifications_sent.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.notify_latency_ms.record(Timestamp::now().0 - n.detected_at_ms);
-                }
-                Err(reason) => {
-                    self.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff.next_delay();
-                    if backoff.attempts() == 3 {
-                        tracing::error!(error = %reason, "SNS publish keeps failing; notifications are spooled on disk and will be sent when it recovers");
-                    } else {
-                        tracing::warn!(error = %reason, retry_in_ms = wait.as_millis() as u64, "SNS publish failed");
-                    }
-                    if let Some(deadline) = stop_deadline {
-                        if tokio::time::Instant::now() + wait > deadline {
-                            return;
-                        }
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        }
-    }
-
-    async fn publish(&self, n: &Notification) -> Result<(), String> {
-        let attr = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build();
-        let detector = attr(&n.detector).map_err(|e| e.to_string())?;
-        let severity = attr(&n.severity).map_err(|e| e.to_string())?;
-        let mut req = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(&n.subject)
-            .message(&n.message)
-            .message_attributes("detector", detector)
-            .message_attributes("severity", severity);
-        if is_fifo(&self.topic_arn) {
-            req = req.message_group_id(&n.group_id).message_deduplication_id(&n.dedup_id);
-        }
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("{} ({})", DisplayErrorContext(&e), e.code().unwrap_or("no error code"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,16 +199,6 @@ mod tests {
         assert!(n.message.contains("\"incident_id\":\"00112233aabbccdd\""));
         assert_eq!(n.dedup_id, "00112233aabbccdd-open-high");
         assert_eq!((n.detector.as_str(), n.severity.as_str()), ("failed_login_burst", "high"));
-    }
-
-    #[test]
-    fn ledger_keys_tell_updates_apart() {
-        let mut f = finding();
-        let open = ledger_key(&f);
-        f.status = Status::Escalated;
-        let esc = ledger_key(&f);
-        f.severity = Severity::Critical;
-        assert!(open != esc && esc != ledger_key(&f));
     }
 
     #[test]
