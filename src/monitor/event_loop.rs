@@ -19,6 +19,7 @@ use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::Engine;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
+use crate::pipeline::clock::Clock;
 use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
 use crate::time::{Span, Timestamp};
@@ -40,7 +41,10 @@ pub(super) struct Monitor {
     /// Event time up to which events went to the engine.
     pub(super) fed_ms: Option<i64>,
     pub(super) dirty: bool,
-    pub(super) last_save: Instant,
+    /// Monotonic time of the last checkpoint.
+    pub(super) last_save: tokio::time::Instant,
+    /// Wall and monotonic time.
+    pub(super) clock: Clock,
     pub(super) output_suppressed: HashSet<String>,
     /// Watermark of the checkpoint this run resumed from: until the re-read passes it, the ledger is not
     /// pruned (the re-read is recreating the updates it holds).
@@ -59,7 +63,7 @@ impl Monitor {
     ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut status = self.cfg.status_interval.map(|every| StatusLine::new(every, Instant::now()));
+        let mut status = self.cfg.status_interval.map(|every| StatusLine::new(every, self.clock.now()));
         if *shutdown.borrow() {
             return Ok(());
         }
@@ -75,7 +79,7 @@ impl Monitor {
                 },
                 _ = tick.tick() => {
                     self.on_tick()?;
-                    if let Some(line) = status.as_mut().and_then(|s| s.due(&self.metrics, self.backlog(), Instant::now())) {
+                    if let Some(line) = status.as_mut().and_then(|s| s.due(&self.metrics, self.backlog(), self.clock.now())) {
                         eprintln!("{line}");
                     }
                 }
@@ -95,7 +99,7 @@ impl Monitor {
         match msg {
             SourceMsg::Records { source, records, newest_ms } => {
                 // Events stamped in the future (CloudWatch accepts up to 2 h ahead) do not move positions.
-                if let Some(n) = newest_ms.filter(|n| *n <= Timestamp::now().0) {
+                if let Some(n) = newest_ms.filter(|n| *n <= self.clock.wall().0) {
                     let name = self.sources[source].0.clone();
                     let pos = self.cp.positions.entry(name).or_default();
                     pos.time_ms = pos.time_ms.max(n);
@@ -200,7 +204,7 @@ impl Monitor {
                 self.dirty = true;
                 self.metrics.watermark_ms.store(wm, Ordering::Relaxed);
             }
-            self.metrics.lag_ms.store(Timestamp::now().0 - wm, Ordering::Relaxed);
+            self.metrics.lag_ms.store(self.clock.wall().0 - wm, Ordering::Relaxed);
         }
         match self.deliver(findings)? {
             // Notifications spooled or closed findings written: checkpoint now, then tell the sinks (a
@@ -208,7 +212,7 @@ impl Monitor {
             Flushed::Delivered => self.save_and_tell_sinks()?,
             flushed => {
                 self.dirty |= flushed == Flushed::Changed;
-                if self.dirty && self.last_save.elapsed() >= CHECKPOINT_EVERY {
+                if self.dirty && self.clock.now() - self.last_save >= CHECKPOINT_EVERY {
                     self.save()?;
                 }
             }
@@ -262,7 +266,7 @@ impl Monitor {
                 self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
             }
             // Stamped with the wall time it was recorded: pruning compares it with the wall clock.
-            self.cp.ledger.insert(key, Timestamp::now().0);
+            self.cp.ledger.insert(key, self.clock.wall().0);
             self.dirty = true;
         }
         // The output file is the ledger of record for closed findings: on disk before the checkpoint that
@@ -316,16 +320,158 @@ impl Monitor {
             (None, Some(_)) => false,
         };
         if caught_up {
-            self.cp.prune_ledger(Timestamp::now(), resume_from(&self.cp, lookback));
+            self.cp.prune_ledger(self.clock.wall(), resume_from(&self.cp, lookback));
         }
         self.state.save(&self.cp).context("cannot save the checkpoint")?;
         self.dirty = false;
-        self.last_save = Instant::now();
+        self.last_save = self.clock.now();
         Ok(())
     }
 
     /// The backlog, for the status line.
     fn backlog(&self) -> Held {
         Held { caught_up: self.fed_ms.is_some(), events: self.held.len(), bytes: self.held.bytes() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::detect::EngineSettings;
+    use crate::source::LiveRecord;
+    use crate::spec::SpecSet;
+
+    /// Wall time at the start of each test.
+    const T0: i64 = 1_700_000_000_000;
+    const ALLOWED_DELAY: Span = Span::secs(2);
+
+    fn config(state_dir: &Path) -> MonitorConfig {
+        MonitorConfig {
+            log_groups: Vec::new(),
+            stream_names: Vec::new(),
+            stream_prefix: None,
+            follow: Vec::new(),
+            region: None,
+            profile: None,
+            endpoint_url: None,
+            sns_endpoint_url: None,
+            sns_topic_arn: None,
+            max_notifications_per_minute: 10,
+            state_dir: state_dir.to_path_buf(),
+            output: None,
+            backfill: Span::secs(60),
+            allowed_delay: ALLOWED_DELAY,
+            overlap: Span::secs(60),
+            restart_lookback: None,
+            poll: Duration::from_secs(1),
+            status_interval: None,
+            metrics_addr: None,
+            format: Default::default(),
+            drain: Duration::ZERO,
+            request_timeout: Duration::from_secs(30),
+            max_held_bytes: usize::MAX,
+        }
+    }
+
+    /// A loop with two sources and no sinks, on `clock`, reading from `T0 - 60 s`.
+    fn monitor(state_dir: &Path, clock: Clock) -> Monitor {
+        let specs = SpecSet::builtin();
+        Monitor {
+            cfg: config(state_dir),
+            engine: Engine::new(&specs, EngineSettings { lateness: Span(0), ..EngineSettings::default() }),
+            state: StateDir::open(state_dir).unwrap(),
+            cp: Checkpoint::default(),
+            sinks: Vec::new(),
+            metrics: Metrics::new(),
+            held: HoldBuffer::new(usize::MAX),
+            sources: vec![("a".into(), None), ("b".into(), None)],
+            start_ms: T0 - 60_000,
+            fed_ms: None,
+            dirty: true,
+            last_save: clock.now(),
+            clock,
+            output_suppressed: HashSet::new(),
+            resumed_watermark: None,
+            closed: Vec::new(),
+            largest_window: Span::secs(60),
+        }
+    }
+
+    /// One Cognito sign-in at `ms`, as source `source` sends it.
+    fn sign_in(source: usize, ms: i64) -> SourceMsg {
+        let line = format!(
+            r#"{{"eventTimestamp":"{ms}","eventSource":"USER_ACTIVITY","message":{{"eventType":"SignIn","eventResponse":"Pass","userName":"u","ipAddress":"198.51.100.7"}}}}"#
+        );
+        let origin = crate::event::Origin::new("test".into(), 1);
+        let records = vec![LiveRecord { bytes: line.into_bytes(), origin, ingest_delay_ms: None, rejected: None }];
+        SourceMsg::Records { source, records, newest_ms: Some(ms) }
+    }
+
+    fn caught_up(source: usize, until_ms: i64) -> SourceMsg {
+        SourceMsg::CaughtUp { source, until_ms }
+    }
+
+    fn saved_watermark(state: &Path) -> Option<i64> {
+        StateDir::open(state).unwrap().load().0.and_then(|cp| cp.watermark_ms)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watermark_waits_for_every_source_then_trails_the_slowest_by_the_allowed_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = monitor(dir.path(), Clock::manual(Timestamp(T0)));
+        m.on_message(sign_in(0, T0 - 10_000));
+        m.on_message(sign_in(1, T0 - 5_000));
+        m.on_message(caught_up(0, T0));
+        m.on_tick().unwrap();
+        assert_eq!(m.metrics.rejected.load(Ordering::Relaxed), 0);
+        assert_eq!(m.fed_ms, None, "source b has not caught up yet");
+        assert_eq!(m.metrics.events.load(Ordering::Relaxed), 0);
+        m.on_message(caught_up(1, T0 - 6_000));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        m.on_tick().unwrap();
+        // The slowest source (b, at T0 - 6 s) less the allowed delay: the event at T0 - 10 s goes to the
+        // engine, the one at T0 - 5 s is held.
+        assert_eq!(m.fed_ms, Some(T0 - 6_000 - ALLOWED_DELAY.0));
+        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.held.len()), (1, 1));
+        // The lag is the clock's wall time less the watermark.
+        assert_eq!(m.metrics.lag_ms.load(Ordering::Relaxed), 3_000 + 6_000 + ALLOWED_DELAY.0);
+        // An event behind the watermark is counted as late.
+        m.on_message(sign_in(0, T0 - 9_000));
+        assert_eq!(m.metrics.late.load(Ordering::Relaxed), 1);
+        m.on_message(caught_up(1, T0));
+        m.on_tick().unwrap();
+        assert_eq!(m.fed_ms, Some(T0 - ALLOWED_DELAY.0));
+        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.held.len()), (3, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moving_watermark_is_checkpointed_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = monitor(dir.path(), Clock::manual(Timestamp(T0)));
+        m.on_message(caught_up(0, T0));
+        m.on_message(caught_up(1, T0));
+        m.on_tick().unwrap();
+        assert_eq!(saved_watermark(dir.path()), None, "not before the interval has passed");
+        tokio::time::advance(CHECKPOINT_EVERY).await;
+        m.on_tick().unwrap();
+        assert_eq!(saved_watermark(dir.path()), Some(T0 - ALLOWED_DELAY.0));
+        // The watermark moves on at once; the checkpoint a whole interval after the last save.
+        m.on_message(caught_up(0, T0 + 1_000));
+        m.on_message(caught_up(1, T0 + 1_000));
+        tokio::time::advance(CHECKPOINT_EVERY - Duration::from_millis(1)).await;
+        m.on_tick().unwrap();
+        assert_eq!(m.fed_ms, Some(T0 + 1_000 - ALLOWED_DELAY.0));
+        assert_eq!(saved_watermark(dir.path()), Some(T0 - ALLOWED_DELAY.0));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        m.on_tick().unwrap();
+        assert_eq!(saved_watermark(dir.path()), Some(T0 + 1_000 - ALLOWED_DELAY.0));
+        // Nothing new: no save, however long it waits.
+        let before = std::fs::metadata(dir.path().join("state.json")).unwrap().modified().unwrap();
+        tokio::time::advance(CHECKPOINT_EVERY * 3).await;
+        m.on_tick().unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("state.json")).unwrap().modified().unwrap(), before);
     }
 }

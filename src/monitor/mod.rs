@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 use crate::aws;
 use crate::decode::FormatHint;
 use crate::detect::{Engine, EngineSettings};
+use crate::pipeline::clock::Clock;
 use crate::sink::jsonl::JsonLines;
 use crate::sink::sns::{Publisher, SnsSettings, SnsSink};
 use crate::sink::Sink;
@@ -128,7 +129,18 @@ pub async fn run(
     cfg: MonitorConfig,
     specs: &SpecSet,
     settings: EngineSettings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<MonitorReport> {
+    run_with_clock(cfg, specs, settings, shutdown, Clock::System).await
+}
+
+/// [`run`] on the given clock.
+pub async fn run_with_clock(
+    cfg: MonitorConfig,
+    specs: &SpecSet,
+    settings: EngineSettings,
     mut shutdown: watch::Receiver<bool>,
+    clock: Clock,
 ) -> anyhow::Result<MonitorReport> {
     let state = StateDir::open(&cfg.state_dir).context("cannot use the state directory")?;
     let cp = load_checkpoint(&state);
@@ -142,7 +154,7 @@ pub async fn run(
         crate::geo::Gazetteer::builtin();
     }
     let lookback = cfg.restart_lookback.unwrap_or_else(|| largest_window(specs));
-    let start_ms = resume_from(&cp, lookback).unwrap_or_else(|| Timestamp::now().saturating_sub(cfg.backfill).0);
+    let start_ms = resume_from(&cp, lookback).unwrap_or_else(|| clock.wall().saturating_sub(cfg.backfill).0);
     tracing::info!(start = %Timestamp(start_ms), resumed = cp.watermark_ms.is_some(), "monitor starting");
 
     let output_suppressed = match &cfg.output {
@@ -160,7 +172,7 @@ pub async fn run(
     if let Some(addr) = cfg.metrics_addr {
         tasks.push(serve_metrics(addr, &cfg.state_dir, &metrics, stop_rx.clone()).await?);
     }
-    let (sinks, publisher) = choose_sinks(&cfg, out, sdk.as_ref(), &cp, &state, &metrics);
+    let (sinks, publisher) = choose_sinks(&cfg, out, sdk.as_ref(), &cp, &state, &metrics, clock);
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
     let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx)));
     let Sources { rx, names: sources, tasks: source_tasks } = start_sources(&cfg, sdk.as_ref(), start_ms, &stop_rx);
@@ -177,7 +189,8 @@ pub async fn run(
         start_ms,
         fed_ms: None,
         dirty: true,
-        last_save: Instant::now(),
+        last_save: clock.now(),
+        clock,
         output_suppressed,
         resumed_watermark,
         closed: Vec::new(),
@@ -231,20 +244,16 @@ fn choose_sinks(
     cp: &Checkpoint,
     state: &StateDir,
     metrics: &Arc<Metrics>,
+    clock: Clock,
 ) -> (Vec<Box<dyn Sink + Send>>, Option<Publisher>) {
     let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(out)];
     let mut publisher = None;
     if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, sdk) {
         let settings =
             SnsSettings { topic_arn: arn.clone(), max_per_window: cfg.max_notifications_per_minute, drain: cfg.drain };
-        let (sink, p) = SnsSink::new(
-            settings,
-            sns_client(sdk, cfg),
-            &cp.sinks,
-            load_delivered(state),
-            Arc::new(state.clone()),
-            metrics.clone(),
-        );
+        let saved = (&cp.sinks, load_delivered(state));
+        let (sink, p) =
+            SnsSink::new(settings, sns_client(sdk, cfg), saved, Arc::new(state.clone()), metrics.clone(), clock);
         sinks.push(Box::new(sink));
         publisher = Some(p);
     }

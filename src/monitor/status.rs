@@ -2,7 +2,9 @@
 //! one line, from the shared [`Metrics`].
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::metrics::Metrics;
 

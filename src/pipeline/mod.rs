@@ -1,3 +1,5 @@
-//! What replay and the monitor share between the sources and the sinks: the figures a run keeps.
+//! What replay and the monitor share between the sources and the sinks: the figures a run keeps, and
+//! the clock the monitor reads.
 
+pub mod clock;
 pub mod metrics;

@@ -56,7 +56,8 @@ fn status_word(s: Status) -> &'static str {
 }
 
 /// The notification for one finding: subject, readable summary, then the finding JSON.
-pub fn render(f: &Finding, seq: u64, fifo: bool) -> Notification {
+/// `created` is the wall time now.
+pub fn render(f: &Finding, seq: u64, fifo: bool, created: Timestamp) -> Notification {
     let who = f.user.as_deref().or(f.ip.as_deref()).unwrap_or("-");
     let subject = sanitize::for_subject(
         &format!("[authwatch] {} {} {}: {}", status_word(f.status), f.severity, f.detector, who),
@@ -96,7 +97,7 @@ pub fn render(f: &Finding, seq: u64, fifo: bool) -> Notification {
             String::new()
         },
         detected_at_ms: f.detected_at.0,
-        created_ms: Timestamp::now().0,
+        created_ms: created.0,
     }
 }
 
@@ -118,7 +119,7 @@ pub fn digest_item(f: &Finding) -> DigestItem {
 
 /// One notification for many held-back findings.
 /// `overflow` counts further updates beyond the digest's item cap, named only by their number.
-pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool) -> Notification {
+pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool, created: Timestamp) -> Notification {
     let total = items.len() as u64 + overflow;
     let subject = sanitize::for_subject(&format!("[authwatch] DIGEST: {total} incident updates"), MAX_SUBJECT);
     let mut message =
@@ -153,7 +154,7 @@ pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool) 
         group_id: FIFO_GROUP.to_string(),
         dedup_id: if fifo { format!("digest-{seq}-{first}") } else { String::new() },
         detected_at_ms: first,
-        created_ms: Timestamp::now().0,
+        created_ms: created.0,
     }
 }
 
@@ -193,7 +194,7 @@ mod tests {
 
     #[test]
     fn subject_is_short_printable_and_message_holds_the_json() {
-        let n = render(&finding(), 1, true);
+        let n = render(&finding(), 1, true, Timestamp(0));
         assert!(n.subject.len() < 100 && n.subject.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "{}", n.subject);
         assert!(n.message.starts_with("12 failed sign-ins"));
         assert!(n.message.contains("\"incident_id\":\"00112233aabbccdd\""));
@@ -204,7 +205,7 @@ mod tests {
     #[test]
     fn digest_lists_and_rates_the_worst() {
         let items: Vec<DigestItem> = (0..3).map(|_| digest_item(&finding())).collect();
-        let n = render_digest(&items, 0, 9, false);
+        let n = render_digest(&items, 0, 9, false, Timestamp(0));
         assert!(n.subject.contains("DIGEST: 3"));
         assert_eq!(n.severity, "high");
         assert_eq!(n.message.matches("00112233aabbccdd").count(), 6);

@@ -13,13 +13,15 @@ pub mod publisher;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::{Flushed, SavedState, Sink, SinkError};
 use crate::finding::{Finding, Status};
+use crate::pipeline::clock::Clock;
 use crate::pipeline::metrics::Metrics;
 pub use message::{digest_item, render, render_digest, DigestItem, Notification};
 pub use publisher::{DeliveredMark, Publisher, Spool};
@@ -99,18 +101,19 @@ pub struct SnsSink {
     /// The saved state changed since the last flush.
     changed: bool,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl SnsSink {
-    /// The sink, from the state a previous run saved (`saved`, with `delivered`: the last sequence number
+    /// The sink, from the state a previous run saved (`saved`: that state, and the last sequence number
     /// SNS accepted), and the publisher the caller runs as a task.
     pub fn new(
         settings: SnsSettings,
         client: aws_sdk_sns::Client,
-        saved: &SavedState,
-        delivered: u64,
+        (saved, delivered): (&SavedState, u64),
         mark: Arc<dyn DeliveredMark>,
         metrics: Arc<Metrics>,
+        clock: Clock,
     ) -> (SnsSink, Publisher) {
         let mut state = match serde_json::from_value::<Saved>(serde_json::Value::Object(saved.clone())) {
             Ok(s) => s,
@@ -131,6 +134,7 @@ impl SnsSink {
             delivered: mark,
             metrics: metrics.clone(),
             drain: settings.drain,
+            clock,
         };
         let sink = SnsSink {
             spool,
@@ -140,11 +144,12 @@ impl SnsSink {
             next_seq: state.next_seq,
             digest: state.digest,
             digest_overflow: state.digest_overflow,
-            storm_started: Instant::now(),
+            storm_started: clock.now(),
             storm_sent: 0,
             spooled: false,
             changed: false,
             metrics,
+            clock,
         };
         (sink, publisher)
     }
@@ -169,15 +174,16 @@ impl SnsSink {
     /// At the end of each storm window, held-back updates leave as one digest notification. True when
     /// one was spooled.
     fn flush_digest_if_due(&mut self) -> bool {
-        if self.storm_started.elapsed() < STORM_WINDOW {
+        let now = self.clock.now();
+        if now - self.storm_started < STORM_WINDOW {
             return false;
         }
-        self.storm_started = Instant::now();
+        self.storm_started = now;
         self.storm_sent = 0;
         if self.digest.is_empty() {
             return false;
         }
-        let n = render_digest(&self.digest, self.digest_overflow, self.next_seq + 1, self.fifo);
+        let n = render_digest(&self.digest, self.digest_overflow, self.next_seq + 1, self.fifo, self.clock.wall());
         self.digest.clear();
         self.digest_overflow = 0;
         self.changed = true;
@@ -199,7 +205,7 @@ impl Sink for SnsSink {
         self.changed = true;
         if self.storm_sent < self.max_per_window {
             self.storm_sent += 1;
-            if self.spool_push(render(f, self.next_seq + 1, self.fifo)) {
+            if self.spool_push(render(f, self.next_seq + 1, self.fifo, self.clock.wall())) {
                 self.next_seq += 1;
                 self.spooled = true;
             }
@@ -303,6 +309,95 @@ mod tests {
         let mut s = Saved { next_seq: 9, spool: [note(8), note(9)].into(), ..Saved::default() };
         s.apply_delivered(7);
         assert_eq!((s.spool.len(), s.next_seq), (2, 9));
+    }
+
+    struct NoMark;
+    impl DeliveredMark for NoMark {
+        fn save_delivered(&self, _: u64) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Ok(())
+        }
+    }
+
+    fn opening(id: &str) -> Finding {
+        Finding {
+            detector: "failed_login_burst",
+            severity: crate::finding::Severity::High,
+            user: Some("victim".into()),
+            user_sub: None,
+            ip: None,
+            user_pool_id: None,
+            first_seen: crate::time::Timestamp(0),
+            last_seen: crate::time::Timestamp(0),
+            detected_at: crate::time::Timestamp(0),
+            count: 5,
+            summary: "5 failed sign-ins".into(),
+            evidence: serde_json::json!({}),
+            incident_id: id.into(),
+            rule: "failed_login_burst_user".into(),
+            status: Status::Open,
+        }
+    }
+
+    /// A sink allowing `per_window` notifications, on `clock`, with no publisher running.
+    fn sink(per_window: u32, clock: Clock) -> SnsSink {
+        let conf = aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .build();
+        let settings = SnsSettings {
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:alerts".into(),
+            max_per_window: per_window,
+            drain: Duration::ZERO,
+        };
+        let saved = (&SavedState::new(), 0);
+        SnsSink::new(settings, aws_sdk_sns::Client::from_conf(conf), saved, Arc::new(NoMark), Metrics::new(), clock).0
+    }
+
+    fn subjects(s: &SnsSink) -> Vec<String> {
+        s.spool.lock().unwrap().entries.iter().map(|n| n.subject.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alert_storm_leaves_as_one_digest_at_the_end_of_the_window() {
+        let clock = Clock::manual(crate::time::Timestamp(1_700_000_000_000));
+        let mut s = sink(2, clock);
+        for id in ["a", "b", "c", "d"] {
+            s.emit(&opening(id)).unwrap();
+        }
+        assert_eq!(s.flush().unwrap(), Flushed::Delivered, "two notified at once");
+        assert_eq!(subjects(&s).len(), 2);
+        tokio::time::advance(STORM_WINDOW - Duration::from_millis(1)).await;
+        assert_eq!(s.flush().unwrap(), Flushed::Nothing, "the digest waits for the end of the window");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(s.flush().unwrap(), Flushed::Delivered);
+        let spooled = s.spool.lock().unwrap().entries.clone();
+        assert_eq!(spooled.len(), 3);
+        assert!(spooled[2].subject.contains("DIGEST: 2"), "{}", spooled[2].subject);
+        for held in ["failed_login_burst c: ", "failed_login_burst d: "] {
+            assert!(spooled[2].message.contains(held), "{}", spooled[2].message);
+        }
+        // Stamped with the clock's wall time, a window later.
+        assert_eq!(spooled[2].created_ms, 1_700_000_000_000 + STORM_WINDOW.as_millis() as i64);
+        // A new window: notified one by one again, and nothing left for a digest.
+        s.emit(&opening("e")).unwrap();
+        assert_eq!(s.flush().unwrap(), Flushed::Delivered);
+        assert_eq!(subjects(&s).len(), 4);
+        tokio::time::advance(STORM_WINDOW).await;
+        assert_eq!(s.flush().unwrap(), Flushed::Nothing, "an empty digest is not sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn notifications_become_visible_to_the_publisher_only_once_checkpointed() {
+        let mut s = sink(10, Clock::manual(crate::time::Timestamp(0)));
+        s.emit(&opening("a")).unwrap();
+        s.emit(&Finding { status: Status::Closed, ..opening("a") }).unwrap();
+        assert_eq!(s.flush().unwrap(), Flushed::Delivered);
+        assert_eq!(s.spool.lock().unwrap().visible_upto, 0);
+        s.checkpointed();
+        assert_eq!(s.spool.lock().unwrap().visible_upto, 1, "one notification: a closed update is not notified");
+        let saved = s.saved_state().unwrap();
+        assert_eq!(saved["next_seq"], 1);
+        assert_eq!(saved["spool"][0]["seq"], 1);
     }
 
     #[test]

@@ -17,9 +17,9 @@ use tokio::sync::{watch, Notify};
 
 use super::is_fifo;
 use super::message::Notification;
+use crate::pipeline::clock::Clock;
 use crate::pipeline::metrics::Metrics;
 use crate::source::Backoff;
-use crate::time::Timestamp;
 
 /// First retry after a failed publish: SNS throttling clears within a fraction of a second.
 const RETRY_BASE_MS: u64 = 250;
@@ -50,6 +50,8 @@ pub struct Publisher {
     pub delivered: Arc<dyn DeliveredMark>,
     pub metrics: Arc<Metrics>,
     pub drain: Duration,
+    /// Wall time, for the event-to-notification latency.
+    pub clock: Clock,
 }
 
 impl Publisher {
@@ -86,7 +88,7 @@ impl Publisher {
                         self.metrics.spooled.store(s.entries.len() as i64, Ordering::Relaxed);
                     }
                     self.metrics.notifications_sent.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.notify_latency_ms.record(Timestamp::now().0 - n.detected_at_ms);
+                    self.metrics.notify_latency_ms.record(self.clock.wall().0 - n.detected_at_ms);
                 }
                 Err(reason) => {
                     self.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
