@@ -16,8 +16,7 @@ pub mod password_spray;
 pub mod window;
 pub mod windowed;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -28,6 +27,7 @@ use serde::Serialize;
 use crate::drop_later::drop_later;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
+use crate::pipeline::order::Orderer;
 use crate::spec::{AllowList, DetectorKind, Spec, SpecSet};
 use crate::time::{Span, Timestamp};
 use incident::Incident;
@@ -338,82 +338,12 @@ pub struct EngineStats {
     pub last_event: Option<Timestamp>,
 }
 
-struct Pending(SignInEvent);
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.time == other.0.time
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.time.cmp(&other.0.time)
-    }
-}
-
-/// Events waiting for the lateness bound, leaving in (time, arrival) order. Most arrive in order and
-/// queue in `in_order`, moved once in and once out; only an event older than the newest queued one goes
-/// to the heap, whose sifting moves whole events (a third of the engine's time when all went there).
-#[derive(Default)]
-struct Reorder {
-    /// Sorted by (time, arrival): each was at or after the one before it.
-    in_order: VecDeque<(SignInEvent, u64)>,
-    /// Min-heap on (time, arrival).
-    out_of_order: BinaryHeap<Reverse<(Pending, u64)>>,
-}
-
-impl Reorder {
-    fn len(&self) -> usize {
-        self.in_order.len() + self.out_of_order.len()
-    }
-
-    fn push(&mut self, ev: SignInEvent, seq: u64) {
-        if self.in_order.back().is_none_or(|(last, _)| last.time <= ev.time) {
-            self.in_order.push_back((ev, seq));
-        } else {
-            self.out_of_order.push(Reverse((Pending(ev), seq)));
-        }
-    }
-
-    /// Whether the next event to leave is the heap's.
-    fn heap_first(&self) -> bool {
-        match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some((a, sa)), Some(Reverse((Pending(b), sb)))) => (b.time, *sb) < (a.time, *sa),
-            (None, Some(_)) => true,
-            _ => false,
-        }
-    }
-
-    fn next_time(&self) -> Option<Timestamp> {
-        if self.heap_first() {
-            self.out_of_order.peek().map(|Reverse((Pending(ev), _))| ev.time)
-        } else {
-            self.in_order.front().map(|(ev, _)| ev.time)
-        }
-    }
-
-    fn pop(&mut self) -> Option<SignInEvent> {
-        if self.heap_first() {
-            self.out_of_order.pop().map(|Reverse((Pending(ev), _))| ev)
-        } else {
-            self.in_order.pop_front().map(|(ev, _)| ev)
-        }
-    }
-}
-
 /// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     settings: EngineSettings,
-    /// Reorder buffer on (time, arrival sequence): equal times leave in arrival order.
-    buffer: Reorder,
-    seq: u64,
+    /// Reorder buffer on (time, arrival): equal times leave in arrival order.
+    buffer: Orderer,
     /// Newest event time pushed.
     max_seen: Option<Timestamp>,
     /// Time of the last event released to the rules.
@@ -430,8 +360,7 @@ impl Engine {
         Engine {
             detectors,
             settings,
-            buffer: Reorder::default(),
-            seq: 0,
+            buffer: Orderer::new(),
             max_seen: None,
             released: None,
             aliases: UserAliases::default(),
@@ -471,8 +400,7 @@ impl Engine {
             self.stats.reordered += 1;
         }
         self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
-        self.seq += 1;
-        self.buffer.push(ev, self.seq);
+        self.buffer.push(ev);
         let horizon = self.max_seen.map(|m| m.saturating_sub(self.settings.lateness));
         self.release_until(horizon, out);
         while self.buffer.len() > MAX_REORDER_EVENTS {
@@ -672,7 +600,6 @@ pub fn elapsed(inc: &Incident) -> Span {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventKind, Origin, Outcome};
 
     #[test]
     fn ipv4_keys_read_as_std_formats_them() {
@@ -709,23 +636,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn reorder_releases_by_time_then_arrival() {
-        let mut r = Reorder::default();
-        let times = [5, 3, 5, 1, 7, 3, 7, 2];
-        for (seq, t) in times.iter().enumerate() {
-            let origin = Origin::new(Arc::from("t"), seq as u64);
-            r.push(SignInEvent::new(Timestamp(*t), EventKind::SignIn, Outcome::Failure, origin), seq as u64);
-        }
-        assert_eq!(r.len(), times.len());
-        let mut order = Vec::new();
-        while let Some(time) = r.next_time() {
-            let ev = r.pop().expect("next_time said there is one");
-            assert_eq!(ev.time, time);
-            order.push((ev.time.0, ev.origin.line));
-        }
-        assert_eq!(order, [(1, 3), (2, 7), (3, 1), (3, 5), (5, 0), (5, 2), (7, 4), (7, 6)]);
     }
 }

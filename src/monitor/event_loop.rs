@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
-use super::hold::HoldBuffer;
 use super::metrics::Metrics;
 use super::restart::{earliest_to_rebuild, resume_from};
 use super::state::{ledger_key, Checkpoint, StateDir};
@@ -20,6 +19,7 @@ use crate::detect::Engine;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
 use crate::pipeline::clock::Clock;
+use crate::pipeline::order::Orderer;
 use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
 use crate::time::{Span, Timestamp};
@@ -34,7 +34,7 @@ pub(super) struct Monitor {
     pub(super) sinks: Vec<Box<dyn Sink + Send>>,
     pub(super) metrics: Arc<Metrics>,
     /// Events waiting for the watermark.
-    pub(super) held: HoldBuffer,
+    pub(super) held: Orderer,
     /// Per source: its name and the wall time it has caught up to.
     pub(super) sources: Vec<(String, Option<i64>)>,
     pub(super) start_ms: i64,
@@ -157,7 +157,7 @@ impl Monitor {
                     // but it arrived later than --allowed-delay. Counted, so it is never silent.
                     self.metrics.late.fetch_add(1, Ordering::Relaxed);
                 }
-                self.held.insert(ev);
+                self.held.push(ev);
             }
             Decoded::Skipped(_) => {
                 self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +196,7 @@ impl Monitor {
         }
         if let Some(wm) = self.watermark() {
             if self.fed_ms.is_none_or(|f| wm > f) {
-                while let Some(ev) = self.held.pop_through(wm) {
+                while let Some(ev) = self.held.pop_through(Timestamp(wm)) {
                     self.push(ev, &mut findings);
                 }
                 self.engine.advance_watermark(Timestamp(wm), &mut findings);
@@ -386,7 +386,7 @@ mod tests {
             cp: Checkpoint::default(),
             sinks: Vec::new(),
             metrics: Metrics::new(),
-            held: HoldBuffer::new(usize::MAX),
+            held: Orderer::capped(usize::MAX),
             sources: vec![("a".into(), None), ("b".into(), None)],
             start_ms: T0 - 60_000,
             fed_ms: None,

@@ -30,7 +30,6 @@
 //! spooled for the next start.
 
 mod event_loop;
-pub mod hold;
 pub mod metrics;
 mod restart;
 pub mod state;
@@ -51,6 +50,7 @@ use crate::aws;
 use crate::decode::FormatHint;
 use crate::detect::{Engine, EngineSettings};
 use crate::pipeline::clock::Clock;
+use crate::pipeline::order::Orderer;
 use crate::sink::jsonl::JsonLines;
 use crate::sink::sns::{Publisher, SnsSettings, SnsSink};
 use crate::sink::Sink;
@@ -59,7 +59,6 @@ use crate::source::{follow, SourceMsg};
 use crate::spec::SpecSet;
 use crate::time::{Span, Timestamp};
 use event_loop::Monitor;
-use hold::HoldBuffer;
 use metrics::Metrics;
 use restart::{closed_ids_in_output, largest_window, resume_from};
 use state::{Checkpoint, StateDir};
@@ -111,7 +110,9 @@ pub struct MonitorConfig {
     pub drain: Duration,
     /// One attempt of an AWS request, end to end (`--request-timeout`); see [`aws::timeouts`].
     pub request_timeout: Duration,
-    /// Cap on the memory of events waiting for the watermark (`--max-held-mb`); see [`hold`].
+    /// Cap on the memory of events waiting for the watermark (`--max-held-mb`). A backlog arriving faster
+    /// than the watermark moves (a big file dropped into a followed path, a long `--backfill`) goes to the
+    /// engine early beyond it, oldest first, counted as forced ([`Orderer::pop_over_cap`]).
     pub max_held_bytes: usize,
 }
 
@@ -184,7 +185,7 @@ pub async fn run_with_clock(
         cp,
         sinks,
         metrics: metrics.clone(),
-        held: HoldBuffer::new(cfg.max_held_bytes),
+        held: Orderer::capped(cfg.max_held_bytes),
         sources,
         start_ms,
         fed_ms: None,
