@@ -38,10 +38,14 @@ pub const DEFAULT_LATENESS: Span = Span::secs(60);
 /// IPv6 addresses are grouped by this prefix: attackers rotate addresses inside one /64.
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 /// Cap on events held in the reorder buffer; beyond it the oldest are released early (counted, and shown
-/// in the summary). An event costs about 500 bytes here, so the buffer stays near 50 MB: a flood of
-/// 20,000 events a second would otherwise hold 1.2 million events (600 MB) for the 60 s lateness. Normal
-/// traffic (under about 1,600 events a second) never reaches it, and in-order input loses nothing by it.
+/// in the summary). A typical event costs about 1 KB here ([`crate::pipeline::order::held_size`]), so
+/// the buffer stays near 100 MB: a flood of 20,000 events a second would otherwise hold 1.2 million events
+/// for the 60 s lateness. Normal traffic (under about 1,600 events a second) never reaches it, and
+/// in-order input loses nothing by it.
 pub const MAX_REORDER_EVENTS: usize = 100_000;
+/// Cap on the reorder buffer's memory, for events far larger than typical (long names, up to the record
+/// limit each), which reach it before [`MAX_REORDER_EVENTS`]: the monitor's `--max-held-mb` default.
+pub const MAX_REORDER_BYTES: usize = 256 << 20;
 /// Events the engine is done with, freed together on another thread (about 400 KB).
 const SPENT_BATCH: usize = 1024;
 
@@ -332,7 +336,7 @@ pub struct EngineStats {
     pub reordered: u64,
     /// Arrived later than the lateness bound: still given to the rules whose window was open.
     pub late: u64,
-    /// Released before the lateness bound because the reorder buffer was full.
+    /// Released before the lateness bound because the reorder buffer was full ([`Orderer::forced`]).
     pub forced_releases: u64,
     pub first_event: Option<Timestamp>,
     pub last_event: Option<Timestamp>,
@@ -360,7 +364,7 @@ impl Engine {
         Engine {
             detectors,
             settings,
-            buffer: Orderer::new(),
+            buffer: Orderer::capped(MAX_REORDER_BYTES).at_most(MAX_REORDER_EVENTS),
             max_seen: None,
             released: None,
             aliases: UserAliases::default(),
@@ -403,10 +407,10 @@ impl Engine {
         self.buffer.push(ev);
         let horizon = self.max_seen.map(|m| m.saturating_sub(self.settings.lateness));
         self.release_until(horizon, out);
-        while self.buffer.len() > MAX_REORDER_EVENTS {
-            self.stats.forced_releases += 1;
-            self.release_one(out);
+        while let Some(ev) = self.buffer.pop_over_cap() {
+            self.release(ev, out);
         }
+        self.stats.forced_releases = self.buffer.forced();
     }
 
     /// The monitor's wall-clock watermark: no event older than `watermark` is expected any more beyond
@@ -456,12 +460,14 @@ impl Engine {
             if horizon.is_some_and(|h| time > h) {
                 break;
             }
-            self.release_one(out);
+            if let Some(ev) = self.buffer.pop() {
+                self.release(ev, out);
+            }
         }
     }
 
-    fn release_one(&mut self, out: &mut Vec<Finding>) {
-        let Some(ev) = self.buffer.pop() else { return };
+    /// Gives the rules the next event in time order.
+    fn release(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
         let advanced = self.released.is_none_or(|r| ev.time > r);
         if advanced {
             self.released = Some(ev.time);

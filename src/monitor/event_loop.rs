@@ -191,9 +191,9 @@ impl Monitor {
     fn on_tick(&mut self) -> anyhow::Result<()> {
         let mut findings = Vec::new();
         while let Some(ev) = self.held.pop_over_cap() {
-            self.metrics.forced.fetch_add(1, Ordering::Relaxed);
             self.push(ev, &mut findings);
         }
+        self.metrics.forced.store(self.held.forced(), Ordering::Relaxed);
         if let Some(wm) = self.watermark() {
             if self.fed_ms.is_none_or(|f| wm > f) {
                 while let Some(ev) = self.held.pop_through(Timestamp(wm)) {
