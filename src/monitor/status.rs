@@ -72,3 +72,30 @@ fn render(m: &Metrics, rate: f64, held: Held) -> String {
         m.rejected.load(Ordering::Relaxed),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(caught_up: bool) -> Held {
+        Held { caught_up, events: 3, bytes: 5 << 20 }
+    }
+
+    #[test]
+    fn a_line_is_due_once_per_interval_with_the_rate_since_the_last_one() {
+        let m = Metrics::default();
+        let start = Instant::now();
+        let every = Duration::from_secs(10);
+        let mut s = StatusLine::new(every, start);
+        assert!(s.due(&m, held(false), start + every / 2).is_none());
+        m.events.fetch_add(50, Ordering::Relaxed);
+        let line = s.due(&m, held(false), start + every).expect("due after the interval");
+        assert!(line.starts_with("authwatch monitor: 5.0 events/s, lag catching up,"), "{line}");
+        assert!(line.contains("held 3 (5 MB)"), "{line}");
+        assert!(s.due(&m, held(true), start + every + every / 2).is_none(), "not again before the next interval");
+        m.events.fetch_add(20, Ordering::Relaxed);
+        m.lag_ms.store(1_500, Ordering::Relaxed);
+        let line = s.due(&m, held(true), start + every * 2).expect("due again");
+        assert!(line.starts_with("authwatch monitor: 2.0 events/s, lag 1.5s,"), "{line}");
+    }
+}
