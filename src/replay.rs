@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::decode::{decode_record, Decoded, FormatHint, Rejection, SkipReason};
+use crate::decode::{decode_record, Decoded, FormatHint, Rejection};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
 use crate::event::Origin;
 use crate::finding::Finding;
+use crate::pipeline::intake::Intake;
 pub use crate::sink::summary::FindingTally;
 use crate::sink::{Sink, SinkError};
 use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
@@ -544,6 +545,8 @@ struct Feed<'c, 'h> {
     report: &'c mut ReplayReport,
     hooks: ReplayHooks<'h>,
     findings: Vec<Finding>,
+    /// Counts what the decoders gave and keeps events to `--since`/`--until`.
+    intake: Intake,
     bytes_read: &'c AtomicU64,
     bytes_total: u64,
     last_progress: Instant,
@@ -564,6 +567,7 @@ impl<'c, 'h> Feed<'c, 'h> {
             report,
             hooks,
             findings: Vec::new(),
+            intake: Intake::new(cfg.since, cfg.until),
             bytes_read,
             bytes_total,
             last_progress: Instant::now(),
@@ -571,26 +575,16 @@ impl<'c, 'h> Feed<'c, 'h> {
     }
 
     fn item(&mut self, d: Decoded) -> Result<(), SinkError> {
+        let admitted = self.intake.admit(&d);
         match d {
-            Decoded::Event(ev) => {
-                self.report.events += 1;
-                let before = self.cfg.since.is_some_and(|s| ev.time < s);
-                let after = self.cfg.until.is_some_and(|u| ev.time >= u);
-                if before || after {
-                    self.report.out_of_range += 1;
-                    return Ok(());
-                }
+            Decoded::Event(ev) if admitted => {
                 if let Some(engine) = self.engine.as_deref_mut() {
                     engine.push(ev, &mut self.findings);
                 }
                 self.emit()
             }
-            Decoded::Skipped(reason) => {
-                *self.report.skipped.entry(skip_name(reason)).or_default() += 1;
-                Ok(())
-            }
+            Decoded::Event(_) | Decoded::Skipped(_) => Ok(()),
             Decoded::Rejected(r) => {
-                self.report.rejected += 1;
                 if self.report.first_rejections.len() < REJECTIONS_KEPT {
                     self.report.first_rejections.push(r.to_string());
                 }
@@ -619,7 +613,7 @@ impl<'c, 'h> Feed<'c, 'h> {
         let p = Progress {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_total: self.bytes_total,
-            events: self.report.events,
+            events: self.intake.tally.events,
         };
         (self.hooks.progress)(p);
     }
@@ -630,10 +624,11 @@ impl<'c, 'h> Feed<'c, 'h> {
         }
         self.emit()?;
         self.progress();
+        let tally = std::mem::take(&mut self.intake.tally);
+        self.report.events = tally.events;
+        self.report.skipped = tally.skipped;
+        self.report.rejected = tally.rejected;
+        self.report.out_of_range = tally.out_of_range;
         Ok(())
     }
-}
-
-fn skip_name(reason: SkipReason) -> &'static str {
-    reason.as_str()
 }

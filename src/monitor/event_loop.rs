@@ -19,6 +19,7 @@ use crate::detect::Engine;
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
 use crate::pipeline::clock::Clock;
+use crate::pipeline::intake::Intake;
 use crate::pipeline::order::Orderer;
 use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
@@ -37,7 +38,8 @@ pub(super) struct Monitor {
     pub(super) held: Orderer,
     /// Per source: its name and the wall time it has caught up to.
     pub(super) sources: Vec<(String, Option<i64>)>,
-    pub(super) start_ms: i64,
+    /// Counts decoded records and leaves out events before the start point.
+    pub(super) intake: Intake,
     /// Event time up to which events went to the engine.
     pub(super) fed_ms: Option<i64>,
     pub(super) dirty: bool,
@@ -145,13 +147,14 @@ impl Monitor {
         }
     }
 
+    /// Counts a decoded record (the intake's tally, mirrored in the shared metrics) and holds an event in
+    /// range for the watermark.
     fn on_decoded(&mut self, d: Decoded) {
+        let admitted = self.intake.admit(&d);
+        let tally = &self.intake.tally;
         match d {
+            Decoded::Event(_) if !admitted => self.metrics.before_start.store(tally.out_of_range, Ordering::Relaxed),
             Decoded::Event(ev) => {
-                if ev.time.0 < self.start_ms {
-                    self.metrics.before_start.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
                 if self.fed_ms.is_some_and(|f| ev.time.0 <= f) {
                     // Behind the watermark: the engine still places it where a rule's window is open,
                     // but it arrived later than --allowed-delay. Counted, so it is never silent.
@@ -159,11 +162,10 @@ impl Monitor {
                 }
                 self.held.push(ev);
             }
-            Decoded::Skipped(_) => {
-                self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
-            }
+            Decoded::Skipped(_) => self.metrics.skipped.store(tally.skipped_total(), Ordering::Relaxed),
             Decoded::Rejected(r) => {
-                let n = self.metrics.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = tally.rejected;
+                self.metrics.rejected.store(n, Ordering::Relaxed);
                 // The first ones name their record at the default log level; after that a flood of bad
                 // input is only counted (status line, /metrics), not logged line by line.
                 if n <= REJECTIONS_LOGGED {
@@ -388,7 +390,7 @@ mod tests {
             metrics: Metrics::new(),
             held: Orderer::capped(usize::MAX),
             sources: vec![("a".into(), None), ("b".into(), None)],
-            start_ms: T0 - 60_000,
+            intake: Intake::new(Some(Timestamp(T0 - 60_000)), None),
             fed_ms: None,
             dirty: true,
             last_save: clock.now(),
@@ -424,6 +426,8 @@ mod tests {
         let mut m = monitor(dir.path(), Clock::manual(Timestamp(T0)));
         m.on_message(sign_in(0, T0 - 10_000));
         m.on_message(sign_in(1, T0 - 5_000));
+        m.on_message(sign_in(1, T0 - 60_001));
+        assert_eq!(m.metrics.before_start.load(Ordering::Relaxed), 1, "before the start point: counted, left out");
         m.on_message(caught_up(0, T0));
         m.on_tick().unwrap();
         assert_eq!(m.metrics.rejected.load(Ordering::Relaxed), 0);

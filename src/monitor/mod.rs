@@ -50,6 +50,7 @@ use crate::aws;
 use crate::decode::FormatHint;
 use crate::detect::{Engine, EngineSettings};
 use crate::pipeline::clock::Clock;
+use crate::pipeline::intake::Intake;
 use crate::pipeline::order::Orderer;
 use crate::sink::jsonl::JsonLines;
 use crate::sink::sns::{Publisher, SnsSettings, SnsSink};
@@ -187,7 +188,7 @@ pub async fn run_with_clock(
         metrics: metrics.clone(),
         held: Orderer::capped(cfg.max_held_bytes),
         sources,
-        start_ms,
+        intake: Intake::new(Some(Timestamp(start_ms)), None),
         fed_ms: None,
         dirty: true,
         last_save: clock.now(),
