@@ -4,7 +4,8 @@
 //!
 //! Most events arrive in order and queue in a `VecDeque`, moved once in and once out; only an event older
 //! than the newest queued one goes to a heap, whose sifting moves whole events (a third of the engine's
-//! time when all went there, and a B-tree on (time, arrival) was slower still).
+//! time when all went there, and a B-tree on (time, arrival) was slower still). The per-event methods are
+//! `#[inline]`: the engine calls them for every event from another module (another codegen unit).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -78,6 +79,7 @@ impl Orderer {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.in_order.len() + self.out_of_order.len()
     }
@@ -91,6 +93,7 @@ impl Orderer {
         self.bytes
     }
 
+    #[inline]
     pub fn push(&mut self, ev: SignInEvent) {
         self.arrivals += 1;
         if self.max_bytes.is_some() {
@@ -104,6 +107,7 @@ impl Orderer {
     }
 
     /// The time of the next event to leave.
+    #[inline]
     pub fn next_time(&self) -> Option<Timestamp> {
         if self.heap_first() {
             self.out_of_order.peek().map(|Reverse((ByTime(ev), _))| ev.time)
@@ -113,6 +117,7 @@ impl Orderer {
     }
 
     /// The next event, whatever its time.
+    #[inline]
     pub fn pop(&mut self) -> Option<SignInEvent> {
         let ev = if self.heap_first() {
             self.out_of_order.pop().map(|Reverse((ByTime(ev), _))| ev)
@@ -126,6 +131,7 @@ impl Orderer {
     }
 
     /// The next event, if its time is at or before `through`.
+    #[inline]
     pub fn pop_through(&mut self, through: Timestamp) -> Option<SignInEvent> {
         if self.next_time()? > through {
             return None;
@@ -135,6 +141,7 @@ impl Orderer {
 
     /// The next event, if the events held are more than a cap allows: it must leave now, early, and is
     /// counted in [`Orderer::forced`].
+    #[inline]
     pub fn pop_over_cap(&mut self) -> Option<SignInEvent> {
         let over = self.len() > self.max_events || self.max_bytes.is_some_and(|max| self.bytes > max);
         if !over {
@@ -150,6 +157,7 @@ impl Orderer {
     }
 
     /// Whether the next event to leave is the heap's.
+    #[inline]
     fn heap_first(&self) -> bool {
         match (self.in_order.front(), self.out_of_order.peek()) {
             (Some((a, sa)), Some(Reverse((ByTime(b), sb)))) => (b.time, *sb) < (a.time, *sa),
@@ -171,6 +179,7 @@ pub const SLOT_BYTES: usize = 2 * std::mem::size_of::<((i64, u64), SignInEvent)>
 /// What one held event costs: its strings, and its slot twice over. A queue grown by doubling, or a heap,
 /// holds up to twice the slots it uses; the B-tree this replaced (filled in order, every split node half
 /// empty) cost the same, measured: 884,000 followed events, 344 MB counted once, 1.09 GB peak.
+#[inline]
 pub fn held_size(ev: &SignInEvent) -> usize {
     ev.heap_bytes() + SLOT_BYTES
 }
