@@ -7,6 +7,7 @@
 //! `metric_filters` turns the specs into CloudWatch metric filters and alarms, and `pattern` evaluates
 //! filter patterns.
 
+pub mod aws;
 pub mod cli;
 pub mod cmd;
 pub mod decode;
@@ -18,6 +19,7 @@ pub mod geo;
 pub mod metric_filters;
 pub mod monitor;
 pub mod pattern;
+pub mod pipeline;
 pub mod replay;
 pub mod sanitize;
 pub mod score;

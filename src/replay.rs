@@ -17,7 +17,6 @@
 //! What the detectors see depends only on the data, never on thread timing: the same input gives the same
 //! findings however many threads decode it and however it is split into files.
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +26,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
-use crate::decode::{decode_record, Decoded, Rejection, SkipReason};
+use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
 use crate::event::{LogFormat, Origin};
-use crate::finding::{Finding, Severity, Status};
+use crate::finding::Finding;
+use crate::pipeline::intake::Intake;
+pub use crate::sink::summary::FindingTally;
+use crate::sink::{Sink, SinkError};
 use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
 use crate::time::Timestamp;
@@ -99,46 +101,12 @@ impl ReplayReport {
 /// Rejections kept verbatim in the report (all are counted).
 pub const REJECTIONS_KEPT: usize = 10;
 
-/// Counts of closed findings, for the summary.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FindingTally {
-    pub total: u64,
-    /// detector → severity → count
-    pub by_detector: BTreeMap<&'static str, BTreeMap<Severity, u64>>,
-    /// Address → (findings, events in them)
-    pub ips: HashMap<String, (u64, u64)>,
-    pub users: HashMap<String, (u64, u64)>,
-}
-
-impl FindingTally {
-    pub fn add(&mut self, f: &Finding) {
-        self.total += 1;
-        *self.by_detector.entry(f.detector).or_default().entry(f.severity).or_default() += 1;
-        if let Some(ip) = &f.ip {
-            let e = self.ips.entry(ip.clone()).or_default();
-            e.0 += 1;
-            e.1 += f.count;
-        }
-        if let Some(u) = &f.user {
-            let e = self.users.entry(u.clone()).or_default();
-            e.0 += 1;
-            e.1 += f.count;
-        }
-    }
-
-    /// The `n` keys with most findings (then most events, then by name).
-    pub fn top(map: &HashMap<String, (u64, u64)>, n: usize) -> Vec<(&str, u64, u64)> {
-        let mut v: Vec<(&str, u64, u64)> = map.iter().map(|(k, (f, c))| (k.as_str(), *f, *c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
-        v.truncate(n);
-        v
-    }
-}
-
-/// Callbacks a replay reports through. `finding` gets every finding as it happens (open, escalated,
-/// closed); `rejection` every rejected record; `progress` is called about ten times a second.
+/// Where a replay reports. `finding` is the sink that gets every finding as it happens (open, escalated,
+/// closed; [`crate::sink::Fanout`] makes several sinks one); the summary's tally, the report's
+/// `findings`, gets them too. `rejection` gets every rejected record; `progress` is called about ten
+/// times a second.
 pub struct ReplayHooks<'a> {
-    pub finding: &'a mut dyn FnMut(&Finding) -> io::Result<()>,
+    pub finding: &'a mut dyn Sink,
     pub rejection: &'a mut dyn FnMut(&Rejection),
     pub progress: &'a mut dyn FnMut(Progress),
 }
@@ -582,6 +550,8 @@ struct Feed<'c, 'h> {
     report: &'c mut ReplayReport,
     hooks: ReplayHooks<'h>,
     findings: Vec<Finding>,
+    /// Counts what the decoders gave and keeps events to `--since`/`--until`.
+    intake: Intake,
     bytes_read: &'c AtomicU64,
     bytes_total: u64,
     last_progress: Instant,
@@ -602,33 +572,24 @@ impl<'c, 'h> Feed<'c, 'h> {
             report,
             hooks,
             findings: Vec::new(),
+            intake: Intake::new(cfg.since, cfg.until),
             bytes_read,
             bytes_total,
             last_progress: Instant::now(),
         }
     }
 
-    fn item(&mut self, d: Decoded) -> io::Result<()> {
+    fn item(&mut self, d: Decoded) -> Result<(), SinkError> {
+        let admitted = self.intake.admit(&d);
         match d {
-            Decoded::Event(ev) => {
-                self.report.events += 1;
-                let before = self.cfg.since.is_some_and(|s| ev.time < s);
-                let after = self.cfg.until.is_some_and(|u| ev.time >= u);
-                if before || after {
-                    self.report.out_of_range += 1;
-                    return Ok(());
-                }
+            Decoded::Event(ev) if admitted => {
                 if let Some(engine) = self.engine.as_deref_mut() {
                     engine.push(ev, &mut self.findings);
                 }
                 self.emit()
             }
-            Decoded::Skipped(reason) => {
-                *self.report.skipped.entry(skip_name(reason)).or_default() += 1;
-                Ok(())
-            }
+            Decoded::Event(_) | Decoded::Skipped(_) => Ok(()),
             Decoded::Rejected(r) => {
-                self.report.rejected += 1;
                 if self.report.first_rejections.len() < REJECTIONS_KEPT {
                     self.report.first_rejections.push(r.to_string());
                 }
@@ -638,12 +599,10 @@ impl<'c, 'h> Feed<'c, 'h> {
         }
     }
 
-    fn emit(&mut self) -> io::Result<()> {
+    fn emit(&mut self) -> Result<(), SinkError> {
         for f in self.findings.drain(..) {
-            if f.status == Status::Closed {
-                self.report.findings.add(&f);
-            }
-            (self.hooks.finding)(&f)?;
+            self.report.findings.emit(&f)?;
+            self.hooks.finding.emit(&f)?;
         }
         Ok(())
     }
@@ -659,7 +618,7 @@ impl<'c, 'h> Feed<'c, 'h> {
         let p = Progress {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_total: self.bytes_total,
-            events: self.report.events,
+            events: self.intake.tally.events,
         };
         (self.hooks.progress)(p);
     }
@@ -670,10 +629,11 @@ impl<'c, 'h> Feed<'c, 'h> {
         }
         self.emit()?;
         self.progress();
+        let tally = std::mem::take(&mut self.intake.tally);
+        self.report.events = tally.events;
+        self.report.skipped = tally.skipped;
+        self.report.rejected = tally.rejected;
+        self.report.out_of_range = tally.out_of_range;
         Ok(())
     }
-}
-
-fn skip_name(reason: SkipReason) -> &'static str {
-    reason.as_str()
 }

@@ -372,7 +372,8 @@ fn a_backlog_beyond_the_hold_cap_goes_to_the_detectors_early_and_is_counted() {
         counter(&text, "authwatch_events_total ") == Some(8006)
     });
     assert!(counted_all, "the daemon never counted all 8,006 events: {text}\ndaemon log:\n{}", daemon_log(dir.path()));
-    let forced = counter(&text, "authwatch_forced_events_total ").unwrap_or_else(|| panic!("no forced counter in {text}"));
+    let forced =
+        counter(&text, "authwatch_forced_events_total ").unwrap_or_else(|| panic!("no forced counter in {text}"));
     assert!((4000..8006).contains(&forced), "most of the backlog went early, not all: {forced}");
     daemon.terminate();
 }

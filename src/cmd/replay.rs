@@ -9,16 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{
     engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE,
 };
-use crate::finding::Status;
+use crate::finding::{Finding, Status};
 use crate::replay::{self, Progress, ReplayHooks};
 use crate::sink::jsonl::JsonLines;
-use crate::sink::summary;
+use crate::sink::{summary, Fanout, Sink};
 
 pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     let cfg = replay_config(a)?;
     let specs = load_specs(a.detect.filters.as_ref())?;
     let settings = engine_settings(&a.detect)?;
-    let mut out = JsonLines::create(a.output.as_deref())?;
     let mut rejects = match &a.rejects {
         Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
         None => None,
@@ -31,18 +30,20 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let bar = progress_wanted(a.no_progress, a.quiet).then(new_bar);
-    let updates = a.updates;
+    let mut out = JsonLines::create(a.output.as_deref())?.with_updates(a.updates);
     let mut closed = Vec::new();
-    let keep_closed = truth.is_some();
-    let mut on_finding = |f: &crate::finding::Finding| {
-        if f.status == Status::Closed && keep_closed {
+    let mut keep_closed = |f: &Finding| {
+        if f.status == Status::Closed {
             closed.push(f.clone());
-        }
-        if updates || f.status == Status::Closed {
-            out.write(f)?;
         }
         Ok(())
     };
+    // The outputs, one line each (the summary's tally is the report's own).
+    let mut sinks: Vec<&mut dyn Sink> = vec![&mut out];
+    if truth.is_some() {
+        sinks.push(&mut keep_closed);
+    }
+    let mut sinks = Fanout::new(sinks);
     let mut reject_error = None;
     let mut on_rejection = |r: &crate::decode::Rejection| {
         if let Some(w) = rejects.as_mut() {
@@ -63,13 +64,14 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
             bar.set_message(format!("{} events", p.events));
         }
     };
-    let hooks = ReplayHooks { finding: &mut on_finding, rejection: &mut on_rejection, progress: &mut on_progress };
+    let hooks = ReplayHooks { finding: &mut sinks, rejection: &mut on_rejection, progress: &mut on_progress };
     let report =
         if a.decode_only { replay::decode_only(&cfg, hooks)? } else { replay::run(&cfg, &specs, settings, hooks)? };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    out.finish().context("cannot write findings")?;
+    sinks.close()?;
+    drop(sinks);
     if let Some(e) = reject_error {
         return Err(anyhow::Error::new(e).context("cannot write the rejects file"));
     }

@@ -20,8 +20,6 @@ pub mod registry;
 pub mod rule;
 pub mod window;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -29,6 +27,7 @@ use serde::Serialize;
 use crate::drop_later::drop_later;
 use crate::event::SignInEvent;
 use crate::finding::Finding;
+use crate::pipeline::order::Orderer;
 use crate::spec::{AllowList, SpecSet};
 use crate::time::{Span, Timestamp};
 
@@ -43,10 +42,14 @@ pub const DEFAULT_LATENESS: Span = Span::secs(60);
 /// IPv6 addresses are grouped by this prefix: attackers rotate addresses inside one /64.
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 /// Cap on events held in the reorder buffer; beyond it the oldest are released early (counted, and shown
-/// in the summary). An event costs about 500 bytes here, so the buffer stays near 50 MB: a flood of
-/// 20,000 events a second would otherwise hold 1.2 million events (600 MB) for the 60 s lateness. Normal
-/// traffic (under about 1,600 events a second) never reaches it, and in-order input loses nothing by it.
+/// in the summary). A typical event costs about 1 KB here ([`crate::pipeline::order::held_size`]), so
+/// the buffer stays near 100 MB: a flood of 20,000 events a second would otherwise hold 1.2 million events
+/// for the 60 s lateness. Normal traffic (under about 1,600 events a second) never reaches it, and
+/// in-order input loses nothing by it.
 pub const MAX_REORDER_EVENTS: usize = 100_000;
+/// Cap on the reorder buffer's memory, for events far larger than typical (long names, up to the record
+/// limit each), which reach it before [`MAX_REORDER_EVENTS`]: the monitor's `--max-held-mb` default.
+pub const MAX_REORDER_BYTES: usize = 256 << 20;
 /// Events the engine is done with, freed together on another thread (about 400 KB).
 const SPENT_BATCH: usize = 1024;
 
@@ -83,88 +86,18 @@ pub struct EngineStats {
     pub reordered: u64,
     /// Arrived later than the lateness bound: still given to the rules whose window was open.
     pub late: u64,
-    /// Released before the lateness bound because the reorder buffer was full.
+    /// Released before the lateness bound because the reorder buffer was full ([`Orderer::forced`]).
     pub forced_releases: u64,
     pub first_event: Option<Timestamp>,
     pub last_event: Option<Timestamp>,
-}
-
-struct Pending(SignInEvent);
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.time == other.0.time
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.time.cmp(&other.0.time)
-    }
-}
-
-/// Events waiting for the lateness bound, leaving in (time, arrival) order. Most arrive in order and
-/// queue in `in_order`, moved once in and once out; only an event older than the newest queued one goes
-/// to the heap, whose sifting moves whole events (a third of the engine's time when all went there).
-#[derive(Default)]
-struct Reorder {
-    /// Sorted by (time, arrival): each was at or after the one before it.
-    in_order: VecDeque<(SignInEvent, u64)>,
-    /// Min-heap on (time, arrival).
-    out_of_order: BinaryHeap<Reverse<(Pending, u64)>>,
-}
-
-impl Reorder {
-    fn len(&self) -> usize {
-        self.in_order.len() + self.out_of_order.len()
-    }
-
-    fn push(&mut self, ev: SignInEvent, seq: u64) {
-        if self.in_order.back().is_none_or(|(last, _)| last.time <= ev.time) {
-            self.in_order.push_back((ev, seq));
-        } else {
-            self.out_of_order.push(Reverse((Pending(ev), seq)));
-        }
-    }
-
-    /// Whether the next event to leave is the heap's.
-    fn heap_first(&self) -> bool {
-        match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some((a, sa)), Some(Reverse((Pending(b), sb)))) => (b.time, *sb) < (a.time, *sa),
-            (None, Some(_)) => true,
-            _ => false,
-        }
-    }
-
-    fn next_time(&self) -> Option<Timestamp> {
-        if self.heap_first() {
-            self.out_of_order.peek().map(|Reverse((Pending(ev), _))| ev.time)
-        } else {
-            self.in_order.front().map(|(ev, _)| ev.time)
-        }
-    }
-
-    fn pop(&mut self) -> Option<SignInEvent> {
-        if self.heap_first() {
-            self.out_of_order.pop().map(|Reverse((Pending(ev), _))| ev)
-        } else {
-            self.in_order.pop_front().map(|(ev, _)| ev)
-        }
-    }
 }
 
 /// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     settings: EngineSettings,
-    /// Reorder buffer on (time, arrival sequence): equal times leave in arrival order.
-    buffer: Reorder,
-    seq: u64,
+    /// Reorder buffer on (time, arrival): equal times leave in arrival order.
+    buffer: Orderer,
     /// Newest event time pushed.
     max_seen: Option<Timestamp>,
     /// Time of the last event released to the rules.
@@ -181,8 +114,7 @@ impl Engine {
         Engine {
             detectors,
             settings,
-            buffer: Reorder::default(),
-            seq: 0,
+            buffer: Orderer::capped(MAX_REORDER_BYTES).at_most(MAX_REORDER_EVENTS),
             max_seen: None,
             released: None,
             aliases: UserAliases::default(),
@@ -222,14 +154,13 @@ impl Engine {
             self.stats.reordered += 1;
         }
         self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
-        self.seq += 1;
-        self.buffer.push(ev, self.seq);
+        self.buffer.push(ev);
         let horizon = self.max_seen.map(|m| m.saturating_sub(self.settings.lateness));
         self.release_until(horizon, out);
-        while self.buffer.len() > MAX_REORDER_EVENTS {
-            self.stats.forced_releases += 1;
-            self.release_one(out);
+        while let Some(ev) = self.buffer.pop_over_cap() {
+            self.release(ev, out);
         }
+        self.stats.forced_releases = self.buffer.forced();
     }
 
     /// The monitor's wall-clock watermark: no event older than `watermark` is expected any more beyond
@@ -279,12 +210,14 @@ impl Engine {
             if horizon.is_some_and(|h| time > h) {
                 break;
             }
-            self.release_one(out);
+            if let Some(ev) = self.buffer.pop() {
+                self.release(ev, out);
+            }
         }
     }
 
-    fn release_one(&mut self, out: &mut Vec<Finding>) {
-        let Some(ev) = self.buffer.pop() else { return };
+    /// Gives the rules the next event in time order.
+    fn release(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
         let advanced = self.released.is_none_or(|r| ev.time > r);
         if advanced {
             self.released = Some(ev.time);
@@ -323,28 +256,4 @@ fn sort_closed(closed: &mut [Finding]) {
             &b.incident_id,
         ))
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{EventKind, Origin, Outcome};
-
-    #[test]
-    fn reorder_releases_by_time_then_arrival() {
-        let mut r = Reorder::default();
-        let times = [5, 3, 5, 1, 7, 3, 7, 2];
-        for (seq, t) in times.iter().enumerate() {
-            let origin = Origin::new(Arc::from("t"), seq as u64);
-            r.push(SignInEvent::new(Timestamp(*t), EventKind::SignIn, Outcome::Failure, origin), seq as u64);
-        }
-        assert_eq!(r.len(), times.len());
-        let mut order = Vec::new();
-        while let Some(time) = r.next_time() {
-            let ev = r.pop().expect("next_time said there is one");
-            assert_eq!(ev.time, time);
-            order.push((ev.time.0, ev.origin.line));
-        }
-        assert_eq!(order, [(1, 3), (2, 7), (3, 1), (3, 5), (5, 0), (5, 2), (7, 4), (7, 6)]);
-    }
 }

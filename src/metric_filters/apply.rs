@@ -6,7 +6,6 @@
 
 use std::fmt;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, Statistic};
 use aws_sdk_cloudwatchlogs::types::{MetricTransformation, StandardUnit};
 
@@ -78,17 +77,12 @@ pub fn apply(plan: &Plan, conn: &Connection, dry_run: bool) -> std::io::Result<A
 }
 
 async fn apply_async(plan: &Plan, conn: &Connection, dry_run: bool) -> ApplyReport {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &conn.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(profile) = &conn.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(url) = &conn.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let config = loader.load().await;
+    let endpoint = crate::aws::Endpoint {
+        region: conn.region.as_deref(),
+        profile: conn.profile.as_deref(),
+        endpoint_url: conn.endpoint_url.as_deref(),
+    };
+    let config = crate::aws::sdk_config(&endpoint, crate::aws::DEFAULT_REQUEST_TIMEOUT).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
     let mut report = ApplyReport::default();

@@ -1,5 +1,5 @@
-//! The monitor's checkpoint in `--state-dir`: read positions, the notification spool and the ledger of
-//! incident updates already notified or written, saved atomically with a checksum.
+//! The monitor's checkpoint in `--state-dir`: read positions, the ledger of incident updates already
+//! notified or written, and the sinks' own state (the notification spool), saved atomically with a checksum.
 //!
 //! Files:
 //! - `state.json`: the checkpoint. First line `authwatch-state v1 crc32=XXXXXXXX`, then the JSON body.
@@ -11,13 +11,16 @@
 //! A checkpoint whose checksum does not match is reported (ERROR), kept aside as `*.corrupt` and the
 //! previous one is used; when neither is valid the monitor starts afresh from `--backfill`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::finding::{Finding, Status};
+use crate::sink::sns::DeliveredMark;
+use crate::sink::SavedState;
 use crate::time::{Span, Timestamp};
 
 const MAGIC: &str = "authwatch-state v1";
@@ -26,22 +29,6 @@ const MAGIC: &str = "authwatch-state v1";
 pub const LEDGER_MAX_AGE: Span = Span(7 * 24 * 3600 * 1000);
 /// Hard cap on ledger entries, oldest dropped first: bounded state under an alert storm.
 pub const LEDGER_MAX_ENTRIES: usize = 200_000;
-
-/// One notification waiting to be published (or published but not yet confirmed on disk).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Notification {
-    pub seq: u64,
-    pub subject: String,
-    pub message: String,
-    pub detector: String,
-    pub severity: String,
-    pub group_id: String,
-    pub dedup_id: String,
-    /// Event time of the detection (for the event-to-notification latency).
-    pub detected_at_ms: i64,
-    /// Wall time the notification was created.
-    pub created_ms: i64,
-}
 
 /// Read position of one source. Informational only (for an operator reading `state.json`): a restart
 /// does not resume from it, see `docs/monitor.md` "Restart".
@@ -53,7 +40,6 @@ pub struct Position {
 
 /// Everything the checkpoint holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// Event time up to which every source's events were given to the engine.
     pub watermark_ms: Option<i64>,
@@ -61,25 +47,24 @@ pub struct Checkpoint {
     /// a restart from the watermark would re-read (so that it rebuilds them whole).
     pub earliest_open_ms: Option<i64>,
     pub positions: BTreeMap<String, Position>,
-    /// Notifications not yet known to be delivered, in order.
-    pub spool: VecDeque<Notification>,
-    pub next_seq: u64,
-    /// Findings held for the next digest (alert-storm protection): their one-line summaries.
-    pub digest: Vec<DigestItem>,
-    /// Findings beyond the digest's item cap, only counted in it.
-    #[serde(default)]
-    pub digest_overflow: u64,
     /// Ledger: `incident_id:status:severity` → wall time (ms) at which the update was notified or written.
     /// (Checkpoints written before this change hold the detection's event time: never later, so such
     /// entries are only pruned sooner than their wall stamp would allow, still behind any re-read.)
     pub ledger: HashMap<String, i64>,
+    /// The sinks' own state ([`crate::sink::Sink::saved_state`]: the SNS spool, its sequence and digest),
+    /// stored beside the fields above and never read here. Kept as loaded when a sink is not configured
+    /// this run, so its state waits for the run that has it.
+    #[serde(flatten)]
+    pub sinks: SavedState,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DigestItem {
-    pub line: String,
-    pub detected_at_ms: i64,
-    pub json: String,
+/// The ledger key of a finding update: notified or written once per incident, status and severity.
+pub fn ledger_key(f: &Finding) -> String {
+    match f.status {
+        Status::Open => format!("{}:open", f.incident_id),
+        Status::Escalated => format!("{}:escalated:{}", f.incident_id, f.severity),
+        Status::Closed => format!("{}:closed", f.incident_id),
+    }
 }
 
 impl Checkpoint {
@@ -96,15 +81,6 @@ impl Checkpoint {
             let cut = times[self.ledger.len() - LEDGER_MAX_ENTRIES];
             self.ledger.retain(|_, t| *t >= cut);
         }
-    }
-
-    /// Applies the `delivered` mark: spooled notifications up to it are gone, and the next sequence
-    /// number is past it. The checkpoint may be older than the mark (a fallback to `state.prev.json`, or
-    /// a kill between a publish and the next save); reusing a delivered number would make the publisher's
-    /// bookkeeping, and the next start's `seq > delivered` filter, drop a new notification.
-    pub fn apply_delivered(&mut self, delivered: u64) {
-        self.spool.retain(|n| n.seq > delivered);
-        self.next_seq = self.next_seq.max(delivered);
     }
 }
 
@@ -196,6 +172,13 @@ impl StateDir {
 
     pub fn save_delivered(&self, seq: u64) -> Result<(), StateError> {
         write_framed(&self.file("delivered"), seq.to_string().as_bytes())
+    }
+}
+
+/// The publisher records each accepted notification here.
+impl DeliveredMark for StateDir {
+    fn save_delivered(&self, seq: u64) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        StateDir::save_delivered(self, seq).map_err(Into::into)
     }
 }
 
@@ -304,27 +287,42 @@ mod tests {
     }
 
     #[test]
-    fn an_older_checkpoint_never_reuses_a_delivered_sequence_number() {
-        let n = |seq| Notification {
-            seq,
-            subject: String::new(),
-            message: String::new(),
-            detector: String::new(),
-            severity: String::new(),
-            group_id: String::new(),
-            dedup_id: String::new(),
-            detected_at_ms: 0,
-            created_ms: 0,
+    fn ledger_keys_tell_updates_apart() {
+        let mut f = Finding {
+            detector: "failed_login_burst",
+            severity: crate::finding::Severity::High,
+            user: None,
+            user_sub: None,
+            ip: None,
+            user_pool_id: None,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            detected_at: Timestamp(0),
+            count: 1,
+            summary: String::new(),
+            evidence: serde_json::json!({}),
+            incident_id: "00112233aabbccdd".into(),
+            rule: "failed_login_burst_user".into(),
+            status: Status::Open,
         };
-        // state.prev.json: notifications 4 and 5 spooled, next_seq 5; SNS has since accepted up to 7.
-        let mut cp = Checkpoint { next_seq: 5, spool: [n(4), n(5)].into(), ..Checkpoint::default() };
-        cp.apply_delivered(7);
-        assert!(cp.spool.is_empty());
-        assert_eq!(cp.next_seq, 7, "the next notification must be numbered 8");
-        // A newer checkpoint keeps its undelivered entries and its sequence.
-        let mut cp = Checkpoint { next_seq: 9, spool: [n(8), n(9)].into(), ..Checkpoint::default() };
-        cp.apply_delivered(7);
-        assert_eq!((cp.spool.len(), cp.next_seq), (2, 9));
+        let open = ledger_key(&f);
+        f.status = Status::Escalated;
+        let esc = ledger_key(&f);
+        f.severity = crate::finding::Severity::Critical;
+        assert!(open != esc && esc != ledger_key(&f));
+        f.status = Status::Closed;
+        assert_eq!(ledger_key(&f), "00112233aabbccdd:closed", "the form `closed_ids_in_output` builds");
+    }
+
+    #[test]
+    fn the_sinks_state_is_kept_unread_beside_the_checkpoints_fields() {
+        let body = r#"{"watermark_ms":5,"earliest_open_ms":null,"positions":{},"spool":[],"next_seq":3,"digest":[],"digest_overflow":0,"ledger":{"a:open":1}}"#;
+        let cp: Checkpoint = serde_json::from_str(body).unwrap();
+        assert_eq!((cp.watermark_ms, cp.ledger.len()), (Some(5), 1));
+        assert_eq!(cp.sinks.keys().collect::<Vec<_>>(), ["digest", "digest_overflow", "next_seq", "spool"]);
+        let again: serde_json::Value = serde_json::to_value(&cp).unwrap();
+        assert_eq!(again["next_seq"], 3);
+        assert_eq!(again["spool"], serde_json::json!([]));
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Findings as JSON lines (one object per line, the schema of `detection.md`) to a file or standard output.
+//! Findings as JSON lines (one object per line, the schema of `detection.md`) to a file or standard output:
+//! closed incidents, and with `--updates` every opening and escalation too.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::finding::Finding;
+use super::{Flushed, Sink, SinkError};
+use crate::finding::{Finding, Status};
 use crate::sanitize;
 
 /// Writes findings one per line. Owns its writer; `finish` flushes it (and, for a file, syncs it).
@@ -12,6 +14,10 @@ pub struct JsonLines {
     out: BufWriter<Box<dyn Write + Send>>,
     path: Option<PathBuf>,
     pub written: u64,
+    /// As a [`Sink`]: also write openings and escalations, not only closed incidents.
+    updates: bool,
+    /// As a [`Sink`]: written since the last flush.
+    unsynced: bool,
 }
 
 impl JsonLines {
@@ -25,7 +31,13 @@ impl JsonLines {
             }
             _ => (Box::new(io::stdout()), None),
         };
-        Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, writer), path, written: 0 })
+        Ok(JsonLines {
+            out: BufWriter::with_capacity(1 << 16, writer),
+            path,
+            written: 0,
+            updates: false,
+            unsynced: false,
+        })
     }
 
     /// A file opened for appending (created when missing), or standard output for None or `-`. The monitor
@@ -42,10 +54,18 @@ impl JsonLines {
                     out: BufWriter::with_capacity(1 << 16, Box::new(f)),
                     path: Some(p.to_path_buf()),
                     written: 0,
+                    updates: false,
+                    unsynced: false,
                 })
             }
             _ => JsonLines::create(None),
         }
+    }
+
+    /// As a [`Sink`], also write incident openings and escalations (`replay --updates`).
+    pub fn with_updates(mut self, updates: bool) -> JsonLines {
+        self.updates = updates;
+        self
     }
 
     /// Where the findings go, for error messages: the file's path, or standard output.
@@ -71,6 +91,10 @@ impl JsonLines {
     }
 
     pub fn finish(mut self) -> io::Result<()> {
+        self.finish_writing()
+    }
+
+    fn finish_writing(&mut self) -> io::Result<()> {
         self.out.flush()?;
         if let Some(p) = &self.path {
             // Best effort: the data is flushed; a failed sync on an odd file system is not fatal.
@@ -79,5 +103,35 @@ impl JsonLines {
             }
         }
         Ok(())
+    }
+
+    /// A failed write, named with its output.
+    fn failed(&self, source: io::Error) -> SinkError {
+        SinkError::Write { output: self.name(), source }
+    }
+}
+
+impl Sink for JsonLines {
+    fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
+        if self.updates || f.status == Status::Closed {
+            self.write(f).map_err(|e| self.failed(e))?;
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Synced to disk: a closed finding written is the record of it having been reported, so the
+    /// monitor's checkpoint ledgers it only once it is on disk.
+    fn flush(&mut self) -> Result<Flushed, SinkError> {
+        if !self.unsynced {
+            return Ok(Flushed::Nothing);
+        }
+        self.sync().map_err(|e| self.failed(e))?;
+        self.unsynced = false;
+        Ok(Flushed::Delivered)
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.finish_writing().map_err(|e| self.failed(e))
     }
 }

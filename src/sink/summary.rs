@@ -1,14 +1,72 @@
 //! The readable summary of a replay, for standard error. Every log-supplied value is sanitised.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-use crate::finding::Severity;
-use crate::replay::{FindingTally, ReplayReport};
+use serde::Serialize;
+
+use super::{Flushed, Sink, SinkError};
+use crate::finding::{Finding, Severity, Status};
+use crate::replay::ReplayReport;
 use crate::sanitize::for_terminal;
 use crate::time::Span;
 
 /// Keys listed under "top offending".
 const TOP_N: usize = 5;
+
+/// Counts of closed findings, for the summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FindingTally {
+    pub total: u64,
+    /// detector → severity → count
+    pub by_detector: BTreeMap<&'static str, BTreeMap<Severity, u64>>,
+    /// Address → (findings, events in them)
+    pub ips: HashMap<String, (u64, u64)>,
+    pub users: HashMap<String, (u64, u64)>,
+}
+
+impl FindingTally {
+    pub fn add(&mut self, f: &Finding) {
+        self.total += 1;
+        *self.by_detector.entry(f.detector).or_default().entry(f.severity).or_default() += 1;
+        if let Some(ip) = &f.ip {
+            let e = self.ips.entry(ip.clone()).or_default();
+            e.0 += 1;
+            e.1 += f.count;
+        }
+        if let Some(u) = &f.user {
+            let e = self.users.entry(u.clone()).or_default();
+            e.0 += 1;
+            e.1 += f.count;
+        }
+    }
+
+    /// The `n` keys with most findings (then most events, then by name).
+    pub fn top(map: &HashMap<String, (u64, u64)>, n: usize) -> Vec<(&str, u64, u64)> {
+        let mut v: Vec<(&str, u64, u64)> = map.iter().map(|(k, (f, c))| (k.as_str(), *f, *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// The tally is the summary's sink: it counts closed incidents.
+impl Sink for FindingTally {
+    fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
+        if f.status == Status::Closed {
+            self.add(f);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<Flushed, SinkError> {
+        Ok(Flushed::Nothing)
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
 
 pub fn render(r: &ReplayReport) -> String {
     let mut s = String::new();
