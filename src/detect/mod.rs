@@ -21,6 +21,7 @@ pub mod rule;
 pub mod window;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -92,11 +93,28 @@ pub struct EngineStats {
     pub last_event: Option<Timestamp>,
 }
 
+/// What lets events leave the engine's orderer for the rules: the only difference between the two commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Replay: an event leaves once the newest event seen is `lateness` past it (bounded lateness on event
+    /// time), and at the end of input.
+    Lateness,
+    /// The monitor: events leave only up to the watermark the caller passes to
+    /// [`Engine::advance_watermark_each`] (every source caught up, minus `--allowed-delay`), or when the
+    /// orderer is over its memory cap ([`Engine::release_over_cap`]).
+    Watermark,
+}
+
 /// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
+///
+/// Events go in with [`Engine::push`] in arrival order and are put in event-time order by the one
+/// time-ordering buffer of both commands ([`Orderer`], bounded in memory); [`Release`] says when they
+/// leave it for the rules.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     settings: EngineSettings,
-    /// Reorder buffer on (time, arrival): equal times leave in arrival order.
+    release: Release,
+    /// Events waiting to leave, on (time, arrival): equal times leave in arrival order.
     buffer: Orderer,
     /// Newest event time pushed.
     max_seen: Option<Timestamp>,
@@ -109,12 +127,27 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Replay's engine: events leave the orderer `settings.lateness` behind the newest one seen
+    /// ([`Release::Lateness`]), and early past [`MAX_REORDER_EVENTS`] or [`MAX_REORDER_BYTES`].
     pub fn new(specs: &SpecSet, settings: EngineSettings) -> Engine {
+        let buffer = Orderer::capped(MAX_REORDER_BYTES).at_most(MAX_REORDER_EVENTS);
+        Engine::with_release(specs, settings, Release::Lateness, buffer)
+    }
+
+    /// The monitor's engine: events wait in the orderer for the watermark ([`Release::Watermark`]); past
+    /// `max_held_bytes` (`--max-held-mb`) the oldest leave early, counted as forced.
+    pub fn watermarked(specs: &SpecSet, settings: EngineSettings, max_held_bytes: usize) -> Engine {
+        let settings = EngineSettings { lateness: Span(0), ..settings };
+        Engine::with_release(specs, settings, Release::Watermark, Orderer::capped(max_held_bytes))
+    }
+
+    fn with_release(specs: &SpecSet, settings: EngineSettings, release: Release, buffer: Orderer) -> Engine {
         let detectors = specs.enabled().map(|s| build(s, &settings)).collect();
         Engine {
             detectors,
             settings,
-            buffer: Orderer::capped(MAX_REORDER_BYTES).at_most(MAX_REORDER_EVENTS),
+            release,
+            buffer,
             max_seen: None,
             released: None,
             aliases: UserAliases::default(),
@@ -136,11 +169,18 @@ impl Engine {
         &self.settings
     }
 
-    /// Takes one event; findings that result (open, escalated, closed) are appended to `out`.
+    /// Takes one event; findings that result (open, escalated, closed) are appended to `out`. With
+    /// [`Release::Watermark`] the event only joins the orderer: nothing is released here.
     pub fn push(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
         self.stats.events += 1;
         self.stats.first_event = Some(self.stats.first_event.map_or(ev.time, |t| t.min(ev.time)));
         self.stats.last_event = Some(self.stats.last_event.map_or(ev.time, |t| t.max(ev.time)));
+        if self.release == Release::Watermark {
+            // Events behind the watermark wait too: they leave first at the next one, as the oldest.
+            self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
+            self.buffer.push(ev);
+            return;
+        }
         if let Some(released) = self.released {
             if ev.time < released {
                 // Too late for the buffer: the rules place it if their window is still open.
@@ -167,12 +207,40 @@ impl Engine {
     /// the lateness bound, so buffered events up to `watermark - lateness` are released and quiet
     /// incidents close even when no new events arrive.
     pub fn advance_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Finding>) {
+        self.advance_watermark_each(watermark, out, &mut |_| {});
+    }
+
+    /// [`Engine::advance_watermark`], calling `each` with the time the rules took over every event
+    /// released (the monitor's per-event processing figure).
+    pub fn advance_watermark_each(
+        &mut self,
+        watermark: Timestamp,
+        out: &mut Vec<Finding>,
+        each: &mut dyn FnMut(Duration),
+    ) {
         let horizon = watermark.saturating_sub(self.settings.lateness);
-        self.release_until(Some(horizon), out);
+        while let Some(ev) = self.buffer.pop_through(horizon) {
+            self.release_timed(ev, out, each);
+        }
         if self.released.is_none_or(|r| r < horizon) {
             self.released = Some(horizon);
         }
         self.advance_detectors(horizon, out);
+    }
+
+    /// Releases the oldest events while the orderer is over its memory cap, counted as forced (with
+    /// [`Release::Lateness`], `push` already does). `each` as for [`Engine::advance_watermark_each`].
+    pub fn release_over_cap(&mut self, out: &mut Vec<Finding>, each: &mut dyn FnMut(Duration)) {
+        while let Some(ev) = self.buffer.pop_over_cap() {
+            self.release_timed(ev, out, each);
+        }
+        self.stats.forced_releases = self.buffer.forced();
+    }
+
+    fn release_timed(&mut self, ev: SignInEvent, out: &mut Vec<Finding>, each: &mut dyn FnMut(Duration)) {
+        let started = Instant::now();
+        self.release(ev, out);
+        each(started.elapsed());
     }
 
     /// End of input: releases everything and closes every incident.
@@ -199,9 +267,14 @@ impl Engine {
         self.detectors.iter().filter_map(|d| d.earliest_open()).min()
     }
 
-    /// Events waiting in the reorder buffer.
+    /// Events waiting in the orderer.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// The memory the waiting events take, as the orderer's cap counts it.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.bytes()
     }
 
     /// Releases buffered events with time <= `horizon` (all when None), in order.
@@ -219,6 +292,10 @@ impl Engine {
     /// Gives the rules the next event in time order.
     fn release(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
         let advanced = self.released.is_none_or(|r| ev.time > r);
+        if !advanced && self.released.is_some_and(|r| ev.time < r) {
+            // Only with [`Release::Watermark`]: it waited in the orderer after the watermark passed it.
+            self.stats.late += 1;
+        }
         if advanced {
             self.released = Some(ev.time);
             self.advance_detectors(ev.time, out);

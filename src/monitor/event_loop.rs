@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
@@ -16,11 +15,9 @@ use super::status::{Held, StatusLine};
 use super::{MonitorConfig, CHECKPOINT_EVERY, REJECTIONS_LOGGED, TICK};
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::Engine;
-use crate::event::SignInEvent;
 use crate::finding::{Finding, Status};
 use crate::pipeline::clock::Clock;
 use crate::pipeline::intake::Intake;
-use crate::pipeline::order::Orderer;
 use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
 use crate::time::{Span, Timestamp};
@@ -34,8 +31,6 @@ pub(super) struct Monitor {
     /// Every finding update not already delivered goes to each of them, in order.
     pub(super) sinks: Vec<Box<dyn Sink + Send>>,
     pub(super) metrics: Arc<Metrics>,
-    /// Events waiting for the watermark.
-    pub(super) held: Orderer,
     /// Per source: its name and the wall time it has caught up to.
     pub(super) sources: Vec<(String, Option<i64>)>,
     /// Counts decoded records and leaves out events before the start point.
@@ -160,7 +155,8 @@ impl Monitor {
                     // but it arrived later than --allowed-delay. Counted, so it is never silent.
                     self.metrics.late.fetch_add(1, Ordering::Relaxed);
                 }
-                self.held.push(ev);
+                // Waits in the engine's orderer for the watermark; nothing is released here.
+                self.engine.push(ev, &mut Vec::new());
             }
             Decoded::Skipped(_) => self.metrics.skipped.store(tally.skipped_total(), Ordering::Relaxed),
             Decoded::Rejected(r) => {
@@ -192,16 +188,17 @@ impl Monitor {
 
     fn on_tick(&mut self) -> anyhow::Result<()> {
         let mut findings = Vec::new();
-        while let Some(ev) = self.held.pop_over_cap() {
-            self.push(ev, &mut findings);
-        }
-        self.metrics.forced.store(self.held.forced(), Ordering::Relaxed);
+        let metrics = self.metrics.clone();
+        // Every event the rules take: counted, with the time they took over it.
+        let mut each = |took: std::time::Duration| {
+            metrics.process_ns.record(took.as_nanos() as i64);
+            metrics.events.fetch_add(1, Ordering::Relaxed);
+        };
+        self.engine.release_over_cap(&mut findings, &mut each);
+        self.metrics.forced.store(self.engine.stats().forced_releases, Ordering::Relaxed);
         if let Some(wm) = self.watermark() {
             if self.fed_ms.is_none_or(|f| wm > f) {
-                while let Some(ev) = self.held.pop_through(Timestamp(wm)) {
-                    self.push(ev, &mut findings);
-                }
-                self.engine.advance_watermark(Timestamp(wm), &mut findings);
+                self.engine.advance_watermark_each(Timestamp(wm), &mut findings, &mut each);
                 self.fed_ms = Some(wm);
                 self.dirty = true;
                 self.metrics.watermark_ms.store(wm, Ordering::Relaxed);
@@ -223,13 +220,6 @@ impl Monitor {
         self.metrics.open_incidents.store(stats.iter().map(|s| s.open_incidents as i64).sum(), Ordering::Relaxed);
         self.metrics.tracked_keys.store(stats.iter().map(|s| s.tracked_keys as i64).sum(), Ordering::Relaxed);
         Ok(())
-    }
-
-    fn push(&mut self, ev: SignInEvent, findings: &mut Vec<Finding>) {
-        let t = Instant::now();
-        self.engine.push(ev, findings);
-        self.metrics.process_ns.record(t.elapsed().as_nanos() as i64);
-        self.metrics.events.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Gives every update not already in the ledger (or, closed, in `--output`) to the sinks, then
@@ -332,7 +322,7 @@ impl Monitor {
 
     /// The backlog, for the status line.
     fn backlog(&self) -> Held {
-        Held { caught_up: self.fed_ms.is_some(), events: self.held.len(), bytes: self.held.bytes() }
+        Held { caught_up: self.fed_ms.is_some(), events: self.engine.buffered(), bytes: self.engine.buffered_bytes() }
     }
 }
 
@@ -383,12 +373,11 @@ mod tests {
         let specs = SpecSet::builtin();
         Monitor {
             cfg: config(state_dir),
-            engine: Engine::new(&specs, EngineSettings { lateness: Span(0), ..EngineSettings::default() }),
+            engine: Engine::watermarked(&specs, EngineSettings::default(), usize::MAX),
             state: StateDir::open(state_dir).unwrap(),
             cp: Checkpoint::default(),
             sinks: Vec::new(),
             metrics: Metrics::new(),
-            held: Orderer::capped(usize::MAX),
             sources: vec![("a".into(), None), ("b".into(), None)],
             intake: Intake::new(Some(Timestamp(T0 - 60_000)), None),
             fed_ms: None,
@@ -439,7 +428,7 @@ mod tests {
         // The slowest source (b, at T0 - 6 s) less the allowed delay: the event at T0 - 10 s goes to the
         // engine, the one at T0 - 5 s is held.
         assert_eq!(m.fed_ms, Some(T0 - 6_000 - ALLOWED_DELAY.0));
-        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.held.len()), (1, 1));
+        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.engine.buffered()), (1, 1));
         // The lag is the clock's wall time less the watermark.
         assert_eq!(m.metrics.lag_ms.load(Ordering::Relaxed), 3_000 + 6_000 + ALLOWED_DELAY.0);
         // An event behind the watermark is counted as late.
@@ -448,7 +437,7 @@ mod tests {
         m.on_message(caught_up(1, T0));
         m.on_tick().unwrap();
         assert_eq!(m.fed_ms, Some(T0 - ALLOWED_DELAY.0));
-        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.held.len()), (3, 0));
+        assert_eq!((m.metrics.events.load(Ordering::Relaxed), m.engine.buffered()), (3, 0));
     }
 
     #[tokio::test(start_paused = true)]

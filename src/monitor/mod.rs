@@ -6,9 +6,10 @@
 //!   Each owns a clone of the bounded [`SourceMsg`] sender and ends when shutdown is signalled or the
 //!   receiver is gone.
 //! - the **monitor loop** (this module, on the calling task) owns the receiver, the engine and the
-//!   checkpoint. It decodes records and holds events in a buffer ordered by event time; every tick it
-//!   releases to the engine the events older than the *watermark*: the oldest "caught up to" wall time
-//!   among the sources minus `--allowed-delay`. So the engine sees events in time order, as in replay, and
+//!   checkpoint. It decodes records into the engine's time-ordering buffer (the same one replay uses,
+//!   capped by `--max-held-mb`); every tick it lets the rules take the events older than the
+//!   *watermark*: the oldest "caught up to" wall time among the sources minus `--allowed-delay`
+//!   ([`crate::detect::Release::Watermark`]). So the rules see events in time order, as in replay, and
 //!   windows close when traffic stops.
 //! - the **publisher** (`sink::sns`) drains the notification spool; the **metrics server** answers HTTP.
 //!
@@ -21,9 +22,9 @@
 //! written. Per-source positions are saved for operators only; resuming from them could not rebuild the
 //! detectors' windows.
 //!
-//! The engine runs with lateness 0 here: the hold buffer orders events (waiting `--allowed-delay`), so
+//! The watermark takes the place of replay's `--lateness` (events wait `--allowed-delay` instead), so
 //! `--lateness` does not apply to the monitor (it is rejected) and adds nothing to notification latency.
-//! Events that arrive behind the watermark are counted (`late`), then given to the engine anyway.
+//! Events that arrive behind the watermark are counted (`late`), then given to the rules anyway.
 //!
 //! Shutdown (SIGINT/SIGTERM): sources stop, buffered messages are processed up to the watermark, output is
 //! flushed, the checkpoint saved, and the publisher gets `--drain` to empty the spool; the rest stays
@@ -51,7 +52,6 @@ use crate::detect::{Engine, EngineSettings};
 use crate::event::LogFormat;
 use crate::pipeline::clock::Clock;
 use crate::pipeline::intake::Intake;
-use crate::pipeline::order::Orderer;
 use crate::sink::jsonl::JsonLines;
 use crate::sink::sns::{Publisher, SnsSettings, SnsSink};
 use crate::sink::Sink;
@@ -114,7 +114,7 @@ pub struct MonitorConfig {
     pub request_timeout: Duration,
     /// Cap on the memory of events waiting for the watermark (`--max-held-mb`). A backlog arriving faster
     /// than the watermark moves (a big file dropped into a followed path, a long `--backfill`) goes to the
-    /// engine early beyond it, oldest first, counted as forced ([`Orderer::pop_over_cap`]).
+    /// engine early beyond it, oldest first, counted as forced ([`Engine::release_over_cap`]).
     pub max_held_bytes: usize,
 }
 
@@ -147,10 +147,6 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<MonitorReport> {
     let state = StateDir::open(&cfg.state_dir).context("cannot use the state directory")?;
     let cp = load_checkpoint(&state);
-    // The hold buffer already gives the engine events in time order (waiting `--allowed-delay` for late
-    // ones), so the engine's own reorder buffer would only add its lateness to every notification. On
-    // ordered input the results do not depend on it: the same findings as replay.
-    let settings = EngineSettings { lateness: Span(0), ..settings };
     if specs.enabled().any(|s| s.detector.is::<crate::detect::impossible_travel::ImpossibleTravel>()) {
         // Load the city table now (0.1-0.3 s) rather than on the first located sign-in, which would
         // otherwise wait for it and show it as that event's processing time.
@@ -182,12 +178,13 @@ pub async fn run_with_clock(
 
     let resumed_watermark = cp.watermark_ms;
     let mut m = Monitor {
-        engine: Engine::new(specs, settings),
+        // Events wait in the engine's orderer for the watermark (`--allowed-delay` for late ones) instead of
+        // `--lateness` behind the newest event: on ordered input, the same findings as replay.
+        engine: Engine::watermarked(specs, settings, cfg.max_held_bytes),
         state,
         cp,
         sinks,
         metrics: metrics.clone(),
-        held: Orderer::capped(cfg.max_held_bytes),
         sources,
         intake: Intake::new(Some(Timestamp(start_ms)), None),
         fed_ms: None,

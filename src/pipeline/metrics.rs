@@ -29,7 +29,7 @@ pub struct Metrics {
     pub late: AtomicU64,
     /// CloudWatch events read with an ingest delay beyond --overlap: such events can be missed.
     pub beyond_overlap: AtomicU64,
-    /// Events given to the engine before the watermark reached them because the hold buffer was full.
+    /// Events given to the engine before the watermark reached them because the time-ordering buffer was full (`--max-held-mb`).
     pub forced: AtomicU64,
     /// Notifications dropped because the spool was full.
     pub notifications_dropped: AtomicU64,

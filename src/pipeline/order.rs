@@ -1,6 +1,7 @@
 //! Time order: events leave in (event time, arrival) order, under an optional cap on the memory they
-//! hold. The one ordering buffer of both commands: the engine's reorder buffer (bounded lateness, in
-//! replay) and the monitor's hold buffer (events waiting for the watermark).
+//! hold. The one ordering buffer of both commands, inside the engine: what lets events leave is the only
+//! difference (`detect::Release`: bounded lateness behind the newest event in replay, the watermark in the
+//! monitor).
 //!
 //! Most events arrive in order and queue in a `VecDeque`, moved once in and once out; only an event older
 //! than the newest queued one goes to a heap, whose sifting moves whole events (a third of the engine's
