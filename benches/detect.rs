@@ -12,7 +12,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use authwatch::detect::cognito_risk::CognitoRisk;
 use authwatch::detect::impossible_travel::ImpossibleTravel;
 use authwatch::detect::window::{key_hash, Entry, KeyWindow, KeyedState};
-use authwatch::detect::{build, Detector, EngineSettings, Keys};
+use authwatch::detect::{build, Detector, EngineSettings, IpKey, Keys};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
 use authwatch::spec::{DetectorKind, Spec, SpecSet};
 use authwatch::time::{Span, Timestamp};
@@ -67,7 +67,8 @@ fn observe(
     out: &mut Vec<authwatch::finding::Finding>,
 ) {
     let ev = feed.set(i, time);
-    let keys = Keys::of(ev, 64);
+    let ip = ev.ip.map(|ip| IpKey::group(ip, 64));
+    let keys = Keys::of(ev, ip.as_ref());
     det.observe(ev, &keys, out);
     out.clear();
 }

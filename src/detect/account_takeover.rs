@@ -146,7 +146,7 @@ impl Rule for AccountTakeover {
         match ev.outcome {
             Outcome::Failure => {
                 let w = self.users.get_or_insert_with(uh, clock, || KeyWindow::new(false, 1));
-                let aux_name = keys.ip.as_deref().map(Name::new);
+                let aux_name = keys.ip.map(Name::new);
                 w.push(
                     Entry { time: ev.time, outcome: ev.outcome, counted: true, aux: ip_hash.unwrap_or(0), aux_name },
                     max_entries,
@@ -176,7 +176,7 @@ impl Rule for AccountTakeover {
                 let earlier: Vec<&Entry> =
                     self.users.get(uh).map(|w| w.entries().filter(before).collect()).unwrap_or_default();
                 let first = earlier.first().map_or(ev.time, |e| e.time);
-                let ctx = Success { ev, ip: keys.ip.as_deref(), ip_hash: ip_hash.unwrap_or(0), failures, hostile };
+                let ctx = Success { ev, ip: keys.ip, ip_hash: ip_hash.unwrap_or(0), failures, hostile };
                 if let Some(inc) = book.get_mut(uh) {
                     ctx.fold_into(inc, &earlier);
                     book.rerate(uh, spec, summarize, out);

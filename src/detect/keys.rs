@@ -18,8 +18,9 @@ pub struct Keys<'a> {
     pub user: Option<&'a str>,
     /// The user's name as shown, when the event has one.
     pub user_name: Option<&'a str>,
-    /// The address as grouped: IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`).
-    pub ip: Option<IpKey>,
+    /// The address as grouped ([`IpKey`]): IPv4 as is, IPv6 as its prefix (`2001:db8:1:2::/64`). Text the
+    /// caller formatted once: every rule reads it, and reading an `IpKey` as text checks it each time.
+    pub ip: Option<&'a str>,
     /// `key_hash` of `user`.
     pub user_hash: u64,
     /// `key_hash` of `ip`.
@@ -28,20 +29,21 @@ pub struct Keys<'a> {
 
 impl<'a> Keys<'a> {
     /// The keys of one event on its own: the sub, else the name, with no name learned from earlier
-    /// events ([`UserAliases`], which the engine applies). For benches and tests that drive one detector.
-    pub fn of(ev: &'a SignInEvent, ipv6_prefix: u8) -> Keys<'a> {
+    /// events ([`UserAliases`], which the engine applies), and its address as grouped (`ip`, from
+    /// [`IpKey::group`]). For benches and tests that drive one detector.
+    pub fn of(ev: &'a SignInEvent, ip: Option<&'a IpKey>) -> Keys<'a> {
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let user = ev.user_sub.as_deref().filter(|s| !s.is_empty()).or(user_name);
-        Keys::new(user, user_name, ev.ip.map(|ip| IpKey::group(ip, ipv6_prefix)))
+        Keys::new(user, user_name, ip.map(IpKey::as_str))
     }
 
-    pub fn new(user: Option<&'a str>, user_name: Option<&'a str>, ip: Option<IpKey>) -> Keys<'a> {
+    pub fn new(user: Option<&'a str>, user_name: Option<&'a str>, ip: Option<&'a str>) -> Keys<'a> {
         Keys::hashed(user.map(|u| (u, window::key_hash(u))), user_name, ip)
     }
 
     /// As [`Keys::new`], with the user's hash already known.
-    pub fn hashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<IpKey>) -> Keys<'a> {
-        let ip_hash = ip.as_deref().map_or(window::NO_COUNTERPART, window::key_hash);
+    pub fn hashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<&'a str>) -> Keys<'a> {
+        let ip_hash = ip.map_or(window::NO_COUNTERPART, window::key_hash);
         let (user, user_hash) = user.map_or((None, window::NO_COUNTERPART), |(u, h)| (Some(u), h));
         Keys { user, user_name, ip, user_hash, ip_hash }
     }

@@ -307,7 +307,8 @@ impl Engine {
     fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
         let user = self.aliases.key(ev);
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
-        let keys = Keys::hashed(user, user_name, ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix)));
+        let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
+        let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str));
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
         }

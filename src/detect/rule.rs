@@ -55,10 +55,8 @@ pub struct Keyed<'k> {
 
 pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keyed<'k>> {
     match kind {
-        KeyKind::User => {
-            keys.user.map(|key| Keyed { key, hash: keys.user_hash, aux: keys.ip_hash, aux_name: keys.ip.as_deref() })
-        }
-        KeyKind::Ip => keys.ip.as_deref().map(|key| Keyed {
+        KeyKind::User => keys.user.map(|key| Keyed { key, hash: keys.user_hash, aux: keys.ip_hash, aux_name: keys.ip }),
+        KeyKind::Ip => keys.ip.map(|key| Keyed {
             key,
             hash: keys.ip_hash,
             aux: keys.user_hash,
