@@ -1,6 +1,6 @@
 //! The one walk over the envelopes around log records: encodings (gzip, base64 of gzip), JSON shapes (one
 //! object, concatenated values, an array) and containers (`{"Records":[...]}`, `filter-log-events` output,
-//! CloudWatch Logs subscription payloads).
+//! CloudWatch Logs subscription payloads, `aws cloudtrail lookup-events` output).
 //!
 //! Two walks share it and differ only at the ends, in a [`Visit`]: decoding (`decode_record`: an object
 //! that is no container is a vendor record, anything else a rejection) and listing log event messages for
@@ -141,7 +141,40 @@ impl<V: Visit> Walk<'_, V> {
         if rec.message_type.is_present() || rec.log_events.is_some() {
             return self.subscription(rec, origin, depth);
         }
+        if let Some(events) = rec.lookup_events {
+            return self.lookup_events(events, origin, depth);
+        }
         self.visit.object(rec, text, origin);
+    }
+
+    /// `aws cloudtrail lookup-events` output, `{"Events": [{"EventId", ..., "CloudTrailEvent": "<record>"}],
+    /// "NextToken"}`: each element's `CloudTrailEvent` is one CloudTrail record as a JSON string.
+    fn lookup_events(&mut self, events: &RawValue, origin: &Origin, depth: u32) {
+        if let Err(reason) = is_array(events, "Events") {
+            return self.visit.reject(origin, reason);
+        }
+        let result = for_each_element(events.get(), &mut |i, item| self.lookup_event(item, i, origin, depth));
+        if let Err(reason) = result {
+            self.visit.reject(origin, format!("`Events`: {reason}"));
+        }
+    }
+
+    /// One element of a lookup-events `Events`: its `CloudTrailEvent` string, walked as a record.
+    fn lookup_event(&mut self, item: &RawValue, i: usize, origin: &Origin, depth: u32) {
+        let at = origin.with_record(i);
+        let record = match serde_json::from_str::<LookupEvent>(item.get()) {
+            Ok(LookupEvent { cloud_trail_event: Some(Text(Some(record))) }) => record,
+            Ok(_) => return self.visit.reject(&at, format!("`Events[{i}]` has no `CloudTrailEvent`")),
+            Err(e) => return self.visit.reject(&at, format!("`Events[{i}]` is not a lookup-events event: {e}")),
+        };
+        if self.visit.take_as_is(&record, &at) {
+            return;
+        }
+        // Checked here so the reason names the field: the walk would only say "invalid JSON".
+        if let Err(e) = serde_json::from_str::<IgnoredAny>(&record) {
+            return self.visit.reject(&at, format!("`Events[{i}].CloudTrailEvent` is not a JSON record: {e}"));
+        }
+        self.json(record.trim(), &at, depth + 1);
     }
 
     /// `{"Records": [...]}` (a CloudTrail file): each element is one record, as CloudTrail sends it to
@@ -216,6 +249,13 @@ impl<V: Visit> Walk<'_, V> {
                 .reject(&at, format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get()))),
         }
     }
+}
+
+/// An element of `aws cloudtrail lookup-events` output's `Events`.
+#[derive(Deserialize)]
+struct LookupEvent<'a> {
+    #[serde(rename = "CloudTrailEvent", borrow, default)]
+    cloud_trail_event: Option<Text<'a>>,
 }
 
 /// A log event as CloudWatch Logs returns it.

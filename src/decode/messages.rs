@@ -70,6 +70,10 @@ mod tests {
             messages(r#"{"Records":[{"a":1}, {"b":2}]}"#),
             ["t:1 record 0: {\"a\":1}", "t:1 record 1: {\"b\":2}"]
         );
+        assert_eq!(
+            messages(r#"{"Events":[{"EventId":"e","CloudTrailEvent":"{\"a\":1}"}],"NextToken":"n"}"#),
+            ["t:1 record 0: {\"a\":1}"]
+        );
         assert_eq!(messages("not json at all"), ["t:1: not json at all"]);
         assert_eq!(messages(r#"{"a":1}"#), ["t:1: {\"a\":1}"]);
         assert_eq!(

@@ -111,7 +111,8 @@ pub enum Decoded {
 /// one pretty-printed object). Dispatches on shape, per record: Cognito user-activity event, CloudTrail
 /// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
-/// line starting "H4sI"), and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
+/// line starting "H4sI"), `aws cloudtrail lookup-events` output `{"Events":[{"CloudTrailEvent": "<record
+/// JSON as a string>"}]}`, and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
 /// once per contained record, in order.
 pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
     envelope::walk(text, origin, &mut Events { forced, out });
@@ -200,6 +201,9 @@ struct Record<'a> {
     log_events: Option<&'a RawValue>,
     #[serde(rename = "messageType", borrow, default)]
     message_type: Text<'a>,
+    /// `aws cloudtrail lookup-events` output.
+    #[serde(rename = "Events", borrow, default)]
+    lookup_events: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]

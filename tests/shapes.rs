@@ -1,0 +1,67 @@
+//! Delivery shapes users actually have, fed through `authwatch replay`: what the summary counts and what
+//! `--rejects` lists for each. The decoded events themselves are pinned by the `.expected` files beside the
+//! fixtures (`tests/decode.rs`); the fixtures and the AWS pages that describe them are listed in
+//! `tests/fixtures/decode/README.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authwatch");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decode").join(name)
+}
+
+/// What a user sees from `authwatch replay FILE --rejects R`.
+struct Replay {
+    code: Option<i32>,
+    summary: String,
+    rejects: Vec<Value>,
+}
+
+impl Replay {
+    /// The summary line that starts with `label` (after its indent), without the label.
+    fn line(&self, label: &str) -> &str {
+        let found = self.summary.lines().find_map(|l| l.trim_start().strip_prefix(label));
+        found.unwrap_or_else(|| panic!("no `{label}` line in:\n{}", self.summary)).trim()
+    }
+
+    /// `(record, reason)` of each rejection, in order.
+    fn rejected(&self) -> Vec<(Option<u64>, String)> {
+        self.rejects.iter().map(|r| (r["record"].as_u64(), r["reason"].as_str().unwrap().to_owned())).collect()
+    }
+}
+
+fn replay(name: &str) -> Replay {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.jsonl");
+    let out = Command::new(BIN)
+        .arg("replay")
+        .arg(fixture(name))
+        .arg("--rejects")
+        .arg(&rejects)
+        .arg("--no-progress")
+        .output()
+        .expect("run authwatch");
+    let listed = std::fs::read_to_string(&rejects).unwrap_or_default();
+    Replay {
+        code: out.status.code(),
+        summary: String::from_utf8_lossy(&out.stderr).into_owned(),
+        rejects: listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect(),
+    }
+}
+
+#[test]
+fn lookup_events_output_is_read_through_its_cloudtrail_event_strings() {
+    let got = replay("cloudtrail_lookup_events.json");
+    assert_eq!(got.line("decoded"), "2 sign-in event(s)");
+    assert_eq!(got.line("skipped"), "1 (1 other_service)");
+    assert_eq!(got.line("rejected"), "2", "{}", got.summary);
+    let rejected = got.rejected();
+    assert_eq!(rejected[0].0, Some(2));
+    assert!(rejected[0].1.starts_with("`Events[2].CloudTrailEvent` is not a JSON record: EOF"), "{rejected:?}");
+    assert_eq!(rejected[1], (Some(4), "`Events[4]` has no `CloudTrailEvent`".to_owned()));
+    assert_eq!(got.code, Some(1), "a rejected record gives exit 1");
+}
