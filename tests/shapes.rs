@@ -65,3 +65,25 @@ fn lookup_events_output_is_read_through_its_cloudtrail_event_strings() {
     assert_eq!(rejected[1], (Some(4), "`Events[4]` has no `CloudTrailEvent`".to_owned()));
     assert_eq!(got.code, Some(1), "a rejected record gives exit 1");
 }
+
+#[test]
+fn eventbridge_events_are_read_through_their_detail_alone_as_lines_and_in_log_exports() {
+    for (name, decoded) in
+        [("eventbridge_event.json", 1), ("eventbridge_filter_log_events.json", 2), ("eventbridge_subscription.json", 2)]
+    {
+        let got = replay(name);
+        assert_eq!(got.line("decoded"), format!("{decoded} sign-in event(s)"), "{name}");
+        assert_eq!(got.line("skipped"), "0", "{name}");
+        assert_eq!(got.line("rejected"), "0", "{name}");
+        assert_eq!(got.code, Some(0), "{name}: {}", got.summary);
+    }
+
+    // Another service's CloudTrail record and another service's own event are skipped alike.
+    let got = replay("eventbridge_lines.jsonl");
+    assert_eq!(got.line("decoded"), "2 sign-in event(s)");
+    assert_eq!(got.line("skipped"), "2 (2 other_service)");
+    assert_eq!(got.line("rejected"), "1");
+    assert_eq!(got.rejects[0]["line"], 5);
+    assert_eq!(got.rejected()[0].1, "EventBridge event's `detail` is a string, expected an object");
+    assert_eq!(got.code, Some(1));
+}

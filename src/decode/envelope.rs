@@ -1,6 +1,6 @@
 //! The one walk over the envelopes around log records: encodings (gzip, base64 of gzip), JSON shapes (one
 //! object, concatenated values, an array) and containers (`{"Records":[...]}`, `filter-log-events` output,
-//! CloudWatch Logs subscription payloads, `aws cloudtrail lookup-events` output).
+//! CloudWatch Logs subscription payloads, `aws cloudtrail lookup-events` output, EventBridge events).
 //!
 //! Two walks share it and differ only at the ends, in a [`Visit`]: decoding (`decode_record`: an object
 //! that is no container is a vendor record, anything else a rejection) and listing log event messages for
@@ -16,7 +16,7 @@ use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{clip, json_error, json_kind, Record, Text};
+use super::{clip, json_error, json_kind, Record, SkipReason, Text};
 use crate::event::Origin;
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
@@ -41,8 +41,9 @@ pub(super) trait Visit {
     /// A log event's `message` or an element of `Records`: `true` when the visit takes it as it is,
     /// `false` to have it walked as a record of its own.
     fn take_as_is(&mut self, text: &str, at: &Origin) -> bool;
-    /// A subscription's `CONTROL_MESSAGE`: a connectivity check that holds no log event of the group.
-    fn control_message(&mut self, at: &Origin);
+    /// A well-formed part that holds no log record: a subscription's `CONTROL_MESSAGE` (a connectivity
+    /// check), an EventBridge event that is not a CloudTrail record.
+    fn skip(&mut self, at: &Origin, why: SkipReason);
     /// A part that cannot be read, located.
     fn reject(&mut self, at: &Origin, reason: String);
 }
@@ -144,6 +145,9 @@ impl<V: Visit> Walk<'_, V> {
         if let Some(events) = rec.lookup_events {
             return self.lookup_events(events, origin, depth);
         }
+        if let Some(detail) = rec.detail.filter(|_| rec.detail_type.is_present()) {
+            return self.eventbridge(rec, detail, text, origin, depth);
+        }
         self.visit.object(rec, text, origin);
     }
 
@@ -177,6 +181,24 @@ impl<V: Visit> Walk<'_, V> {
         self.json(record.trim(), &at, depth + 1);
     }
 
+    /// An EventBridge event, `{"version", "id", "detail-type", "source", ..., "detail": {...}}`. Those that
+    /// CloudTrail sends ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail") hold one record
+    /// in `detail`; any other is another service's own event, skipped as other services' records are.
+    /// Listing takes the whole event as the message: that is what a log group targeted by a rule holds.
+    fn eventbridge(&mut self, rec: &Record, detail: &RawValue, text: &str, origin: &Origin, depth: u32) {
+        if self.visit.take_as_is(text, origin) {
+            return;
+        }
+        if !rec.detail_type.get().is_some_and(|t| t.ends_with(VIA_CLOUDTRAIL)) {
+            return self.visit.skip(origin, SkipReason::OtherService);
+        }
+        if !detail.get().starts_with('{') {
+            let kind = json_kind(detail.get());
+            return self.visit.reject(origin, format!("EventBridge event's `detail` is {kind}, expected an object"));
+        }
+        self.json(detail.get(), origin, depth + 1);
+    }
+
     /// `{"Records": [...]}` (a CloudTrail file): each element is one record, as CloudTrail sends it to
     /// CloudWatch Logs as one log event.
     fn records(&mut self, records: &RawValue, origin: &Origin, depth: u32) {
@@ -197,7 +219,7 @@ impl<V: Visit> Walk<'_, V> {
     /// A subscription-filter payload: `{"messageType", "logGroup", "logStream", "logEvents": [...]}`.
     fn subscription(&mut self, rec: &Record, origin: &Origin, depth: u32) {
         match rec.message_type.get() {
-            Some("CONTROL_MESSAGE") => self.visit.control_message(origin),
+            Some("CONTROL_MESSAGE") => self.visit.skip(origin, SkipReason::ControlMessage),
             Some("DATA_MESSAGE") | None => match rec.log_events {
                 Some(events) => self.log_events(events, "logEvents", origin, depth),
                 None => self.visit.reject(origin, "subscription payload without `logEvents`".into()),
@@ -250,6 +272,9 @@ impl<V: Visit> Walk<'_, V> {
         }
     }
 }
+
+/// How the `detail-type` of every EventBridge event that CloudTrail sends ends.
+const VIA_CLOUDTRAIL: &str = " via CloudTrail";
 
 /// An element of `aws cloudtrail lookup-events` output's `Events`.
 #[derive(Deserialize)]

@@ -112,7 +112,8 @@ pub enum Decoded {
 /// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
 /// line starting "H4sI"), `aws cloudtrail lookup-events` output `{"Events":[{"CloudTrailEvent": "<record
-/// JSON as a string>"}]}`, and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
+/// JSON as a string>"}]}`, EventBridge events `{"detail-type", "detail": {<CloudTrail record>}}`, and any
+/// mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
 /// once per contained record, in order.
 pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
     envelope::walk(text, origin, &mut Events { forced, out });
@@ -140,8 +141,8 @@ impl Visit for Events<'_> {
         false
     }
 
-    fn control_message(&mut self, _at: &Origin) {
-        (self.out)(Decoded::Skipped(SkipReason::ControlMessage));
+    fn skip(&mut self, _at: &Origin, why: SkipReason) {
+        (self.out)(Decoded::Skipped(why));
     }
 
     fn reject(&mut self, at: &Origin, reason: String) {
@@ -204,6 +205,11 @@ struct Record<'a> {
     /// `aws cloudtrail lookup-events` output.
     #[serde(rename = "Events", borrow, default)]
     lookup_events: Option<&'a RawValue>,
+    /// An EventBridge event.
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Text<'a>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
