@@ -87,3 +87,17 @@ fn eventbridge_events_are_read_through_their_detail_alone_as_lines_and_in_log_ex
     assert_eq!(got.rejected()[0].1, "EventBridge event's `detail` is a string, expected an object");
     assert_eq!(got.code, Some(1));
 }
+
+#[test]
+fn admin_list_user_auth_events_output_is_rejected_as_not_a_log_naming_what_to_use() {
+    let got = replay("admin_list_user_auth_events.json");
+    assert_eq!(got.line("decoded"), "0 sign-in event(s)");
+    assert_eq!(got.line("rejected"), "1");
+    let reason = &got.rejected()[0].1;
+    for part in ["AdminListUserAuthEvents output", "not a log", "SetLogDeliveryConfiguration", "CloudTrail"] {
+        assert!(reason.contains(part), "{part:?} missing from {reason:?}");
+    }
+    assert!(!reason.contains("unrecognised"), "{reason}");
+    assert!(got.summary.contains("AdminListUserAuthEvents output"), "the summary shows it: {}", got.summary);
+    assert_eq!(got.code, Some(1));
+}

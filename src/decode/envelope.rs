@@ -148,6 +148,9 @@ impl<V: Visit> Walk<'_, V> {
         if let Some(detail) = rec.detail.filter(|_| rec.detail_type.is_present()) {
             return self.eventbridge(rec, detail, text, origin, depth);
         }
+        if rec.auth_events.is_some() {
+            return self.visit.reject(origin, AUTH_EVENTS_ARE_NOT_A_LOG.into());
+        }
         self.visit.object(rec, text, origin);
     }
 
@@ -275,6 +278,12 @@ impl<V: Visit> Walk<'_, V> {
 
 /// How the `detail-type` of every EventBridge event that CloudTrail sends ends.
 const VIA_CLOUDTRAIL: &str = " via CloudTrail";
+
+/// Why `AdminListUserAuthEvents` output is refused: users reach for it first, and "unrecognised" would not
+/// tell them it is the wrong source rather than a broken file. Short, so the summary shows it whole (it cuts
+/// a rejection at `sanitize::MAX_DISPLAY_CHARS`, file name included).
+const AUTH_EVENTS_ARE_NOT_A_LOG: &str = "AdminListUserAuthEvents output, not a log: use the user-activity log \
+     export (SetLogDeliveryConfiguration) or CloudTrail";
 
 /// An element of `aws cloudtrail lookup-events` output's `Events`.
 #[derive(Deserialize)]
