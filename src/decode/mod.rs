@@ -113,8 +113,9 @@ pub enum Decoded {
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
 /// line starting "H4sI"), `aws cloudtrail lookup-events` output `{"Events":[{"CloudTrailEvent": "<record
 /// JSON as a string>"}]}`, EventBridge events `{"detail-type", "detail": {<CloudTrail record>}}`, and any
-/// mix. `AdminListUserAuthEvents` output is rejected with a message naming the logs to use instead. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
-/// once per contained record, in order.
+/// mix. `AdminListUserAuthEvents` output is rejected with a message naming the logs to use instead.
+/// `forced` is the format `--format` forces, `None` for `auto`. Calls `out` once per contained record, in
+/// order.
 pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
     envelope::walk(text, origin, &mut Events { forced, out });
 }
