@@ -35,11 +35,15 @@ impl Replay {
 }
 
 fn replay(name: &str) -> Replay {
+    replay_path(&fixture(name))
+}
+
+fn replay_path(input: &Path) -> Replay {
     let dir = tempfile::tempdir().unwrap();
     let rejects = dir.path().join("rejects.jsonl");
     let out = Command::new(BIN)
         .arg("replay")
-        .arg(fixture(name))
+        .arg(input)
         .arg("--rejects")
         .arg(&rejects)
         .arg("--no-progress")
@@ -100,4 +104,29 @@ fn admin_list_user_auth_events_output_is_rejected_as_not_a_log_naming_what_to_us
     assert!(!reason.contains("unrecognised"), "{reason}");
     assert!(got.summary.contains("AdminListUserAuthEvents output"), "the summary shows it: {}", got.summary);
     assert_eq!(got.code, Some(1));
+}
+
+/// Firehose writes the records it buffers back to back, without newlines, into objects under
+/// `YYYY/MM/DD/HH/` keys, gzip-compressed or not; gzip is found by content, whatever an object is named. A
+/// synced bucket is one directory tree, read recursively.
+#[test]
+fn firehose_objects_of_concatenated_records_gzip_or_not_are_read_from_a_date_partitioned_tree() {
+    let plain = std::fs::read(fixture("firehose_user_activity.json")).unwrap();
+    assert!(!plain.contains(&b'\n'), "the fixture is one object of records back to back");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gz = gz.finish().unwrap();
+
+    let bucket = tempfile::tempdir().unwrap();
+    let hour = bucket.path().join("cognito-user-activity/2024/07/17/17");
+    std::fs::create_dir_all(&hour).unwrap();
+    std::fs::write(hour.join("authwatch-stream-1-2024-07-17-17-25-56-0a1b2c3d"), &plain).unwrap();
+    std::fs::write(hour.join("authwatch-stream-1-2024-07-17-17-30-00-4e5f6a7b"), &gz).unwrap();
+
+    let got = replay_path(bucket.path());
+    assert_eq!(got.line("input").split(',').next(), Some("2 file(s)"), "{}", got.summary);
+    assert_eq!(got.line("decoded"), "14 sign-in event(s)", "7 in each object: {}", got.summary);
+    assert_eq!(got.line("skipped"), "4 (4 user_notification)");
+    assert_eq!(got.line("rejected"), "0");
+    assert_eq!(got.code, Some(0));
 }
