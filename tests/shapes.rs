@@ -1,7 +1,7 @@
 //! Delivery shapes users actually have, fed through `authwatch replay`: what the summary counts and what
 //! `--rejects` lists for each. The decoded events themselves are pinned by the `.expected` files beside the
 //! fixtures (`tests/decode.rs`); the fixtures and the AWS pages that describe them are listed in
-//! `tests/fixtures/decode/README.md`.
+//! `tests/fixtures/decode/README.md` and `tests/fixtures/shapes/README.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,8 +10,14 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authwatch");
 
+/// A fixture of `tests/fixtures/shapes/`, else of `tests/fixtures/decode/`.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decode").join(name)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shapes = root.join("tests/fixtures/shapes").join(name);
+    if shapes.exists() {
+        return shapes;
+    }
+    root.join("tests/fixtures/decode").join(name)
 }
 
 /// What a user sees from `authwatch replay FILE --rejects R`.

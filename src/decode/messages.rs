@@ -95,9 +95,9 @@ mod tests {
         let documents = [
             include_str!("../../tests/fixtures/decode/filter_log_events.json"),
             include_str!("../../tests/fixtures/decode/subscription_data.json"),
-            include_str!("../../tests/fixtures/decode/eventbridge_event.json"),
-            include_str!("../../tests/fixtures/decode/eventbridge_filter_log_events.json"),
-            include_str!("../../tests/fixtures/decode/eventbridge_subscription.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_event.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_filter_log_events.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_subscription.json"),
         ];
         let mut records: Vec<Vec<u8>> = Vec::new();
         for doc in documents {
