@@ -89,8 +89,9 @@ impl<V: Visit> Walk<'_, V> {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
                 let mut de = serde_json::Deserializer::from_str(text);
-                match Record::deserialize(&mut de) {
-                    Ok(rec) if de.end().is_ok() => self.object(&rec, text, origin, depth),
+                // Matched by reference: moving a `Record` out of the result copies it, once per event.
+                match &Record::deserialize(&mut de) {
+                    Ok(rec) if de.end().is_ok() => self.object(rec, text, origin, depth),
                     Ok(_) => self.concatenated(text, origin, depth),
                     Err(e) => self.visit.not_object(text, origin, || match e {
                         e if e.is_data() && e.to_string().starts_with("duplicate field") => json_error(&e),
