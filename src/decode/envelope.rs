@@ -94,7 +94,7 @@ impl<V: Visit> Walk<'_, V> {
                     Ok(rec) if de.end().is_ok() => self.object(rec, text, origin, depth),
                     Ok(_) => self.concatenated(text, origin, depth),
                     Err(e) => self.visit.not_object(text, origin, || match e {
-                        e if e.is_data() && e.to_string().starts_with("duplicate field") => json_error(&e),
+                        e if e.is_data() && e.to_string().starts_with("duplicate field") => json_error(e),
                         e if e.is_data() => format!("a field has the wrong type: {e}"),
                         e => format!("invalid JSON: {e}"),
                     }),
