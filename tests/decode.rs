@@ -15,6 +15,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 const FIXTURES: &str = "tests/fixtures/decode";
+/// Fixtures decoded the same way but kept out of `tests/cloudwatch_consistency.rs`'s corpus (see the README
+/// there).
+const SHAPES: &str = "tests/fixtures/shapes";
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or("-".to_owned(), |v| v.to_string())
@@ -109,8 +112,9 @@ fn expected(fixture: &str) -> Vec<String> {
 #[test]
 fn fixtures_decode_to_their_expected_output() {
     let bless = std::env::var_os("AUTHWATCH_BLESS").is_some();
-    let mut paths: Vec<PathBuf> = fs::read_dir(FIXTURES)
-        .unwrap()
+    let mut paths: Vec<PathBuf> = [FIXTURES, SHAPES]
+        .into_iter()
+        .flat_map(|dir| fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "jsonl"))
         .collect();

@@ -1,6 +1,6 @@
 //! The one walk over the envelopes around log records: encodings (gzip, base64 of gzip), JSON shapes (one
 //! object, concatenated values, an array) and containers (`{"Records":[...]}`, `filter-log-events` output,
-//! CloudWatch Logs subscription payloads).
+//! CloudWatch Logs subscription payloads, `aws cloudtrail lookup-events` output, EventBridge events).
 //!
 //! Two walks share it and differ only at the ends, in a [`Visit`]: decoding (`decode_record`: an object
 //! that is no container is a vendor record, anything else a rejection) and listing log event messages for
@@ -16,7 +16,7 @@ use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{clip, json_error, json_kind, Record, Text};
+use super::{clip, json_error, json_kind, Record, SkipReason, Text};
 use crate::event::Origin;
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
@@ -41,8 +41,9 @@ pub(super) trait Visit {
     /// A log event's `message` or an element of `Records`: `true` when the visit takes it as it is,
     /// `false` to have it walked as a record of its own.
     fn take_as_is(&mut self, text: &str, at: &Origin) -> bool;
-    /// A subscription's `CONTROL_MESSAGE`: a connectivity check that holds no log event of the group.
-    fn control_message(&mut self, at: &Origin);
+    /// A well-formed part that holds no log record: a subscription's `CONTROL_MESSAGE` (a connectivity
+    /// check), an EventBridge event that is not a CloudTrail record.
+    fn skip(&mut self, at: &Origin, why: SkipReason);
     /// A part that cannot be read, located.
     fn reject(&mut self, at: &Origin, reason: String);
 }
@@ -88,11 +89,12 @@ impl<V: Visit> Walk<'_, V> {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
                 let mut de = serde_json::Deserializer::from_str(text);
-                match Record::deserialize(&mut de) {
-                    Ok(rec) if de.end().is_ok() => self.object(&rec, text, origin, depth),
+                // Matched by reference: moving a `Record` out of the result copies it, once per event.
+                match &Record::deserialize(&mut de) {
+                    Ok(rec) if de.end().is_ok() => self.object(rec, text, origin, depth),
                     Ok(_) => self.concatenated(text, origin, depth),
                     Err(e) => self.visit.not_object(text, origin, || match e {
-                        e if e.is_data() && e.to_string().starts_with("duplicate field") => json_error(&e),
+                        e if e.is_data() && e.to_string().starts_with("duplicate field") => json_error(e),
                         e if e.is_data() => format!("a field has the wrong type: {e}"),
                         e => format!("invalid JSON: {e}"),
                     }),
@@ -141,7 +143,64 @@ impl<V: Visit> Walk<'_, V> {
         if rec.message_type.is_present() || rec.log_events.is_some() {
             return self.subscription(rec, origin, depth);
         }
+        if let Some(events) = rec.lookup_events {
+            return self.lookup_events(events, origin, depth);
+        }
+        if let Some(detail) = rec.detail.filter(|_| rec.detail_type.is_present()) {
+            return self.eventbridge(rec, detail, text, origin, depth);
+        }
+        if rec.auth_events.is_some() {
+            return self.visit.reject(origin, AUTH_EVENTS_ARE_NOT_A_LOG.into());
+        }
         self.visit.object(rec, text, origin);
+    }
+
+    /// `aws cloudtrail lookup-events` output, `{"Events": [{"EventId", ..., "CloudTrailEvent": "<record>"}],
+    /// "NextToken"}`: each element's `CloudTrailEvent` is one CloudTrail record as a JSON string.
+    fn lookup_events(&mut self, events: &RawValue, origin: &Origin, depth: u32) {
+        if let Err(reason) = is_array(events, "Events") {
+            return self.visit.reject(origin, reason);
+        }
+        let result = for_each_element(events.get(), &mut |i, item| self.lookup_event(item, i, origin, depth));
+        if let Err(reason) = result {
+            self.visit.reject(origin, format!("`Events`: {reason}"));
+        }
+    }
+
+    /// One element of a lookup-events `Events`: its `CloudTrailEvent` string, walked as a record.
+    fn lookup_event(&mut self, item: &RawValue, i: usize, origin: &Origin, depth: u32) {
+        let at = origin.with_record(i);
+        let record = match serde_json::from_str::<LookupEvent>(item.get()) {
+            Ok(LookupEvent { cloud_trail_event: Some(Text(Some(record))) }) => record,
+            Ok(_) => return self.visit.reject(&at, format!("`Events[{i}]` has no `CloudTrailEvent`")),
+            Err(e) => return self.visit.reject(&at, format!("`Events[{i}]` is not a lookup-events event: {e}")),
+        };
+        if self.visit.take_as_is(&record, &at) {
+            return;
+        }
+        // Checked here so the reason names the field: the walk would only say "invalid JSON".
+        if let Err(e) = serde_json::from_str::<IgnoredAny>(&record) {
+            return self.visit.reject(&at, format!("`Events[{i}].CloudTrailEvent` is not a JSON record: {e}"));
+        }
+        self.json(record.trim(), &at, depth + 1);
+    }
+
+    /// An EventBridge event, `{"version", "id", "detail-type", "source", ..., "detail": {...}}`. Those that
+    /// CloudTrail sends ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail") hold one record
+    /// in `detail`; any other is another service's own event, skipped as other services' records are.
+    /// Listing takes the whole event as the message: that is what a log group targeted by a rule holds.
+    fn eventbridge(&mut self, rec: &Record, detail: &RawValue, text: &str, origin: &Origin, depth: u32) {
+        if self.visit.take_as_is(text, origin) {
+            return;
+        }
+        if !rec.detail_type.get().is_some_and(|t| t.ends_with(VIA_CLOUDTRAIL)) {
+            return self.visit.skip(origin, SkipReason::OtherService);
+        }
+        if !detail.get().starts_with('{') {
+            let kind = json_kind(detail.get());
+            return self.visit.reject(origin, format!("EventBridge event's `detail` is {kind}, expected an object"));
+        }
+        self.json(detail.get(), origin, depth + 1);
     }
 
     /// `{"Records": [...]}` (a CloudTrail file): each element is one record, as CloudTrail sends it to
@@ -164,7 +223,7 @@ impl<V: Visit> Walk<'_, V> {
     /// A subscription-filter payload: `{"messageType", "logGroup", "logStream", "logEvents": [...]}`.
     fn subscription(&mut self, rec: &Record, origin: &Origin, depth: u32) {
         match rec.message_type.get() {
-            Some("CONTROL_MESSAGE") => self.visit.control_message(origin),
+            Some("CONTROL_MESSAGE") => self.visit.skip(origin, SkipReason::ControlMessage),
             Some("DATA_MESSAGE") | None => match rec.log_events {
                 Some(events) => self.log_events(events, "logEvents", origin, depth),
                 None => self.visit.reject(origin, "subscription payload without `logEvents`".into()),
@@ -216,6 +275,22 @@ impl<V: Visit> Walk<'_, V> {
                 .reject(&at, format!("`{field}[{i}].message` is {}, expected a string", json_kind(message.get()))),
         }
     }
+}
+
+/// How the `detail-type` of every EventBridge event that CloudTrail sends ends.
+const VIA_CLOUDTRAIL: &str = " via CloudTrail";
+
+/// Why `AdminListUserAuthEvents` output is refused: users reach for it first, and "unrecognised" would not
+/// tell them it is the wrong source rather than a broken file. Short, so the summary shows it whole (it cuts
+/// a rejection at `sanitize::MAX_DISPLAY_CHARS`, file name included).
+const AUTH_EVENTS_ARE_NOT_A_LOG: &str = "AdminListUserAuthEvents output, not a log: use the user-activity log \
+     export (SetLogDeliveryConfiguration) or CloudTrail";
+
+/// An element of `aws cloudtrail lookup-events` output's `Events`.
+#[derive(Deserialize)]
+struct LookupEvent<'a> {
+    #[serde(rename = "CloudTrailEvent", borrow, default)]
+    cloud_trail_event: Option<Text<'a>>,
 }
 
 /// A log event as CloudWatch Logs returns it.

@@ -7,7 +7,7 @@
 //! gzip are unpacked; any other line (JSON or plain text) is a message itself.
 
 use super::envelope::{self, Visit, BASE64_GZIP_PREFIX};
-use super::{Record, Rejection};
+use super::{Record, Rejection, SkipReason};
 use crate::event::Origin;
 
 /// Calls `out` with each log event message held by one record's bytes (see the module docs), in order,
@@ -39,8 +39,9 @@ impl Visit for Messages<'_> {
         true
     }
 
-    /// A connectivity check: its log events are not the log group's.
-    fn control_message(&mut self, _at: &Origin) {}
+    /// A connectivity check: its log events are not the log group's. (The other skips, EventBridge events
+    /// that hold no CloudTrail record, are never reached: listing takes every EventBridge event as it is.)
+    fn skip(&mut self, _at: &Origin, _why: SkipReason) {}
 
     fn reject(&mut self, at: &Origin, reason: String) {
         (self.out)(at, Err(Rejection::new(at, reason)));
@@ -70,6 +71,10 @@ mod tests {
             messages(r#"{"Records":[{"a":1}, {"b":2}]}"#),
             ["t:1 record 0: {\"a\":1}", "t:1 record 1: {\"b\":2}"]
         );
+        assert_eq!(
+            messages(r#"{"Events":[{"EventId":"e","CloudTrailEvent":"{\"a\":1}"}],"NextToken":"n"}"#),
+            ["t:1 record 0: {\"a\":1}"]
+        );
         assert_eq!(messages("not json at all"), ["t:1: not json at all"]);
         assert_eq!(messages(r#"{"a":1}"#), ["t:1: {\"a\":1}"]);
         assert_eq!(
@@ -90,6 +95,9 @@ mod tests {
         let documents = [
             include_str!("../../tests/fixtures/decode/filter_log_events.json"),
             include_str!("../../tests/fixtures/decode/subscription_data.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_event.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_filter_log_events.json"),
+            include_str!("../../tests/fixtures/shapes/eventbridge_subscription.json"),
         ];
         let mut records: Vec<Vec<u8>> = Vec::new();
         for doc in documents {

@@ -111,8 +111,11 @@ pub enum Decoded {
 /// one pretty-printed object). Dispatches on shape, per record: Cognito user-activity event, CloudTrail
 /// record, `{"Records":[...]}`, `aws logs filter-log-events` output `{"events":[...]}` (whose `message` is
 /// the event JSON as a string), subscription-filter payloads (JSON, gzip bytes, or base64 of gzip, e.g. a
-/// line starting "H4sI"), and any mix. `forced` is the format `--format` forces, `None` for `auto`. Calls `out`
-/// once per contained record, in order.
+/// line starting "H4sI"), `aws cloudtrail lookup-events` output `{"Events":[{"CloudTrailEvent": "<record
+/// JSON as a string>"}]}`, EventBridge events `{"detail-type", "detail": {<CloudTrail record>}}`, and any
+/// mix. `AdminListUserAuthEvents` output is rejected with a message naming the logs to use instead.
+/// `forced` is the format `--format` forces, `None` for `auto`. Calls `out` once per contained record, in
+/// order.
 pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
     envelope::walk(text, origin, &mut Events { forced, out });
 }
@@ -139,8 +142,8 @@ impl Visit for Events<'_> {
         false
     }
 
-    fn control_message(&mut self, _at: &Origin) {
-        (self.out)(Decoded::Skipped(SkipReason::ControlMessage));
+    fn skip(&mut self, _at: &Origin, why: SkipReason) {
+        (self.out)(Decoded::Skipped(why));
     }
 
     fn reject(&mut self, at: &Origin, reason: String) {
@@ -200,6 +203,18 @@ struct Record<'a> {
     log_events: Option<&'a RawValue>,
     #[serde(rename = "messageType", borrow, default)]
     message_type: Text<'a>,
+    /// `aws cloudtrail lookup-events` output.
+    #[serde(rename = "Events", borrow, default)]
+    lookup_events: Option<&'a RawValue>,
+    /// An EventBridge event.
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Text<'a>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+
+    // Not a log, refused with a message saying so: `AdminListUserAuthEvents` output.
+    #[serde(rename = "AuthEvents", borrow, default)]
+    auth_events: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
