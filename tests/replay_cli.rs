@@ -289,3 +289,20 @@ fn overlapping_files_are_merged_in_time_order_within_the_lateness() {
     assert!(!reference.stdout.is_empty());
     assert_eq!(merged.stdout, reference.stdout);
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_replay_quietly_with_success() {
+    // The reader has gone before authwatch writes its first finding: the write fails with a broken pipe.
+    let mut child = Command::new(BIN)
+        .args(["replay", "--no-progress", "--updates"])
+        .arg(fixture("burst_user"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run authwatch");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for authwatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
