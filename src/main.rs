@@ -30,7 +30,7 @@ fn main() {
         Ok(code) => code,
         Err(e) if quiet_on_closed_pipe && is_closed_pipe(&e) => EXIT_OK,
         Err(e) => {
-            eprintln!("authwatch: error: {}", authwatch::sanitize::for_terminal(&format!("{e:#}")));
+            eprintln!("authwatch: error: {}", authwatch::sanitize::lines_for_terminal(&format!("{e:#}")));
             EXIT_FATAL
         }
     };

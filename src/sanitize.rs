@@ -26,16 +26,35 @@ pub fn is_dangerous(c: char) -> bool {
             | '\u{E0000}'..='\u{E007F}') // tag characters: invisible, used to smuggle text
 }
 
+/// Longest line of a fatal error shown on a terminal: long enough for a spec file's whole parse error,
+/// short enough that a record quoted in one cannot flood the screen.
+pub const MAX_ERROR_LINE_CHARS: usize = 1_000;
+
+/// For a multi-line message on a terminal (a fatal error naming several spec files, a TOML parse error
+/// with its excerpt): every line is kept, and each is cleaned as [`for_terminal`] cleans a value, cut at
+/// [`MAX_ERROR_LINE_CHARS`].
+pub fn lines_for_terminal(s: &str) -> String {
+    s.split('\n')
+        .map(|line| escape_cut(line.trim_end_matches('\r'), MAX_ERROR_LINE_CHARS))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// For a terminal or a log line: dangerous characters become `\u{..}` escapes and the value is cut to
 /// [`MAX_DISPLAY_CHARS`].
 pub fn for_terminal(s: &str) -> Cow<'_, str> {
-    let clean = !s.chars().any(is_dangerous) && s.len() <= MAX_DISPLAY_CHARS;
+    escape_cut(s, MAX_DISPLAY_CHARS)
+}
+
+/// Dangerous characters as `\u{..}` escapes, cut after `max` characters with a marker.
+fn escape_cut(s: &str, max: usize) -> Cow<'_, str> {
+    let clean = !s.chars().any(is_dangerous) && s.len() <= max;
     if clean {
         return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(s.len().min(MAX_DISPLAY_CHARS * 2));
+    let mut out = String::with_capacity(s.len().min(max * 2));
     for (n, c) in s.chars().enumerate() {
-        if n == MAX_DISPLAY_CHARS {
+        if n == max {
             out.push_str("…[cut]");
             break;
         }
@@ -102,6 +121,16 @@ mod tests {
         assert_eq!(for_terminal("\u{9b}31m"), "\\u{9b}31m");
         assert_eq!(for_terminal("a\u{61c}b"), "a\\u{61c}b");
         assert_eq!(for_terminal("tag\u{e0041}"), "tag\\u{e0041}");
+    }
+
+    #[test]
+    fn multi_line_messages_keep_their_lines_and_escape_within_them() {
+        let msg = "specs:\r\na.toml: bad\nb.toml: \x1b[2J\u{202e}x\n".to_string() + &"y".repeat(1500);
+        let shown = lines_for_terminal(&msg);
+        let lines: Vec<&str> = shown.split('\n').collect();
+        assert_eq!(lines[..3], ["specs:", "a.toml: bad", "b.toml: \\u{1b}[2J\\u{202e}x"]);
+        assert_eq!(lines[3].chars().count(), MAX_ERROR_LINE_CHARS + "…[cut]".chars().count());
+        assert!(!shown.chars().any(|c| is_dangerous(c) && c != '\n'), "{shown:?}");
     }
 
     #[test]

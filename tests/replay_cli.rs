@@ -306,3 +306,23 @@ fn a_reader_that_stops_early_ends_replay_quietly_with_success() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
 }
+
+#[test]
+fn every_bad_spec_file_is_named_in_full_on_lines_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let filters = Path::new(env!("CARGO_MANIFEST_DIR")).join("filters");
+    for name in ["failed_login_burst_user.toml", "account_takeover.toml", "cognito_risk.toml"] {
+        std::fs::copy(filters.join(name), dir.path().join(name)).unwrap();
+    }
+    let mut bad = std::fs::OpenOptions::new().append(true).open(dir.path().join("account_takeover.toml")).unwrap();
+    writeln!(bad, "bogus_field = 3").unwrap();
+    let mut bad = std::fs::OpenOptions::new().append(true).open(dir.path().join("cognito_risk.toml")).unwrap();
+    writeln!(bad, "[params]\nthreshold = 1").unwrap();
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap(), "--filters", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("\\u{a}") && !err.contains("[cut]"), "{err}");
+    let named = |file: &str| err.lines().any(|l| l.contains(file));
+    assert!(named("account_takeover.toml: ") && named("cognito_risk.toml: "), "{err}");
+    assert!(err.contains("bogus_field") && err.contains("duplicate key `params`"), "{err}");
+}
