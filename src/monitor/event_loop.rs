@@ -148,7 +148,14 @@ impl Monitor {
         let admitted = self.intake.admit(&d);
         let tally = &self.intake.tally;
         match d {
-            Decoded::Event(_) if !admitted => self.metrics.before_start.store(tally.out_of_range, Ordering::Relaxed),
+            Decoded::Event(ev) if !admitted => {
+                if tally.out_of_range == 1 {
+                    // Once: a followed file of last week's events would otherwise look like silence.
+                    tracing::warn!(event_time = %ev.time,
+                        "events older than the start point are read and skipped (counted in the status line and authwatch_before_start_total): a first start reads --backfill back from now, a restart from its checkpoint");
+                }
+                self.metrics.before_start.store(tally.out_of_range, Ordering::Relaxed);
+            }
             Decoded::Event(ev) => {
                 if self.fed_ms.is_some_and(|f| ev.time.0 <= f) {
                     // Behind the watermark: the engine still places it where a rule's window is open,

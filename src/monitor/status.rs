@@ -51,7 +51,11 @@ fn render(m: &Metrics, rate: f64, held: Held) -> String {
         "catching up".into()
     };
     format!(
-        "authwatch monitor: {rate:.1} events/s, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {} ({} MB){}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
+        "authwatch monitor: {rate:.1} events/s{}, lag {lag}, ingest delay p50 {d50}ms max {dmax}ms, open incidents {}, tracked keys {}, notifications sent {} spooled {}{}{}, held {} ({} MB){}, late {}, beyond overlap {}, rejected {}, sources failing {failing}",
+        match m.before_start.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => format!(" ({n} read and skipped as older than the start point)"),
+        },
         m.open_incidents.load(Ordering::Relaxed),
         m.tracked_keys.load(Ordering::Relaxed),
         m.notifications_sent.load(Ordering::Relaxed),
@@ -97,5 +101,14 @@ mod tests {
         m.lag_ms.store(1_500, Ordering::Relaxed);
         let line = s.due(&m, held(true), start + every * 2).expect("due again");
         assert!(line.starts_with("authwatch monitor: 2.0 events/s, lag 1.5s,"), "{line}");
+        // Events read but older than the start point are said, not hidden behind a rate of 0.
+        m.before_start.store(1_000, Ordering::Relaxed);
+        let line = s.due(&m, held(true), start + every * 3).expect("due again");
+        assert!(
+            line.starts_with(
+                "authwatch monitor: 0.0 events/s (1000 read and skipped as older than the start point), lag"
+            ),
+            "{line}"
+        );
     }
 }
