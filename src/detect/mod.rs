@@ -116,8 +116,6 @@ pub struct Engine {
     release: Release,
     /// Events waiting to leave, on (time, arrival): equal times leave in arrival order.
     buffer: Orderer,
-    /// Newest event time pushed.
-    max_seen: Option<Timestamp>,
     /// Time of the last event released to the rules.
     released: Option<Timestamp>,
     aliases: UserAliases,
@@ -148,7 +146,6 @@ impl Engine {
             settings,
             release,
             buffer,
-            max_seen: None,
             released: None,
             aliases: UserAliases::default(),
             stats: EngineStats::default(),
@@ -172,12 +169,12 @@ impl Engine {
     /// Takes one event; findings that result (open, escalated, closed) are appended to `out`. With
     /// [`Release::Watermark`] the event only joins the orderer: nothing is released here.
     pub fn push(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+        let newest = self.stats.last_event;
         self.stats.events += 1;
         self.stats.first_event = Some(self.stats.first_event.map_or(ev.time, |t| t.min(ev.time)));
-        self.stats.last_event = Some(self.stats.last_event.map_or(ev.time, |t| t.max(ev.time)));
+        self.stats.last_event = Some(newest.map_or(ev.time, |t| t.max(ev.time)));
         if self.release == Release::Watermark {
             // Events behind the watermark wait too: they leave first at the next one, as the oldest.
-            self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
             self.buffer.push(ev);
             return;
         }
@@ -190,17 +187,14 @@ impl Engine {
                 return;
             }
         }
-        if self.max_seen.is_some_and(|m| ev.time < m) {
+        if newest.is_some_and(|m| ev.time < m) {
             self.stats.reordered += 1;
         }
-        self.max_seen = Some(self.max_seen.map_or(ev.time, |m| m.max(ev.time)));
         self.buffer.push(ev);
-        let horizon = self.max_seen.map(|m| m.saturating_sub(self.settings.lateness));
+        // The newest event seen, whose lateness bound releases the rest: a late event (above) never is it.
+        let horizon = self.stats.last_event.map(|m| m.saturating_sub(self.settings.lateness));
         self.release_until(horizon, out);
-        while let Some(ev) = self.buffer.pop_over_cap() {
-            self.release(ev, out);
-        }
-        self.stats.forced_releases = self.buffer.forced();
+        self.release_over_cap(out, &mut |_| {});
     }
 
     /// The monitor's wall-clock watermark: no event older than `watermark` is expected any more beyond
