@@ -20,6 +20,9 @@ pub enum EventKind {
     /// `RespondToAuthChallenge`; hosted UI `login_POST`, `CognitoAuthentication`.
     SignIn,
     SignUp,
+    /// A sign-up confirmed with its code (CloudTrail `ConfirmSignUp`). The user-activity export logs no
+    /// confirmation: there, a sign-up is confirmed by the account's first successful sign-in.
+    ConfirmSignUp,
     /// A password reset request or its confirmation (`ForgotPassword`, `ConfirmForgotPassword`).
     ForgotPassword,
     /// A password change by a signed-in user (`PasswordChange`, `ChangePassword`).
@@ -36,6 +39,7 @@ impl EventKind {
         match self {
             EventKind::SignIn => "sign_in",
             EventKind::SignUp => "sign_up",
+            EventKind::ConfirmSignUp => "confirm_sign_up",
             EventKind::ForgotPassword => "forgot_password",
             EventKind::PasswordChange => "password_change",
             EventKind::ResendCode => "resend_code",
@@ -48,6 +52,7 @@ impl EventKind {
         Some(match s {
             "sign_in" => EventKind::SignIn,
             "sign_up" => EventKind::SignUp,
+            "confirm_sign_up" => EventKind::ConfirmSignUp,
             "forgot_password" => EventKind::ForgotPassword,
             "password_change" => EventKind::PasswordChange,
             "resend_code" => EventKind::ResendCode,
@@ -57,9 +62,10 @@ impl EventKind {
         })
     }
 
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::SignIn,
         EventKind::SignUp,
+        EventKind::ConfirmSignUp,
         EventKind::ForgotPassword,
         EventKind::PasswordChange,
         EventKind::ResendCode,
@@ -149,6 +155,37 @@ impl LogFormat {
     }
 }
 
+/// How one step of a multi-step sign-in ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The log does not say (no such step, or still in progress).
+    #[default]
+    Unknown,
+    Passed,
+    Failed,
+}
+
+/// The steps of a sign-in the log shows: the password (first factor) and the second factor (MFA). From
+/// the export's `challenges` (`Password` / `Mfa`, `Success` / `Failure`) and from CloudTrail's challenge
+/// calls (an `InitiateAuth` answered with an MFA challenge passed the password; a
+/// `RespondToAuthChallenge` to an MFA challenge failing with `CodeMismatchException` or
+/// `ExpiredCodeException` failed the MFA step).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Factors {
+    pub password: Step,
+    pub mfa: Step,
+}
+
+impl Factors {
+    /// The attempt had the right password and was stopped by MFA: the password is known to whoever
+    /// sent it. CloudTrail's failed MFA answer does not repeat the password step, so an MFA failure alone
+    /// counts too there; the detector checks that a challenge was issued before it.
+    pub fn mfa_failed(&self) -> bool {
+        self.mfa == Step::Failed && self.password != Step::Failed
+    }
+}
+
 /// Cognito threat-protection signals carried by the user-activity log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Risk {
@@ -220,6 +257,13 @@ pub struct SignInEvent {
     /// Cognito's `deviceName` or CloudTrail's `userAgent`.
     pub device: Option<String>,
     pub risk: Risk,
+    /// The password and MFA steps, when the log shows them.
+    pub factors: Factors,
+    /// The AWS Region the event was logged in (CloudTrail `awsRegion`, or the log group's Region). A
+    /// replicated user pool keeps one pool id in every Region; the Region tells their streams apart.
+    pub region: Option<String>,
+    /// The AWS account the event belongs to (CloudTrail `recipientAccountId`), when the record says.
+    pub account: Option<String>,
     pub event_id: Option<String>,
     pub format: LogFormat,
     pub origin: Origin,
@@ -231,7 +275,16 @@ impl SignInEvent {
         self.user_name.as_deref().or(self.user_sub.as_deref())
     }
 
-    /// A minimal event, for tests and the simulator to fill in.
+    /// The user pool this event belongs to, as pool-wide detectors key it: the pool id, and the Region
+    /// when it is known and differs from the one the pool id names (a replica's events), so the
+    /// streams of two Regions of one replicated pool are not judged as one.
+    pub fn pool_key(&self) -> Option<PoolKey<'_>> {
+        let pool = self.user_pool_id.as_deref().filter(|p| !p.is_empty())?;
+        let home = pool.split_once('_').map(|(region, _)| region);
+        let region = self.region.as_deref().filter(|r| !r.is_empty() && Some(*r) != home);
+        Some(PoolKey { pool, region })
+    }
+
     /// About how much heap memory the event's strings hold, beyond the event itself (the file name is
     /// shared; allocator rounding is not counted).
     pub fn heap_bytes(&self) -> usize {
@@ -246,6 +299,8 @@ impl SignInEvent {
             &self.country,
             &self.device,
             &self.event_id,
+            &self.region,
+            &self.account,
             &self.risk.level,
             &self.risk.decision,
         ]
@@ -255,6 +310,7 @@ impl SignInEvent {
             + self.event_name.capacity()
     }
 
+    /// A minimal event, for tests and the simulator to fill in.
     pub fn new(time: Timestamp, kind: EventKind, outcome: Outcome, origin: Origin) -> SignInEvent {
         SignInEvent {
             time,
@@ -271,9 +327,30 @@ impl SignInEvent {
             country: None,
             device: None,
             risk: Risk::default(),
+            factors: Factors::default(),
+            region: None,
+            account: None,
             event_id: None,
             format: LogFormat::CognitoUserActivity,
             origin,
+        }
+    }
+}
+
+/// A user pool as pool-wide detectors key it ([`SignInEvent::pool_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolKey<'a> {
+    pub pool: &'a str,
+    /// A Region other than the pool id's own: the events of a replica.
+    pub region: Option<&'a str>,
+}
+
+impl fmt::Display for PoolKey<'_> {
+    /// `us-east-1_ABC`, or `us-east-1_ABC@eu-west-1` for its replica in eu-west-1.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.region {
+            Some(region) => write!(f, "{}@{region}", self.pool),
+            None => f.write_str(self.pool),
         }
     }
 }
@@ -299,5 +376,18 @@ mod tests {
         for f in LogFormat::ALL {
             assert_eq!(LogFormat::parse(f.as_str()), Some(f));
         }
+    }
+
+    #[test]
+    fn a_replica_region_is_part_of_the_pool_key() {
+        let mut ev =
+            SignInEvent::new(Timestamp(0), EventKind::SignIn, Outcome::Success, Origin::new(Arc::from("f"), 1));
+        assert_eq!(ev.pool_key(), None);
+        ev.user_pool_id = Some("us-east-1_ABC".into());
+        assert_eq!(ev.pool_key().map(|k| k.to_string()).as_deref(), Some("us-east-1_ABC"));
+        ev.region = Some("us-east-1".into());
+        assert_eq!(ev.pool_key().map(|k| k.to_string()).as_deref(), Some("us-east-1_ABC"));
+        ev.region = Some("eu-west-1".into());
+        assert_eq!(ev.pool_key().map(|k| k.to_string()).as_deref(), Some("us-east-1_ABC@eu-west-1"));
     }
 }

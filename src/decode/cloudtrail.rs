@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{clip, visible, Decoded, Format, Record, Rejection, SkipReason, Text};
-use crate::event::{EventKind, LogFormat, Origin, Outcome, SignInEvent};
+use crate::event::{EventKind, Factors, LogFormat, Origin, Outcome, SignInEvent, Step};
 use crate::time::Timestamp;
 
 const COGNITO_SOURCE: &str = "cognito-idp.amazonaws.com";
@@ -29,6 +29,16 @@ struct Request<'a> {
     auth_parameters: Option<&'a RawValue>,
     #[serde(borrow, default)]
     username: Text<'a>,
+    /// `RespondToAuthChallenge`: the challenge answered.
+    #[serde(rename = "challengeName", borrow, default)]
+    challenge_name: Text<'a>,
+}
+
+/// `responseElements` of a successful call: the challenge it answered with, if any.
+#[derive(Deserialize, Default)]
+struct Response<'a> {
+    #[serde(rename = "challengeName", borrow, default)]
+    challenge_name: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,13 +112,28 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         return Ok(Decoded::Skipped(SkipReason::NotAuthActivity));
     };
     let time = event_time(&rec.event_time)?;
-    let (outcome, failure_reason) = if hosted {
+    let (mut outcome, failure_reason) = if hosted {
         hosted_outcome(&additional, rec.error_code.get())
     } else {
         api_outcome(name, request.auth_flow.get(), rec.error_code.get())
     };
+    let mut factors = Factors::default();
+    if kind == EventKind::SignIn && !hosted {
+        // Only a call that succeeded has response elements worth reading.
+        let response: Response = if outcome == Outcome::Success {
+            parse_nested(rec.response_elements, "responseElements")?
+        } else {
+            Response::default()
+        };
+        factors = api_factors(name, &request, response.challenge_name.get(), rec.error_code.get());
+        if response.challenge_name.get().is_some() {
+            // Answered with another challenge: the sign-in is not complete yet.
+            outcome = Outcome::InProgress;
+        }
+    }
 
     let mut event = SignInEvent::new(time, kind, outcome, origin.clone());
+    event.factors = factors;
     event.failure_reason = failure_reason;
     event.event_name = name.to_owned();
     event.user_sub = additional.sub.owned();
@@ -157,13 +182,13 @@ fn api_kind(name: &str, auth_flow: Option<&str>) -> Option<EventKind> {
             EventKind::SignIn
         }
         "SignUp" => EventKind::SignUp,
+        "ConfirmSignUp" => EventKind::ConfirmSignUp,
         "ForgotPassword" | "ConfirmForgotPassword" => EventKind::ForgotPassword,
         "ChangePassword" => EventKind::PasswordChange,
         "ResendConfirmationCode" => EventKind::ResendCode,
         "GetTokensFromRefreshToken" => EventKind::Token,
         "GlobalSignOut"
         | "RevokeToken"
-        | "ConfirmSignUp"
         | "GetUser"
         | "DeleteUser"
         | "UpdateUserAttributes"
@@ -188,6 +213,38 @@ fn api_kind(name: &str, auth_flow: Option<&str>) -> Option<EventKind> {
     })
 }
 
+/// Challenges that ask for a second factor once the password was accepted.
+fn is_mfa_challenge(name: &str) -> bool {
+    matches!(name, "SMS_MFA" | "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "SELECT_MFA_TYPE")
+}
+
+/// The password and MFA steps an API sign-in call shows. The password passed when a call that checked
+/// it (`InitiateAuth` with a password flow, or the answer to `PASSWORD_VERIFIER` / `PASSWORD`) was
+/// answered with an MFA challenge; an `EMAIL_OTP` asked for by a passwordless `USER_AUTH` sign-in is a
+/// first factor, so it says nothing of a password. The MFA step failed when an answer to an MFA challenge
+/// came back `CodeMismatchException` or `ExpiredCodeException`, and passed when it succeeded.
+fn api_factors(name: &str, request: &Request, next_challenge: Option<&str>, error_code: Option<&str>) -> Factors {
+    let initiate = matches!(name, "InitiateAuth" | "AdminInitiateAuth");
+    let checked_password = if initiate {
+        matches!(request.auth_flow.get(), Some("USER_PASSWORD_AUTH" | "ADMIN_USER_PASSWORD_AUTH" | "ADMIN_NO_SRP_AUTH"))
+    } else {
+        matches!(request.challenge_name.get(), Some("PASSWORD_VERIFIER" | "PASSWORD" | "PASSWORD_SRP"))
+    };
+    let mut factors = Factors::default();
+    if checked_password && error_code.is_none() && next_challenge.is_some_and(is_mfa_challenge) {
+        factors.password = Step::Passed;
+    }
+    let answered = request.challenge_name.get().filter(|c| !initiate && is_mfa_challenge(c));
+    if answered.is_some() {
+        factors.mfa = match error_code {
+            None => Step::Passed,
+            Some("CodeMismatchException" | "ExpiredCodeException") => Step::Failed,
+            Some(_) => Step::Unknown,
+        };
+    }
+    factors
+}
+
 fn is_refresh(auth_flow: Option<&str>) -> bool {
     matches!(auth_flow, Some("REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN"))
 }
@@ -198,6 +255,8 @@ fn hosted_kind(name: &str) -> EventKind {
         "login_post" | "cognitoauthentication" => EventKind::SignIn,
         "token_post" => EventKind::Token,
         "signup_post" => EventKind::SignUp,
+        // The managed-login page that takes the sign-up confirmation code.
+        "confirm_post" => EventKind::ConfirmSignUp,
         "forgotpassword_post" | "confirmforgotpassword_post" => EventKind::ForgotPassword,
         _ => EventKind::Other,
     }
@@ -264,6 +323,37 @@ fn pool_from_resources(raw: Option<&RawValue>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request<'a>(flow: Option<&'a str>, challenge: Option<&'a str>) -> Request<'a> {
+        Request {
+            auth_flow: Text(flow.map(Into::into)),
+            challenge_name: Text(challenge.map(Into::into)),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn an_mfa_challenge_after_a_password_and_a_wrong_code_are_the_two_steps() {
+        let password = request(Some("USER_PASSWORD_AUTH"), None);
+        let f = api_factors("InitiateAuth", &password, Some("SMS_MFA"), None);
+        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Unknown });
+        // Passwordless: the code is the first factor, no password was checked.
+        let otp = request(Some("USER_AUTH"), None);
+        assert_eq!(api_factors("InitiateAuth", &otp, Some("EMAIL_OTP"), None), Factors::default());
+        let srp = request(None, Some("PASSWORD_VERIFIER"));
+        let f = api_factors("RespondToAuthChallenge", &srp, Some("SOFTWARE_TOKEN_MFA"), None);
+        assert_eq!(f.password, Step::Passed);
+        let answer = request(None, Some("SOFTWARE_TOKEN_MFA"));
+        for (code, step) in [
+            (Some("CodeMismatchException"), Step::Failed),
+            (Some("ExpiredCodeException"), Step::Failed),
+            (Some("NotAuthorizedException"), Step::Unknown),
+            (None, Step::Passed),
+        ] {
+            assert_eq!(api_factors("RespondToAuthChallenge", &answer, None, code).mfa, step, "{code:?}");
+        }
+        assert_eq!(api_kind("ConfirmSignUp", None), Some(EventKind::ConfirmSignUp));
+    }
 
     #[test]
     fn management_calls_are_not_auth_activity() {

@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use super::challenges::Challenges;
 use super::{clip, json_error, json_kind, Decoded, Format, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
 use crate::time::Timestamp;
 
 /// The flat `message` object. Every scalar is documented as a string; [`Text`] also takes numbers and
-/// booleans. Fields not listed (`creationDate`, `challenges`, `requestId`...) are ignored.
+/// booleans. Fields not listed (`creationDate`, `requestId`...) are ignored.
 #[derive(Deserialize, Default)]
 struct Message<'a> {
     #[serde(rename = "eventId", borrow, default)]
@@ -41,6 +42,9 @@ struct Message<'a> {
     city: Text<'a>,
     #[serde(borrow, default)]
     country: Text<'a>,
+    /// The password and MFA steps (element shape undocumented: see [`Challenges`]).
+    #[serde(default)]
+    challenges: Challenges,
     /// Only the `userNotification` export has it.
     #[serde(default)]
     details: Option<IgnoredAny>,
@@ -103,6 +107,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         decision: msg.risk_decision.owned(),
         compromised_credentials: boolean(msg.compromised_credential_detected.get()),
     };
+    event.factors = msg.challenges.0;
     event.event_id = msg.event_id.owned();
     event.format = LogFormat::CognitoUserActivity;
     Ok(Decoded::Event(event))

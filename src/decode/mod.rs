@@ -11,6 +11,7 @@
 //! `cognito` and `cloudtrail` each recognise and decode one vendor format, listed in `FORMATS`. The
 //! fields a container or a format reads at the top level are in `Record`, so one parse serves all.
 
+mod challenges;
 mod cloudtrail;
 mod cognito;
 mod envelope;
@@ -189,6 +190,8 @@ struct Record<'a> {
     event_id: Text<'a>,
     #[serde(rename = "requestParameters", borrow, default)]
     request_parameters: Option<&'a RawValue>,
+    #[serde(rename = "responseElements", borrow, default)]
+    response_elements: Option<&'a RawValue>,
     #[serde(rename = "additionalEventData", borrow, default)]
     additional_event_data: Option<&'a RawValue>,
     #[serde(borrow, default)]
