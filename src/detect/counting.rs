@@ -11,7 +11,7 @@ use super::incident::Incident;
 use super::registry::Registered;
 use super::rule::{Keyed, Rule, Seen};
 use super::window::{Entry, KeyWindow, KeyedState, Name};
-use super::{DetectorStats, EngineSettings, IncidentBook};
+use super::{DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
@@ -32,6 +32,17 @@ pub trait CountingRule: Registered + Send + 'static {
     /// starts tracking its key, not only failures).
     fn needs_context(&self) -> bool {
         false
+    }
+    /// Whether the rule looks at this event at all, beyond the spec's kinds (checked before keys and
+    /// allow-lists, like [`Rule::admits`]).
+    fn admits(&self, _ev: &SignInEvent) -> bool {
+        true
+    }
+    /// Whether an admitted event counts toward the threshold, given whether the spec's outcomes count
+    /// it; a rule that needs more than the outcome (the MFA step of a sign-in) decides here, and may
+    /// remember what the event tells it.
+    fn qualifies(&mut self, _ev: &SignInEvent, _keys: &Keys<'_>, spec_counts: bool) -> bool {
+        spec_counts
     }
     /// Does the window meet the rule, right after a counted event?
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool;
@@ -70,12 +81,16 @@ impl<R: CountingRule> Rule for Counting<R> {
         Counting { rule: R::new(params), keys: KeyedState::new(spec.max_keys, spec.window) }
     }
 
+    fn admits(&self, spec: &Spec, ev: &SignInEvent) -> bool {
+        spec.observes(ev.kind) && self.rule.admits(ev)
+    }
+
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
-        let Seen { spec, ev, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock, .. } = seen;
+        let Seen { spec, ev, keys, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock } = seen;
         let summarize: super::Summarize = R::summary;
         let track = self.rule.track_counterparts();
         let low_try = self.rule.low_try_limit();
-        let counted = spec.counts(ev.outcome);
+        let counted = self.rule.qualifies(ev, keys, spec.counts(ev.outcome));
         // A rule that judges ratios (failure share, success ratio) tracks every key it observes, so the
         // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
         // only counts failures starts tracking a key at its first failure: most traffic is successful

@@ -3,6 +3,8 @@
 //! Keyed by address, the rule also needs failures to be more than `failure_share_above` of that address's
 //! sign-ins, so many real users behind one NAT with a few typos do not look like an attack.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -10,7 +12,8 @@ use super::counting::{ratio, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
-use super::window::KeyWindow;
+use super::window::{KeyWindow, NO_COUNTERPART};
+use crate::event::Outcome;
 use crate::spec::{KeyKind, Spec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -20,6 +23,11 @@ pub struct BurstParams {
     /// The per-IP rule uses 0.5 (failures the majority) so a busy NAT with a few typos stays quiet.
     #[serde(default)]
     pub failure_share_above: f64,
+    /// Keyed by address: a failure whose user then signed in successfully from the same address within
+    /// the window does not count. An office NAT during a client release (every failing user gets in a
+    /// moment later) is not a burst; an attacker's failures do not recover.
+    #[serde(default)]
+    pub discount_recovered: bool,
 }
 
 pub struct FailedLoginBurst {
@@ -36,6 +44,23 @@ impl Registered for FailedLoginBurst {
     }
 }
 
+/// Counted failures in the window whose user signed in successfully later in it (from this key).
+fn recovered(w: &KeyWindow) -> u64 {
+    let mut succeeded: HashSet<u64> = HashSet::new();
+    let mut n = 0;
+    for e in w.entries().rev() {
+        if e.aux == NO_COUNTERPART {
+            continue;
+        }
+        if e.outcome == Outcome::Success {
+            succeeded.insert(e.aux);
+        } else if e.counted && succeeded.contains(&e.aux) {
+            n += 1;
+        }
+    }
+    n
+}
+
 impl CountingRule for FailedLoginBurst {
     fn new(params: BurstParams) -> Self {
         FailedLoginBurst { params }
@@ -46,11 +71,16 @@ impl CountingRule for FailedLoginBurst {
     }
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        w.counted >= spec.threshold && ratio(w.failures, w.total()) > self.params.failure_share_above
+        w.counted >= spec.threshold
+            && ratio(w.failures, w.total()) > self.params.failure_share_above
+            && (!self.params.discount_recovered || w.counted - recovered(w) >= spec.threshold)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
         extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
+        if self.params.discount_recovered {
+            extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered(w)));
+        }
     }
 
     fn summary(spec: &Spec, inc: &Incident) -> String {
@@ -63,7 +93,7 @@ impl CountingRule for FailedLoginBurst {
                 };
                 format!("{} failed sign-ins for {}{from} in {}", inc.count, inc.label(), elapsed(inc))
             }
-            KeyKind::Ip => format!(
+            KeyKind::Ip | KeyKind::Pool => format!(
                 "{} failed sign-ins from {} against {} user(s) in {}",
                 inc.count,
                 inc.label(),

@@ -6,18 +6,25 @@
 //! [`Engine::advance_watermark`] with a wall-clock watermark so windows close when traffic stops.
 
 pub mod account_takeover;
+pub mod baseline;
 pub mod cognito_risk;
 pub mod counting;
 pub mod credential_stuffing;
 pub mod detector;
 pub mod distributed_brute_force;
+pub mod distributed_credential_stuffing;
 pub mod failed_login_burst;
 pub mod impossible_travel;
 pub mod incident;
 pub mod keys;
+pub mod mfa_failure_after_password;
 pub mod password_spray;
+pub mod pool;
+pub mod pool_failure_anomaly;
 pub mod registry;
 pub mod rule;
+pub mod signup_flood;
+pub mod slow_brute_force;
 pub mod window;
 
 use std::sync::Arc;
@@ -34,7 +41,7 @@ use crate::time::{Span, Timestamp};
 
 pub use detector::{Detector, DetectorStats};
 pub use incident::{elapsed, IncidentBook, Summarize};
-pub use keys::{group_ip, same_group, IpKey, Keys, UserAliases, MAX_USER_ALIASES};
+pub use keys::{group_ip, same_group, IpKey, Keys, PoolKeys, UserAliases, MAX_USER_ALIASES};
 pub use registry::build;
 
 /// Events up to this far behind the newest one seen are put back in order before detection
@@ -119,6 +126,7 @@ pub struct Engine {
     /// Time of the last event released to the rules.
     released: Option<Timestamp>,
     aliases: UserAliases,
+    pools: PoolKeys,
     stats: EngineStats,
     /// Events the rules are done with, freed a batch at a time on another thread ([`drop_later`]).
     spent: Vec<SignInEvent>,
@@ -148,6 +156,7 @@ impl Engine {
             buffer,
             released: None,
             aliases: UserAliases::default(),
+            pools: PoolKeys::default(),
             stats: EngineStats::default(),
             spent: Vec::new(),
         }
@@ -302,7 +311,8 @@ impl Engine {
         let user = self.aliases.key(ev);
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
-        let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str));
+        let pool = self.pools.key(ev);
+        let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str)).with_pool(pool);
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
         }

@@ -62,6 +62,7 @@ pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keye
             aux: keys.user_hash,
             aux_name: keys.user_name.or(keys.user),
         }),
+        KeyKind::Pool => keys.pool.map(|(key, hash)| Keyed { key, hash, aux: keys.ip_hash, aux_name: keys.ip }),
     }
 }
 
