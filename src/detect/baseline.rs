@@ -8,7 +8,8 @@
 //! 09:00 and 03:00. Buckets the rule found anomalous are not learned: a baseline must not learn the attack
 //! it is watching (`detection.md`). History is on event time and bounded (`history` of buckets).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -203,6 +204,80 @@ pub fn band_evidence(band: &Band, observed: f64) -> serde_json::Value {
     })
 }
 
+/// Version of the baseline file format.
+pub const BASELINE_FILE_VERSION: u32 = 1;
+
+/// A file of learned baselines (`replay --save-baseline`, the monitor's `baseline.json`), read back with
+/// `--baseline FILE` so a monitor starts with a month of history instead of a warm-up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineFile {
+    pub authwatch_baseline: u32,
+    /// By rule id.
+    pub rules: BTreeMap<String, RuleBaseline>,
+}
+
+/// One rule's baselines: the bucket they were learned with and each pool's series, by pool key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBaseline {
+    pub bucket_ms: i64,
+    pub pools: BTreeMap<String, Series>,
+}
+
+impl BaselineFile {
+    pub fn new() -> BaselineFile {
+        BaselineFile { authwatch_baseline: BASELINE_FILE_VERSION, rules: BTreeMap::new() }
+    }
+
+    /// Reads a baseline file; the error names the file and what is wrong with it.
+    pub fn read(path: &Path) -> Result<BaselineFile, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let file: BaselineFile = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not an authwatch baseline file: {e}", path.display()))?;
+        if file.authwatch_baseline != BASELINE_FILE_VERSION {
+            return Err(format!(
+                "{}: baseline format version {} (this authwatch reads {BASELINE_FILE_VERSION})",
+                path.display(),
+                file.authwatch_baseline
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Writes the file atomically (a temporary file renamed over it).
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::to_vec(self).map_err(|e| format!("cannot encode the baseline: {e}"))?;
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    }
+
+    /// The series `rule` learned with `p`'s bucket, by pool key; none when the file has none, or when
+    /// they were learned with another bucket (checked at load by [`BaselineFile::check`]).
+    pub fn series_for<'a>(&'a self, rule: &str, p: &BandParams) -> impl Iterator<Item = (&'a String, &'a Series)> {
+        self.rules.get(rule).filter(|r| r.bucket_ms == p.bucket.millis()).into_iter().flat_map(|r| r.pools.iter())
+    }
+
+    /// Checks the file against the rules that will read it: a rule learned with another bucket size
+    /// cannot be seeded.
+    pub fn check(&self, rules: &[(&str, BandParams)]) -> Result<(), String> {
+        for (id, p) in rules {
+            if let Some(r) = self.rules.get(*id) {
+                if r.bucket_ms != p.bucket.millis() {
+                    return Err(format!(
+                        "rule {id} was learned with {} buckets, its spec now has {}",
+                        Span(r.bucket_ms),
+                        p.bucket
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +332,31 @@ mod tests {
             s.record(&p, b, 1.0);
         }
         assert_eq!(s.len(), 12);
+    }
+
+    #[test]
+    fn a_baseline_file_round_trips_and_says_what_is_wrong() {
+        let p = params();
+        let mut s = Series::default();
+        for b in 0..40 {
+            s.record(&p, b, 3.0);
+        }
+        let mut file = BaselineFile::new();
+        let rule = RuleBaseline { bucket_ms: p.bucket.millis(), pools: [("us-east-1_X".to_string(), s)].into() };
+        file.rules.insert("pool_failure_anomaly".into(), rule);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("b.json");
+        file.write(&path).unwrap_or_else(|e| panic!("{e}"));
+        let back = BaselineFile::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, file);
+        let (_, series) = back.series_for("pool_failure_anomaly", &p).next().unwrap_or_else(|| panic!("no series"));
+        assert!(series.warmed_up(&p, 40));
+        let other = BandParams { bucket: Span::mins(5), ..p };
+        assert_eq!(back.series_for("pool_failure_anomaly", &other).count(), 0);
+        let err = back.check(&[("pool_failure_anomaly", other)]).unwrap_err();
+        assert!(err.contains("10m") && err.contains("5m"), "{err}");
+        std::fs::write(&path, "{}").unwrap_or_else(|e| panic!("{e}"));
+        let err = BaselineFile::read(&path).unwrap_err();
+        assert!(err.contains("b.json") && err.contains("not an authwatch baseline"), "{err}");
     }
 }

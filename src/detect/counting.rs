@@ -5,12 +5,14 @@
 //! [`CountingRule`] and [`Counting`] does the rest (windows, incidents, bounds). The window arithmetic
 //! itself is in `window.rs`.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::incident::Incident;
 use super::registry::Registered;
 use super::rule::{Keyed, Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name};
+use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
 use super::{DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
@@ -161,4 +163,34 @@ pub fn ratio(a: u64, b: u64) -> f64 {
 /// A ratio rounded to 3 decimals, for evidence.
 pub fn round3(v: f64) -> Value {
     serde_json::json!((v * 1000.0).round() / 1000.0)
+}
+
+/// Failures that recover, a benign wave rather than an attack: fewer than `threshold` left once those
+/// whose user then got in (from the window's key) are set aside, or a large share of them
+/// ([`WAVE_RECOVERED_SHARE`]) recovered already. An office NAT during a client release: its users get in
+/// within minutes, so early in the wave few have recovered but few have failed either. An attacker's
+/// failures do not recover.
+pub fn recovering_wave(w: &KeyWindow, threshold: u64) -> bool {
+    let recovered = recovered_failures(w);
+    w.counted - recovered < threshold || ratio(recovered, w.counted) >= WAVE_RECOVERED_SHARE
+}
+
+/// Share of a key's failures recovered by their users' success beyond which it is a benign wave.
+pub const WAVE_RECOVERED_SHARE: f64 = 0.2;
+
+/// Counted failures in the window whose user (the entry's counterpart) signed in successfully later in it.
+pub fn recovered_failures(w: &KeyWindow) -> u64 {
+    let mut succeeded: HashSet<u64> = HashSet::new();
+    let mut n = 0;
+    for e in w.entries().rev() {
+        if e.aux == NO_COUNTERPART {
+            continue;
+        }
+        if e.outcome == Outcome::Success {
+            succeeded.insert(e.aux);
+        } else if e.counted && succeeded.contains(&e.aux) {
+            n += 1;
+        }
+    }
+    n
 }

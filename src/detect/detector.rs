@@ -44,4 +44,9 @@ pub trait Detector: Send {
     /// The earliest `first_seen` among this rule's open incidents. The monitor checkpoints it so a
     /// restart re-reads far enough back to rebuild every open incident (no detector state is saved).
     fn earliest_open(&self) -> Option<Timestamp>;
+    /// The normal the rule learned, if it learns one (pool-wide rules): `--save-baseline`, the monitor's
+    /// `baseline.json`.
+    fn baseline(&self) -> Option<super::baseline::RuleBaseline> {
+        None
+    }
 }

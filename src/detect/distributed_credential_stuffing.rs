@@ -2,8 +2,8 @@
 //! addresses, mostly on names the pool does not know: stuffing through residential proxies, built to stay
 //! under every per-address and per-account count.
 //!
-//! Per pool, over the rule's window: failed sign-ins, distinct failing addresses, the share of attempts on
-//! unknown names (no `sub`, never seen succeeding) and the success ratio. It fires when the failures are
+//! Per pool, over the rule's window: failed sign-ins, distinct failing addresses, the share of failures on
+//! unknown names (no `sub`, never seen succeeding) and the success ratio of attempts from new addresses. It fires when the failures are
 //! above the pool's learned normal band (`baseline.rs`) and above the spec's threshold, spread over at
 //! least `min_distinct_ips` addresses at a few tries each, mostly on unknown names. While the campaign
 //! lasts, a successful sign-in from an address first seen during it is a takeover: the finding lists
@@ -14,13 +14,13 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::baseline::{band_evidence, Band, BandParams, Series};
+use super::baseline::{band_evidence, Band, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
 use super::pool::{CappedSet, Pools};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
-use super::window::NO_COUNTERPART;
+use super::window::{key_hash, NO_COUNTERPART};
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::Outcome;
 use crate::finding::Finding;
@@ -41,9 +41,9 @@ pub struct PoolStuffingParams {
     pub min_distinct_ips: u64,
     /// Failures per failing address at most: a campaign spread thin.
     pub max_tries_per_ip: f64,
-    /// Share of attempts on names the pool does not know, at least.
+    /// Share of the window's failures on names the pool does not know, at least.
     pub min_unknown_share: f64,
-    /// Success ratio of the window's attempts, at most.
+    /// Success ratio of the window's attempts from new addresses (first seen in the window), at most.
     pub max_success_ratio: f64,
     /// Users remembered as known (they signed in once); past it the memory starts over.
     pub max_known_users: usize,
@@ -66,8 +66,10 @@ pub struct DistributedCredentialStuffing {
 #[derive(Clone, Copy)]
 struct Counts {
     bucket: i64,
+    /// Attempts and successes from addresses first seen within the window.
     attempts: u64,
     failures: u64,
+    /// Failures on names the pool does not know.
     unknown: u64,
     successes: u64,
     first: Timestamp,
@@ -77,6 +79,8 @@ struct Counts {
 }
 
 struct PoolState {
+    /// The pool key as text (the baseline file's key).
+    name: String,
     /// Failures per bucket.
     series: Series,
     /// The buckets inside the window, the current one last.
@@ -85,8 +89,8 @@ struct PoolState {
     failing_ips: CappedSet,
     /// Users tried in the window, by hash, with their last attempt (ms).
     tried: CappedSet,
-    /// Successes in the window: time, address hash, account.
-    successes: VecDeque<(Timestamp, u64, Box<str>)>,
+    /// Successes in the window: time, address hash, account, when the account first signed in (ms).
+    successes: VecDeque<(Timestamp, u64, Box<str>, Option<i64>)>,
     campaign: Option<Campaign>,
 }
 
@@ -131,15 +135,24 @@ impl Registered for DistributedCredentialStuffing {
 }
 
 impl Rule for DistributedCredentialStuffing {
-    fn new(spec: &Spec, params: PoolStuffingParams, _settings: &EngineSettings) -> Self {
+    fn new(spec: &Spec, params: PoolStuffingParams, settings: &EngineSettings) -> Self {
         let buckets = (spec.window.millis() / params.baseline.bucket.millis()).max(1) as usize;
+        let mut pools = Pools::new(spec.max_keys);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
+            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
+        }
         DistributedCredentialStuffing {
             buckets,
-            pools: Pools::new(spec.max_keys),
+            pools,
             known: CappedSet::new(params.max_known_users),
             seen_ips: CappedSet::new(params.max_tracked_ips),
             params,
         }
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
+        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
@@ -150,22 +163,26 @@ impl Rule for DistributedCredentialStuffing {
         let ip = keys.ip.map(|_| keys.ip_hash);
         let first_seen_ip = ip.map(|h| self.seen_ips.first(h, t.millis()));
         let user = keys.user.map(|_| keys.user_hash);
-        let known_user =
-            ev.user_sub.as_deref().is_some_and(|s| !s.is_empty()) || user.is_some_and(|h| self.known.contains(h));
+        // When the user first signed in successfully, as far as memory goes.
+        let known_since = user.and_then(|h| self.known.get(h));
+        let known_user = ev.user_sub.as_deref().is_some_and(|s| !s.is_empty()) || known_since.is_some();
         if ev.outcome == Outcome::Success {
             if let Some(h) = user {
-                self.known.set(h, 1);
+                self.known.first(h, t.millis());
             }
         }
         let buckets = self.buckets;
-        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(p)) else { return };
+        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(p, key.key)) else { return };
         if pool.campaign.is_some() && book.get_mut(key.hash).is_none() {
             pool.campaign = None;
         }
         pool.roll(p, buckets, t);
         let window_start = t.saturating_sub(spec.window);
+        // An address first seen within the window: the campaign's kind (benign traffic comes mostly from
+        // addresses seen before, so its successes do not dilute the campaign's success ratio).
+        let new_ip = first_seen_ip.is_some_and(|f| f > window_start.millis());
         let Some(now) = pool.recent.back_mut() else { return };
-        now.attempts += 1;
+        now.attempts += u64::from(new_ip);
         now.first = now.first.min(t);
         now.last = now.last.max(t);
         now.anomalous |= pool.campaign.is_some();
@@ -181,17 +198,17 @@ impl Rule for DistributedCredentialStuffing {
                 pool.failing_ips.set(ip.unwrap_or(NO_COUNTERPART), t.millis());
             }
             Outcome::Success => {
-                now.successes += 1;
+                now.successes += u64::from(new_ip);
                 if let (Some(h), Some(name)) = (ip, keys.user_name.or(keys.user)) {
                     if pool.successes.len() >= MAX_RECENT_SUCCESSES {
                         pool.successes.pop_front();
                     }
-                    pool.successes.push_back((t, h, name.into()));
+                    pool.successes.push_back((t, h, name.into(), known_since));
                 }
             }
             _ => {}
         }
-        while pool.successes.front().is_some_and(|(st, _, _)| *st <= window_start) {
+        while pool.successes.front().is_some_and(|(st, ..)| *st <= window_start) {
             pool.successes.pop_front();
         }
 
@@ -200,6 +217,9 @@ impl Rule for DistributedCredentialStuffing {
             // A campaign's events: failures that are campaign-like (a new address or an unknown name)
             // while the surge lasts, and successes from its new addresses (takeovers).
             let new_ip = first_seen_ip.is_some_and(|f| f >= campaign.since.millis());
+            // A takeover: an account that signed in before the campaign, now from one of its new addresses
+            // (a newcomer's first sign-in from a new address is not one).
+            let taken = new_ip && known_since.is_some_and(|k| k < campaign.since.millis());
             let surging = window.failures as f64 > campaign.band.map_or(0.0, |b| b.high * buckets as f64);
             let Some(inc) = book.get_mut(key.hash) else { return };
             match ev.outcome {
@@ -212,7 +232,7 @@ impl Rule for DistributedCredentialStuffing {
                         campaign.unknown += 1;
                     }
                 }
-                Outcome::Success if new_ip => {
+                Outcome::Success if taken => {
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
                     if let Some(name) = keys.user_name.or(keys.user) {
                         campaign.takeover(name);
@@ -220,7 +240,7 @@ impl Rule for DistributedCredentialStuffing {
                 }
                 _ => return,
             }
-            campaign.fill(&window, inc);
+            campaign.fill(inc);
             book.rerate(key.hash, spec, summarize, out);
             return;
         }
@@ -236,12 +256,14 @@ impl Rule for DistributedCredentialStuffing {
             && window.failures as f64 > high
             && distinct >= p.min_distinct_ips
             && ratio(window.failures, distinct) <= p.max_tries_per_ip
-            && ratio(window.unknown, window.attempts) >= p.min_unknown_share
+            && ratio(window.unknown, window.failures) >= p.min_unknown_share
             && ratio(window.successes, window.attempts) <= p.max_success_ratio;
         if !fires {
             return;
         }
-        let since = window.first;
+        // The campaign is taken to have begun with the window that crossed: addresses first seen since then
+        // are its addresses.
+        let since = window_start;
         let mut campaign = Campaign {
             since,
             tried: CappedSet::new(p.max_known_users),
@@ -259,14 +281,18 @@ impl Rule for DistributedCredentialStuffing {
         for (&h, _) in pool.failing_ips.iter() {
             inc.add_distinct(h);
         }
-        // Successes in the window from addresses first seen during it came with the campaign.
-        for (st, h, name) in &pool.successes {
-            if self.seen_ips.get(*h).is_some_and(|f| f >= since.millis()) {
+        // Successes in the window from addresses first seen during it, by accounts known before it, came
+        // with the campaign.
+        for (st, h, name, known) in &pool.successes {
+            let new_ip = self.seen_ips.get(*h).is_some_and(|f| f >= since.millis());
+            if new_ip && known.is_some_and(|k| k < since.millis()) {
                 inc.add(*st, Outcome::Success, *h, None, None);
                 campaign.takeover(name);
             }
         }
-        campaign.fill(&window, &mut inc);
+        inc.extra.insert("unknown_share_at_detection".into(), round3(ratio(window.unknown, window.failures)));
+        inc.extra.insert("success_ratio_at_detection".into(), round3(ratio(window.successes, window.attempts)));
+        campaign.fill(&mut inc);
         inc.severity = spec.severity_at(inc.count);
         if let Some(now) = pool.recent.back_mut() {
             now.anomalous = true;
@@ -297,8 +323,9 @@ impl Rule for DistributedCredentialStuffing {
 }
 
 impl PoolState {
-    fn new(p: &PoolStuffingParams) -> PoolState {
+    fn new(p: &PoolStuffingParams, name: &str) -> PoolState {
         PoolState {
+            name: name.to_string(),
             series: Series::default(),
             recent: VecDeque::new(),
             failing_ips: CappedSet::new(p.max_tracked_ips),
@@ -378,12 +405,10 @@ impl Campaign {
     }
 
     /// The finding's figures.
-    fn fill(&self, window: &Counts, inc: &mut Incident) {
+    fn fill(&self, inc: &mut Incident) {
         let extra: &mut Map<String, Value> = &mut inc.extra;
         extra.insert("accounts_tried".into(), json!(self.tried.len()));
         extra.insert("unknown_names".into(), json!(self.unknown));
-        extra.insert("unknown_share_at_detection".into(), round3(ratio(window.unknown, window.attempts)));
-        extra.insert("success_ratio_at_detection".into(), round3(ratio(window.successes, window.attempts)));
         extra.insert("takeover_count".into(), json!(self.takeover_count));
         extra.insert("takeovers".into(), json!(self.takeovers));
         if let Some(band) = &self.band {

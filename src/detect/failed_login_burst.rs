@@ -3,17 +3,14 @@
 //! Keyed by address, the rule also needs failures to be more than `failure_share_above` of that address's
 //! sign-ins, so many real users behind one NAT with a few typos do not look like an attack.
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::counting::{ratio, round3, CountingRule};
+use super::counting::{ratio, recovered_failures, recovering_wave, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
-use super::window::{KeyWindow, NO_COUNTERPART};
-use crate::event::Outcome;
+use super::window::KeyWindow;
 use crate::spec::{KeyKind, Spec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -44,23 +41,6 @@ impl Registered for FailedLoginBurst {
     }
 }
 
-/// Counted failures in the window whose user signed in successfully later in it (from this key).
-fn recovered(w: &KeyWindow) -> u64 {
-    let mut succeeded: HashSet<u64> = HashSet::new();
-    let mut n = 0;
-    for e in w.entries().rev() {
-        if e.aux == NO_COUNTERPART {
-            continue;
-        }
-        if e.outcome == Outcome::Success {
-            succeeded.insert(e.aux);
-        } else if e.counted && succeeded.contains(&e.aux) {
-            n += 1;
-        }
-    }
-    n
-}
-
 impl CountingRule for FailedLoginBurst {
     fn new(params: BurstParams) -> Self {
         FailedLoginBurst { params }
@@ -73,12 +53,12 @@ impl CountingRule for FailedLoginBurst {
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         w.counted >= spec.threshold
             && ratio(w.failures, w.total()) > self.params.failure_share_above
-            && (!self.params.discount_recovered || w.counted - recovered(w) >= spec.threshold)
+            && (!self.params.discount_recovered || !recovering_wave(w, spec.threshold))
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
         extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
-        let recovered = if self.params.discount_recovered { recovered(w) } else { 0 };
+        let recovered = if self.params.discount_recovered { recovered_failures(w) } else { 0 };
         if recovered > 0 {
             extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered));
         }

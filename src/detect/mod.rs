@@ -72,6 +72,8 @@ pub struct EngineSettings {
     pub geo: Option<Arc<crate::geo::GeoIp>>,
     /// Locate by address first, names second (`--prefer-geoip`); only meaningful with `geo`.
     pub prefer_geoip: bool,
+    /// Learned baselines to start the pool-wide rules with (`--baseline FILE`), instead of a warm-up.
+    pub baseline: Option<Arc<baseline::BaselineFile>>,
 }
 
 impl Default for EngineSettings {
@@ -82,6 +84,7 @@ impl Default for EngineSettings {
             allow: AllowList::default(),
             geo: None,
             prefer_geoip: false,
+            baseline: None,
         }
     }
 }
@@ -110,6 +113,23 @@ pub enum Release {
     /// [`Engine::advance_watermark_each`] (every source caught up, minus `--allowed-delay`), or when the
     /// orderer is over its memory cap ([`Engine::release_over_cap`]).
     Watermark,
+}
+
+/// The pool-wide rules of `specs` with how each learns its baseline (to check a `--baseline` file).
+pub fn pool_band_params(specs: &SpecSet) -> Vec<(&str, baseline::BandParams)> {
+    specs
+        .specs
+        .iter()
+        .filter_map(|s| {
+            let p = &s.params;
+            let band = p
+                .get::<distributed_credential_stuffing::PoolStuffingParams>()
+                .map(|p| p.baseline)
+                .or_else(|| p.get::<pool_failure_anomaly::AnomalyParams>().map(|p| p.baseline))
+                .or_else(|| p.get::<signup_flood::SignupFloodParams>().map(|p| p.baseline))?;
+            Some((s.id.as_str(), band))
+        })
+        .collect()
 }
 
 /// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
@@ -263,6 +283,17 @@ impl Engine {
 
     pub fn detector_stats(&self) -> Vec<DetectorStats> {
         self.detectors.iter().map(|d| d.stats()).collect()
+    }
+
+    /// What the pool-wide rules learned, by rule id (`--save-baseline`, the monitor's `baseline.json`).
+    pub fn baselines(&self) -> baseline::BaselineFile {
+        let mut file = baseline::BaselineFile::new();
+        for d in &self.detectors {
+            if let Some(b) = d.baseline() {
+                file.rules.insert(d.spec().id.clone(), b);
+            }
+        }
+        file
     }
 
     /// The earliest `first_seen` of any open incident, across rules (see [`Detector::earliest_open`]).

@@ -13,11 +13,12 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::baseline::{band_evidence, BandParams, Series};
+use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::incident::Incident;
 use super::pool::{CappedSet, Pools};
 use super::registry::Registered;
 use super::rule::{Rule, Seen};
+use super::window::key_hash;
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::Outcome;
 use crate::finding::Finding;
@@ -50,6 +51,8 @@ struct Pending {
 }
 
 struct PoolState {
+    /// The pool key as text (the baseline file's key).
+    name: String,
     /// Unrecovered failures per bucket.
     series: Series,
     /// Buckets not judged yet, oldest first.
@@ -76,21 +79,24 @@ impl Registered for PoolFailureAnomaly {
 }
 
 impl Rule for PoolFailureAnomaly {
-    fn new(spec: &Spec, params: AnomalyParams, _settings: &EngineSettings) -> Self {
-        PoolFailureAnomaly { pools: Pools::new(spec.max_keys), params }
+    fn new(spec: &Spec, params: AnomalyParams, settings: &EngineSettings) -> Self {
+        let mut pools = Pools::new(spec.max_keys);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
+            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
+        }
+        PoolFailureAnomaly { pools, params }
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
+        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
         let Seen { spec, ev, keys, key, .. } = seen;
         let p = &self.params;
         let t = ev.time;
-        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState {
-            series: Series::default(),
-            pending: VecDeque::new(),
-            failed_users: CappedSet::new(p.max_pending_users),
-        }) else {
-            return;
-        };
+        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(p, key.key)) else { return };
         let b = p.baseline.bucket_of(t);
         pool.series.saw(b);
         // Judge every bucket whose recovery time is over, before this event changes anything.
@@ -119,22 +125,28 @@ impl Rule for PoolFailureAnomaly {
                         // Full: this failure cannot be matched with a later success; it stays counted.
                         return;
                     }
-                    pool.failed_users.set(h, b);
+                    // The user's failures waiting to recover: all in the newest bucket they failed in
+                    // (a user's retries rarely straddle a bucket boundary, and then count in the later).
+                    let earlier = pool.failed_users.get(h).map_or(0, |v| unpack(v).1);
+                    if let Some(old) = pool.failed_users.get(h).map(|v| unpack(v).0).filter(|o| *o != b) {
+                        if let Some(x) = pool.pending.iter_mut().find(|x| x.bucket == old) {
+                            x.failures = x.failures.saturating_sub(earlier);
+                        }
+                        if let Some(now) = pool.pending.back_mut() {
+                            now.failures += earlier;
+                        }
+                    }
+                    pool.failed_users.set(h, pack(b, earlier + 1));
                 }
             }
             Outcome::Success => {
                 if let Some(now) = pool.pending.back_mut() {
                     now.attempts += 1;
                 }
-                let Some(failed_in) = user.and_then(|h| pool.failed_users.remove(h)) else { return };
-                let oldest_recoverable = p.baseline.bucket_of(t.saturating_sub(p.recovery)) - 1;
-                if failed_in >= oldest_recoverable {
-                    if let Some(bucket) = pool.pending.iter_mut().find(|x| x.bucket == failed_in) {
-                        // One recovery per user: a user who failed three times and then got in is one
-                        // confused user, so all of that bucket's failures by them could be recovered; the
-                        // conservative count recovers one per success.
-                        bucket.recovered = (bucket.recovered + 1).min(bucket.failures);
-                    }
+                let Some((failed_in, n)) = user.and_then(|h| pool.failed_users.remove(h)).map(unpack) else { return };
+                if let Some(bucket) = pool.pending.iter_mut().find(|x| x.bucket == failed_in) {
+                    // Every failure of a user who then got in: one confused user, not an attack.
+                    bucket.recovered = (bucket.recovered + n).min(bucket.failures);
                 }
             }
             _ => {}
@@ -164,6 +176,26 @@ impl Rule for PoolFailureAnomaly {
     }
 }
 
+/// A user's pending failures as one value: the bucket they are in and how many.
+fn pack(bucket: i64, failures: u64) -> i64 {
+    (bucket << 16) | failures.min(0xffff) as i64
+}
+
+fn unpack(v: i64) -> (i64, u64) {
+    (v >> 16, (v & 0xffff) as u64)
+}
+
+impl PoolState {
+    fn new(p: &AnomalyParams, name: &str) -> PoolState {
+        PoolState {
+            name: name.to_string(),
+            series: Series::default(),
+            pending: VecDeque::new(),
+            failed_users: CappedSet::new(p.max_pending_users),
+        }
+    }
+}
+
 /// Judges one bucket whose failures had their chance to recover: learns it, or reports it.
 #[allow(clippy::too_many_arguments)]
 fn judge(
@@ -179,7 +211,7 @@ fn judge(
 ) {
     let summarize: Summarize = PoolFailureAnomaly::summary;
     // Users whose failure in this bucket never recovered are final now.
-    pool.failed_users.retain_at_least(done.bucket + 1);
+    pool.failed_users.retain_at_least(pack(done.bucket + 1, 0));
     let unrecovered = done.failures.saturating_sub(done.recovered);
     let band = pool.series.band(&p.baseline, done.bucket);
     let anomalous = pool.series.warmed_up(&p.baseline, done.bucket)

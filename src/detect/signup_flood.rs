@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::baseline::{band_evidence, BandParams, Series};
+use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
 use super::pool::Pools;
@@ -75,6 +75,8 @@ struct Judged {
 type Unconfirmed = (Timestamp, u64, Option<Box<str>>, Box<str>);
 
 struct PoolState {
+    /// The pool key as text (the baseline file's key).
+    name: String,
     series: Series,
     /// Sign-ups waiting to be judged, oldest first; `base` is the sequence number of the front.
     queue: VecDeque<SignUp>,
@@ -121,16 +123,25 @@ impl Registered for SignupFlood {
 }
 
 impl Rule for SignupFlood {
-    fn new(spec: &Spec, params: SignupFloodParams, _settings: &EngineSettings) -> Self {
+    fn new(spec: &Spec, params: SignupFloodParams, settings: &EngineSettings) -> Self {
         let buckets = (spec.window.millis() / params.baseline.bucket.millis()).max(1) as usize;
-        SignupFlood { params, buckets, pools: Pools::new(spec.max_keys), judged_early: 0 }
+        let mut pools = Pools::new(spec.max_keys);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
+            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(name) });
+        }
+        SignupFlood { params, buckets, pools, judged_early: 0 }
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
+        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
         let Seen { spec, ev, keys, key, .. } = seen;
         let p = &self.params;
         let t = ev.time;
-        let Some(pool) = self.pools.get_or_make(key.hash, PoolState::new) else { return };
+        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(key.key)) else { return };
         pool.series.saw(p.baseline.bucket_of(t));
         match (ev.kind, ev.outcome) {
             (EventKind::SignUp, outcome) if spec.counts(outcome) => {
@@ -189,8 +200,9 @@ fn identities(ev: &SignInEvent) -> [u64; 2] {
 }
 
 impl PoolState {
-    fn new() -> PoolState {
+    fn new(name: &str) -> PoolState {
         PoolState {
+            name: name.to_string(),
             series: Series::default(),
             queue: VecDeque::new(),
             base: 0,
