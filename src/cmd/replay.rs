@@ -86,7 +86,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         eprintln!(
             "score         {} of {} planted attacks found, {} missed, {} false alarm(s)",
             s.found.len(),
-            truth.len(),
+            s.attacks(),
             s.missed.len(),
             s.false_alarms.len()
         );
