@@ -242,7 +242,7 @@ const RELEASE_MAX_USERS: f64 = 600.0;
 const RELEASE_QUIET: Span = Span::mins(30);
 /// Users behind the carrier NAT (full scale), and the fewest whatever the scale.
 pub const CARRIER_USERS: (i64, i64) = (100, 300);
-const CARRIER_MIN_USERS: i64 = 20;
+pub const CARRIER_MIN_USERS: i64 = 20;
 /// Accounts one address holds the passwords of in an MFA wall spread.
 pub const MFA_SPREAD_USERS: (i64, i64) = (8, 20);
 

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use super::attacks::{Origin, Planner, CARRIER_USERS};
+use super::attacks::{Origin, Planner, CARRIER_MIN_USERS, CARRIER_USERS};
 use super::benign::{leaked_name, MISTYPE_SESSION_SHARE, SESSIONS_PER_USER_DAY};
-use super::cities;
+use super::cities::{self, CITIES};
 use super::plan::{Action, NewUser, Planned, Response, RiskTag, Step, Who, DEVICES};
 use crate::time::{Span, Timestamp};
 
@@ -129,7 +129,21 @@ impl Planner<'_> {
     /// over 2–4 hours from their phones, mostly successfully, with the pool's usual typos (each followed
     /// by a success).
     pub(super) fn carrier_nat(&mut self) -> Result<Vec<Planned>, String> {
-        let city = cities::weighted_city(self.rng);
+        let wanted = ((self.rng.range(CARRIER_USERS.0, CARRIER_USERS.1) as f64 * self.scale).round() as i64)
+            .max(CARRIER_MIN_USERS);
+        // A city with users enough (half its free users at most, so the rest of the city's traffic stays
+        // ordinary), by population; else the largest.
+        let mut locals = vec![0i64; CITIES.len()];
+        for u in self.benign.users.iter().filter(|u| !u.attacked) {
+            locals[usize::from(u.city)] += 1;
+        }
+        let big_enough: Vec<u32> =
+            CITIES.iter().enumerate().map(|(i, c)| if locals[i] / 2 >= wanted { c.weight } else { 0 }).collect();
+        let city = if big_enough.iter().any(|w| *w > 0) {
+            self.rng.weighted(big_enough.iter().copied())
+        } else {
+            (0..CITIES.len()).max_by_key(|&i| locals[i]).unwrap_or(0)
+        };
         let ip = loop {
             let ip = cities::carrier_v4(city, self.rng);
             if self.used_ips.insert(ip) {
@@ -137,10 +151,8 @@ impl Planner<'_> {
             }
         };
         let span = Span(self.rng.range(CARRIER_HOURS.0, CARRIER_HOURS.1) * 3_600_000).millis();
-        let locals = self.benign.users.iter().filter(|u| usize::from(u.city) == city && !u.attacked).count() as i64;
-        let wanted = ((self.rng.range(CARRIER_USERS.0, CARRIER_USERS.1) as f64 * self.scale).round() as i64).max(20);
         // Only the city's own users: anyone else would seem to fly to the NAT's city.
-        let n = wanted.min(locals / 2).max(1);
+        let n = wanted.min(locals[city] / 2).max(1);
         let mut evs = Vec::new();
         for _ in 0..n {
             let u = self.victim_where(|u| usize::from(u.city) == city)?;
