@@ -48,9 +48,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     );
     let sim = simulate::run(&sim_args)?;
     eprintln!(
-        "  wrote {} events with {} planted attacks and look-alikes to {}",
+        "  wrote {} events with {} planted attacks and {} benign look-alikes to {}",
         sim.events,
         sim.attacks,
+        sim.lookalikes,
         log.display()
     );
 

@@ -84,8 +84,7 @@ impl Planner<'_> {
     /// A campaign brings 300–800 sign-ups (scaled) in about an hour from people all over; 90 %+ confirm
     /// (CloudTrail's `ConfirmSignUp`) and sign in within 2–20 minutes, the rest abandon.
     pub(super) fn marketing_signups(&mut self) -> Vec<Planned> {
-        let n = ((self.rng.range(CAMPAIGN_SIGNUPS.0, CAMPAIGN_SIGNUPS.1) as f64 * self.scale).round() as i64)
-            .max(CAMPAIGN_MIN_SIGNUPS);
+        let n = self.scaled(CAMPAIGN_SIGNUPS, CAMPAIGN_MIN_SIGNUPS);
         let span = Span::mins(self.rng.range(CAMPAIGN_MINUTES.0, CAMPAIGN_MINUTES.1)).millis();
         let confirm = self.rng.range(CAMPAIGN_CONFIRM_PERMILLE.0, CAMPAIGN_CONFIRM_PERMILLE.1);
         let mut evs = Vec::new();
@@ -129,8 +128,7 @@ impl Planner<'_> {
     /// over 2–4 hours from their phones, mostly successfully, with the pool's usual typos (each followed
     /// by a success).
     pub(super) fn carrier_nat(&mut self) -> Result<Vec<Planned>, String> {
-        let wanted = ((self.rng.range(CARRIER_USERS.0, CARRIER_USERS.1) as f64 * self.scale).round() as i64)
-            .max(CARRIER_MIN_USERS);
+        let wanted = self.scaled(CARRIER_USERS, CARRIER_MIN_USERS);
         // A city with users enough (half its free users at most, so the rest of the city's traffic stays
         // ordinary), by population; else the largest.
         let mut locals = vec![0i64; CITIES.len()];

@@ -297,7 +297,9 @@ pub struct SimEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimSummary {
     pub events: u64,
+    /// Planted attacks, and benign look-alikes beside them.
     pub attacks: usize,
+    pub lookalikes: usize,
 }
 
 /// Heap entry: (next event time, push order for ties, actor). Actors below the user count are users; the
@@ -500,5 +502,6 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<SimSummary> {
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(SimSummary { events, attacks: truth.len() })
+    let lookalikes = truth.iter().filter(|a| a.lookalike).count();
+    Ok(SimSummary { events, attacks: truth.len() - lookalikes, lookalikes })
 }

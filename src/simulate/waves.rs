@@ -61,7 +61,7 @@ const CODE_SECS: (i64, i64) = (8, 45);
 
 impl Planner<'_> {
     /// `lo..=hi` scaled to the pool, at least `floor`.
-    fn scaled(&mut self, (lo, hi): (i64, i64), floor: i64) -> i64 {
+    pub(super) fn scaled(&mut self, (lo, hi): (i64, i64), floor: i64) -> i64 {
         let n = self.rng.range(lo, hi) as f64 * self.scale;
         (n.round() as i64).max(floor)
     }
