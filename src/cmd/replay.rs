@@ -98,7 +98,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         eprintln!(
             "score         {} of {} planted attacks found, {} missed, {} false alarm(s)",
             s.found.len(),
-            truth.len(),
+            s.attacks(),
             s.missed.len(),
             s.false_alarms.len()
         );
