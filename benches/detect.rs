@@ -10,10 +10,12 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
 use authwatch::detect::cognito_risk::CognitoRisk;
+use authwatch::detect::counting::Counting;
 use authwatch::detect::impossible_travel::ImpossibleTravel;
+use authwatch::detect::mfa_failure_after_password::MfaFailureAfterPassword;
 use authwatch::detect::window::{key_hash, Entry, KeyWindow, KeyedState};
 use authwatch::detect::{build, Detector, EngineSettings, IpKey, Keys};
-use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
+use authwatch::event::{EventKind, Factors, Origin, Outcome, SignInEvent, Step};
 use authwatch::spec::{DetectorKind, Spec, SpecSet};
 use authwatch::time::{Span, Timestamp};
 
@@ -45,6 +47,11 @@ impl Feed {
         ev.country = Some("United States".into());
         if kind.is::<CognitoRisk>() {
             ev.risk.level = Some("High".into());
+        }
+        // Pool-wide rules key on the pool; the MFA rule looks only at sign-ins with an MFA step.
+        ev.user_pool_id = Some("us-east-1_Bench0001".into());
+        if kind.is::<Counting<MfaFailureAfterPassword>>() {
+            ev.factors = Factors { password: Step::Passed, mfa: Step::Failed };
         }
         Feed { ev }
     }

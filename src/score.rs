@@ -53,7 +53,8 @@ impl Score {
 
 /// Keyed on the user pool itself: no user, no address.
 fn pool_keyed(f: &Finding) -> bool {
-    f.user.is_none() && f.user_sub.is_none() && f.ip.is_none() && f.user_pool_id.is_some()
+    // CloudTrail often names no pool: such a finding is keyed by the app client, and its pool id is null.
+    f.user.is_none() && f.user_sub.is_none() && f.ip.is_none()
 }
 
 fn overlaps(f: &Finding, a: &Attack, slack: Span) -> bool {

@@ -46,6 +46,11 @@ pub trait CountingRule: Registered + Send + 'static {
     fn qualifies(&mut self, _ev: &SignInEvent, _keys: &Keys<'_>, spec_counts: bool) -> bool {
         spec_counts
     }
+    /// The outcome the window records for an admitted event: the event's own, unless the rule reads it
+    /// otherwise (for the MFA rule, a password step that only issued a challenge is no success).
+    fn outcome(&self, ev: &SignInEvent) -> Outcome {
+        ev.outcome
+    }
     /// Does the window meet the rule, right after a counted event?
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool;
     /// Rule-specific evidence figures, taken when the incident opens.
@@ -102,7 +107,7 @@ impl<R: CountingRule> Rule for Counting<R> {
         }
         let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
         w.push(
-            Entry { time: ev.time, outcome: ev.outcome, counted, aux, aux_name: counterpart.map(Name::new) },
+            Entry { time: ev.time, outcome: self.rule.outcome(ev), counted, aux, aux_name: counterpart.map(Name::new) },
             spec.max_events_per_key,
         );
         w.expire(clock, spec.window);

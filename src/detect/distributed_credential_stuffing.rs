@@ -3,7 +3,7 @@
 //! under every per-address and per-account count.
 //!
 //! Per pool, over the rule's window: failed sign-ins, distinct failing addresses, the share of failures on
-//! unknown names (no `sub`, never seen succeeding) and the success ratio of attempts from new addresses. It fires when the failures are
+//! unknown names (no `sub`, never seen succeeding) and the success ratio of the failing addresses. It fires when the failures are
 //! above the pool's learned normal band (`baseline.rs`) and above the spec's threshold, spread over at
 //! least `min_distinct_ips` addresses at a few tries each, mostly on unknown names. While the campaign
 //! lasts, a successful sign-in from an address first seen during it is a takeover: the finding lists
@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::baseline::{band_evidence, Band, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
-use super::pool::{CappedSet, Pools};
+use super::pool::{pool_label, CappedSet, Pools};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
 use super::window::{key_hash, NO_COUNTERPART};
@@ -43,7 +43,7 @@ pub struct PoolStuffingParams {
     pub max_tries_per_ip: f64,
     /// Share of the window's failures on names the pool does not know, at least.
     pub min_unknown_share: f64,
-    /// Success ratio of the window's attempts from new addresses (first seen in the window), at most.
+    /// Success ratio of the attempts from the window's failing addresses, at most.
     pub max_success_ratio: f64,
     /// Users remembered as known (they signed in once); past it the memory starts over.
     pub max_known_users: usize,
@@ -66,7 +66,8 @@ pub struct DistributedCredentialStuffing {
 #[derive(Clone, Copy)]
 struct Counts {
     bucket: i64,
-    /// Attempts and successes from addresses first seen within the window.
+    /// Attempts and successes from addresses with a failure in the window (failures, and successes that
+    /// came after one).
     attempts: u64,
     failures: u64,
     /// Failures on names the pool does not know.
@@ -78,6 +79,10 @@ struct Counts {
     anomalous: bool,
 }
 
+/// A success remembered in the window: time, address hash, account, when the account first signed in
+/// (ms), whether the address had failed for another account in the window.
+type RecentSuccess = (Timestamp, u64, Box<str>, Option<i64>, bool);
+
 struct PoolState {
     /// The pool key as text (the baseline file's key).
     name: String,
@@ -87,10 +92,13 @@ struct PoolState {
     recent: VecDeque<Counts>,
     /// Failing addresses in the window, by hash, with their last failure (ms).
     failing_ips: CappedSet,
-    /// Users tried in the window, by hash, with their last attempt (ms).
+    /// The account of each failing address's last failure (its hash's bits).
+    failed_user: CappedSet,
+    /// Users with a failure in the window, by hash, with their last one (ms).
     tried: CappedSet,
-    /// Successes in the window: time, address hash, account, when the account first signed in (ms).
-    successes: VecDeque<(Timestamp, u64, Box<str>, Option<i64>)>,
+    /// Successes in the window: time, address hash, account, when the account first signed in (ms),
+    /// whether the address had failed for another account in the window.
+    successes: VecDeque<RecentSuccess>,
     campaign: Option<Campaign>,
 }
 
@@ -178,15 +186,18 @@ impl Rule for DistributedCredentialStuffing {
         }
         pool.roll(p, buckets, t);
         let window_start = t.saturating_sub(spec.window);
-        // An address first seen within the window: the campaign's kind (benign traffic comes mostly from
-        // addresses seen before, so its successes do not dilute the campaign's success ratio).
-        let new_ip = first_seen_ip.is_some_and(|f| f > window_start.millis());
+        // The success ratio is of the failing addresses' attempts: a campaign's addresses rarely get in,
+        // a benign wave's (a typo, then the right password) mostly do; the pool's other successes, by far
+        // the most, say nothing about either.
+        let failing_ip = ip.is_some_and(|h| pool.failing_ips.contains(h));
+        // The address failed for another account in the window: it is trying pairs.
+        let other_failed = ip.zip(user).is_some_and(|(i, u)| pool.failed_user.get(i).is_some_and(|f| f != u as i64));
         let Some(now) = pool.recent.back_mut() else { return };
-        now.attempts += u64::from(new_ip);
+        now.attempts += u64::from(ev.outcome == Outcome::Failure || failing_ip);
         now.first = now.first.min(t);
         now.last = now.last.max(t);
         now.anomalous |= pool.campaign.is_some();
-        if let Some(h) = user {
+        if let Some(h) = user.filter(|_| ev.outcome == Outcome::Failure) {
             pool.tried.set(h, t.millis());
         }
         match ev.outcome {
@@ -196,14 +207,17 @@ impl Rule for DistributedCredentialStuffing {
                     now.unknown += 1;
                 }
                 pool.failing_ips.set(ip.unwrap_or(NO_COUNTERPART), t.millis());
+                if let Some(i) = ip {
+                    pool.failed_user.set(i, user.unwrap_or(NO_COUNTERPART) as i64);
+                }
             }
             Outcome::Success => {
-                now.successes += u64::from(new_ip);
+                now.successes += u64::from(failing_ip);
                 if let (Some(h), Some(name)) = (ip, keys.user_name.or(keys.user)) {
                     if pool.successes.len() >= MAX_RECENT_SUCCESSES {
                         pool.successes.pop_front();
                     }
-                    pool.successes.push_back((t, h, name.into(), known_since));
+                    pool.successes.push_back((t, h, name.into(), known_since, other_failed));
                 }
             }
             _ => {}
@@ -217,9 +231,7 @@ impl Rule for DistributedCredentialStuffing {
             // A campaign's events: failures that are campaign-like (a new address or an unknown name)
             // while the surge lasts, and successes from its new addresses (takeovers).
             let new_ip = first_seen_ip.is_some_and(|f| f >= campaign.since.millis());
-            // A takeover: an account that signed in before the campaign, now from one of its new addresses
-            // (a newcomer's first sign-in from a new address is not one).
-            let taken = new_ip && known_since.is_some_and(|k| k < campaign.since.millis());
+            let taken = new_ip && is_takeover(known_since, other_failed, campaign.since);
             let surging = window.failures as f64 > campaign.band.map_or(0.0, |b| b.high * buckets as f64);
             let Some(inc) = book.get_mut(key.hash) else { return };
             match ev.outcome {
@@ -283,9 +295,9 @@ impl Rule for DistributedCredentialStuffing {
         }
         // Successes in the window from addresses first seen during it, by accounts known before it, came
         // with the campaign.
-        for (st, h, name, known) in &pool.successes {
+        for (st, h, name, known, failing) in &pool.successes {
             let new_ip = self.seen_ips.get(*h).is_some_and(|f| f >= since.millis());
-            if new_ip && known.is_some_and(|k| k < since.millis()) {
+            if new_ip && is_takeover(*known, *failing, since) {
                 inc.add(*st, Outcome::Success, *h, None, None);
                 campaign.takeover(name);
             }
@@ -305,8 +317,8 @@ impl Rule for DistributedCredentialStuffing {
         let taken = inc.extra.get("takeover_count").and_then(Value::as_u64).unwrap_or(0);
         let unknown = inc.extra.get("unknown_names").and_then(Value::as_u64).unwrap_or(0);
         format!(
-            "credential stuffing on pool {}: {} failed sign-ins from {} addresses ({} on unknown names), {} account(s) taken over, in {}",
-            inc.label(),
+            "credential stuffing on {}: {} failed sign-ins from {} addresses ({} on unknown names), {} account(s) taken over, in {}",
+            pool_label(inc),
             inc.failures,
             inc.distinct(),
             unknown,
@@ -322,6 +334,14 @@ impl Rule for DistributedCredentialStuffing {
     }
 }
 
+/// A success from one of the campaign's new addresses is a takeover when the account had signed in before
+/// the campaign began (from elsewhere: the address is new), or when the address had failed for another
+/// account during it (a campaign address, trying a second pair). A newcomer's first sign-in from a new address is neither; a
+/// dormant account taken over in a single try looks like one and is not listed.
+fn is_takeover(known_since: Option<i64>, other_failed: bool, since: Timestamp) -> bool {
+    known_since.is_some_and(|k| k < since.millis()) || other_failed
+}
+
 impl PoolState {
     fn new(p: &PoolStuffingParams, name: &str) -> PoolState {
         PoolState {
@@ -329,6 +349,7 @@ impl PoolState {
             series: Series::default(),
             recent: VecDeque::new(),
             failing_ips: CappedSet::new(p.max_tracked_ips),
+            failed_user: CappedSet::new(p.max_tracked_ips),
             tried: CappedSet::new(p.max_known_users),
             successes: VecDeque::new(),
             campaign: None,
@@ -369,6 +390,8 @@ impl PoolState {
         }
         let oldest = p.baseline.bucket_start(b + 1 - buckets as i64).millis();
         self.failing_ips.retain_at_least(oldest);
+        let failing = &self.failing_ips;
+        self.failed_user.retain(|ip, _| failing.contains(ip));
         self.tried.retain_at_least(oldest);
     }
 

@@ -61,7 +61,11 @@ impl Incident {
             key: key.to_string(),
             user_name: if spec.key == KeyKind::User { ev.user_name.clone().filter(|n| !n.is_empty()) } else { None },
             user_sub: ev.user_sub.clone(),
-            user_pool_id: ev.user_pool_id.clone(),
+            // A pool-wide incident's key is its pool (`pool@region` for a replica's events).
+            user_pool_id: ev.user_pool_id.clone().or_else(|| {
+                (spec.key == KeyKind::Pool && !key.starts_with("app client "))
+                    .then(|| key.split('@').next().unwrap_or(key).to_string())
+            }),
             first_seen: first_seen.min(ev.time),
             last_seen: ev.time,
             detected_at: ev.time,

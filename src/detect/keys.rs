@@ -57,25 +57,54 @@ impl<'a> Keys<'a> {
     }
 }
 
+/// App clients remembered with their pool: a pool has a handful of clients, a trail a handful of pools.
+const MAX_CLIENTS: usize = 10_000;
+
 /// The pool key of the events, as text with its hash, made once per change of pool: a log holds one
 /// pool's events, so formatting and hashing it for every event would be waste.
+///
+/// CloudTrail leaves the pool out of many records (a failed `InitiateAuth` names only the app client), so
+/// an event without a pool id takes the pool its app client was seen with; one whose client was never
+/// seen with a pool is keyed by the client (`app client <id>`), which belongs to exactly one pool.
 #[derive(Default)]
 pub struct PoolKeys {
     pool: String,
     region: Option<String>,
     text: String,
     hash: u64,
+    /// App client id → its pool id.
+    pools_by_client: HashMap<String, String>,
 }
 
 impl PoolKeys {
     /// The pool key of `ev` (see [`SignInEvent::pool_key`]) and its [`window::key_hash`].
     pub fn key(&mut self, ev: &SignInEvent) -> Option<(&str, u64)> {
-        let key = ev.pool_key()?;
-        if key.pool != self.pool || key.region != self.region.as_deref() {
-            key.pool.clone_into(&mut self.pool);
-            self.region = key.region.map(str::to_owned);
+        let client = ev.client_id.as_deref().filter(|c| !c.is_empty());
+        let named = ev.user_pool_id.as_deref().filter(|p| !p.is_empty());
+        if let (Some(pool), Some(client)) = (named, client) {
+            if self.pools_by_client.len() < MAX_CLIENTS && self.pools_by_client.get(client).is_none_or(|p| p != pool) {
+                self.pools_by_client.insert(client.to_owned(), pool.to_owned());
+            }
+        }
+        let (pool, is_client) = match named {
+            Some(pool) => (pool, false),
+            None => match self.pools_by_client.get(client?) {
+                Some(pool) => (pool.as_str(), false),
+                None => (client?, true),
+            },
+        };
+        let home = pool.split_once('_').map(|(region, _)| region);
+        let region = ev.region.as_deref().filter(|r| !r.is_empty() && Some(*r) != home && !is_client);
+        if pool != self.pool || region != self.region.as_deref() {
+            let key = crate::event::PoolKey { pool, region };
             self.text.clear();
-            let _ = write!(self.text, "{key}");
+            if is_client {
+                let _ = write!(self.text, "app client {pool}");
+            } else {
+                let _ = write!(self.text, "{key}");
+            }
+            pool.clone_into(&mut self.pool);
+            self.region = region.map(str::to_owned);
             self.hash = window::key_hash(&self.text);
         }
         Some((&self.text, self.hash))

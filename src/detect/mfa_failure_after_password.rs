@@ -18,7 +18,7 @@ use super::keys::Keys;
 use super::pool::CappedSet;
 use super::registry::{check_share, Registered};
 use super::window::KeyWindow;
-use crate::event::{EventKind, SignInEvent, Step};
+use crate::event::{EventKind, Outcome, SignInEvent, Step};
 use crate::spec::{KeyKind, Spec};
 use crate::time::Span;
 
@@ -95,6 +95,16 @@ impl CountingRule for MfaFailureAfterPassword {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// Only an MFA step is a success or a failure here: CloudTrail's `InitiateAuth` that passed the
+    /// password and issued the challenge (a success there) is a step in progress.
+    fn outcome(&self, ev: &SignInEvent) -> Outcome {
+        if ev.factors.mfa == Step::Unknown {
+            Outcome::InProgress
+        } else {
+            ev.outcome
         }
     }
 

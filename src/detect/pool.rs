@@ -2,7 +2,19 @@
 
 use std::collections::HashMap;
 
+use super::incident::Incident;
 use super::window::PreHashed;
+
+/// A pool-wide incident's key as a summary names it: `pool us-east-1_ABC`, or `app client 1a2b...` when the
+/// log named no pool.
+pub fn pool_label(inc: &Incident) -> String {
+    let key = inc.label();
+    if key.starts_with("app client ") {
+        key.to_string()
+    } else {
+        format!("pool {key}")
+    }
+}
 
 /// Per-pool state of a pool-wide rule, by the pool key's hash. A deployment watches one pool or a few;
 /// past `cap` (the spec's `max_keys`) new pools are not tracked and counted as evicted.
@@ -91,6 +103,11 @@ impl CappedSet {
 
     pub fn remove(&mut self, h: u64) -> Option<i64> {
         self.map.remove(&h)
+    }
+
+    /// Keeps only the entries `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, i64) -> bool) {
+        self.map.retain(|h, v| keep(*h, *v));
     }
 
     /// Keeps only entries whose value is at least `min`.

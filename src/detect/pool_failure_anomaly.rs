@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::incident::Incident;
-use super::pool::{CappedSet, Pools};
+use super::pool::{pool_label, CappedSet, Pools};
 use super::registry::Registered;
 use super::rule::{Rule, Seen};
 use super::window::key_hash;
@@ -125,17 +125,14 @@ impl Rule for PoolFailureAnomaly {
                         // Full: this failure cannot be matched with a later success; it stays counted.
                         return;
                     }
-                    // The user's failures waiting to recover: all in the newest bucket they failed in
-                    // (a user's retries rarely straddle a bucket boundary, and then count in the later).
-                    let earlier = pool.failed_users.get(h).map_or(0, |v| unpack(v).1);
-                    if let Some(old) = pool.failed_users.get(h).map(|v| unpack(v).0).filter(|o| *o != b) {
-                        if let Some(x) = pool.pending.iter_mut().find(|x| x.bucket == old) {
-                            x.failures = x.failures.saturating_sub(earlier);
-                        }
-                        if let Some(now) = pool.pending.back_mut() {
-                            now.failures += earlier;
-                        }
-                    }
+                    // The user's failures waiting to recover, in the bucket they fell in. A user failing again
+                    // in a later bucket starts over there: the earlier bucket's failures stay unrecovered,
+                    // a small overcount on the side of caution (moving them along instead let a slow
+                    // guesser's failures pile up bucket after bucket).
+                    let earlier = match pool.failed_users.get(h).map(unpack) {
+                        Some((bucket, n)) if bucket == b => n,
+                        _ => 0,
+                    };
                     pool.failed_users.set(h, pack(b, earlier + 1));
                 }
             }
@@ -161,8 +158,8 @@ impl Rule for PoolFailureAnomaly {
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0);
         format!(
-            "failed sign-ins on pool {} above its normal: {} not followed by the user's success, against about {} expected per bucket, over {}",
-            inc.label(),
+            "failed sign-ins on {} above its normal: {} not followed by the user's success, against about {} expected per bucket, over {}",
+            pool_label(inc),
             inc.failures,
             expected,
             elapsed(inc)

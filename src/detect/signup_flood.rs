@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
-use super::pool::Pools;
+use super::pool::{pool_label, Pools};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
 use super::window::{key_hash, PreHashed, NO_COUNTERPART};
@@ -177,8 +177,8 @@ impl Rule for SignupFlood {
     fn summary(_spec: &Spec, inc: &Incident) -> String {
         let top = inc.extra.get("name_patterns").and_then(Value::as_object).and_then(|m| m.keys().next().cloned());
         format!(
-            "sign-up flood on pool {}: {} sign-ups never confirmed from {} addresses{}, in {}",
-            inc.label(),
+            "sign-up flood on {}: {} sign-ups never confirmed from {} addresses{}, in {}",
+            pool_label(inc),
             inc.count,
             inc.distinct(),
             top.map(|t| format!(" (names like {t})")).unwrap_or_default(),
