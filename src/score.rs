@@ -34,7 +34,10 @@ impl Score {
 }
 
 fn belongs(f: &Finding, a: &Attack) -> bool {
-    let key_match = f.ip.as_deref().is_some_and(|ip| a.ips.iter().any(|x| x == ip))
+    // A pool-wide finding names no address and no user: it belongs to the attacks it overlaps in time.
+    let pool_wide = f.user.is_none() && f.ip.is_none() && f.user_sub.is_none();
+    let key_match = pool_wide
+        || f.ip.as_deref().is_some_and(|ip| a.ips.iter().any(|x| x == ip))
         || f.user.as_deref().is_some_and(|u| a.users.iter().any(|x| x == u))
         || f.user_sub.as_deref().is_some_and(|u| a.users.iter().any(|x| x == u));
     let overlaps =

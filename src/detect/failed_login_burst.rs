@@ -78,8 +78,9 @@ impl CountingRule for FailedLoginBurst {
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
         extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
-        if self.params.discount_recovered {
-            extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered(w)));
+        let recovered = if self.params.discount_recovered { recovered(w) } else { 0 };
+        if recovered > 0 {
+            extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered));
         }
     }
 
