@@ -34,6 +34,14 @@ comparison = "GreaterThanOrEqualToThreshold"
 treat_missing_data = "notBreaching"
 "#;
 
+/// BASE with an anomaly-detection alarm in place of the static one.
+fn anomaly() -> String {
+    BASE.replace(
+        "threshold = 10\ncomparison = \"GreaterThanOrEqualToThreshold\"",
+        "kind = \"anomaly\"\nband_width = 3\ncomparison = \"GreaterThanUpperThreshold\"",
+    )
+}
+
 fn error_of(text: &str) -> String {
     match parse_set(&[("filters/x.toml", text)]) {
         Ok(_) => String::new(),
@@ -110,6 +118,40 @@ fn every_limit_is_enforced_with_file_and_key_in_the_error() {
             "4 dimensions; AWS allows at most 3",
         ),
         (BASE.replace("cognito = '", "cloudtrail = '"), ""),
+        (anomaly(), ""),
+        (anomaly().replace("band_width = 3\n", ""), ""),
+        (anomaly().replace("band_width = 3", "band_width = 2.5"), ""),
+        (
+            anomaly().replace("band_width = 3", "threshold = 10"),
+            "cloudwatch.alarm.threshold: an anomaly alarm has no threshold; its band is learned",
+        ),
+        (
+            BASE.replace("threshold = 10\ncomparison", "comparison"),
+            "cloudwatch.alarm.threshold: a static alarm needs a threshold",
+        ),
+        (
+            BASE.replace("threshold = 10\ncomparison", "threshold = 10\nband_width = 2\ncomparison"),
+            "cloudwatch.alarm.band_width: only an anomaly alarm (kind = \"anomaly\") has a band",
+        ),
+        (
+            anomaly().replace("band_width = 3", "band_width = 0"),
+            "cloudwatch.alarm.band_width: 0 must be a positive number",
+        ),
+        (anomaly().replace("band_width = 3", "band_width = -1"), "cloudwatch.alarm.band_width"),
+        (anomaly().replace("band_width = 3", "band_width = nan"), "cloudwatch.alarm.band_width"),
+        (
+            anomaly().replace("\"GreaterThanUpperThreshold\"", "\"GreaterThanOrEqualToThreshold\""),
+            "cloudwatch.alarm.comparison: 'GreaterThanOrEqualToThreshold' is not one of GreaterThanUpperThreshold, \
+             LessThanLowerOrGreaterThanUpperThreshold, LessThanLowerThreshold",
+        ),
+        (
+            BASE.replace("\"GreaterThanOrEqualToThreshold\"", "\"GreaterThanUpperThreshold\""),
+            "cloudwatch.alarm.comparison: 'GreaterThanUpperThreshold' is not one of GreaterThanOrEqualToThreshold",
+        ),
+        (
+            anomaly().replace("kind = \"anomaly\"", "kind = \"dynamic\""),
+            "cloudwatch.alarm.kind: 'dynamic' is not one of static, anomaly",
+        ),
         (
             BASE.replace("cognito = '{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }'", ""),
             "cloudwatch.pattern: give at least one of `cognito` and `cloudtrail`",
