@@ -184,18 +184,8 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     let set = SpecSet::builtin();
     for spec in &set.specs {
         let has = spec.cloudwatch.is_some();
-        // Per-user state with no aggregate form; the pool-wide and MFA rules get theirs with issue 13's
-        // CloudWatch work (anomaly-detection alarms).
-        let no_aggregate_yet = [
-            "account_takeover",
-            "impossible_travel",
-            "slow_brute_force",
-            "distributed_credential_stuffing",
-            "pool_failure_anomaly",
-            "signup_flood",
-            "mfa_failure_after_password_user",
-            "mfa_failure_after_password_ip",
-        ];
+        // Per-user sequences (a success after failures, travel speed, pacing) with no aggregate form.
+        let no_aggregate_yet = ["account_takeover", "impossible_travel", "slow_brute_force"];
         let aggregate = !no_aggregate_yet.contains(&spec.id.as_str());
         assert_eq!(has, aggregate, "{}", spec.id);
     }
@@ -203,4 +193,8 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     assert!(table.contains("| CloudWatch alarm |"), "{table}");
     assert!(table.contains("`FailedSignIns` Sum >= 10 per 300 s (1 of 1); cognito, cloudtrail"), "{table}");
     assert!(table.contains("none (no aggregate form)"), "{table}");
+    assert!(
+        table.contains("`FailedSignIns` Sum above its anomaly band (4 sd) per 600 s (1 of 1); cognito, cloudtrail"),
+        "{table}"
+    );
 }
