@@ -266,23 +266,8 @@ fn cloudwatch_cell(s: &Spec) -> String {
     let Some(cw) = &s.cloudwatch else {
         return "none (no aggregate form)".into();
     };
-    let op = match cw.alarm.comparison.as_str() {
-        "GreaterThanOrEqualToThreshold" => ">=",
-        "GreaterThanThreshold" => ">",
-        "LessThanThreshold" => "<",
-        _ => "<=",
-    };
     let formats: Vec<&str> = cw.patterns.keys().map(|f| f.as_str()).collect();
-    format!(
-        "`{}` {} {op} {} per {} s ({} of {}); {}",
-        cw.metric_name,
-        cw.alarm.statistic,
-        cw.alarm.threshold,
-        cw.alarm.period,
-        cw.alarm.datapoints_to_alarm,
-        cw.alarm.evaluation_periods,
-        formats.join(", ")
-    )
+    format!("{}; {}", cw.alarm.describe(&cw.metric_name), formats.join(", "))
 }
 
 #[derive(Deserialize)]

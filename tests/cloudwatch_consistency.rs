@@ -1,7 +1,9 @@
 //! Consistency between each detector and its CloudWatch metric filter: for every spec with a `[cloudwatch]`
 //! section and every log format it has a pattern for, the pattern (evaluated by `authwatch::pattern` on
 //! each log event message, as CloudWatch would see it) selects exactly the decoded events the detector
-//! counts: `match.kinds` × `match.outcomes` (and, for `cognito_risk`, a counted risk signal) in that format.
+//! counts: `match.kinds` × `match.outcomes` (and, for `cognito_risk`, a counted risk signal;
+//! for `signup_flood`, sign-ups only; for `mfa_failure_after_password`, an MFA step failed after the password,
+//! judged on the event alone as the rule's own function says) in that format.
 //! Records that decode to no sign-in event (other services, management calls, notifications) must not
 //! match. The corpora are every fixture in `tests/fixtures/decode/` and `tests/fixtures/cloudwatch/`, plus
 //! the simulator's output in both formats (benign traffic and every kind of planted attack).
@@ -10,6 +12,8 @@ use std::path::PathBuf;
 
 use authwatch::decode::{decode_record, log_messages, Decoded};
 use authwatch::detect::cognito_risk::RiskParams;
+use authwatch::detect::mfa_failure_after_password::mfa_failed_after_password;
+use authwatch::detect::signup_flood::counts_sign_up;
 use authwatch::event::{LogFormat, SignInEvent};
 use authwatch::pattern::FilterPattern;
 use authwatch::simulate::{SimConfig, SimulateArgs, Simulation};
@@ -78,7 +82,14 @@ fn counted(spec: &Spec, format: LogFormat, ev: &SignInEvent) -> bool {
         }
         None => true,
     };
-    same_format && spec.observes(ev.kind) && spec.counts(ev.outcome) && risky
+    // What the rule itself counts, as far as one event shows it (history such as an earlier MFA challenge
+    // or a later recovery is beyond any metric filter; each spec's comment says what the alarm loses).
+    let rule_counts = match spec.detector.id() {
+        "signup_flood" => counts_sign_up(spec, ev),
+        "mfa_failure_after_password" => mfa_failed_after_password(ev),
+        _ => true,
+    };
+    same_format && spec.observes(ev.kind) && spec.counts(ev.outcome) && risky && rule_counts
 }
 
 #[test]

@@ -34,6 +34,14 @@ comparison = "GreaterThanOrEqualToThreshold"
 treat_missing_data = "notBreaching"
 "#;
 
+/// BASE with an anomaly-detection alarm in place of the static one.
+fn anomaly() -> String {
+    BASE.replace(
+        "threshold = 10\ncomparison = \"GreaterThanOrEqualToThreshold\"",
+        "kind = \"anomaly\"\nband_width = 3\ncomparison = \"GreaterThanUpperThreshold\"",
+    )
+}
+
 fn error_of(text: &str) -> String {
     match parse_set(&[("filters/x.toml", text)]) {
         Ok(_) => String::new(),
@@ -110,6 +118,40 @@ fn every_limit_is_enforced_with_file_and_key_in_the_error() {
             "4 dimensions; AWS allows at most 3",
         ),
         (BASE.replace("cognito = '", "cloudtrail = '"), ""),
+        (anomaly(), ""),
+        (anomaly().replace("band_width = 3\n", ""), ""),
+        (anomaly().replace("band_width = 3", "band_width = 2.5"), ""),
+        (
+            anomaly().replace("band_width = 3", "threshold = 10"),
+            "cloudwatch.alarm.threshold: an anomaly alarm has no threshold; its band is learned",
+        ),
+        (
+            BASE.replace("threshold = 10\ncomparison", "comparison"),
+            "cloudwatch.alarm.threshold: a static alarm needs a threshold",
+        ),
+        (
+            BASE.replace("threshold = 10\ncomparison", "threshold = 10\nband_width = 2\ncomparison"),
+            "cloudwatch.alarm.band_width: only an anomaly alarm (kind = \"anomaly\") has a band",
+        ),
+        (
+            anomaly().replace("band_width = 3", "band_width = 0"),
+            "cloudwatch.alarm.band_width: 0 must be a positive number",
+        ),
+        (anomaly().replace("band_width = 3", "band_width = -1"), "cloudwatch.alarm.band_width"),
+        (anomaly().replace("band_width = 3", "band_width = nan"), "cloudwatch.alarm.band_width"),
+        (
+            anomaly().replace("\"GreaterThanUpperThreshold\"", "\"GreaterThanOrEqualToThreshold\""),
+            "cloudwatch.alarm.comparison: 'GreaterThanOrEqualToThreshold' is not one of GreaterThanUpperThreshold, \
+             LessThanLowerOrGreaterThanUpperThreshold, LessThanLowerThreshold",
+        ),
+        (
+            BASE.replace("\"GreaterThanOrEqualToThreshold\"", "\"GreaterThanUpperThreshold\""),
+            "cloudwatch.alarm.comparison: 'GreaterThanUpperThreshold' is not one of GreaterThanOrEqualToThreshold",
+        ),
+        (
+            anomaly().replace("kind = \"anomaly\"", "kind = \"dynamic\""),
+            "cloudwatch.alarm.kind: 'dynamic' is not one of static, anomaly",
+        ),
         (
             BASE.replace("cognito = '{ $.message.eventType = \"SignIn\" && $.message.eventResponse = \"Fail\" }'", ""),
             "cloudwatch.pattern: give at least one of `cognito` and `cloudtrail`",
@@ -142,18 +184,8 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     let set = SpecSet::builtin();
     for spec in &set.specs {
         let has = spec.cloudwatch.is_some();
-        // Per-user state with no aggregate form; the pool-wide and MFA rules get theirs with issue 13's
-        // CloudWatch work (anomaly-detection alarms).
-        let no_aggregate_yet = [
-            "account_takeover",
-            "impossible_travel",
-            "slow_brute_force",
-            "distributed_credential_stuffing",
-            "pool_failure_anomaly",
-            "signup_flood",
-            "mfa_failure_after_password_user",
-            "mfa_failure_after_password_ip",
-        ];
+        // Per-user sequences (a success after failures, travel speed, pacing) with no aggregate form.
+        let no_aggregate_yet = ["account_takeover", "impossible_travel", "slow_brute_force"];
         let aggregate = !no_aggregate_yet.contains(&spec.id.as_str());
         assert_eq!(has, aggregate, "{}", spec.id);
     }
@@ -161,4 +193,8 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     assert!(table.contains("| CloudWatch alarm |"), "{table}");
     assert!(table.contains("`FailedSignIns` Sum >= 10 per 300 s (1 of 1); cognito, cloudtrail"), "{table}");
     assert!(table.contains("none (no aggregate form)"), "{table}");
+    assert!(
+        table.contains("`FailedSignIns` Sum above its anomaly band (4 sd) per 600 s (1 of 1); cognito, cloudtrail"),
+        "{table}"
+    );
 }

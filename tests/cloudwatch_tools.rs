@@ -149,8 +149,8 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let filters = doc["aws_cloudwatch_log_metric_filter"].as_array().unwrap();
     let alarms = doc["aws_cloudwatch_metric_alarm"].as_array().unwrap();
-    assert_eq!(filters.len(), 2, "FailedSignIns and SignInAttempts: {doc}");
-    assert_eq!(alarms.len(), 5, "{doc}");
+    assert_eq!(filters.len(), 4, "FailedSignIns, SignInAttempts, SignUps, MfaFailuresAfterPassword: {doc}");
+    assert_eq!(alarms.len(), 10, "{doc}");
     for f in filters {
         for key in ["name", "pattern", "log_group_name", "metric_transformation"] {
             assert!(f.get(key).is_some(), "{key} missing in {f}");
@@ -162,22 +162,28 @@ fn terraform_parses_as_hcl_with_the_right_arguments() {
     let want = specs.get("failed_login_burst_user").unwrap().cloudwatch.as_ref().unwrap();
     let want = want.pattern(authwatch::event::LogFormat::CloudTrail).unwrap();
     assert!(filters.iter().any(|f| strip(&f["pattern"]) == want), "{filters:?}");
+    let mut anomaly = 0;
     for a in alarms {
-        for key in [
-            "alarm_name",
-            "comparison_operator",
-            "evaluation_periods",
-            "metric_name",
-            "namespace",
-            "period",
-            "statistic",
-            "threshold",
-            "treat_missing_data",
-            "alarm_actions",
-        ] {
-            assert!(a.get(key).is_some(), "{key} missing in {a}");
+        let common = ["alarm_name", "comparison_operator", "evaluation_periods", "treat_missing_data", "alarm_actions"];
+        // A static alarm names its metric; an anomaly alarm has two metric queries, the band its threshold.
+        let own: &[&str] = if a.get("threshold_metric_id").is_some() {
+            anomaly += 1;
+            &["metric_query"]
+        } else {
+            &["metric_name", "namespace", "period", "statistic", "threshold"]
+        };
+        for key in common.iter().chain(own) {
+            assert!(a.get(*key).is_some(), "{key} missing in {a}");
+        }
+        if let Some(queries) = a.get("metric_query").and_then(|q| q.as_array()) {
+            assert_eq!(queries.len(), 2, "{a}");
+            assert!(a.get("threshold").is_none() && a.get("metric_name").is_none(), "{a}");
+            let band = queries.iter().find(|q| strip(&q["id"]) == "ad1").expect("the band query");
+            assert!(strip(&band["expression"]).starts_with("ANOMALY_DETECTION_BAND(m1, "), "{band}");
+            assert_eq!(strip(&a["threshold_metric_id"]), "ad1");
         }
     }
+    assert_eq!(anomaly, 3, "distributed_credential_stuffing, pool_failure_anomaly, signup_flood: {doc}");
 }
 
 /// python-hcl2 keeps the quotes of string literals; older versions do not.
@@ -339,7 +345,7 @@ fn aws_cli_accepts_the_generated_input_against_the_emulator() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> =
         doc["metricFilters"].as_array().unwrap().iter().filter_map(|f| f["filterName"].as_str()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
 }
 
 #[test]
@@ -380,8 +386,8 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
     assert!(dry.contains("would create metric filter") && dry.contains("dry run:"), "{dry}");
     let first = apply(&[]);
     assert!(first.contains("created metric filter") && first.contains("created alarm"), "{first}");
-    assert_eq!(first.matches("created metric filter").count(), 3, "{first}");
-    assert_eq!(first.matches("created alarm").count(), 6, "{first}");
+    assert_eq!(first.matches("created metric filter").count(), 5, "{first}");
+    assert_eq!(first.matches("created alarm").count(), 11, "{first}");
 
     let filters = run(Command::new("aws").args([
         "--endpoint-url",
@@ -402,7 +408,10 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
         .collect();
     names.sort();
     let want: Vec<String> =
-        ["CognitoRiskEvents", "FailedSignIns", "SignInAttempts"].iter().map(|m| format!("{prefix}-{m}")).collect();
+        ["CognitoRiskEvents", "FailedSignIns", "MfaFailuresAfterPassword", "SignInAttempts", "SignUps"]
+            .iter()
+            .map(|m| format!("{prefix}-{m}"))
+            .collect();
     assert_eq!(names, want);
     let alarms = run(Command::new("aws").args([
         "--endpoint-url",
@@ -416,12 +425,27 @@ fn apply_creates_what_describe_shows_and_a_second_apply_is_a_no_op() {
     ]));
     let doc: serde_json::Value = serde_json::from_slice(&alarms.stdout).unwrap();
     let alarms = doc["MetricAlarms"].as_array().unwrap();
-    assert_eq!(alarms.len(), 6, "{doc}");
+    assert_eq!(alarms.len(), 11, "{doc}");
     let burst = alarms.iter().find(|a| a["AlarmName"] == format!("{prefix}-failed_login_burst_user").as_str()).unwrap();
     assert_eq!(burst["Period"], 300);
     assert_eq!(burst["Threshold"], 10.0);
     assert_eq!(burst["Namespace"], prefix.as_str());
     assert_eq!(burst["AlarmActions"][0], "arn:aws:sns:us-east-1:123456789012:authwatch-alerts");
+    // The anomaly alarm reads back as written: the metric's statistic and the band over it, the band the
+    // threshold, no single-metric fields.
+    let pool = alarms.iter().find(|a| a["AlarmName"] == format!("{prefix}-pool_failure_anomaly").as_str()).unwrap();
+    assert_eq!(pool["ThresholdMetricId"], "ad1", "{pool}");
+    assert_eq!(pool["ComparisonOperator"], "GreaterThanUpperThreshold", "{pool}");
+    assert!(pool.get("MetricName").is_none() && pool.get("Threshold").is_none(), "{pool}");
+    let queries = pool["Metrics"].as_array().unwrap();
+    assert_eq!(queries.len(), 2, "{pool}");
+    let metric = queries.iter().find(|q| q["Id"] == "m1").unwrap();
+    assert_eq!(metric["MetricStat"]["Metric"]["MetricName"], "FailedSignIns", "{pool}");
+    assert_eq!(metric["MetricStat"]["Metric"]["Namespace"], prefix.as_str(), "{pool}");
+    assert_eq!(metric["MetricStat"]["Period"], 600, "{pool}");
+    assert_eq!(metric["MetricStat"]["Stat"], "Sum", "{pool}");
+    let band = queries.iter().find(|q| q["Id"] == "ad1").unwrap();
+    assert_eq!(band["Expression"], "ANOMALY_DETECTION_BAND(m1, 4)", "{pool}");
 
     let second = apply(&[]);
     assert!(second.contains("nothing to change"), "{second}");
@@ -453,9 +477,9 @@ fn apply_reports_each_failure_and_exits_non_zero() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert_eq!(stdout.matches("FAILED metric filter").count(), 3, "{stdout}");
-    assert_eq!(stdout.matches("FAILED alarm").count(), 6, "{stdout}");
-    assert!(stdout.contains("9 of 9 resources failed"), "{stdout}");
+    assert_eq!(stdout.matches("FAILED metric filter").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("FAILED alarm").count(), 11, "{stdout}");
+    assert!(stdout.contains("16 of 16 resources failed"), "{stdout}");
 }
 
 #[test]
@@ -495,12 +519,28 @@ fn apply_updates_what_changed_in_the_specs_and_only_that() {
         cmd.arg(dir.path());
         String::from_utf8_lossy(&run(&mut cmd).stdout).to_string()
     };
-    assert!(apply().contains("9 of 9 resources created or updated"));
+    assert!(apply().contains("16 of 16 resources created or updated"));
     let spec = dir.path().join("failed_login_burst_user.toml");
     let text = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(&spec, text.replace("period = 300\n", "period = 120\n")).unwrap();
     let second = apply();
     assert!(second.contains(&format!("updated alarm {prefix}-failed_login_burst_user (period)")), "{second}");
-    assert!(second.contains("1 of 9 resources created or updated"), "{second}");
+    assert!(second.contains("1 of 16 resources created or updated"), "{second}");
+    assert!(apply().contains("nothing to change"));
+    // An anomaly alarm's band and period are compared too (the description names the width), and only
+    // that alarm is rewritten.
+    let spec = dir.path().join("pool_failure_anomaly.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("band_width = 4\n", "band_width = 3\n").replace("period = 600\n", "period = 1200\n"),
+    )
+    .unwrap();
+    let third = apply();
+    assert!(
+        third.contains(&format!("updated alarm {prefix}-pool_failure_anomaly (description, period, band)")),
+        "{third}"
+    );
+    assert!(third.contains("1 of 16 resources created or updated"), "{third}");
     assert!(apply().contains("nothing to change"));
 }

@@ -62,3 +62,59 @@ fn a_bad_pattern_shows_the_caret_and_exits_2() {
     assert!(out.is_empty());
     assert!(err.contains("{ $.a = }\n        ^ "), "{err}");
 }
+
+/// What the runtime counts in `path` for the spec `id`: each line (or a CloudTrail file's records) decoded
+/// as replay decodes it, kept when the rule counts it, as far as one event shows it (the same functions
+/// the rules use; tests/cloudwatch_consistency.rs checks the patterns event by event).
+fn runtime_count(id: &str, path: &str, format: authwatch::event::LogFormat) -> usize {
+    use authwatch::decode::{decode_record, Decoded};
+    use authwatch::detect::mfa_failure_after_password::mfa_failed_after_password;
+    use authwatch::detect::signup_flood::counts_sign_up;
+    let specs = authwatch::spec::SpecSet::builtin();
+    let spec = specs.get(id).unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut counted = 0;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let origin = authwatch::event::Origin::new(path.into(), i as u64 + 1);
+        decode_record(line.as_bytes(), &origin, None, &mut |d| {
+            let Decoded::Event(ev) = d else { return };
+            let rule_counts = match spec.detector.id() {
+                "signup_flood" => counts_sign_up(spec, &ev),
+                "mfa_failure_after_password" => mfa_failed_after_password(&ev),
+                _ => true,
+            };
+            if ev.format == format && spec.observes(ev.kind) && spec.counts(ev.outcome) && rule_counts {
+                counted += 1;
+            }
+        });
+    }
+    counted
+}
+
+#[test]
+fn the_pool_wide_and_mfa_filters_count_what_their_rules_count() {
+    use authwatch::event::LogFormat::{CloudTrail, CognitoUserActivity};
+    let specs = authwatch::spec::SpecSet::builtin();
+    let cases = [
+        ("mfa_failure_after_password_user", "tests/fixtures/cloudwatch/cognito_mfa.jsonl", CognitoUserActivity),
+        ("mfa_failure_after_password_ip", "tests/fixtures/cloudwatch/cloudtrail_mfa.json", CloudTrail),
+        ("signup_flood", "tests/fixtures/cloudwatch/cognito_variants.jsonl", CognitoUserActivity),
+        ("signup_flood", "tests/fixtures/cloudwatch/cloudtrail_variants.json", CloudTrail),
+        ("pool_failure_anomaly", "tests/fixtures/cloudwatch/cognito_mfa.jsonl", CognitoUserActivity),
+        ("distributed_credential_stuffing", "tests/fixtures/cloudwatch/cloudtrail_mfa.json", CloudTrail),
+    ];
+    for (id, path, format) in cases {
+        let pattern = specs.get(id).unwrap().cloudwatch.as_ref().unwrap().pattern(format).unwrap();
+        let (code, out, err) = test_filter(&["--count", pattern, path], "");
+        assert_eq!(code, Some(0), "{id} {path}: {err}");
+        let matched: usize = out
+            .trim_end()
+            .strip_suffix(" matched")
+            .and_then(|s| s.rsplit(", ").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{id} {path}: unexpected output {out:?}"));
+        let want = runtime_count(id, path, format);
+        assert!(want > 0, "{id} {path}: the file holds nothing the rule counts");
+        assert_eq!(matched, want, "{id} {path}: test-filter matched {matched}, the rule counts {want}");
+    }
+}

@@ -66,6 +66,15 @@ impl Registered for MfaFailureAfterPassword {
     }
 }
 
+/// What the rule counts, judged on the event alone: an MFA step that failed, its password step passed or
+/// not shown. When the event does not show the password step (CloudTrail's answer to an MFA challenge),
+/// `qualifies` also needs a challenge issued after a password for that user within
+/// [`CHALLENGE_LIFETIME`]: history a CloudWatch metric filter cannot see, so the metric counts every such
+/// answer. (A counted outcome is the spec's `match.outcomes`.)
+pub fn mfa_failed_after_password(ev: &SignInEvent) -> bool {
+    ev.factors.mfa == Step::Failed && ev.factors.password != Step::Failed
+}
+
 impl CountingRule for MfaFailureAfterPassword {
     fn new(params: MfaParams) -> Self {
         MfaFailureAfterPassword { params, challenged: CappedSet::new(MAX_CHALLENGED_USERS) }
@@ -83,18 +92,18 @@ impl CountingRule for MfaFailureAfterPassword {
     fn qualifies(&mut self, ev: &SignInEvent, keys: &Keys<'_>, spec_counts: bool) -> bool {
         let user = keys.user.map(|_| keys.user_hash);
         match (ev.factors.password, ev.factors.mfa) {
-            (Step::Passed, Step::Failed) => spec_counts,
-            (Step::Unknown, Step::Failed) => {
-                let since = ev.time.saturating_sub(CHALLENGE_LIFETIME).millis();
-                spec_counts && user.and_then(|h| self.challenged.get(h)).is_some_and(|t| t >= since)
-            }
             (Step::Passed, Step::Unknown) => {
                 if let Some(h) = user {
                     self.challenged.set(h, ev.time.millis());
                 }
                 false
             }
-            _ => false,
+            _ if !(spec_counts && mfa_failed_after_password(ev)) => false,
+            (Step::Passed, _) => true,
+            _ => {
+                let since = ev.time.saturating_sub(CHALLENGE_LIFETIME).millis();
+                user.and_then(|h| self.challenged.get(h)).is_some_and(|t| t >= since)
+            }
         }
     }
 

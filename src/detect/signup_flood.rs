@@ -144,7 +144,7 @@ impl Rule for SignupFlood {
         let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(key.key)) else { return };
         pool.series.saw(p.baseline.bucket_of(t));
         match (ev.kind, ev.outcome) {
-            (EventKind::SignUp, outcome) if spec.counts(outcome) => {
+            _ if counts_sign_up(spec, ev) => {
                 if pool.queue.len() >= p.max_pending {
                     self.judged_early += 1;
                     let early = pool.queue.front().map_or(t, |s| s.time.saturating_add(p.confirm_within));
@@ -191,6 +191,12 @@ impl Rule for SignupFlood {
         stats.evicted_keys = self.pools.refused + self.judged_early;
         stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
     }
+}
+
+/// The events the rule counts (judged later as confirmed or not): sign-ups with a counted outcome. The
+/// other kinds it observes only confirm. What a CloudWatch metric of sign-ups must select.
+pub fn counts_sign_up(spec: &Spec, ev: &SignInEvent) -> bool {
+    ev.kind == EventKind::SignUp && spec.counts(ev.outcome)
 }
 
 /// The user name's and the sub's hashes: a sign-up is confirmed by an event that carries either.

@@ -6,10 +6,11 @@
 
 use std::fmt;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, Statistic};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Metric, MetricAlarm, MetricDataQuery, MetricStat, Statistic};
 use aws_sdk_cloudwatchlogs::types::{MetricTransformation, StandardUnit};
 
-use super::generate::{Alarm, MetricFilter, Plan};
+use super::generate::{band_expression, Alarm, MetricFilter, Plan, BAND_QUERY_ID, METRIC_QUERY_ID};
+use crate::spec::cloudwatch::Threshold;
 
 /// How to reach AWS: the standard credential chain, with optional overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,23 +202,40 @@ async fn apply_alarm(cw: &aws_sdk_cloudwatch::Client, a: &Alarm, dry_run: bool) 
     let period = i32::try_from(a.period).map_err(|_| format!("period {} is out of range", a.period))?;
     let evaluation = i32::try_from(a.evaluation_periods).map_err(|_| "evaluation periods out of range".to_string())?;
     let datapoints = i32::try_from(a.datapoints_to_alarm).map_err(|_| "datapoints out of range".to_string())?;
-    cw.put_metric_alarm()
+    let put = cw
+        .put_metric_alarm()
         .alarm_name(&a.alarm_name)
         .alarm_description(&a.description)
         .actions_enabled(true)
-        .metric_name(&a.metric_name)
-        .namespace(&a.namespace)
-        .statistic(Statistic::from(a.statistic.as_str()))
-        .period(period)
         .evaluation_periods(evaluation)
         .datapoints_to_alarm(datapoints)
-        .threshold(a.threshold)
         .comparison_operator(ComparisonOperator::from(a.comparison.as_str()))
         .treat_missing_data(&a.treat_missing_data)
-        .set_alarm_actions(Some(a.actions.clone()))
-        .send()
-        .await
-        .map_err(|e| sdk_error("PutMetricAlarm", e))?;
+        .set_alarm_actions(Some(a.actions.clone()));
+    let put = match a.threshold {
+        Threshold::Band { width } => {
+            let stat = MetricStat::builder()
+                .metric(Metric::builder().namespace(&a.namespace).metric_name(&a.metric_name).build())
+                .period(period)
+                .stat(&a.statistic)
+                .build();
+            let metric = MetricDataQuery::builder().id(METRIC_QUERY_ID).metric_stat(stat).return_data(true).build();
+            let band = MetricDataQuery::builder()
+                .id(BAND_QUERY_ID)
+                .expression(band_expression(width))
+                .label(a.band_label())
+                .return_data(true)
+                .build();
+            put.metrics(metric).metrics(band).threshold_metric_id(BAND_QUERY_ID)
+        }
+        Threshold::Static(t) => put
+            .metric_name(&a.metric_name)
+            .namespace(&a.namespace)
+            .statistic(Statistic::from(a.statistic.as_str()))
+            .period(period)
+            .threshold(t),
+    };
+    put.send().await.map_err(|e| sdk_error("PutMetricAlarm", e))?;
     Ok(match diff {
         None => Action::Created,
         Some(d) => Action::Updated(d),
@@ -233,13 +251,32 @@ fn alarm_diff(m: &MetricAlarm, a: &Alarm) -> Vec<String> {
     };
     check("description", m.alarm_description().unwrap_or("") == a.description);
     check("actions enabled", m.actions_enabled() != Some(false));
-    check("metric name", m.metric_name() == Some(a.metric_name.as_str()));
-    check("namespace", m.namespace() == Some(a.namespace.as_str()));
-    check("statistic", m.statistic().map(|s| s.as_str()) == Some(a.statistic.as_str()));
-    check("period", m.period().map(i64::from) == i64::try_from(a.period).ok());
+    match a.threshold {
+        Threshold::Static(t) => {
+            check("alarm kind", m.threshold_metric_id().is_none() && m.metrics().is_empty());
+            check("metric name", m.metric_name() == Some(a.metric_name.as_str()));
+            check("namespace", m.namespace() == Some(a.namespace.as_str()));
+            check("statistic", m.statistic().map(|s| s.as_str()) == Some(a.statistic.as_str()));
+            check("period", m.period().map(i64::from) == i64::try_from(a.period).ok());
+            check("threshold", m.threshold() == Some(t));
+        }
+        Threshold::Band { .. } => {
+            check("alarm kind", m.threshold_metric_id() == Some(BAND_QUERY_ID) && m.metric_name().is_none());
+            let queries = m.metrics();
+            let metric = queries.iter().find(|q| q.id() == Some(METRIC_QUERY_ID));
+            let stat = metric.and_then(MetricDataQuery::metric_stat);
+            let watched = stat.and_then(MetricStat::metric);
+            check("metric name", watched.and_then(Metric::metric_name) == Some(a.metric_name.as_str()));
+            check("namespace", watched.and_then(Metric::namespace) == Some(a.namespace.as_str()));
+            check("statistic", stat.and_then(MetricStat::stat) == Some(a.statistic.as_str()));
+            check("period", stat.and_then(MetricStat::period).map(i64::from) == i64::try_from(a.period).ok());
+            let band = queries.iter().find(|q| q.id() == Some(BAND_QUERY_ID));
+            check("band", band.and_then(MetricDataQuery::expression) == a.band_expression().as_deref());
+            check("metric queries", queries.len() == 2);
+        }
+    }
     check("evaluation periods", m.evaluation_periods().map(i64::from) == Some(i64::from(a.evaluation_periods)));
     check("datapoints to alarm", m.datapoints_to_alarm().map(i64::from) == Some(i64::from(a.datapoints_to_alarm)));
-    check("threshold", m.threshold() == Some(a.threshold));
     check("comparison", m.comparison_operator().map(|c| c.as_str()) == Some(a.comparison.as_str()));
     check("missing data", m.treat_missing_data().unwrap_or("missing") == a.treat_missing_data);
     let mut actions: Vec<&str> = m.alarm_actions().iter().map(String::as_str).collect();

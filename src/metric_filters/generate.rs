@@ -12,13 +12,17 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::event::LogFormat;
-use crate::spec::cloudwatch::names;
+use crate::spec::cloudwatch::{names, Threshold};
 use crate::spec::{KeyKind, SpecSet};
 
 /// Default prefix of generated resource names.
 pub const DEFAULT_NAME_PREFIX: &str = "authwatch";
 /// AWS: `AlarmDescription` is at most 1024 characters.
 const MAX_ALARM_DESCRIPTION: usize = 1024;
+/// Ids of an anomaly alarm's two metric queries: the metric, and the band computed from it, which is the
+/// alarm's `ThresholdMetricId`. Fixed names, the ones AWS's own examples use.
+pub const METRIC_QUERY_ID: &str = "m1";
+pub const BAND_QUERY_ID: &str = "ad1";
 
 /// Where and how the filters are deployed: the validated arguments of `authwatch filters`.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,10 +89,86 @@ pub struct Alarm {
     pub period: u64,
     pub evaluation_periods: u32,
     pub datapoints_to_alarm: u32,
-    pub threshold: f64,
+    /// A fixed threshold (the metric is named at the top level of the alarm), or an anomaly-detection band
+    /// (the metric and the band are two metric queries, the band the threshold: [`Alarm::band_expression`]).
+    pub threshold: Threshold,
     pub comparison: String,
     pub treat_missing_data: String,
     pub actions: Vec<String>,
+}
+
+impl Alarm {
+    /// `ANOMALY_DETECTION_BAND(m1, WIDTH)` for an anomaly alarm.
+    pub fn band_expression(&self) -> Option<String> {
+        match self.threshold {
+            Threshold::Static(_) => None,
+            Threshold::Band { width } => Some(band_expression(width)),
+        }
+    }
+
+    /// The band query's label, as graphs show it.
+    pub fn band_label(&self) -> String {
+        format!("{} (expected)", self.metric_name)
+    }
+
+    /// An anomaly alarm's `Metrics` (CLI and CloudFormation spell them alike): the metric's statistic over
+    /// the period, and the band; both returned, as AWS's examples do, so the graph shows the metric against
+    /// its band.
+    fn metric_queries(&self, expression: &str) -> Value {
+        json!([
+            {
+                "Id": METRIC_QUERY_ID,
+                "MetricStat": {
+                    "Metric": { "Namespace": self.namespace, "MetricName": self.metric_name },
+                    "Period": self.period,
+                    "Stat": self.statistic,
+                },
+                "ReturnData": true,
+            },
+            {
+                "Id": BAND_QUERY_ID,
+                "Expression": expression,
+                "Label": self.band_label(),
+                "ReturnData": true,
+            },
+        ])
+    }
+
+    /// The properties of `put-metric-alarm` and of `AWS::CloudWatch::Alarm`, which share their names.
+    fn properties(&self) -> Value {
+        let mut v = json!({
+            "AlarmName": self.alarm_name,
+            "AlarmDescription": self.description,
+            "ActionsEnabled": true,
+        });
+        match self.threshold {
+            Threshold::Band { width } => {
+                v["Metrics"] = self.metric_queries(&band_expression(width));
+                v["ThresholdMetricId"] = json!(BAND_QUERY_ID);
+            }
+            Threshold::Static(t) => {
+                v["MetricName"] = json!(self.metric_name);
+                v["Namespace"] = json!(self.namespace);
+                v["Statistic"] = json!(self.statistic);
+                v["Period"] = json!(self.period);
+                v["Threshold"] = json!(t);
+            }
+        }
+        v["EvaluationPeriods"] = json!(self.evaluation_periods);
+        v["DatapointsToAlarm"] = json!(self.datapoints_to_alarm);
+        v["ComparisonOperator"] = json!(self.comparison);
+        v["TreatMissingData"] = json!(self.treat_missing_data);
+        if !self.actions.is_empty() {
+            v["AlarmActions"] = json!(self.actions);
+        }
+        v
+    }
+}
+
+/// `ANOMALY_DETECTION_BAND(m1, WIDTH)`. `{}` prints 2.0 as `2` and 2.5 as `2.5`, as the expression is
+/// usually written.
+pub fn band_expression(width: f64) -> String {
+    format!("ANOMALY_DETECTION_BAND({METRIC_QUERY_ID}, {width})")
 }
 
 /// One Contributor Insights rule: its name and JSON body.
@@ -149,6 +229,12 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
                 spec.id, spec.description, target.log_group
             ),
         };
+        if let Threshold::Band { width } = cw.alarm.threshold {
+            description.push_str(&format!(
+                " Alarms against the anomaly-detection band CloudWatch learns for the metric ({width} standard \
+                 deviations wide; up to two weeks of history)."
+            ));
+        }
         if description.chars().count() > MAX_ALARM_DESCRIPTION {
             description = description.chars().take(MAX_ALARM_DESCRIPTION).collect();
         }
@@ -169,13 +255,13 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
         });
         if let Some(filters) = cw.contributors.get(&target.format) {
             // A pool-wide rule's contributors are its addresses: who drives the pool's count.
-            let key = match spec.key {
-                KeyKind::Ip | KeyKind::Pool => ip_selector(target.format),
-                KeyKind::User => user_selector(target.format),
+            let (key, per) = match spec.key {
+                KeyKind::Ip | KeyKind::Pool => (ip_selector(target.format), "ip"),
+                KeyKind::User => (user_selector(target.format), "user"),
             };
             let filters: Vec<Value> = filters.iter().map(|f| json!({ "Match": f.selector, "In": f.values })).collect();
             plan.rules.push(InsightRule {
-                rule_name: format!("{}-{}-per-{}", target.name_prefix, spec.id, spec.key.as_str()),
+                rule_name: format!("{}-{}-per-{per}", target.name_prefix, spec.id),
                 body: json!({
                     "Schema": { "Name": "CloudWatchLogRule", "Version": 1 },
                     "LogGroupNames": [target.log_group],
@@ -210,24 +296,7 @@ pub fn filter_cli_json(f: &MetricFilter) -> Value {
 
 /// `aws cloudwatch put-metric-alarm --cli-input-json` input.
 pub fn alarm_cli_json(a: &Alarm) -> Value {
-    let mut v = json!({
-        "AlarmName": a.alarm_name,
-        "AlarmDescription": a.description,
-        "ActionsEnabled": true,
-        "MetricName": a.metric_name,
-        "Namespace": a.namespace,
-        "Statistic": a.statistic,
-        "Period": a.period,
-        "EvaluationPeriods": a.evaluation_periods,
-        "DatapointsToAlarm": a.datapoints_to_alarm,
-        "Threshold": a.threshold,
-        "ComparisonOperator": a.comparison,
-        "TreatMissingData": a.treat_missing_data,
-    });
-    if !a.actions.is_empty() {
-        v["AlarmActions"] = json!(a.actions);
-    }
-    v
+    a.properties()
 }
 
 /// The JSON selector of the source address, for Contributor Insights keys.
@@ -273,25 +342,10 @@ pub fn cloudformation(plan: &Plan) -> Value {
         );
     }
     for a in &plan.alarms {
-        let mut props = json!({
-            "AlarmName": a.alarm_name,
-            "AlarmDescription": a.description,
-            "ActionsEnabled": true,
-            "MetricName": a.metric_name,
-            "Namespace": a.namespace,
-            "Statistic": a.statistic,
-            "Period": a.period,
-            "EvaluationPeriods": a.evaluation_periods,
-            "DatapointsToAlarm": a.datapoints_to_alarm,
-            "Threshold": a.threshold,
-            "ComparisonOperator": a.comparison,
-            "TreatMissingData": a.treat_missing_data,
-        });
-        if !a.actions.is_empty() {
-            props["AlarmActions"] = json!(a.actions);
-        }
-        resources
-            .insert(ids.id("Alarm", &a.alarm_name), json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": props }));
+        resources.insert(
+            ids.id("Alarm", &a.alarm_name),
+            json!({ "Type": "AWS::CloudWatch::Alarm", "Properties": a.properties() }),
+        );
     }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -502,21 +556,52 @@ pub fn terraform(plan: &Plan) -> String {
         let actions: Vec<String> = a.actions.iter().map(|s| hcl_string(s)).collect();
         let _ = write!(
             out,
-            "\nresource \"aws_cloudwatch_metric_alarm\" \"{}\" {{\n  alarm_name          = {}\n  alarm_description   = {}\n  metric_name         = {}\n  namespace           = {}\n  statistic           = {}\n  period              = {}\n  evaluation_periods  = {}\n  datapoints_to_alarm = {}\n  threshold           = {}\n  comparison_operator = {}\n  treat_missing_data  = {}\n  actions_enabled     = true\n  alarm_actions       = [{}]\n}}\n",
+            "\nresource \"aws_cloudwatch_metric_alarm\" \"{}\" {{\n  alarm_name          = {}\n  alarm_description   = {}\n",
             unique(hcl_name(&a.alarm_name)),
             hcl_string(&a.alarm_name),
             hcl_string(&a.description),
-            hcl_string(&a.metric_name),
-            hcl_string(&a.namespace),
-            hcl_string(&a.statistic),
-            a.period,
+        );
+        match a.threshold {
+            Threshold::Static(t) => {
+                let _ = write!(
+                    out,
+                    "  metric_name         = {}\n  namespace           = {}\n  statistic           = {}\n  period              = {}\n  threshold           = {}\n",
+                    hcl_string(&a.metric_name),
+                    hcl_string(&a.namespace),
+                    hcl_string(&a.statistic),
+                    a.period,
+                    json!(t),
+                );
+            }
+            Threshold::Band { .. } => {
+                let _ = writeln!(out, "  threshold_metric_id = {}", hcl_string(BAND_QUERY_ID));
+            }
+        }
+        let _ = write!(
+            out,
+            "  evaluation_periods  = {}\n  datapoints_to_alarm = {}\n  comparison_operator = {}\n  treat_missing_data  = {}\n  actions_enabled     = true\n  alarm_actions       = [{}]\n",
             a.evaluation_periods,
             a.datapoints_to_alarm,
-            json!(a.threshold),
             hcl_string(&a.comparison),
             hcl_string(&a.treat_missing_data),
             actions.join(", "),
         );
+        if let Threshold::Band { width } = a.threshold {
+            // The metric, then the band over it (`metric_query` blocks, as in the provider's anomaly example).
+            let _ = write!(
+                out,
+                "\n  metric_query {{\n    id          = {}\n    return_data = true\n\n    metric {{\n      metric_name = {}\n      namespace   = {}\n      period      = {}\n      stat        = {}\n    }}\n  }}\n\n  metric_query {{\n    id          = {}\n    expression  = {}\n    label       = {}\n    return_data = true\n  }}\n",
+                hcl_string(METRIC_QUERY_ID),
+                hcl_string(&a.metric_name),
+                hcl_string(&a.namespace),
+                a.period,
+                hcl_string(&a.statistic),
+                hcl_string(BAND_QUERY_ID),
+                hcl_string(&band_expression(width)),
+                hcl_string(&a.band_label()),
+            );
+        }
+        out.push_str("}\n");
     }
     out
 }
@@ -627,6 +712,67 @@ mod tests {
             to_yaml(&v),
             "\"A\":\n  \"B\":\n    - \"x: y\"\n    - \"#c\\n\"\n  \"N\": 5\n\"L\":\n  - \"K\": \"v\"\n    \"M\": \"w\"\n"
         );
+    }
+
+    fn alarm(threshold: Threshold) -> Alarm {
+        Alarm {
+            alarm_name: "authwatch-pool".into(),
+            description: "d".into(),
+            metric_name: "FailedSignIns".into(),
+            namespace: "Authwatch".into(),
+            statistic: "Sum".into(),
+            period: 600,
+            evaluation_periods: 3,
+            datapoints_to_alarm: 2,
+            threshold,
+            comparison: "GreaterThanUpperThreshold".into(),
+            treat_missing_data: "notBreaching".into(),
+            actions: vec!["arn:aws:sns:us-east-1:123456789012:t".into()],
+        }
+    }
+
+    #[test]
+    fn an_anomaly_alarm_watches_the_metric_against_its_band() {
+        let a = alarm(Threshold::Band { width: 2.5 });
+        let v = alarm_cli_json(&a);
+        assert_eq!(v["ThresholdMetricId"], "ad1");
+        assert_eq!(
+            v["Metrics"],
+            json!([
+                {"Id": "m1", "ReturnData": true, "MetricStat": {"Metric": {"Namespace": "Authwatch", "MetricName": "FailedSignIns"}, "Period": 600, "Stat": "Sum"}},
+                {"Id": "ad1", "ReturnData": true, "Expression": "ANOMALY_DETECTION_BAND(m1, 2.5)", "Label": "FailedSignIns (expected)"},
+            ])
+        );
+        // With `Metrics`, AWS refuses the single-metric fields and a threshold.
+        for key in ["MetricName", "Namespace", "Statistic", "Period", "Threshold"] {
+            assert!(v.get(key).is_none(), "{key} in {v}");
+        }
+        assert_eq!((v["EvaluationPeriods"].clone(), v["DatapointsToAlarm"].clone()), (json!(3), json!(2)));
+        assert_eq!(band_expression(4.0), "ANOMALY_DETECTION_BAND(m1, 4)");
+
+        let plan = Plan { alarms: vec![a], ..Plan::default() };
+        let template = cloudformation(&plan);
+        assert_eq!(template["Resources"]["AlarmAuthwatchPool"]["Properties"], v);
+        let tf = terraform(&plan);
+        assert!(tf.contains("  threshold_metric_id = \"ad1\"\n"), "{tf}");
+        assert!(!tf.contains("  threshold           ="), "{tf}");
+        assert_eq!(tf.matches("metric_query {").count(), 2, "{tf}");
+        assert!(tf.contains("    expression  = \"ANOMALY_DETECTION_BAND(m1, 2.5)\"\n"), "{tf}");
+        assert!(tf.contains("      metric_name = \"FailedSignIns\"\n      namespace   = \"Authwatch\"\n      period      = 600\n      stat        = \"Sum\"\n"), "{tf}");
+    }
+
+    #[test]
+    fn a_static_alarm_names_its_metric_and_threshold() {
+        let mut a = alarm(Threshold::Static(20.0));
+        a.comparison = "GreaterThanOrEqualToThreshold".into();
+        let v = alarm_cli_json(&a);
+        assert_eq!(
+            (v["MetricName"].clone(), v["Threshold"].clone(), v["Period"].clone()),
+            (json!("FailedSignIns"), json!(20.0), json!(600))
+        );
+        assert!(v.get("Metrics").is_none() && v.get("ThresholdMetricId").is_none(), "{v}");
+        let tf = terraform(&Plan { alarms: vec![a], ..Plan::default() });
+        assert!(tf.contains("  threshold           = 20.0\n") && !tf.contains("metric_query"), "{tf}");
     }
 
     #[test]

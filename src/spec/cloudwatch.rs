@@ -48,9 +48,16 @@ pub const UNITS: &[&str] = &[
 ];
 /// `PutMetricAlarm.Statistic`.
 pub const STATISTICS: &[&str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
-/// `PutMetricAlarm.ComparisonOperator` for static thresholds (the anomaly-band ones need a model).
+/// `PutMetricAlarm.ComparisonOperator` for static thresholds.
 pub const COMPARISONS: &[&str] =
     &["GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"];
+/// `PutMetricAlarm.ComparisonOperator` for an alarm on an anomaly-detection band.
+pub const ANOMALY_COMPARISONS: &[&str] =
+    &["GreaterThanUpperThreshold", "LessThanLowerOrGreaterThanUpperThreshold", "LessThanLowerThreshold"];
+/// `[cloudwatch.alarm] kind`: a fixed threshold, or CloudWatch's anomaly-detection band.
+pub const ALARM_KINDS: &[&str] = &["static", "anomaly"];
+/// Band width (standard deviations) when an anomaly alarm gives none: the CloudWatch console's default.
+pub const DEFAULT_BAND_WIDTH: f64 = 2.0;
 /// `PutMetricAlarm.TreatMissingData`.
 pub const MISSING_DATA: &[&str] = &["breaching", "notBreaching", "ignore", "missing"];
 /// AWS: at most 3 dimensions per metric transformation.
@@ -102,15 +109,24 @@ struct RawPatterns {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlarm {
+    #[serde(default = "default_alarm_kind")]
+    kind: String,
     #[serde(default = "default_statistic")]
     statistic: String,
     period: u64,
     evaluation_periods: u32,
     datapoints_to_alarm: u32,
-    threshold: f64,
+    /// Static alarms only.
+    threshold: Option<f64>,
+    /// Anomaly alarms only: the band's width in standard deviations.
+    band_width: Option<f64>,
     comparison: String,
     #[serde(default = "default_missing")]
     treat_missing_data: String,
+}
+
+fn default_alarm_kind() -> String {
+    "static".into()
 }
 
 fn default_statistic() -> String {
@@ -164,9 +180,48 @@ pub struct AlarmSpec {
     pub period: u64,
     pub evaluation_periods: u32,
     pub datapoints_to_alarm: u32,
-    pub threshold: f64,
+    pub threshold: Threshold,
     pub comparison: String,
     pub treat_missing_data: String,
+}
+
+/// What the alarm compares the metric with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// A fixed number.
+    Static(f64),
+    /// CloudWatch's anomaly-detection band for the metric and statistic (`ANOMALY_DETECTION_BAND`), this many
+    /// standard deviations wide: a model AWS trains on the metric's own history.
+    Band { width: f64 },
+}
+
+impl AlarmSpec {
+    /// One line for the README's detector table: the condition and its periods.
+    pub fn describe(&self, metric_name: &str) -> String {
+        let condition = match self.threshold {
+            Threshold::Static(t) => {
+                let op = match self.comparison.as_str() {
+                    "GreaterThanOrEqualToThreshold" => ">=",
+                    "GreaterThanThreshold" => ">",
+                    "LessThanThreshold" => "<",
+                    _ => "<=",
+                };
+                format!("{op} {t}")
+            }
+            Threshold::Band { width } => {
+                let side = match self.comparison.as_str() {
+                    "GreaterThanUpperThreshold" => "above",
+                    "LessThanLowerThreshold" => "below",
+                    _ => "outside",
+                };
+                format!("{side} its anomaly band ({width} sd)")
+            }
+        };
+        format!(
+            "`{metric_name}` {} {condition} per {} s ({} of {})",
+            self.statistic, self.period, self.datapoints_to_alarm, self.evaluation_periods
+        )
+    }
 }
 
 /// A Contributor Insights filter: the event's `selector` value is one of `values`.
@@ -318,8 +373,10 @@ fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
             Err(format!("cloudwatch.alarm.{key}: '{v}' is not one of {}", allowed.join(", ")))
         }
     };
+    one_of("kind", &a.kind, ALARM_KINDS)?;
     one_of("statistic", &a.statistic, STATISTICS)?;
-    one_of("comparison", &a.comparison, COMPARISONS)?;
+    let anomaly = a.kind == "anomaly";
+    one_of("comparison", &a.comparison, if anomaly { ANOMALY_COMPARISONS } else { COMPARISONS })?;
     one_of("treat_missing_data", &a.treat_missing_data, MISSING_DATA)?;
     if !(matches!(a.period, 10 | 20 | 30) || (a.period >= 60 && a.period % 60 == 0)) {
         return Err(format!("cloudwatch.alarm.period: {} s; AWS allows 10, 20, 30 or a multiple of 60", a.period));
@@ -337,15 +394,34 @@ fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
             a.datapoints_to_alarm, a.evaluation_periods
         ));
     }
-    if !a.threshold.is_finite() {
-        return Err("cloudwatch.alarm.threshold: must be a finite number".into());
-    }
+    let threshold = match (anomaly, a.threshold, a.band_width) {
+        (false, Some(t), None) if t.is_finite() => Threshold::Static(t),
+        (false, Some(_), None) => return Err("cloudwatch.alarm.threshold: must be a finite number".into()),
+        (false, None, _) => return Err("cloudwatch.alarm.threshold: a static alarm needs a threshold".into()),
+        (false, Some(_), Some(_)) => {
+            return Err("cloudwatch.alarm.band_width: only an anomaly alarm (kind = \"anomaly\") has a band".into())
+        }
+        (true, Some(_), _) => {
+            return Err("cloudwatch.alarm.threshold: an anomaly alarm has no threshold; its band is learned \
+                        (give band_width, in standard deviations)"
+                .into())
+        }
+        (true, None, width) => {
+            let width = width.unwrap_or(DEFAULT_BAND_WIDTH);
+            if !(width.is_finite() && width > 0.0) {
+                return Err(format!(
+                    "cloudwatch.alarm.band_width: {width} must be a positive number of standard deviations"
+                ));
+            }
+            Threshold::Band { width }
+        }
+    };
     Ok(AlarmSpec {
         statistic: a.statistic,
         period: a.period,
         evaluation_periods: a.evaluation_periods,
         datapoints_to_alarm: a.datapoints_to_alarm,
-        threshold: a.threshold,
+        threshold,
         comparison: a.comparison,
         treat_missing_data: a.treat_missing_data,
     })
