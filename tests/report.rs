@@ -290,3 +290,17 @@ fn png_facts(path: &Path) -> (u32, u32, usize) {
     }
     (w, h, colours.len())
 }
+
+#[test]
+fn an_unwritable_report_path_ends_the_run_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("no-such-dir/report.html");
+    let out = run(&["replay", fixture().to_str().unwrap(), "--no-progress", "-q", "--report", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot create the report") && stderr.contains("no-such-dir"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing was replayed");
+    let out = run(&["replay", fixture().to_str().unwrap(), "--decode-only", "--report", "x.html"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--decode-only"));
+}

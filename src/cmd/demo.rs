@@ -18,6 +18,7 @@ use crate::sink::{summary, Fanout, Sink};
 use crate::spec::SpecSet;
 
 pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
+    a.report.targets().prepare()?;
     let scratch;
     let dir: PathBuf = match &a.keep {
         Some(d) => {

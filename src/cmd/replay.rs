@@ -35,6 +35,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     if targets.wanted() && a.decode_only {
         anyhow::bail!("--report and --report-csv need the rules: they cannot go with --decode-only");
     }
+    targets.prepare()?;
     let bar = progress_wanted(a.no_progress, a.quiet).then(new_bar);
     let mut out = JsonLines::create(a.output.as_deref())?.with_updates(a.updates);
     let mut closed = Vec::new();

@@ -174,6 +174,18 @@ impl ReportTargets {
     pub fn wanted(&self) -> bool {
         self.html.is_some() || self.csv_dir.is_some()
     }
+
+    /// Creates the report file and the CSV directory before the replay, so a path that cannot be written
+    /// ends the run at once rather than after an hour of reading.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.html {
+            std::fs::File::create(path).with_context(|| format!("cannot create the report {}", path.display()))?;
+        }
+        if let Some(dir) = &self.csv_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// What [`write`] wrote: each file with its size, and the seconds it took to build and write them.
