@@ -143,7 +143,7 @@ fn csv_files_are_quoted_and_formulas_neutralised() {
 }
 
 #[test]
-fn a_large_simulated_input_gives_a_report_of_a_few_megabytes() {
+fn a_large_simulated_input_gives_the_same_report_of_a_few_megabytes_every_time() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("sim.jsonl");
     let out = run(&[
@@ -168,6 +168,22 @@ fn a_large_simulated_input_gives_a_report_of_a_few_megabytes() {
     assert!(size < 3 * 1024 * 1024, "report of {size} bytes for 200,000 events");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.ends_with("</html>\n"));
+    // The same input gives the same report, whatever the thread count.
+    let again = dir.path().join("again.html");
+    let out = run(&[
+        "replay",
+        log.to_str().unwrap(),
+        "--no-progress",
+        "-q",
+        "-o",
+        "/dev/null",
+        "--threads",
+        "1",
+        "--report",
+        again.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&again).unwrap() == page, "two replays of one input gave different reports");
 }
 
 /// The file the browser test saves its screenshot to, for CI to keep.

@@ -35,6 +35,10 @@ pub const MAX_COUNTRIES: usize = 1_024;
 /// Longest city, country or account name kept, in bytes (longer ones are cut): log names are attacker-made.
 pub const MAX_NAME_BYTES: usize = 128;
 
+/// The keys of the slot hash (any fixed values do: they only need to be the same in every run).
+const SLOT_SEEDS: [u64; 4] =
+    [0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9, 0x94d0_49bb_1331_11eb, 0x2545_f491_4f6c_dd1d];
+
 /// The place of an entry with no city or country, or one past [`MAX_PLACES`].
 pub const NO_PLACE: u32 = u32::MAX;
 
@@ -123,7 +127,13 @@ pub struct Activity {
     place_index: HashMap<u64, u32>,
     countries: HashMap<Box<str>, CountryCounts>,
     other_countries: CountryCounts,
+    /// Hashes (city, country) pairs to find their index; random keys, as for any map of log strings.
     hasher: ahash::RandomState,
+    /// Picks an account's slot. Fixed keys, so the same input gives the same report: with random ones, which
+    /// accounts share a slot (and so which stories start late) changed from run to run. Someone who reads
+    /// these keys can make names that share a victim's slot, which only costs the victim's story its
+    /// run-up, and the story says so.
+    slot_hasher: ahash::RandomState,
     pub cuts: Cuts,
     pub events: u64,
 }
@@ -146,6 +156,7 @@ impl Activity {
             countries: HashMap::new(),
             other_countries: CountryCounts::default(),
             hasher: ahash::RandomState::new(),
+            slot_hasher: ahash::RandomState::with_seeds(SLOT_SEEDS[0], SLOT_SEEDS[1], SLOT_SEEDS[2], SLOT_SEEDS[3]),
             cuts: Cuts::default(),
             events: 0,
         }
@@ -290,7 +301,7 @@ impl Activity {
     }
 
     fn slot_of(&self, account: &str) -> usize {
-        (self.hasher.hash_one(account) % ACCOUNT_SLOTS as u64) as usize
+        (self.slot_hasher.hash_one(account) % ACCOUNT_SLOTS as u64) as usize
     }
 
     /// The bucket width in milliseconds and the buckets (start time → counts), in time order.
@@ -367,6 +378,14 @@ mod tests {
         assert!(s.earlier_forgotten, "two early sign-ins were forgotten");
         assert_eq!(a.place(s.entries[RECENT_PER_ACCOUNT].place), Some(("Lyon", "France")));
         assert!(a.story("someone-else").is_none());
+    }
+
+    #[test]
+    fn the_same_accounts_share_slots_in_every_run() {
+        let (a, b) = (Activity::new(), Activity::new());
+        for name in ["alice", "bob", "<script>", "sub-1234"] {
+            assert_eq!(a.slot_of(name), b.slot_of(name), "{name}");
+        }
     }
 
     #[test]
