@@ -6,7 +6,7 @@
 //! that history: counted). When a finding names an account, its recent sign-ins move to a story that then
 //! keeps every later sign-in, up to a cap.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::event::{EventKind, Outcome, SignInEvent};
@@ -76,12 +76,34 @@ pub struct Entry {
     pub place: u32,
 }
 
+/// An account's last sign-ins, a ring kept in place: an account taking the slot reuses it (no allocation
+/// per event, and none per new account once the name's buffer is large enough).
 struct Slot {
-    account: Box<str>,
-    recent: VecDeque<Entry>,
-    /// Sign-ins seen since the account took the slot (more than `recent` holds means some were forgotten).
+    account: String,
+    recent: [Entry; RECENT_PER_ACCOUNT],
+    /// Where the next entry goes.
+    next: usize,
+    /// Sign-ins seen since the account took the slot (more than the ring holds means some were forgotten).
     seen: u64,
 }
+
+impl Slot {
+    fn push(&mut self, e: Entry) {
+        self.recent[self.next] = e;
+        self.next = (self.next + 1) % RECENT_PER_ACCOUNT;
+        self.seen += 1;
+    }
+
+    /// The remembered entries, oldest first.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        let kept = (self.seen as usize).min(RECENT_PER_ACCOUNT);
+        let (newer, older) = self.recent.split_at(self.next);
+        older.iter().chain(newer).skip(RECENT_PER_ACCOUNT - kept)
+    }
+}
+
+const EMPTY: Entry =
+    Entry { time: Timestamp(0), outcome: Outcome::Unknown, kind: EventKind::Other, ip: None, place: NO_PLACE };
 
 /// The sign-ins of an account named by a finding.
 #[derive(Debug, Default)]
@@ -122,10 +144,10 @@ pub struct Activity {
     bucket_ms: i64,
     buckets: BTreeMap<i64, Counts>,
     slots: Vec<Option<Box<Slot>>>,
-    stories: HashMap<Box<str>, Story>,
+    stories: HashMap<Box<str>, Story, ahash::RandomState>,
     places: Vec<(Box<str>, Box<str>)>,
     place_index: HashMap<u64, u32>,
-    countries: HashMap<Box<str>, CountryCounts>,
+    countries: HashMap<Box<str>, CountryCounts, ahash::RandomState>,
     other_countries: CountryCounts,
     /// Hashes (city, country) pairs to find their index; random keys, as for any map of log strings.
     hasher: ahash::RandomState,
@@ -150,10 +172,10 @@ impl Activity {
             bucket_ms: FIRST_BUCKET_MS,
             buckets: BTreeMap::new(),
             slots: (0..ACCOUNT_SLOTS).map(|_| None).collect(),
-            stories: HashMap::new(),
+            stories: HashMap::default(),
             places: Vec::new(),
             place_index: HashMap::new(),
-            countries: HashMap::new(),
+            countries: HashMap::default(),
             other_countries: CountryCounts::default(),
             hasher: ahash::RandomState::new(),
             slot_hasher: ahash::RandomState::with_seeds(SLOT_SEEDS[0], SLOT_SEEDS[1], SLOT_SEEDS[2], SLOT_SEEDS[3]),
@@ -186,23 +208,19 @@ impl Activity {
             return;
         }
         let i = self.slot_of(account);
-        match &mut self.slots[i] {
-            Some(slot) if &*slot.account == account => {
-                if slot.recent.len() == RECENT_PER_ACCOUNT {
-                    slot.recent.pop_front();
-                }
-                slot.recent.push_back(entry);
-                slot.seen += 1;
+        let slot = self.slots[i].get_or_insert_with(|| {
+            Box::new(Slot { account: String::new(), recent: [EMPTY; RECENT_PER_ACCOUNT], next: 0, seen: 0 })
+        });
+        if slot.account != account {
+            if slot.seen > 0 {
+                self.cuts.slot_taken += 1;
             }
-            other => {
-                if other.is_some() {
-                    self.cuts.slot_taken += 1;
-                }
-                let mut recent = VecDeque::with_capacity(RECENT_PER_ACCOUNT);
-                recent.push_back(entry);
-                *other = Some(Box::new(Slot { account: account.into(), recent, seen: 1 }));
-            }
+            slot.account.clear();
+            slot.account.push_str(account);
+            slot.next = 0;
+            slot.seen = 0;
         }
+        slot.push(entry);
     }
 
     /// A finding named this account: from now on its story keeps every sign-in (up to the caps).
@@ -217,9 +235,11 @@ impl Activity {
         }
         let i = self.slot_of(account);
         let mut story = Story::default();
-        if let Some(slot) = self.slots[i].take_if(|s| &*s.account == account) {
-            story.earlier_forgotten = slot.seen > slot.recent.len() as u64;
-            story.entries.extend(slot.recent);
+        if let Some(slot) = self.slots[i].as_mut().filter(|s| s.account == account && s.seen > 0) {
+            story.earlier_forgotten = slot.seen > RECENT_PER_ACCOUNT as u64;
+            story.entries.extend(slot.entries());
+            slot.seen = 0;
+            slot.account.clear();
         }
         self.stories.insert(account.into(), story);
     }
@@ -249,7 +269,7 @@ impl Activity {
 
     fn count_country(&mut self, country: &str, outcome: Outcome) {
         let country = self.cut(country);
-        if !self.countries.contains_key(country) && self.countries.len() < MAX_COUNTRIES {
+        if self.countries.len() < MAX_COUNTRIES && !self.countries.contains_key(country) {
             self.countries.insert(country.into(), CountryCounts::default());
         }
         let counts = match self.countries.get_mut(country) {
@@ -376,6 +396,9 @@ mod tests {
         let s = a.story("victim").expect("flagged");
         assert_eq!(s.entries.len(), RECENT_PER_ACCOUNT + 1);
         assert!(s.earlier_forgotten, "two early sign-ins were forgotten");
+        let times: Vec<i64> = s.entries.iter().map(|e| e.time.0).collect();
+        let expected: Vec<i64> = (2..(RECENT_PER_ACCOUNT as i64 + 2)).chain([100]).collect();
+        assert_eq!(times, expected, "the last sign-ins before the flag, oldest first, then the later one");
         assert_eq!(a.place(s.entries[RECENT_PER_ACCOUNT].place), Some(("Lyon", "France")));
         assert!(a.story("someone-else").is_none());
     }
