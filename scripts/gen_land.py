@@ -61,16 +61,34 @@ def main(path):
                 points = ring(arcs, indices)
                 if area(points) < MIN_RING_AREA:
                     continue
-                projected = []
-                for lon, lat in points:
-                    p = (round(lon + 180, ROUND), round(90 - lat, ROUND))
-                    if not projected or projected[-1] != p:
-                        projected.append(p)
-                if len(projected) < 3:
-                    continue
-                fmt = lambda v: ("%g" % v)
-                d = "M" + "L".join(f"{fmt(x)} {fmt(y)}" for x, y in projected) + "Z"
-                parts.append(d)
+                # The TopoJSON is made for spherical projections: a ring that crosses the antimeridian jumps
+                # from +180 to -180, which a flat map draws as a line across the world. Unwrap the
+                # longitudes so each step is under 180 degrees, and draw a ring that then reaches past
+                # the edge a second time, shifted by 360 degrees (the SVG viewport clips both).
+                unwrapped = [points[0]]
+                for lon, lat in points[1:]:
+                    prev = unwrapped[-1][0]
+                    while lon - prev > 180:
+                        lon -= 360
+                    while lon - prev < -180:
+                        lon += 360
+                    unwrapped.append((lon, lat))
+                lons = [lon for lon, _ in unwrapped]
+                shifts = [0]
+                if min(lons) < -180:
+                    shifts.append(360)
+                if max(lons) > 180:
+                    shifts.append(-360)
+                for shift in shifts:
+                    projected = []
+                    for lon, lat in unwrapped:
+                        p = (round(lon + shift + 180, ROUND), round(90 - lat, ROUND))
+                        if not projected or projected[-1] != p:
+                            projected.append(p)
+                    if len(projected) < 3:
+                        continue
+                    fmt = lambda v: ("%g" % v)
+                    parts.append("M" + "L".join(f"{fmt(x)} {fmt(y)}" for x, y in projected) + "Z")
     OUT.write_text("".join(parts) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(parts)} rings)")
 
