@@ -12,10 +12,19 @@ use std::net::IpAddr;
 use crate::event::{EventKind, Outcome, SignInEvent};
 use crate::time::Timestamp;
 
-/// The first bucket width: five minutes gives a one-day replay 288 bars, enough to see a burst start.
-pub const FIRST_BUCKET_MS: i64 = 5 * 60_000;
-/// Distinct buckets kept before their width doubles: a month at the first width would be 8,640 buckets.
+/// Bucket widths in minutes, each a multiple of the one before, so buckets merge into wider ones exactly
+/// and the timeline can be drawn at any later width: five minutes shows a burst start, a week a year.
+pub const WIDTHS_MIN: [i64; 10] = [5, 10, 30, 60, 180, 360, 720, 1_440, 10_080, 40_320];
+/// The first bucket width.
+pub const FIRST_BUCKET_MS: i64 = WIDTHS_MIN[0] * 60_000;
+/// Distinct buckets kept before they widen: a month at five minutes would be 8,640.
 pub const MAX_BUCKETS: usize = 4_096;
+
+/// The bucket width after `ms`: the next of [`WIDTHS_MIN`], then doubling (only hostile timestamps spread
+/// over centuries get there).
+pub fn wider(ms: i64) -> i64 {
+    WIDTHS_MIN.iter().map(|m| m * 60_000).find(|&w| w > ms).unwrap_or(ms.saturating_mul(2))
+}
 /// Recent sign-ins every account keeps until a finding names it: most rules' thresholds are 10 to 30, so
 /// this shows most of the run-up.
 pub const RECENT_PER_ACCOUNT: usize = 16;
@@ -257,10 +266,10 @@ impl Activity {
         }
     }
 
-    /// Doubles the bucket width, merging neighbours (hostile timestamps spread over years end up as a few
+    /// Widens the buckets, merging neighbours (hostile timestamps spread over years end up as a few
     /// thousand wide buckets, not millions of narrow ones).
     fn coarsen(&mut self) {
-        self.bucket_ms *= 2;
+        self.bucket_ms = wider(self.bucket_ms);
         let old = std::mem::take(&mut self.buckets);
         for (k, c) in old {
             self.buckets.entry(k.div_euclid(self.bucket_ms) * self.bucket_ms).or_default().add(&c);
@@ -383,6 +392,16 @@ mod tests {
         assert!(w > FIRST_BUCKET_MS && b.len() <= MAX_BUCKETS, "{w} {}", b.len());
         let total: u64 = b.values().map(Counts::total).sum();
         assert_eq!(total, 2 + MAX_BUCKETS as u64 * 3, "no event lost by coarsening");
+    }
+
+    #[test]
+    fn each_width_is_a_multiple_of_the_one_before() {
+        let mut w = FIRST_BUCKET_MS;
+        for _ in 0..20 {
+            let next = wider(w);
+            assert!(next > w && next % w == 0, "{w} -> {next}");
+            w = next;
+        }
     }
 
     #[test]

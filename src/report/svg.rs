@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::activity::Counts;
+use super::activity::{wider, Counts};
 use super::html::escape_html;
 use super::Group;
 use crate::time::{Span, Timestamp};
@@ -34,12 +34,13 @@ pub fn severity_colour(s: crate::finding::Severity) -> &'static str {
     }
 }
 
-/// The width of the bars drawn: a power-of-two multiple of the stored width that keeps the bars under
+/// The width of the bars drawn: the stored width, or the first wider one of
+/// [`super::activity::WIDTHS_MIN`] (each a multiple of the stored one), that keeps the bars under
 /// [`MAX_BARS`] over the span.
 pub fn bar_width(stored_ms: i64, first: i64, last: i64) -> i64 {
     let mut w = stored_ms.max(1);
     while (last - first) / w >= MAX_BARS {
-        w *= 2;
+        w = wider(w);
     }
     w
 }
@@ -195,8 +196,8 @@ mod tests {
         assert_eq!(bar_width(five, 0, 86_400_000), 600_000, "a day at 5 min is 288 bars: 10 min instead");
         assert_eq!(bar_width(five, 0, 3_600_000), five);
         let month = 30 * 86_400_000;
-        let w = bar_width(five, 0, month);
-        assert!(month / w < MAX_BARS && month / (w / 2) >= MAX_BARS);
+        assert_eq!(bar_width(five, 0, month), 6 * 3_600_000, "a month in 120 bars of 6 hours");
+        assert_eq!(bar_width(30 * 60_000, 0, month), 6 * 3_600_000, "from coarser stored buckets too");
     }
 
     #[test]
