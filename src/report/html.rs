@@ -391,7 +391,6 @@ fn top_table(s: &mut String, title: &str, note: &str, map: &HashMap<String, (u64
 }
 
 fn world(s: &mut String, c: &Collector, groups: &[Group], findings: &[Finding]) {
-    let gazetteer = Gazetteer::builtin();
     let mut places: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for account in accounts_in(groups, findings) {
         if let Some(story) = c.activity.story(&account) {
@@ -407,7 +406,11 @@ fn world(s: &mut String, c: &Collector, groups: &[Group], findings: &[Finding]) 
     }
     let mut points: Vec<Point> = Vec::new();
     let mut unplaced = 0u64;
+    // Loaded only when there is a place to resolve: parsing the table costs a CloudTrail replay (no city
+    // names) seconds for nothing.
+    let gazetteer = if places.is_empty() { None } else { Some(Gazetteer::builtin()) };
     for (place, (ok, failed)) in places {
+        let Some(gazetteer) = gazetteer else { break };
         let Some((city, country)) = c.activity.place(place) else { continue };
         let none = |x: &str| (!x.is_empty()).then_some(x.to_string());
         match gazetteer.resolve(none(city).as_deref(), none(country).as_deref()) {
