@@ -74,6 +74,7 @@ fn report_has_every_section_and_the_summarys_counts() {
     let events = summary_count(&r.stderr, "decoded");
     assert!(r.html.contains(&format!("{events} sign-in event(s) decoded")));
     assert!(r.html.contains(&format!("<b>{events}</b><span>events</span>")));
+    assert!(r.html.contains(&format!(r#"<p class="legend">{events} events, per 5m"#)), "the timeline saw every event");
     assert!(r.html.contains("<th>rejected</th><td>1<br>"), "the rejected record is counted and named");
     // Most severe first: the high findings come before the medium ones.
     let high = r.html.find(r#"<span class="sev" style="background:#e4572e">high"#).expect("a high finding");

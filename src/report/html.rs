@@ -240,7 +240,8 @@ fn timeline(s: &mut String, c: &Collector, groups: &[Group]) {
         Some((chart, width)) => {
             let _ = write!(
                 s,
-                r#"<p class="legend">Events per {width} (UTC): <i class="ok"></i> sign-ins that succeeded <i class="fail"></i> failed <i class="other"></i> other activity. Below: each finding from first to last seen, coloured by severity; click one to read it.</p>{chart}"#
+                r#"<p class="legend">{} events, per {width} (UTC): <i class="ok"></i> sign-ins that succeeded <i class="fail"></i> failed <i class="other"></i> other activity. Below: each finding from first to last seen, coloured by severity; click one to read it.</p>{chart}"#,
+                c.activity.events
             );
         }
         None => s.push_str("<p>No events.</p>"),
