@@ -26,8 +26,9 @@ pub const TOP_N: usize = 10;
 pub const MAX_STORIES_SHOWN: usize = 60;
 /// Rows of one story: runs of like sign-ins are folded into one row first, so this is rarely reached.
 pub const MAX_STORY_ROWS: usize = 120;
-/// Evidence rows per finding; items per evidence list (event ids, addresses).
+/// Evidence rows per finding: the headline figures and a few hops; the JSON-lines output has every one.
 pub const MAX_EVIDENCE_ROWS: usize = 40;
+/// Items shown of an evidence list (event ids, addresses): enough to search for, short enough to read.
 pub const MAX_LIST_ITEMS: usize = 8;
 /// Longest log-supplied value shown whole; longer ones are cut with a marker.
 pub const MAX_VALUE_CHARS: usize = 300;

@@ -16,11 +16,15 @@ pub const MAX_LANES: usize = 8;
 /// Findings drawn on the timeline (the most severe first); all are listed below it.
 pub const MAX_MARKS: usize = 300;
 
+/// The chart's coordinate width: the page's content column, so one unit is about a pixel.
 const WIDTH: f64 = 1000.0;
+/// Room for the count labels on the left, and a margin on the right.
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
+/// The bars' area: tall enough to tell a burst from the daily rhythm.
 const CHART_TOP: f64 = 10.0;
 const CHART_HEIGHT: f64 = 170.0;
+/// One lane of finding marks: a bar to click and a gap.
 const LANE_HEIGHT: f64 = 11.0;
 
 /// The colour of a severity, shared by the timeline, the map and the HTML badges.
