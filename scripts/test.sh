@@ -8,6 +8,17 @@ PY=${PYTHON:-python3}
 # Pinned so results do not drift; moto 5.2.5 is the version whose behaviour the tests rely on.
 "$PY" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt </dev/null
 
+# The report's browser test (tests/report.rs) opens a page in Debian's headless Chromium, and fails rather
+# than skips when it cannot (AUTHWATCH_REQUIRE_BROWSER below). As root, apt installs it when missing; the
+# package lists are refreshed only when the first try fails.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium </dev/null >/dev/null 2>&1 \
+    || { apt-get update </dev/null >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium </dev/null >/dev/null; } \
+    || echo "could not install chromium: the report's browser test will fail"
+fi
+export AUTHWATCH_REQUIRE_BROWSER=1
+
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LOG=$(mktemp -t moto.XXXXXX.log)
 moto_server -H 127.0.0.1 -p "$PORT" >"$LOG" 2>&1 </dev/null &

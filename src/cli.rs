@@ -145,6 +145,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
     #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
     pub input: InputArgs,
     #[command(flatten)]
     pub detect: DetectArgs,
@@ -327,6 +329,25 @@ pub struct DemoArgs {
     /// Keep the generated log, truth and findings in this directory (default: a temporary one, removed).
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// The forensic report of a replay (`crate::report`, README "Report").
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportArgs {
+    /// Write a self-contained HTML report here: timeline, findings, top offenders, map, account stories.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write the report's findings and per-account timelines as CSV files in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report_csv: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    pub fn targets(&self) -> crate::report::ReportTargets {
+        crate::report::ReportTargets { html: self.report.clone(), csv_dir: self.report_csv.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

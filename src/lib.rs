@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod pattern;
 pub mod pipeline;
 pub mod replay;
+pub mod report;
 pub mod sanitize;
 pub mod score;
 pub mod simulate;

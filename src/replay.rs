@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
-use crate::event::{LogFormat, Origin};
+use crate::event::{LogFormat, Origin, SignInEvent};
 use crate::finding::Finding;
 use crate::pipeline::intake::Intake;
 pub use crate::sink::summary::FindingTally;
@@ -157,8 +157,23 @@ pub fn run(
     settings: EngineSettings,
     hooks: ReplayHooks<'_>,
 ) -> anyhow::Result<ReplayReport> {
+    run_observed(cfg, specs, settings, hooks, None)
+}
+
+/// Observes every event the rules get (after `--since`/`--until`), in merge order: the forensic report's
+/// aggregate (`crate::report`).
+pub type EventObserver<'a> = &'a mut dyn FnMut(&SignInEvent);
+
+/// [`run`], with every accepted event also given to `observer`.
+pub fn run_observed<'h>(
+    cfg: &ReplayConfig,
+    specs: &SpecSet,
+    settings: EngineSettings,
+    hooks: ReplayHooks<'h>,
+    observer: Option<EventObserver<'h>>,
+) -> anyhow::Result<ReplayReport> {
     let mut engine = Engine::new(specs, settings);
-    let mut report = run_with(cfg, Some(&mut engine), hooks)?;
+    let mut report = run_with(cfg, Some(&mut engine), hooks, observer)?;
     report.engine = engine.stats().clone();
     report.detectors = engine.detector_stats();
     report.baselines = engine.baselines();
@@ -172,11 +187,16 @@ pub fn run(
 /// hand-off as [`run`], but every decoded event is counted and dropped instead of detected on. A replay's
 /// throughput divided by this one's is the share of the ceiling that detection leaves.
 pub fn decode_only(cfg: &ReplayConfig, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
-    run_with(cfg, None, hooks)
+    run_with(cfg, None, hooks, None)
 }
 
 /// The pipeline shared by [`run`] and [`decode_only`]: without an engine, events are only counted.
-fn run_with(cfg: &ReplayConfig, engine: Option<&mut Engine>, hooks: ReplayHooks<'_>) -> anyhow::Result<ReplayReport> {
+fn run_with<'h>(
+    cfg: &ReplayConfig,
+    engine: Option<&mut Engine>,
+    hooks: ReplayHooks<'h>,
+    observer: Option<EventObserver<'h>>,
+) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let ordered = order_by_first_event(expand_inputs(&cfg.inputs)?, cfg.limits, cfg.format);
     let firsts: Vec<Option<Timestamp>> = ordered.iter().map(|(t, _)| *t).collect();
@@ -209,6 +229,7 @@ fn run_with(cfg: &ReplayConfig, engine: Option<&mut Engine>, hooks: ReplayHooks<
         drop(done_tx);
         let mut merger = Merger::new(firsts, in_flight, want_tx, done_rx);
         let mut feed = Feed::new(cfg, engine, &mut report, hooks, &bytes_read, bytes_total);
+        feed.observer = observer;
         let fed = merger.run(&mut feed);
         // Dropping the merger closes the request channel, which ends the reader and then the decoders.
         drop(merger);
@@ -552,6 +573,8 @@ struct Feed<'c, 'h> {
     engine: Option<&'c mut Engine>,
     report: &'c mut ReplayReport,
     hooks: ReplayHooks<'h>,
+    /// Sees each accepted event before the engine takes it.
+    observer: Option<EventObserver<'h>>,
     findings: Vec<Finding>,
     /// Counts what the decoders gave and keeps events to `--since`/`--until`.
     intake: Intake,
@@ -574,6 +597,7 @@ impl<'c, 'h> Feed<'c, 'h> {
             engine,
             report,
             hooks,
+            observer: None,
             findings: Vec::new(),
             intake: Intake::new(cfg.since, cfg.until),
             bytes_read,
@@ -586,6 +610,9 @@ impl<'c, 'h> Feed<'c, 'h> {
         let admitted = self.intake.admit(&d);
         match d {
             Decoded::Event(ev) if admitted => {
+                if let Some(observe) = self.observer.as_deref_mut() {
+                    observe(&ev);
+                }
                 if let Some(engine) = self.engine.as_deref_mut() {
                     engine.push(ev, &mut self.findings);
                 }

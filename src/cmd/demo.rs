@@ -2,6 +2,7 @@
 //! look-alike, replays it through the detectors, prints the findings and the summary, and scores them
 //! against the ground truth.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -10,13 +11,15 @@ use crate::cli::{threads, DemoArgs, EXIT_FATAL, EXIT_OK};
 use crate::detect::EngineSettings;
 use crate::finding::{Finding, Status};
 use crate::replay::{self, ReplayConfig, ReplayHooks};
+use crate::report::{self, Collector, ReportSink, RunFacts};
 use crate::score;
 use crate::simulate::{self, SimulateArgs};
 use crate::sink::jsonl::JsonLines;
-use crate::sink::summary;
+use crate::sink::{summary, Fanout, Sink};
 use crate::spec::SpecSet;
 
 pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
+    a.report.targets().prepare()?;
     let scratch;
     let dir: PathBuf = match &a.keep {
         Some(d) => {
@@ -69,16 +72,27 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     };
     let specs = SpecSet::builtin();
     let mut findings: Vec<Finding> = Vec::new();
+    let targets = a.report.targets();
+    let collector = RefCell::new(Collector::new());
+    let mut report_sink = ReportSink(&collector);
     let mut on_finding = |f: &Finding| {
         if f.status == Status::Closed {
             findings.push(f.clone());
         }
         Ok(())
     };
+    let mut sinks: Vec<&mut dyn Sink> = vec![&mut on_finding];
+    if targets.wanted() {
+        sinks.push(&mut report_sink);
+    }
+    let mut sinks = Fanout::new(sinks);
+    let mut observe = |ev: &crate::event::SignInEvent| collector.borrow_mut().observe(ev);
+    let observer: Option<replay::EventObserver<'_>> = if targets.wanted() { Some(&mut observe) } else { None };
     let mut on_rejection = |_: &crate::decode::Rejection| {};
     let mut on_progress = |_| {};
-    let hooks = ReplayHooks { finding: &mut on_finding, rejection: &mut on_rejection, progress: &mut on_progress };
-    let report = replay::run(&cfg, &specs, EngineSettings::default(), hooks)?;
+    let hooks = ReplayHooks { finding: &mut sinks, rejection: &mut on_rejection, progress: &mut on_progress };
+    let report = replay::run_observed(&cfg, &specs, EngineSettings::default(), hooks, observer)?;
+    drop(sinks);
 
     println!("findings (detected at, severity, detector, summary):");
     for f in &findings {
@@ -94,6 +108,11 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         println!("findings as JSON lines: {}", path.display());
     }
     eprint!("{}", summary::render(&report));
+    if targets.wanted() {
+        let facts = RunFacts { command: "demo", inputs: &cfg.inputs, run: &report, specs: &specs };
+        let written = report::write(&targets, &facts, &mut collector.borrow_mut())?;
+        eprint!("{}", report::written_line(&written));
+    }
     let s = score::score(&truth, &findings);
     println!(
         "score: {} of {} planted attacks found, {} missed, {} false alarm(s)",

@@ -1,5 +1,6 @@
 //! `authwatch replay`: offline forensic replay of log files, findings as JSON lines, summary on stderr.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
@@ -11,6 +12,7 @@ use crate::cli::{
 };
 use crate::finding::{Finding, Status};
 use crate::replay::{self, Progress, ReplayHooks};
+use crate::report::{self, Collector, ReportSink, RunFacts};
 use crate::sink::jsonl::JsonLines;
 use crate::sink::{summary, Fanout, Sink};
 
@@ -29,6 +31,11 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let targets = a.report.targets();
+    if targets.wanted() && a.decode_only {
+        anyhow::bail!("--report and --report-csv need the rules: they cannot go with --decode-only");
+    }
+    targets.prepare()?;
     let bar = progress_wanted(a.no_progress, a.quiet).then(new_bar);
     let mut out = JsonLines::create(a.output.as_deref())?.with_updates(a.updates);
     let mut closed = Vec::new();
@@ -43,6 +50,13 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     if truth.is_some() {
         sinks.push(&mut keep_closed);
     }
+    // The report sees every finding update (as a sink) and every accepted event (as the observer).
+    let collector = RefCell::new(Collector::new());
+    let mut report_sink = ReportSink(&collector);
+    if targets.wanted() {
+        sinks.push(&mut report_sink);
+    }
+    let mut observe = |ev: &crate::event::SignInEvent| collector.borrow_mut().observe(ev);
     let mut sinks = Fanout::new(sinks);
     let mut reject_error = None;
     let mut on_rejection = |r: &crate::decode::Rejection| {
@@ -65,8 +79,12 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
     };
     let hooks = ReplayHooks { finding: &mut sinks, rejection: &mut on_rejection, progress: &mut on_progress };
-    let report =
-        if a.decode_only { replay::decode_only(&cfg, hooks)? } else { replay::run(&cfg, &specs, settings, hooks)? };
+    let observer: Option<replay::EventObserver<'_>> = if targets.wanted() { Some(&mut observe) } else { None };
+    let report = if a.decode_only {
+        replay::decode_only(&cfg, hooks)?
+    } else {
+        replay::run_observed(&cfg, &specs, settings, hooks, observer)?
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -91,6 +109,13 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
                 report.baselines.rules.len(),
                 path.display()
             );
+        }
+    }
+    if targets.wanted() {
+        let facts = RunFacts { command: "replay", inputs: &cfg.inputs, run: &report, specs: &specs };
+        let written = report::write(&targets, &facts, &mut collector.borrow_mut())?;
+        if !a.quiet {
+            eprint!("{}", report::written_line(&written));
         }
     }
     if let Some(truth) = truth {
