@@ -112,7 +112,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         return Ok(Decoded::Skipped(SkipReason::NotAuthActivity));
     };
     let time = event_time(&rec.event_time)?;
-    let (mut outcome, failure_reason) = if hosted {
+    let (outcome, failure_reason) = if hosted {
         hosted_outcome(&additional, rec.error_code.get())
     } else {
         api_outcome(name, request.auth_flow.get(), rec.error_code.get())
@@ -125,11 +125,9 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         } else {
             Response::default()
         };
+        // An `InitiateAuth` answered with an MFA challenge keeps its outcome (success: the password was
+        // right), as the generated CloudWatch patterns count it; its steps say the rest.
         factors = api_factors(name, &request, response.challenge_name.get(), rec.error_code.get());
-        if response.challenge_name.get().is_some() {
-            // Answered with another challenge: the sign-in is not complete yet.
-            outcome = Outcome::InProgress;
-        }
     }
 
     let mut event = SignInEvent::new(time, kind, outcome, origin.clone());
