@@ -287,11 +287,22 @@ pub fn plan_all(
         per_kind[kind as usize] += 1;
         let id = format!("{}-{}", kind.name(), per_kind[kind as usize]);
         let truth = truth_of(id, kind, &evs, format, planner.benign);
-        if let Some((before, after)) = kind.quiet() {
-            for who in evs.iter().map(|e| &e.who) {
-                if let Who::Pool(idx) = who {
-                    planner.benign.users[*idx as usize].quiet =
-                        Some((truth.start.saturating_sub(before), truth.end.saturating_add(after)));
+        match kind.quiet() {
+            Some((before, after)) => {
+                for who in evs.iter().map(|e| &e.who) {
+                    if let Who::Pool(idx) = who {
+                        planner.benign.users[*idx as usize].quiet =
+                            Some((truth.start.saturating_sub(before), truth.end.saturating_add(after)));
+                    }
+                }
+            }
+            // Users who keep their own sessions: those fail no closer to the planned failures than to
+            // each other (a typo behind a carrier NAT and one at home make no burst together).
+            None => {
+                for e in evs.iter().filter(|e| e.response == Response::Fail) {
+                    if let Who::Pool(idx) = e.who {
+                        planner.benign.users[idx as usize].planned_failures.push(e.time);
+                    }
                 }
             }
         }
