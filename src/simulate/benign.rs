@@ -208,7 +208,8 @@ impl Benign {
             };
             let device = rng.weighted(DEVICES.iter().map(|d| d.weight)) as u8;
             let signs_up = rng.chance(NEW_USER_SHARE);
-            let forgetful = if rng.chance(FORGETFUL_USER_SHARE) {
+            // Someone who just signed up has not forgotten the password yet.
+            let forgetful = if rng.chance(FORGETFUL_USER_SHARE) && !signs_up {
                 rng.range(FORGETFUL_SESSIONS.0, FORGETFUL_SESSIONS.1) as u8
             } else {
                 0
