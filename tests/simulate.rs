@@ -189,6 +189,13 @@ fn cloudtrail_lines_have_the_documented_shape() {
         assert!(v["sourceIPAddress"].as_str().unwrap().parse::<std::net::IpAddr>().is_ok());
         assert!(v["userAgent"].is_string());
         assert!(v.get("message").is_none() && !ev.line.contains("userName"));
+        // The user pool, named as CloudTrail names a call's resources (pool-wide rules key on it).
+        assert_eq!(v["resources"][0]["type"], "AWS::Cognito::UserPool");
+        assert_eq!(
+            v["resources"][0]["ARN"],
+            "arn:aws:cognito-idp:us-east-1:{}:userpool/us-east-1_Demo0001"
+                .replace("{}", v["recipientAccountId"].as_str().unwrap())
+        );
         if v["eventName"] == "InitiateAuth" {
             assert_eq!(v["requestParameters"]["authFlow"], "USER_PASSWORD_AUTH");
         }
@@ -437,7 +444,11 @@ fn decoded(events: &[SimEvent]) -> Vec<SignInEvent> {
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         decode_record(ev.line.as_bytes(), &origin, None, &mut |d| match d {
-            Decoded::Event(e) => out.push(e),
+            Decoded::Event(e) => {
+                // Every event names its pool, in either format: pool-wide rules key on it.
+                assert_eq!(e.user_pool_id.as_deref(), Some("us-east-1_Demo0001"), "{}", ev.line);
+                out.push(e)
+            }
             other => panic!("{} did not decode to an event: {}", ev.line, matches!(other, Decoded::Skipped(_))),
         });
     }

@@ -197,7 +197,7 @@ impl AttackKind {
         match self {
             AttackKind::Stuffing => 80,
             AttackKind::Spray => 20,
-            AttackKind::ProxyStuffing => scaled(PROXY_ATTEMPTS.1 as f64 * 0.2),
+            AttackKind::ProxyStuffing => (PROXY_ATTEMPTS.1 as f64 * 0.2 * attack_scale(users)).ceil() as u32,
             AttackKind::MfaWallSpread => MFA_SPREAD_USERS.1 as u32,
             AttackKind::ClientRelease => scaled(RELEASE_MAX_USERS),
             AttackKind::CarrierNat => scaled(CARRIER_USERS.1 as f64).max(CARRIER_MIN_USERS as u32),
@@ -226,12 +226,21 @@ impl AttackKind {
 /// The pool size the figures for pool-wide items describe (the demo's): smaller pools get
 /// proportionally smaller waves, so a wave's share of the pool's traffic stays the same.
 pub const FULL_SCALE_USERS: f64 = 20_000.0;
-/// Smallest scale: below it the waves would be too few events to be waves.
+/// Smallest scales: below them the waves would be too few events to be waves.
 const MIN_SCALE: f64 = 0.05;
+const MIN_ATTACK_SCALE: f64 = 0.1;
 
-/// The share of the full-scale figures a pool of `users` gets.
+/// The share of the full-scale figures a pool of `users` gets, for what is a share of the pool's own
+/// traffic (a release's failing users, a campaign's sign-ups, a carrier's users).
 pub fn pool_scale(users: u32) -> f64 {
     (f64::from(users) / FULL_SCALE_USERS).clamp(MIN_SCALE, 1.0)
+}
+
+/// The same for an attacker's volume (a proxy campaign's attempts, a flood's sign-ups): set by the
+/// attacker's tools and budget more than by the pool, so it shrinks with the square root of the pool's
+/// size: a tenth of the users sees about a third of the attempts.
+pub fn attack_scale(users: u32) -> f64 {
+    (f64::from(users) / FULL_SCALE_USERS).sqrt().clamp(MIN_ATTACK_SCALE, 1.0)
 }
 
 /// A residential-proxy campaign makes about this many attempts (full scale).
@@ -259,8 +268,9 @@ pub fn plan_all(
     benign: &mut Benign,
     rng: &mut Rng,
 ) -> Result<Vec<AttackPlan>, String> {
-    let scale = pool_scale(benign.users.len() as u32);
-    let mut planner = Planner { benign, rng, used_ips: HashSet::new(), scale };
+    let users = benign.users.len() as u32;
+    let (scale, attack_scale) = (pool_scale(users), attack_scale(users));
+    let mut planner = Planner { benign, rng, used_ips: HashSet::new(), scale, attack_scale };
     let mut plans = Vec::with_capacity(slots.len());
     let mut per_kind = [0usize; AttackKind::ALL.len()];
     for slot in slots {
@@ -277,11 +287,22 @@ pub fn plan_all(
         per_kind[kind as usize] += 1;
         let id = format!("{}-{}", kind.name(), per_kind[kind as usize]);
         let truth = truth_of(id, kind, &evs, format, planner.benign);
-        if let Some((before, after)) = kind.quiet() {
-            for who in evs.iter().map(|e| &e.who) {
-                if let Who::Pool(idx) = who {
-                    planner.benign.users[*idx as usize].quiet =
-                        Some((truth.start.saturating_sub(before), truth.end.saturating_add(after)));
+        match kind.quiet() {
+            Some((before, after)) => {
+                for who in evs.iter().map(|e| &e.who) {
+                    if let Who::Pool(idx) = who {
+                        planner.benign.users[*idx as usize].quiet =
+                            Some((truth.start.saturating_sub(before), truth.end.saturating_add(after)));
+                    }
+                }
+            }
+            // Users who keep their own sessions: those fail no closer to the planned failures than to
+            // each other (a typo behind a carrier NAT and one at home make no burst together).
+            None => {
+                for e in evs.iter().filter(|e| e.response == Response::Fail) {
+                    if let Who::Pool(idx) = e.who {
+                        planner.benign.users[idx as usize].planned_failures.push(e.time);
+                    }
                 }
             }
         }
@@ -374,6 +395,8 @@ pub(super) struct Planner<'a> {
     pub(super) used_ips: HashSet<IpAddr>,
     /// [`pool_scale`] of the pool.
     pub(super) scale: f64,
+    /// [`attack_scale`] of the pool.
+    pub(super) attack_scale: f64,
 }
 
 /// Where an attacker signs in from.

@@ -134,6 +134,9 @@ pub struct User {
     pub last_success: Timestamp,
     /// No benign sessions in `[from, to)`: the user is an attack's target then.
     pub quiet: Option<(Timestamp, Timestamp)>,
+    /// Failed sign-ins a look-alike plans for the user (a typo behind a carrier NAT): the user's own
+    /// sessions fail no closer than [`FAILURE_COOLDOWN`] to them, as to each other.
+    pub planned_failures: Vec<Timestamp>,
     pub trip: Option<Trip>,
     /// Taken by an attack or look-alike (each gets its own users).
     pub attacked: bool,
@@ -205,7 +208,8 @@ impl Benign {
             };
             let device = rng.weighted(DEVICES.iter().map(|d| d.weight)) as u8;
             let signs_up = rng.chance(NEW_USER_SHARE);
-            let forgetful = if rng.chance(FORGETFUL_USER_SHARE) {
+            // Someone who just signed up has not forgotten the password yet.
+            let forgetful = if rng.chance(FORGETFUL_USER_SHARE) && !signs_up {
                 rng.range(FORGETFUL_SESSIONS.0, FORGETFUL_SESSIONS.1) as u8
             } else {
                 0
@@ -231,6 +235,7 @@ impl Benign {
                 fail_ok_after: Timestamp(i64::MIN / 4),
                 last_success: Timestamp(i64::MIN / 4),
                 quiet: None,
+                planned_failures: Vec::new(),
                 trip,
                 attacked: false,
                 forgetful,
@@ -330,7 +335,8 @@ impl Benign {
             evs.push(ev(t, Action::ConfirmSignUp, Response::Pass, Step::Other, u));
             t = t.saturating_add(Span::secs(rng.range(10, 120)));
         }
-        let may_fail = t >= u.fail_ok_after;
+        let near_planned = u.planned_failures.iter().any(|f| f.since(t).millis().abs() < FAILURE_COOLDOWN.millis());
+        let may_fail = t >= u.fail_ok_after && !near_planned;
         if may_fail && u.forgetful > 0 {
             // A forgotten password: a few tries, then the user gives up for now.
             u.forgetful -= 1;
@@ -393,5 +399,43 @@ impl Benign {
         debug_assert!(t.since(start) <= MAX_SESSION_SPAN, "a session outlasts MAX_SESSION_SPAN");
         evs.reverse();
         u.pending = evs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Timestamp = Timestamp(1_772_409_600_000);
+    const DAY: Span = Span(86_400_000);
+
+    /// The failed sign-ins of user 0 over a day of very dense sessions.
+    fn failures(planned: &[Timestamp]) -> Vec<Timestamp> {
+        let mut b = Benign::new(20, 1, T0, T0.saturating_add(DAY), 2.0, &mut Rng::new(1, 1));
+        b.set_sessions_per_day(3000.0);
+        b.users[0].planned_failures = planned.to_vec();
+        let mut rng = Rng::new(1, 3);
+        let mut out = Vec::new();
+        let mut from = T0;
+        while b.plan_next(0, from, &mut rng) {
+            let evs = std::mem::take(&mut b.users[0].pending);
+            from = evs.first().map_or(from, |e| e.time);
+            out.extend(evs.iter().filter(|e| e.response == Response::Fail).map(|e| e.time));
+        }
+        out
+    }
+
+    #[test]
+    fn own_sessions_fail_no_closer_to_a_lookalikes_planned_failures_than_the_cooldown() {
+        let planned: Vec<Timestamp> = (1..12).map(|h| T0.saturating_add(Span(h * 2 * 3_600_000))).collect();
+        let near = |fails: &[Timestamp]| {
+            fails.iter().filter(|f| planned.iter().any(|p| f.since(*p).millis().abs() < 25 * 60_000)).count()
+        };
+        // Without the planned failures the user's own failures land near those times...
+        assert!(near(&failures(&[])) > 5);
+        // ...with them, never.
+        let kept = failures(&planned);
+        assert!(kept.len() > 5, "the user still fails between them");
+        assert_eq!(near(&kept), 0);
     }
 }

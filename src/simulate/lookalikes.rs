@@ -153,7 +153,8 @@ impl Planner<'_> {
         let n = wanted.min(locals[city] / 2).max(1);
         let mut evs = Vec::new();
         for _ in 0..n {
-            let u = self.victim_where(|u| usize::from(u.city) == city)?;
+            // Not a user who has forgotten the password: they fail at home meanwhile.
+            let u = self.victim_where(|u| usize::from(u.city) == city && u.forgetful == 0 && !u.resets)?;
             let user = &self.benign.users[u as usize];
             let device = if DEVICES[user.device as usize].mobile { user.device } else { *self.rng.pick(&PHONES) };
             let mfa = user.mfa;

@@ -198,14 +198,21 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
         push_escaped(out, sub);
         out.push_str(r#""},"#);
     }
+    let _ = write!(out, r#""requestID":"{}","eventID":"{}","readOnly":false,"#, rng.uuid(), rng.uuid());
+    // The user pool the call was made to, as CloudTrail names a call's resources: the public API's
+    // requests carry only the app client id, so this is where a reader finds the pool.
+    let _ = write!(
+        out,
+        r#""resources":[{{"accountId":"{}","type":"AWS::Cognito::UserPool","ARN":"arn:aws:cognito-idp:{}:{}:userpool/"#,
+        pool.account_id, pool.region, pool.account_id
+    );
+    push_escaped(out, &pool.user_pool_id);
     let _ = write!(
         out,
         concat!(
-            r#""requestID":"{}","eventID":"{}","readOnly":false,"eventType":"AwsApiCall","#,
-            r#""managementEvent":true,"recipientAccountId":"{}","eventCategory":"Management"}}"#
+            r#""}}],"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"{}","#,
+            r#""eventCategory":"Management"}}"#
         ),
-        rng.uuid(),
-        rng.uuid(),
         pool.account_id,
     );
 }

@@ -60,10 +60,20 @@ const SPREAD_MINUTES: (i64, i64) = (30, 90);
 const CODE_SECS: (i64, i64) = (8, 45);
 
 impl Planner<'_> {
-    /// `lo..=hi` scaled to the pool, at least `floor`.
-    pub(super) fn scaled(&mut self, (lo, hi): (i64, i64), floor: i64) -> i64 {
-        let n = self.rng.range(lo, hi) as f64 * self.scale;
-        (n.round() as i64).max(floor)
+    /// `lo..=hi` scaled to the pool ([`pool_scale`](super::attacks::pool_scale)), at least `floor`.
+    pub(super) fn scaled(&mut self, range: (i64, i64), floor: i64) -> i64 {
+        let scale = self.scale;
+        self.scaled_by(range, scale, floor)
+    }
+
+    /// `lo..=hi` scaled to an attacker's volume ([`attack_scale`](super::attacks::attack_scale)).
+    fn attack_scaled(&mut self, range: (i64, i64), floor: i64) -> i64 {
+        let scale = self.attack_scale;
+        self.scaled_by(range, scale, floor)
+    }
+
+    fn scaled_by(&mut self, (lo, hi): (i64, i64), scale: f64, floor: i64) -> i64 {
+        ((self.rng.range(lo, hi) as f64 * scale).round() as i64).max(floor)
     }
 
     /// A residential address somewhere in the world (any city: proxy networks rent home connections in
@@ -87,11 +97,11 @@ impl Planner<'_> {
         }
     }
 
-    /// About 3,000 attempts (scaled to the pool) over 60–120 minutes from about 2,000 residential
+    /// About 3,000 attempts (fewer on a small pool) over 60–120 minutes from about 2,000 residential
     /// addresses, one or two tries each; 80–90 % on names the pool does not have, the rest on real users,
     /// 1–2 % of all attempts succeeding (real users only: the takeovers).
     pub(super) fn proxy_stuffing(&mut self) -> Result<Vec<Planned>, String> {
-        let attempts = self.scaled(PROXY_ATTEMPTS, 60);
+        let attempts = self.attack_scaled(PROXY_ATTEMPTS, 60);
         let span = Span::mins(self.rng.range(PROXY_MINUTES.0, PROXY_MINUTES.1)).millis();
         let unknown = attempts * self.rng.range(PROXY_UNKNOWN_PERMILLE.0, PROXY_UNKNOWN_PERMILLE.1) / 1000;
         let known = attempts - unknown;
@@ -154,10 +164,10 @@ impl Planner<'_> {
         Ok(evs)
     }
 
-    /// 300–800 sign-ups (scaled) in 30–60 minutes from 3–10 addresses in one or two countries, with
+    /// 300–800 sign-ups (fewer on a small pool) in 30–60 minutes from 3–10 addresses in one or two countries, with
     /// phone-number names in 2–3 country prefixes; never confirmed, never signed in to.
     pub(super) fn signup_flood(&mut self) -> Vec<Planned> {
-        let n = self.scaled(FLOOD_SIGNUPS, FLOOD_MIN_SIGNUPS);
+        let n = self.attack_scaled(FLOOD_SIGNUPS, FLOOD_MIN_SIGNUPS);
         let span = Span::mins(self.rng.range(FLOOD_MINUTES.0, FLOOD_MINUTES.1)).millis();
         let countries: Vec<usize> =
             (0..self.rng.range(1, 2)).map(|_| self.rng.below(CITIES.len() as u64) as usize).collect();
