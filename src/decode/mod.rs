@@ -188,6 +188,10 @@ struct Record<'a> {
     user_agent: Text<'a>,
     #[serde(rename = "eventID", borrow, default)]
     event_id: Text<'a>,
+    #[serde(rename = "awsRegion", borrow, default)]
+    aws_region: Text<'a>,
+    #[serde(rename = "recipientAccountId", borrow, default)]
+    recipient_account_id: Text<'a>,
     #[serde(rename = "requestParameters", borrow, default)]
     request_parameters: Option<&'a RawValue>,
     #[serde(rename = "responseElements", borrow, default)]
