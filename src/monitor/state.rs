@@ -295,6 +295,8 @@ mod tests {
             user_sub: None,
             ip: None,
             user_pool_id: None,
+            region: None,
+            account: None,
             first_seen: Timestamp(0),
             last_seen: Timestamp(0),
             detected_at: Timestamp(0),
