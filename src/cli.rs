@@ -118,7 +118,7 @@ pub struct ReplayArgs {
     /// Only events before this time (RFC 3339, or a date YYYY-MM-DD).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Write every rejected record (file, line, reason) here as JSON lines.
+    /// Write every rejected record (file, line, record, reason and its text) here as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
     /// Score the findings against a ground-truth file from `authwatch simulate --truth` (printed with the

@@ -74,6 +74,19 @@ fn lookup_events_output_is_read_through_its_cloudtrail_event_strings() {
     assert_eq!(rejected[0].0, Some(2));
     assert!(rejected[0].1.starts_with("`Events[2].CloudTrailEvent` is not a JSON record: EOF"), "{rejected:?}");
     assert_eq!(rejected[1], (Some(4), "`Events[4]` has no `CloudTrailEvent`".to_owned()));
+    // The position is the container's line; the listing says so.
+    assert_eq!(got.rejects[1]["line"], 1);
+    assert_eq!(
+        got.rejects[1]["where"],
+        "record 4 (counted from 0) inside the document or container that starts on line 1"
+    );
+    // The broken record string is listed as read, and the element without one as it is.
+    assert!(
+        got.rejects[0]["text"].as_str().is_some_and(|t| t.starts_with("{\"eventVersion\"")),
+        "{:?}",
+        got.rejects[0]
+    );
+    assert!(got.rejects[1]["text"].as_str().is_some_and(|t| t.contains("\"EventName\"")), "{:?}", got.rejects[1]);
     assert_eq!(got.code, Some(1), "a rejected record gives exit 1");
 }
 
@@ -95,6 +108,9 @@ fn eventbridge_events_are_read_through_their_detail_alone_as_lines_and_in_log_ex
     assert_eq!(got.line("skipped"), "2 (2 other_service)");
     assert_eq!(got.line("rejected"), "1");
     assert_eq!(got.rejects[0]["line"], 5);
+    assert_eq!(got.rejects[0]["where"], "line 5");
+    let line5 = std::fs::read_to_string(fixture("eventbridge_lines.jsonl")).unwrap().lines().nth(4).unwrap().to_owned();
+    assert_eq!(got.rejects[0]["text"], line5.trim(), "the rejected record's own text");
     assert_eq!(got.rejected()[0].1, "EventBridge event's `detail` is a string, expected an object");
     assert_eq!(got.code, Some(1));
 }
