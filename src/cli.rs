@@ -24,7 +24,7 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_REJECTED: i32 = 1;
 /// Exit code: a fatal error (bad arguments, unreadable input or spec, failed write).
 pub const EXIT_FATAL: i32 = 2;
-/// Exit code: `replay --truth` found the findings differ from the ground truth.
+/// Exit code: `replay --truth` or `demo` found the findings differ from the ground truth.
 pub const EXIT_SCORE: i32 = 3;
 
 #[derive(Debug, Parser)]

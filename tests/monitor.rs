@@ -330,7 +330,8 @@ fn follow_reads_a_file_that_is_appended_rotated_and_truncated() {
         "the rejection is named with its file and line in the log:
 {log_text}"
     );
-    daemon.terminate();
+    // The over-long line was rejected: exit 1 on the stop, as replay.
+    daemon.terminate_with_code(1);
 }
 
 /// A backlog larger than the hold buffer's cap (a big file dropped into a followed path) is not kept

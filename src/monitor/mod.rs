@@ -122,6 +122,8 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone, Default)]
 pub struct MonitorReport {
     pub events: u64,
+    /// Records that could not be decoded in this run (the exit code says whether there were any).
+    pub rejected: u64,
     pub findings_closed: u64,
     pub notifications_sent: u64,
     pub spooled: usize,
@@ -220,6 +222,7 @@ pub async fn run_with_clock(
     final_save?;
     Ok(MonitorReport {
         events: metrics.events.load(Ordering::Relaxed),
+        rejected: metrics.rejected.load(Ordering::Relaxed),
         findings_closed: metrics.findings_closed.load(Ordering::Relaxed),
         notifications_sent: metrics.notifications_sent.load(Ordering::Relaxed),
         spooled: metrics.spooled.load(Ordering::Relaxed).max(0) as usize,
