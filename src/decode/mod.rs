@@ -165,10 +165,12 @@ struct Events<'o> {
 impl Visit for Events<'_> {
     #[inline]
     fn object(&mut self, rec: &Record, text: &str, at: &Origin) {
-        match decode_event_object(rec, at, self.forced) {
-            Decoded::Rejected(r) => (self.out)(Decoded::Rejected(r.with_text(text))),
-            decoded => (self.out)(decoded),
+        let mut decoded = decode_event_object(rec, at, self.forced);
+        // In place: an event is not moved again on its way out.
+        if let Decoded::Rejected(r) = &mut decoded {
+            *r = std::mem::replace(r, Rejection::new(at, "")).with_text(text);
         }
+        (self.out)(decoded);
     }
 
     fn not_object(&mut self, text: &str, at: &Origin, why: impl FnOnce() -> String) {
