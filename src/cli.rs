@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use crate::detect::baseline::BaselineFile;
 use crate::detect::{EngineSettings, DEFAULT_IPV6_PREFIX};
 use crate::event::LogFormat;
 use crate::geo::GeoIp;
@@ -81,6 +82,10 @@ pub struct DetectArgs {
     /// Locate every sign-in by its address in the --geoip database first, the log's city names second.
     #[arg(long, requires = "geoip")]
     pub prefer_geoip: bool,
+    /// Start the pool-wide rules with the baselines in FILE (written by `replay --save-baseline` or the
+    /// monitor's state directory) instead of learning for their warm-up first.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -135,6 +140,10 @@ pub struct ReplayArgs {
     /// (docs/performance.md).
     #[arg(long)]
     pub decode_only: bool,
+    /// Write what the pool-wide rules learned (each pool's normal) to FILE at the end, for a later
+    /// `replay` or `monitor --baseline FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub input: InputArgs,
     #[command(flatten)]
@@ -416,7 +425,17 @@ pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
         Some(path) => Some(Arc::new(GeoIp::open(path).map_err(|e| anyhow::anyhow!("--geoip: {e}"))?)),
         None => None,
     };
-    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow, geo, prefer_geoip: a.prefer_geoip })
+    let baseline = match &a.baseline {
+        Some(path) => {
+            let file = BaselineFile::read(path).map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+            let specs = load_specs(a.filters.as_ref())?;
+            file.check(&crate::detect::pool_band_params(&specs))
+                .map_err(|e| anyhow::anyhow!("--baseline: {}: {e}", path.display()))?;
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow, geo, prefer_geoip: a.prefer_geoip, baseline })
 }
 
 /// Parses `--since`/`--until`: RFC 3339 or a plain date (midnight UTC).
@@ -482,6 +501,7 @@ mod tests {
             allow_users: vec![],
             geoip: None,
             prefer_geoip: false,
+            baseline: None,
         };
         assert_eq!(engine_settings(&a).unwrap().lateness, Span::secs(60));
     }

@@ -93,6 +93,8 @@ pub struct ReplayReport {
     pub first_rejections: Vec<String>,
     pub engine: EngineStats,
     pub detectors: Vec<DetectorStats>,
+    /// What the pool-wide rules learned (`--save-baseline`).
+    pub baselines: crate::detect::baseline::BaselineFile,
     pub findings: FindingTally,
     pub elapsed_secs: f64,
 }
@@ -170,6 +172,7 @@ pub fn run(
     let mut report = run_with(cfg, Some(&mut engine), hooks)?;
     report.engine = engine.stats().clone();
     report.detectors = engine.detector_stats();
+    report.baselines = engine.baselines();
     // Freeing every key's state (hundreds of thousands of small allocations) took 1-2 % of a replay;
     // another thread does it while the caller writes the summary.
     crate::drop_later::drop_later(engine);

@@ -36,6 +36,9 @@ const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_fil
 pub enum KeyKind {
     User,
     Ip,
+    /// The user pool (and, for a replica's events, its Region: [`crate::event::SignInEvent::pool_key`]):
+    /// pool-wide rules, whose findings name no user and no address.
+    Pool,
 }
 
 impl KeyKind {
@@ -43,6 +46,7 @@ impl KeyKind {
         match self {
             KeyKind::User => "user",
             KeyKind::Ip => "ip",
+            KeyKind::Pool => "pool",
         }
     }
 }

@@ -199,6 +199,10 @@ impl Span {
         Span(s * 1000)
     }
 
+    pub const fn hours(h: i64) -> Span {
+        Span(h * 3_600_000)
+    }
+
     pub const fn mins(m: i64) -> Span {
         Span(m * 60_000)
     }

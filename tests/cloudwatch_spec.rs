@@ -142,7 +142,19 @@ fn builtin_specs_each_say_what_cloudwatch_does_for_them() {
     let set = SpecSet::builtin();
     for spec in &set.specs {
         let has = spec.cloudwatch.is_some();
-        let aggregate = !["account_takeover", "impossible_travel"].contains(&spec.id.as_str());
+        // Per-user state with no aggregate form; the pool-wide and MFA rules get theirs with issue 13's
+        // CloudWatch work (anomaly-detection alarms).
+        let no_aggregate_yet = [
+            "account_takeover",
+            "impossible_travel",
+            "slow_brute_force",
+            "distributed_credential_stuffing",
+            "pool_failure_anomaly",
+            "signup_flood",
+            "mfa_failure_after_password_user",
+            "mfa_failure_after_password_ip",
+        ];
+        let aggregate = !no_aggregate_yet.contains(&spec.id.as_str());
         assert_eq!(has, aggregate, "{}", spec.id);
     }
     let table = set.markdown_table();

@@ -1,5 +1,6 @@
-//! `authwatch demo`: simulates a day of a mid-size user pool with planted attacks, replays it through
-//! the detectors, prints the findings and the summary, and scores them against the ground truth.
+//! `authwatch demo`: simulates a day of a mid-size user pool with every planted attack and benign
+//! look-alike, replays it through the detectors, prints the findings and the summary, and scores them
+//! against the ground truth.
 
 use std::path::PathBuf;
 
@@ -34,7 +35,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         duration: a.duration.clone(),
         start: None,
         seed: a.seed,
-        attacks: "default".into(),
+        attacks: "all".into(),
         events: None,
         log_format: "cognito".into(),
         user_pool_id: "us-east-1_Demo0001".into(),
@@ -46,7 +47,13 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         a.duration, a.users, a.seed
     );
     let sim = simulate::run(&sim_args)?;
-    eprintln!("  wrote {} events with {} planted attacks to {}", sim.events, sim.attacks, log.display());
+    eprintln!(
+        "  wrote {} events with {} planted attacks and {} benign look-alikes to {}",
+        sim.events,
+        sim.attacks,
+        sim.lookalikes,
+        log.display()
+    );
 
     let truth: Vec<simulate::Attack> = serde_json::from_slice(
         &std::fs::read(&truth_path).with_context(|| format!("cannot read {}", truth_path.display()))?,
@@ -91,7 +98,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     println!(
         "score: {} of {} planted attacks found, {} missed, {} false alarm(s)",
         s.found.len(),
-        truth.len(),
+        s.attacks(),
         s.missed.len(),
         s.false_alarms.len()
     );
@@ -100,6 +107,14 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     }
     for fa in &s.false_alarms {
         println!("  false alarm: {}", crate::sanitize::for_terminal(fa));
+    }
+    let quiet = s.lookalikes.iter().filter(|(_, raised)| raised.is_empty()).count();
+    println!("look-alikes: {quiet} of {} stayed quiet", s.lookalikes.len());
+    for (id, raised) in &s.lookalikes {
+        match raised.len() {
+            0 => println!("  quiet {id}"),
+            n => println!("  {id} raised {n} finding(s)"),
+        }
     }
     // The codes of `replay --truth`, which this is on generated data.
     Ok(if !s.perfect() {

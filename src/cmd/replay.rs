@@ -82,12 +82,24 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     if !a.quiet {
         eprint!("{}", summary::render(&report));
     }
+    if let Some(path) = &a.save_baseline {
+        report.baselines.write(path).map_err(|e| anyhow::anyhow!("--save-baseline: {e}"))?;
+        if !a.quiet {
+            let pools: usize = report.baselines.rules.values().map(|r| r.pools.len()).sum();
+            eprintln!(
+                "baseline      {} pool series of {} rule(s) written to {}",
+                pools,
+                report.baselines.rules.len(),
+                path.display()
+            );
+        }
+    }
     if let Some(truth) = truth {
         let s = crate::score::score(&truth, &closed);
         eprintln!(
             "score         {} of {} planted attacks found, {} missed, {} false alarm(s)",
             s.found.len(),
-            truth.len(),
+            s.attacks(),
             s.missed.len(),
             s.false_alarms.len()
         );

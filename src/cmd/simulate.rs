@@ -5,6 +5,9 @@ use crate::simulate::{self, SimulateArgs};
 
 pub fn run(a: &SimulateArgs) -> anyhow::Result<i32> {
     let s = simulate::run(a)?;
-    eprintln!("authwatch simulate: wrote {} events, {} planted attack(s)", s.events, s.attacks);
+    eprintln!(
+        "authwatch simulate: wrote {} events, {} planted attack(s), {} look-alike(s)",
+        s.events, s.attacks, s.lookalikes
+    );
     Ok(EXIT_OK)
 }

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -35,14 +34,11 @@ struct Request<'a> {
     challenge_name: Text<'a>,
 }
 
-/// `responseElements` of a successful call: the challenge it answered with, if any, or the tokens.
+/// `responseElements` of a successful call: the challenge it answered with, if any.
 #[derive(Deserialize, Default)]
 struct Response<'a> {
     #[serde(rename = "challengeName", borrow, default)]
     challenge_name: Text<'a>,
-    /// Present when the call signed the user in (its tokens are hidden; only presence matters).
-    #[serde(rename = "authenticationResult", default)]
-    authentication_result: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,28 +116,22 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         return Ok(Decoded::Skipped(SkipReason::NotAuthActivity));
     };
     let time = event_time(&rec.event_time)?;
-    let (mut outcome, failure_reason) = if hosted {
+    let (outcome, failure_reason) = if hosted {
         hosted_outcome(&additional, rec.error_code.get())
     } else {
         api_outcome(name, request.auth_flow.get(), rec.error_code.get())
     };
     let mut factors = Factors::default();
     if kind == EventKind::SignIn && !hosted {
-        // Only a call that succeeded (or issued the first challenge) has response elements worth reading.
-        let response: Response = if matches!(outcome, Outcome::Success | Outcome::InProgress) {
+        // Only a call that succeeded has response elements worth reading.
+        let response: Response = if outcome == Outcome::Success {
             parse_nested(rec.response_elements, "responseElements")?
         } else {
             Response::default()
         };
+        // An `InitiateAuth` answered with an MFA challenge keeps its outcome (success: the password was
+        // right), as the generated CloudWatch patterns count it; its steps say the rest.
         factors = api_factors(name, &request, response.challenge_name.get(), rec.error_code.get());
-        if response.challenge_name.get().is_some() {
-            // Answered with another challenge: the sign-in is not complete yet.
-            outcome = Outcome::InProgress;
-        } else if response.authentication_result.is_some() {
-            // Tokens at once: a `USER_AUTH` sign-in whose preferred first factor (a password) was
-            // accepted without a further challenge.
-            outcome = Outcome::Success;
-        }
     }
 
     let mut event = SignInEvent::new(time, kind, outcome, origin.clone());
@@ -289,10 +279,11 @@ fn hosted_kind(name: &str) -> EventKind {
 
 fn api_outcome(name: &str, auth_flow: Option<&str>, error_code: Option<&str>) -> (Outcome, Option<String>) {
     match error_code {
-        // The first step of SRP, a custom flow or a choice-based (`USER_AUTH`: passwordless, passkey)
-        // sign-in issues a challenge; `USER_AUTH` answered with tokens at once is read from the response.
+        // The first step of SRP or a custom flow only issues a challenge. A choice-based `USER_AUTH` call
+        // (passwordless, passkey) that issued one counts as success, like a password answered with an MFA
+        // challenge, as the generated CloudWatch patterns count it; its factors say no password was checked.
         None if matches!(name, "InitiateAuth" | "AdminInitiateAuth")
-            && matches!(auth_flow, Some("USER_SRP_AUTH" | "CUSTOM_AUTH" | "USER_AUTH")) =>
+            && matches!(auth_flow, Some("USER_SRP_AUTH" | "CUSTOM_AUTH")) =>
         {
             (Outcome::InProgress, None)
         }
@@ -397,7 +388,7 @@ mod tests {
     fn first_srp_step_is_in_progress_not_success() {
         assert_eq!(api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), None), (Outcome::InProgress, None));
         assert_eq!(api_outcome("InitiateAuth", Some("CUSTOM_AUTH"), None), (Outcome::InProgress, None));
-        assert_eq!(api_outcome("InitiateAuth", Some("USER_AUTH"), None), (Outcome::InProgress, None));
+        assert_eq!(api_outcome("InitiateAuth", Some("USER_AUTH"), None), (Outcome::Success, None));
         assert_eq!(api_outcome("InitiateAuth", Some("USER_PASSWORD_AUTH"), None), (Outcome::Success, None));
         assert_eq!(
             api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), Some("NotAuthorizedException")),

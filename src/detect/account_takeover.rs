@@ -8,11 +8,11 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::counting::ratio;
+use super::counting::{ratio, recovering_wave};
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name};
+use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
 use crate::finding::Finding;
@@ -52,7 +52,10 @@ fn hostile_address(params: &TakeoverParams, w: &KeyWindow) -> Option<(u64, u64)>
     if params.ip_min_failures == 0 {
         return None;
     }
-    let hostile = w.failures >= params.ip_min_failures && ratio(w.failures, w.total()) > params.ip_failure_share_above;
+    // An office NAT during a client release (its users fail, then get in) is not a hostile address.
+    let hostile = w.failures >= params.ip_min_failures
+        && ratio(w.failures, w.total()) > params.ip_failure_share_above
+        && !recovering_wave(w, params.ip_min_failures);
     hostile.then_some((w.failures, w.total()))
 }
 
@@ -139,7 +142,8 @@ impl Rule for AccountTakeover {
         if let Some(h) = ip_hash {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
-            w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux: 0, aux_name: None }, max_entries);
+            let aux = keys.user.map_or(NO_COUNTERPART, |_| keys.user_hash);
+            w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux, aux_name: None }, max_entries);
             w.expire(clock, window);
             hostile = hostile_address(&self.params, w);
         }

@@ -5,13 +5,15 @@
 //! [`CountingRule`] and [`Counting`] does the rest (windows, incidents, bounds). The window arithmetic
 //! itself is in `window.rs`.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::incident::Incident;
 use super::registry::Registered;
 use super::rule::{Keyed, Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name};
-use super::{DetectorStats, EngineSettings, IncidentBook};
+use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
+use super::{DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
@@ -32,6 +34,17 @@ pub trait CountingRule: Registered + Send + 'static {
     /// starts tracking its key, not only failures).
     fn needs_context(&self) -> bool {
         false
+    }
+    /// Whether the rule looks at this event at all, beyond the spec's kinds (checked before keys and
+    /// allow-lists, like [`Rule::admits`]).
+    fn admits(&self, _ev: &SignInEvent) -> bool {
+        true
+    }
+    /// Whether an admitted event counts toward the threshold, given whether the spec's outcomes count
+    /// it; a rule that needs more than the outcome (the MFA step of a sign-in) decides here, and may
+    /// remember what the event tells it.
+    fn qualifies(&mut self, _ev: &SignInEvent, _keys: &Keys<'_>, spec_counts: bool) -> bool {
+        spec_counts
     }
     /// Does the window meet the rule, right after a counted event?
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool;
@@ -70,12 +83,16 @@ impl<R: CountingRule> Rule for Counting<R> {
         Counting { rule: R::new(params), keys: KeyedState::new(spec.max_keys, spec.window) }
     }
 
+    fn admits(&self, spec: &Spec, ev: &SignInEvent) -> bool {
+        spec.observes(ev.kind) && self.rule.admits(ev)
+    }
+
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
-        let Seen { spec, ev, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock, .. } = seen;
+        let Seen { spec, ev, keys, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock } = seen;
         let summarize: super::Summarize = R::summary;
         let track = self.rule.track_counterparts();
         let low_try = self.rule.low_try_limit();
-        let counted = spec.counts(ev.outcome);
+        let counted = self.rule.qualifies(ev, keys, spec.counts(ev.outcome));
         // A rule that judges ratios (failure share, success ratio) tracks every key it observes, so the
         // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
         // only counts failures starts tracking a key at its first failure: most traffic is successful
@@ -146,4 +163,34 @@ pub fn ratio(a: u64, b: u64) -> f64 {
 /// A ratio rounded to 3 decimals, for evidence.
 pub fn round3(v: f64) -> Value {
     serde_json::json!((v * 1000.0).round() / 1000.0)
+}
+
+/// Failures that recover, a benign wave rather than an attack: fewer than `threshold` left once those
+/// whose user then got in (from the window's key) are set aside, or a large share of them
+/// ([`WAVE_RECOVERED_SHARE`]) recovered already. An office NAT during a client release: its users get in
+/// within minutes, so early in the wave few have recovered but few have failed either. An attacker's
+/// failures do not recover.
+pub fn recovering_wave(w: &KeyWindow, threshold: u64) -> bool {
+    let recovered = recovered_failures(w);
+    w.counted - recovered < threshold || ratio(recovered, w.counted) >= WAVE_RECOVERED_SHARE
+}
+
+/// Share of a key's failures recovered by their users' success beyond which it is a benign wave.
+pub const WAVE_RECOVERED_SHARE: f64 = 0.2;
+
+/// Counted failures in the window whose user (the entry's counterpart) signed in successfully later in it.
+pub fn recovered_failures(w: &KeyWindow) -> u64 {
+    let mut succeeded: HashSet<u64> = HashSet::new();
+    let mut n = 0;
+    for e in w.entries().rev() {
+        if e.aux == NO_COUNTERPART {
+            continue;
+        }
+        if e.outcome == Outcome::Success {
+            succeeded.insert(e.aux);
+        } else if e.counted && succeeded.contains(&e.aux) {
+            n += 1;
+        }
+    }
+    n
 }

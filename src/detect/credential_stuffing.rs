@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::counting::{ratio, round3, CountingRule};
+use super::counting::{ratio, recovering_wave, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
@@ -68,6 +68,7 @@ impl CountingRule for CredentialStuffing {
             && users >= p.min_distinct_users
             && ratio(w.low_try, users) >= p.min_low_try_share
             && ratio(w.successes, w.counted) <= p.max_success_ratio
+            && !recovering_wave(w, spec.threshold)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {

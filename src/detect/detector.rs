@@ -24,6 +24,9 @@ pub struct DetectorStats {
     /// Events the rule needed a location for and could not place (unknown or ambiguous names, no IP
     /// database record, a private or reserved address). Only `impossible_travel` locates events.
     pub unlocated: u64,
+    /// Pool-wide rules: when warm-up ends (the latest among pools), on event time. The rule learns the
+    /// pool's normal and stays quiet until then.
+    pub warming_up: Option<Timestamp>,
     pub open_incidents: usize,
     pub incidents: u64,
 }
@@ -41,4 +44,9 @@ pub trait Detector: Send {
     /// The earliest `first_seen` among this rule's open incidents. The monitor checkpoints it so a
     /// restart re-reads far enough back to rebuild every open incident (no detector state is saved).
     fn earliest_open(&self) -> Option<Timestamp>;
+    /// The normal the rule learned, if it learns one (pool-wide rules): `--save-baseline`, the monitor's
+    /// `baseline.json`.
+    fn baseline(&self) -> Option<super::baseline::RuleBaseline> {
+        None
+    }
 }

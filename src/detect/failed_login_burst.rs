@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::counting::{ratio, round3, CountingRule};
+use super::counting::{ratio, recovered_failures, recovering_wave, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
@@ -20,6 +20,11 @@ pub struct BurstParams {
     /// The per-IP rule uses 0.5 (failures the majority) so a busy NAT with a few typos stays quiet.
     #[serde(default)]
     pub failure_share_above: f64,
+    /// Keyed by address: a failure whose user then signed in successfully from the same address within
+    /// the window does not count. An office NAT during a client release (every failing user gets in a
+    /// moment later) is not a burst; an attacker's failures do not recover.
+    #[serde(default)]
+    pub discount_recovered: bool,
 }
 
 pub struct FailedLoginBurst {
@@ -46,11 +51,17 @@ impl CountingRule for FailedLoginBurst {
     }
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        w.counted >= spec.threshold && ratio(w.failures, w.total()) > self.params.failure_share_above
+        w.counted >= spec.threshold
+            && ratio(w.failures, w.total()) > self.params.failure_share_above
+            && (!self.params.discount_recovered || !recovering_wave(w, spec.threshold))
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
         extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
+        let recovered = if self.params.discount_recovered { recovered_failures(w) } else { 0 };
+        if recovered > 0 {
+            extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered));
+        }
     }
 
     fn summary(spec: &Spec, inc: &Incident) -> String {
@@ -63,7 +74,7 @@ impl CountingRule for FailedLoginBurst {
                 };
                 format!("{} failed sign-ins for {}{from} in {}", inc.count, inc.label(), elapsed(inc))
             }
-            KeyKind::Ip => format!(
+            KeyKind::Ip | KeyKind::Pool => format!(
                 "{} failed sign-ins from {} against {} user(s) in {}",
                 inc.count,
                 inc.label(),

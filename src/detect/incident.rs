@@ -115,6 +115,25 @@ impl Incident {
         }
     }
 
+    /// Folds in counts a pool-wide rule kept as figures rather than events (a window's failures
+    /// before the crossing), spanning `first` to `last`.
+    pub fn add_counts(&mut self, first: Timestamp, last: Timestamp, failures: u64, successes: u64) {
+        self.count += failures;
+        self.failures += failures;
+        self.successes += successes;
+        self.first_seen = self.first_seen.min(first);
+        self.last_seen = self.last_seen.max(last);
+    }
+
+    /// Counts a counterpart known only by its hash (no name for the evidence list).
+    pub fn add_distinct(&mut self, aux: u64) {
+        if self.distinct.len() < MAX_DISTINCT_TRACKED {
+            self.distinct.insert(aux);
+        } else if !self.distinct.contains(&aux) {
+            self.distinct_overflow = true;
+        }
+    }
+
     /// The key as shown: the user name when known, else the key itself.
     pub fn label(&self) -> &str {
         self.user_name.as_deref().unwrap_or(&self.key)
@@ -166,9 +185,10 @@ impl Incident {
                 self.shown_counterpart.clone().or_else(|| self.main_counterpart().map(str::to_string)),
             ),
             KeyKind::Ip => (None, Some(self.key.clone())),
+            KeyKind::Pool => (None, None),
         };
         let counterpart = match spec.key {
-            KeyKind::User => "ips",
+            KeyKind::User | KeyKind::Pool => "ips",
             KeyKind::Ip => "users",
         };
         let mut evidence = Map::new();

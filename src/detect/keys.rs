@@ -25,6 +25,8 @@ pub struct Keys<'a> {
     pub user_hash: u64,
     /// `key_hash` of `ip`.
     pub ip_hash: u64,
+    /// The user pool as pool-wide rules key it ([`SignInEvent::pool_key`] as text), with its `key_hash`.
+    pub pool: Option<(&'a str, u64)>,
 }
 
 impl<'a> Keys<'a> {
@@ -34,7 +36,13 @@ impl<'a> Keys<'a> {
     pub fn of(ev: &'a SignInEvent, ip: Option<&'a IpKey>) -> Keys<'a> {
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let user = ev.user_sub.as_deref().filter(|s| !s.is_empty()).or(user_name);
-        Keys::new(user, user_name, ip.map(IpKey::as_str))
+        let pool = ev.pool_key().filter(|p| p.region.is_none()).map(|p| (p.pool, window::key_hash(p.pool)));
+        Keys::new(user, user_name, ip.map(IpKey::as_str)).with_pool(pool)
+    }
+
+    /// These keys with the event's pool key ([`PoolKeys`] makes it).
+    pub fn with_pool(self, pool: Option<(&'a str, u64)>) -> Keys<'a> {
+        Keys { pool, ..self }
     }
 
     pub fn new(user: Option<&'a str>, user_name: Option<&'a str>, ip: Option<&'a str>) -> Keys<'a> {
@@ -45,7 +53,32 @@ impl<'a> Keys<'a> {
     pub fn hashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<&'a str>) -> Keys<'a> {
         let ip_hash = ip.map_or(window::NO_COUNTERPART, window::key_hash);
         let (user, user_hash) = user.map_or((None, window::NO_COUNTERPART), |(u, h)| (Some(u), h));
-        Keys { user, user_name, ip, user_hash, ip_hash }
+        Keys { user, user_name, ip, user_hash, ip_hash, pool: None }
+    }
+}
+
+/// The pool key of the events, as text with its hash, made once per change of pool: a log holds one
+/// pool's events, so formatting and hashing it for every event would be waste.
+#[derive(Default)]
+pub struct PoolKeys {
+    pool: String,
+    region: Option<String>,
+    text: String,
+    hash: u64,
+}
+
+impl PoolKeys {
+    /// The pool key of `ev` (see [`SignInEvent::pool_key`]) and its [`window::key_hash`].
+    pub fn key(&mut self, ev: &SignInEvent) -> Option<(&str, u64)> {
+        let key = ev.pool_key()?;
+        if key.pool != self.pool || key.region != self.region.as_deref() {
+            key.pool.clone_into(&mut self.pool);
+            self.region = key.region.map(str::to_owned);
+            self.text.clear();
+            let _ = write!(self.text, "{key}");
+            self.hash = window::key_hash(&self.text);
+        }
+        Some((&self.text, self.hash))
     }
 }
 

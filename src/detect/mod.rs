@@ -6,18 +6,25 @@
 //! [`Engine::advance_watermark`] with a wall-clock watermark so windows close when traffic stops.
 
 pub mod account_takeover;
+pub mod baseline;
 pub mod cognito_risk;
 pub mod counting;
 pub mod credential_stuffing;
 pub mod detector;
 pub mod distributed_brute_force;
+pub mod distributed_credential_stuffing;
 pub mod failed_login_burst;
 pub mod impossible_travel;
 pub mod incident;
 pub mod keys;
+pub mod mfa_failure_after_password;
 pub mod password_spray;
+pub mod pool;
+pub mod pool_failure_anomaly;
 pub mod registry;
 pub mod rule;
+pub mod signup_flood;
+pub mod slow_brute_force;
 pub mod window;
 
 use std::sync::Arc;
@@ -34,7 +41,7 @@ use crate::time::{Span, Timestamp};
 
 pub use detector::{Detector, DetectorStats};
 pub use incident::{elapsed, IncidentBook, Summarize};
-pub use keys::{group_ip, same_group, IpKey, Keys, UserAliases, MAX_USER_ALIASES};
+pub use keys::{group_ip, same_group, IpKey, Keys, PoolKeys, UserAliases, MAX_USER_ALIASES};
 pub use registry::build;
 
 /// Events up to this far behind the newest one seen are put back in order before detection
@@ -65,6 +72,8 @@ pub struct EngineSettings {
     pub geo: Option<Arc<crate::geo::GeoIp>>,
     /// Locate by address first, names second (`--prefer-geoip`); only meaningful with `geo`.
     pub prefer_geoip: bool,
+    /// Learned baselines to start the pool-wide rules with (`--baseline FILE`), instead of a warm-up.
+    pub baseline: Option<Arc<baseline::BaselineFile>>,
 }
 
 impl Default for EngineSettings {
@@ -75,6 +84,7 @@ impl Default for EngineSettings {
             allow: AllowList::default(),
             geo: None,
             prefer_geoip: false,
+            baseline: None,
         }
     }
 }
@@ -105,6 +115,23 @@ pub enum Release {
     Watermark,
 }
 
+/// The pool-wide rules of `specs` with how each learns its baseline (to check a `--baseline` file).
+pub fn pool_band_params(specs: &SpecSet) -> Vec<(&str, baseline::BandParams)> {
+    specs
+        .specs
+        .iter()
+        .filter_map(|s| {
+            let p = &s.params;
+            let band = p
+                .get::<distributed_credential_stuffing::PoolStuffingParams>()
+                .map(|p| p.baseline)
+                .or_else(|| p.get::<pool_failure_anomaly::AnomalyParams>().map(|p| p.baseline))
+                .or_else(|| p.get::<signup_flood::SignupFloodParams>().map(|p| p.baseline))?;
+            Some((s.id.as_str(), band))
+        })
+        .collect()
+}
+
 /// Runs the rules. Single-threaded: callers decode in parallel and feed events in a deterministic order.
 ///
 /// Events go in with [`Engine::push`] in arrival order and are put in event-time order by the one
@@ -119,6 +146,7 @@ pub struct Engine {
     /// Time of the last event released to the rules.
     released: Option<Timestamp>,
     aliases: UserAliases,
+    pools: PoolKeys,
     stats: EngineStats,
     /// Events the rules are done with, freed a batch at a time on another thread ([`drop_later`]).
     spent: Vec<SignInEvent>,
@@ -148,6 +176,7 @@ impl Engine {
             buffer,
             released: None,
             aliases: UserAliases::default(),
+            pools: PoolKeys::default(),
             stats: EngineStats::default(),
             spent: Vec::new(),
         }
@@ -256,6 +285,17 @@ impl Engine {
         self.detectors.iter().map(|d| d.stats()).collect()
     }
 
+    /// What the pool-wide rules learned, by rule id (`--save-baseline`, the monitor's `baseline.json`).
+    pub fn baselines(&self) -> baseline::BaselineFile {
+        let mut file = baseline::BaselineFile::new();
+        for d in &self.detectors {
+            if let Some(b) = d.baseline() {
+                file.rules.insert(d.spec().id.clone(), b);
+            }
+        }
+        file
+    }
+
     /// The earliest `first_seen` of any open incident, across rules (see [`Detector::earliest_open`]).
     pub fn earliest_open(&self) -> Option<Timestamp> {
         self.detectors.iter().filter_map(|d| d.earliest_open()).min()
@@ -302,7 +342,8 @@ impl Engine {
         let user = self.aliases.key(ev);
         let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
         let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
-        let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str));
+        let pool = self.pools.key(ev);
+        let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str)).with_pool(pool);
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
         }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::counting::{ratio, round3, CountingRule};
+use super::counting::{ratio, recovering_wave, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::registry::{check_share, Registered};
@@ -67,6 +67,7 @@ impl CountingRule for PasswordSpray {
             && tries <= p.max_tries_per_user
             && ratio(w.successes, w.counted) <= p.max_success_ratio
             && paced
+            && !recovering_wave(w, spec.threshold)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {

@@ -18,10 +18,15 @@ use super::cognito_risk::CognitoRisk;
 use super::counting::Counting;
 use super::credential_stuffing::CredentialStuffing;
 use super::distributed_brute_force::DistributedBruteForce;
+use super::distributed_credential_stuffing::DistributedCredentialStuffing;
 use super::failed_login_burst::FailedLoginBurst;
 use super::impossible_travel::ImpossibleTravel;
+use super::mfa_failure_after_password::MfaFailureAfterPassword;
 use super::password_spray::PasswordSpray;
+use super::pool_failure_anomaly::PoolFailureAnomaly;
 use super::rule::{Rule, RuleDetector};
+use super::signup_flood::SignupFlood;
+use super::slow_brute_force::SlowBruteForce;
 use super::{Detector, EngineSettings};
 use crate::spec::{KeyKind, Spec};
 
@@ -34,6 +39,11 @@ static DETECTORS: &[Registration] = &[
     register::<AccountTakeover>(),
     register::<CognitoRisk>(),
     register::<ImpossibleTravel>(),
+    register::<DistributedCredentialStuffing>(),
+    register::<PoolFailureAnomaly>(),
+    register::<SlowBruteForce>(),
+    register::<SignupFlood>(),
+    register::<Counting<MfaFailureAfterPassword>>(),
 ];
 
 /// What a detector declares about itself for the registry and the spec loader.
@@ -110,6 +120,7 @@ impl DetectorKind {
             Some(expected) if expected != key => {
                 Err(format!("detector {} is keyed by {}, not {}", self.id(), expected.as_str(), key.as_str()))
             }
+            None if key == KeyKind::Pool => Err(format!("detector {} is keyed by user or ip, not pool", self.id())),
             _ => Ok(()),
         }
     }

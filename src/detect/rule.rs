@@ -5,6 +5,7 @@
 //! it went quiet. A rule ([`Rule`]) supplies only what happens next. `RuleDetector` is generic over the
 //! rule, so this costs no dynamic dispatch or lookup beyond the engine's one call per rule per event.
 
+use super::baseline::RuleBaseline;
 use super::incident::Incident;
 use super::registry::Registered;
 use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys};
@@ -28,6 +29,10 @@ pub trait Rule: Registered + Send + Sized + 'static {
     fn summary(spec: &Spec, inc: &Incident) -> String;
     /// Fills in the figures of the rule's own state (tracked and evicted keys, and any of its own).
     fn stats(&self, stats: &mut DetectorStats);
+    /// The normal the rule learned (pool-wide rules), to save and seed a later run with.
+    fn baseline(&self) -> Option<RuleBaseline> {
+        None
+    }
 }
 
 /// An event that passed the shared checks, and what they found out.
@@ -62,6 +67,7 @@ pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keye
             aux: keys.user_hash,
             aux_name: keys.user_name.or(keys.user),
         }),
+        KeyKind::Pool => keys.pool.map(|(key, hash)| Keyed { key, hash, aux: keys.ip_hash, aux_name: keys.ip }),
     }
 }
 
@@ -136,6 +142,10 @@ impl<R: Rule> Detector for RuleDetector<R> {
 
     fn earliest_open(&self) -> Option<Timestamp> {
         self.incidents.earliest_first_seen()
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        self.rule.baseline()
     }
 
     fn stats(&self) -> DetectorStats {

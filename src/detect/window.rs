@@ -261,7 +261,7 @@ impl KeyWindow {
         self.aux_counts.len() as u64
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &Entry> {
         self.entries.iter()
     }
 

@@ -136,16 +136,19 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
                 default_value: cw.default_value,
             });
         }
-        let mut description = format!(
-            "authwatch {}: {} Aggregate approximation over log group {}: metric filters cannot count per {}.",
-            spec.id,
-            spec.description,
-            target.log_group,
-            match spec.key {
-                KeyKind::Ip => "address",
-                KeyKind::User => "user",
-            }
-        );
+        let mut description = match spec.key {
+            KeyKind::Ip | KeyKind::User => format!(
+                "authwatch {}: {} Aggregate approximation over log group {}: metric filters cannot count per {}.",
+                spec.id,
+                spec.description,
+                target.log_group,
+                if spec.key == KeyKind::Ip { "address" } else { "user" }
+            ),
+            KeyKind::Pool => format!(
+                "authwatch {}: {} Pool-wide count over log group {} (one pool per log group).",
+                spec.id, spec.description, target.log_group
+            ),
+        };
         if description.chars().count() > MAX_ALARM_DESCRIPTION {
             description = description.chars().take(MAX_ALARM_DESCRIPTION).collect();
         }
@@ -165,8 +168,9 @@ pub fn plan(specs: &SpecSet, target: &Target) -> Plan {
             actions: target.sns_topic_arns.clone(),
         });
         if let Some(filters) = cw.contributors.get(&target.format) {
+            // A pool-wide rule's contributors are its addresses: who drives the pool's count.
             let key = match spec.key {
-                KeyKind::Ip => ip_selector(target.format),
+                KeyKind::Ip | KeyKind::Pool => ip_selector(target.format),
                 KeyKind::User => user_selector(target.format),
             };
             let filters: Vec<Value> = filters.iter().map(|f| json!({ "Match": f.selector, "In": f.values })).collect();

@@ -12,7 +12,7 @@ use super::metrics::Metrics;
 use super::restart::{earliest_to_rebuild, resume_from};
 use super::state::{ledger_key, Checkpoint, StateDir};
 use super::status::{Held, StatusLine};
-use super::{MonitorConfig, CHECKPOINT_EVERY, REJECTIONS_LOGGED, TICK};
+use super::{MonitorConfig, BASELINE_SAVE_EVERY, CHECKPOINT_EVERY, REJECTIONS_LOGGED, TICK};
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::Engine;
 use crate::finding::{Finding, Status};
@@ -53,6 +53,8 @@ pub(super) struct Monitor {
     pub(super) dirty: bool,
     /// Monotonic time of the last checkpoint.
     pub(super) last_save: tokio::time::Instant,
+    /// Monotonic time the pool-wide rules' baselines were last saved.
+    pub(super) last_baseline_save: Option<tokio::time::Instant>,
     /// Wall and monotonic time.
     pub(super) clock: Clock,
     pub(super) output_suppressed: HashSet<String>,
@@ -309,7 +311,23 @@ impl Monitor {
     /// At shutdown: everything emitted made durable, then the checkpoint.
     pub(super) fn flush_and_save(&mut self) -> anyhow::Result<()> {
         self.flush_sinks()?;
+        self.save_baseline();
         self.save_and_tell_sinks()
+    }
+
+    /// Saves what the pool-wide rules learned, at most every [`BASELINE_SAVE_EVERY`] (and at shutdown): a
+    /// restart then starts from it instead of a new warm-up. A failure is logged, not fatal: the rules
+    /// keep running, and only a restart would lose their history.
+    fn save_baseline(&mut self) {
+        let file = self.engine.baselines();
+        if file.rules.values().all(|r| r.pools.is_empty()) {
+            return;
+        }
+        let path = self.state.path().join(super::BASELINE_FILE);
+        if let Err(e) = file.write(&path) {
+            tracing::warn!(error = %crate::sanitize::for_terminal(&e), "cannot save the pool-wide rules' baseline");
+        }
+        self.last_baseline_save = Some(self.clock.now());
     }
 
     pub(super) fn save(&mut self) -> anyhow::Result<()> {
@@ -336,6 +354,9 @@ impl Monitor {
             self.cp.prune_ledger(self.clock.wall(), resume_from(&self.cp, lookback));
         }
         self.state.save(&self.cp).context("cannot save the checkpoint")?;
+        if self.last_baseline_save.is_none_or(|t| self.clock.now() - t >= BASELINE_SAVE_EVERY) {
+            self.save_baseline();
+        }
         self.dirty = false;
         self.last_save = self.clock.now();
         Ok(())
@@ -405,6 +426,7 @@ mod tests {
             fed_ms: None,
             dirty: true,
             last_save: clock.now(),
+            last_baseline_save: None,
             clock,
             output_suppressed: HashSet::new(),
             resumed_watermark: None,

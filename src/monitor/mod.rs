@@ -70,6 +70,8 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// Spooled notifications and written findings are checkpointed at once, whatever this says: the periodic
 /// save only moves the resume point, and rewriting a large ledger every second costs more than it gains.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// How often the pool-wide rules' baselines are saved: they change once a 10-minute bucket.
+pub const BASELINE_SAVE_EVERY: Duration = Duration::from_secs(300);
 /// Messages in flight from the sources: bounded so a fast source waits for the engine.
 pub const SOURCE_CHANNEL: usize = 64;
 /// Rejected records named in the log (at WARN) before the rest are only counted.
@@ -139,6 +141,28 @@ pub async fn run(
     run_with_clock(cfg, specs, settings, shutdown, Clock::System).await
 }
 
+/// The pool-wide rules start from what they learned before a restart (`baseline.json` in the state
+/// directory), unless `--baseline FILE` gives them something else.
+fn with_saved_baseline(settings: EngineSettings, state: &StateDir) -> EngineSettings {
+    let path = state.path().join(BASELINE_FILE);
+    if settings.baseline.is_some() || !path.exists() {
+        return settings;
+    }
+    match crate::detect::baseline::BaselineFile::read(&path) {
+        Ok(file) => {
+            tracing::info!(path = %path.display(), "pool-wide rules start from the baseline saved before the restart");
+            EngineSettings { baseline: Some(Arc::new(file)), ..settings }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::sanitize::for_terminal(&e), "saved baseline unreadable: the pool-wide rules warm up again");
+            settings
+        }
+    }
+}
+
+/// The file in the state directory holding what the pool-wide rules learned.
+pub const BASELINE_FILE: &str = "baseline.json";
+
 /// [`run`] on the given clock.
 pub async fn run_with_clock(
     cfg: MonitorConfig,
@@ -149,6 +173,7 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<MonitorReport> {
     let state = StateDir::open(&cfg.state_dir).context("cannot use the state directory")?;
     let cp = load_checkpoint(&state);
+    let settings = with_saved_baseline(settings, &state);
     if specs.enabled().any(|s| s.detector.is::<crate::detect::impossible_travel::ImpossibleTravel>()) {
         // Load the city table now (0.1-0.3 s) rather than on the first located sign-in, which would
         // otherwise wait for it and show it as that event's processing time.
@@ -194,6 +219,7 @@ pub async fn run_with_clock(
         fed_ms: None,
         dirty: true,
         last_save: clock.now(),
+        last_baseline_save: None,
         clock,
         output_suppressed,
         resumed_watermark,

@@ -1,13 +1,16 @@
-//! The attacks the simulator plants, each well above its detector's default threshold, and the ground
-//! truth that records them.
+//! The attacks the simulator plants and the ground truth that records them: the kinds, their placement
+//! and the per-address and per-account attacks, each well above its detector's default threshold. The
+//! pool-wide and slow attacks are in `waves`, the benign look-alikes in `lookalikes`.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::benign::{leaked_name, user_name, user_sub, Benign};
+use super::benign::{leaked_name, user_name, user_sub, Benign, User};
 use super::cities::{self, CITIES};
 use super::plan::{Action, Planned, Response, RiskTag, Step, Who, ATTACK_DEVICES};
+use super::render;
 use super::rng::Rng;
+use super::schedule::Slot;
 use super::{Attack, OutputFormat};
 use crate::time::{Span, Timestamp};
 
@@ -24,7 +27,7 @@ const STUFFING_USERS: (i64, i64) = (60, 200);
 const SPRAY_USERS: (i64, i64) = (10, 20);
 const SPRAY_PASSWORDS: i64 = 3;
 
-/// The kinds of attack, in the order `--attacks` lists them.
+/// The kinds of planted item, in the order `--attacks` lists them: attacks, then benign look-alikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AttackKind {
     Stuffing,
@@ -34,10 +37,48 @@ pub enum AttackKind {
     Takeover,
     Risk,
     Travel,
+    ProxyStuffing,
+    SlowBruteForce,
+    SignupFlood,
+    MfaWall,
+    MfaWallSpread,
+    ClientRelease,
+    MarketingSignups,
+    CarrierNat,
+}
+
+/// Where an item's slot goes (see `schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Minutes to an hour or two, apart from every other sequential or pool-wide item.
+    Sequential,
+    /// Judged against the pool's baseline: after the warm-up, far from other pool-wide items.
+    PoolWide,
+    /// Hours long, beside everything else, with its own users and addresses.
+    Alongside,
 }
 
 impl AttackKind {
-    pub const ALL: [AttackKind; 7] = [
+    pub const ALL: [AttackKind; 15] = [
+        AttackKind::Stuffing,
+        AttackKind::Spray,
+        AttackKind::Burst,
+        AttackKind::Distributed,
+        AttackKind::Takeover,
+        AttackKind::Risk,
+        AttackKind::Travel,
+        AttackKind::ProxyStuffing,
+        AttackKind::SlowBruteForce,
+        AttackKind::SignupFlood,
+        AttackKind::MfaWall,
+        AttackKind::MfaWallSpread,
+        AttackKind::ClientRelease,
+        AttackKind::MarketingSignups,
+        AttackKind::CarrierNat,
+    ];
+
+    /// The per-address and per-account attacks `--attacks default` plants.
+    pub const CLASSIC: [AttackKind; 7] = [
         AttackKind::Stuffing,
         AttackKind::Spray,
         AttackKind::Burst,
@@ -56,6 +97,14 @@ impl AttackKind {
             AttackKind::Takeover => "takeover",
             AttackKind::Risk => "risk",
             AttackKind::Travel => "travel",
+            AttackKind::ProxyStuffing => "proxy_stuffing",
+            AttackKind::SlowBruteForce => "slow_brute_force",
+            AttackKind::SignupFlood => "signup_flood",
+            AttackKind::MfaWall => "mfa_wall",
+            AttackKind::MfaWallSpread => "mfa_wall_spread",
+            AttackKind::ClientRelease => "client_release",
+            AttackKind::MarketingSignups => "marketing_signups",
+            AttackKind::CarrierNat => "carrier_nat",
         }
     }
 
@@ -63,7 +112,7 @@ impl AttackKind {
         AttackKind::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// The detectors this attack is built to trip (others may fire too).
+    /// The detectors this attack is built to trip (others may fire too); none for a look-alike.
     pub fn detectors(self) -> &'static [&'static str] {
         match self {
             AttackKind::Stuffing => &["credential_stuffing"],
@@ -73,10 +122,49 @@ impl AttackKind {
             AttackKind::Takeover => &["account_takeover"],
             AttackKind::Risk => &["cognito_risk"],
             AttackKind::Travel => &["impossible_travel"],
+            AttackKind::ProxyStuffing => &["distributed_credential_stuffing"],
+            AttackKind::SlowBruteForce => &["slow_brute_force"],
+            AttackKind::SignupFlood => &["signup_flood"],
+            AttackKind::MfaWall | AttackKind::MfaWallSpread => &["mfa_failure_after_password"],
+            AttackKind::ClientRelease | AttackKind::MarketingSignups | AttackKind::CarrierNat => &[],
         }
     }
 
-    /// The longest time from the attack's first event to its last.
+    /// Pool-wide detectors the attack may trip as well, rightly: a short burst of attacker failures moves
+    /// the pool's failure rate. A finding of theirs during the attack is not a false alarm. The slow guesser
+    /// is left out: a failure every few minutes moves no rate, and its hours-long span would excuse any
+    /// pool-wide finding in them.
+    pub fn also(self) -> &'static [&'static str] {
+        match self {
+            AttackKind::Stuffing
+            | AttackKind::Spray
+            | AttackKind::Burst
+            | AttackKind::Distributed
+            | AttackKind::Takeover
+            | AttackKind::ProxyStuffing
+            | AttackKind::MfaWall
+            | AttackKind::MfaWallSpread => &["pool_failure_anomaly"],
+            _ => &[],
+        }
+    }
+
+    /// Benign traffic that resembles an attack: any finding on it is a false alarm.
+    pub fn lookalike(self) -> bool {
+        matches!(self, AttackKind::ClientRelease | AttackKind::MarketingSignups | AttackKind::CarrierNat)
+    }
+
+    pub fn placement(self) -> Placement {
+        match self {
+            AttackKind::ProxyStuffing
+            | AttackKind::SignupFlood
+            | AttackKind::ClientRelease
+            | AttackKind::MarketingSignups => Placement::PoolWide,
+            AttackKind::SlowBruteForce | AttackKind::CarrierNat => Placement::Alongside,
+            _ => Placement::Sequential,
+        }
+    }
+
+    /// The longest time from the item's first event to its last.
     pub fn max_span(self) -> Span {
         match self {
             AttackKind::Stuffing => Span::mins(11),
@@ -86,14 +174,34 @@ impl AttackKind {
             AttackKind::Takeover => Span::mins(5),
             AttackKind::Risk => Span::secs(1),
             AttackKind::Travel => Span::mins(120),
+            // 120 minutes of first tries, a second try up to PROXY_RETRY later.
+            AttackKind::ProxyStuffing => Span::mins(120 + 2),
+            // 10 h of tries, the last gap up to 15 minutes.
+            AttackKind::SlowBruteForce => Span::mins(10 * 60 + 15),
+            AttackKind::SignupFlood => Span::mins(60),
+            // Sign-ins over an hour, the last code answered up to 45 s later.
+            AttackKind::MfaWall => Span::mins(61),
+            AttackKind::MfaWallSpread => Span::mins(91),
+            // 40 minutes of first failures, the success up to 5 minutes later, then its MFA step.
+            AttackKind::ClientRelease => Span::mins(46),
+            // An hour of sign-ups, each signing in up to 20 minutes later.
+            AttackKind::MarketingSignups => Span::mins(81),
+            // 4 hours of sessions, the last one's retries and MFA step.
+            AttackKind::CarrierNat => Span::mins(4 * 60 + 5),
         }
     }
 
-    /// The most pool users one attack of this kind takes.
-    pub fn max_pool_users(self) -> u32 {
+    /// The most pool users one item of this kind takes in a pool of `users`.
+    pub fn max_pool_users(self, users: u32) -> u32 {
+        let scaled = |n: f64| (n * pool_scale(users)).ceil() as u32;
         match self {
             AttackKind::Stuffing => 80,
             AttackKind::Spray => 20,
+            AttackKind::ProxyStuffing => scaled(PROXY_ATTEMPTS.1 as f64 * 0.2),
+            AttackKind::MfaWallSpread => MFA_SPREAD_USERS.1 as u32,
+            AttackKind::ClientRelease => scaled(RELEASE_MAX_USERS),
+            AttackKind::CarrierNat => scaled(CARRIER_USERS.1 as f64).max(CARRIER_MIN_USERS as u32),
+            AttackKind::SignupFlood | AttackKind::MarketingSignups => 0,
             _ => 1,
         }
     }
@@ -102,62 +210,83 @@ impl AttackKind {
     pub fn needs_cognito(self) -> bool {
         matches!(self, AttackKind::Risk | AttackKind::Travel)
     }
+
+    /// How long before and after the item its pool users have no sessions of their own: an attack's
+    /// victims are out of the way (see [`QUIET_AFTER`]); a client release's users sign in only through it
+    /// for half an hour around it; a carrier's users keep signing in from home as well.
+    fn quiet(self) -> Option<(Span, Span)> {
+        match self {
+            AttackKind::ClientRelease => Some((RELEASE_QUIET, RELEASE_QUIET)),
+            AttackKind::CarrierNat => None,
+            _ => Some((QUIET_BEFORE, QUIET_AFTER)),
+        }
+    }
 }
 
-/// One planted attack: its truth record and its events, last first.
+/// The pool size the figures for pool-wide items describe (the demo's): smaller pools get
+/// proportionally smaller waves, so a wave's share of the pool's traffic stays the same.
+pub const FULL_SCALE_USERS: f64 = 20_000.0;
+/// Smallest scale: below it the waves would be too few events to be waves.
+const MIN_SCALE: f64 = 0.05;
+
+/// The share of the full-scale figures a pool of `users` gets.
+pub fn pool_scale(users: u32) -> f64 {
+    (f64::from(users) / FULL_SCALE_USERS).clamp(MIN_SCALE, 1.0)
+}
+
+/// A residential-proxy campaign makes about this many attempts (full scale).
+pub const PROXY_ATTEMPTS: (i64, i64) = (2700, 3300);
+/// Most client-release users (full scale): half the sign-ins of 40 busy minutes of a 20,000-user pool.
+const RELEASE_MAX_USERS: f64 = 600.0;
+/// Client-release users sign in only through it from this long before to this long after it.
+const RELEASE_QUIET: Span = Span::mins(30);
+/// Users behind the carrier NAT (full scale), and the fewest whatever the scale.
+pub const CARRIER_USERS: (i64, i64) = (100, 300);
+pub const CARRIER_MIN_USERS: i64 = 20;
+/// Accounts one address holds the passwords of in an MFA wall spread.
+pub const MFA_SPREAD_USERS: (i64, i64) = (8, 20);
+
+/// One planted item: its truth record and its events, last first.
 pub struct AttackPlan {
     pub truth: Attack,
     pub events: Vec<Planned>,
 }
 
-/// Plans `kinds` (in random order, without overlap) over `[start, start + duration)`.
+/// Plans the items of `slots` (from `schedule::slots`), each at a random point of its slot.
 pub fn plan_all(
-    kinds: &[AttackKind],
-    start: Timestamp,
-    duration: Span,
+    slots: &[Slot],
     format: OutputFormat,
     benign: &mut Benign,
     rng: &mut Rng,
 ) -> Result<Vec<AttackPlan>, String> {
-    if kinds.is_empty() {
-        // Nothing to fit: any duration will do (the gaps around attacks only matter when there are some).
-        return Ok(Vec::new());
-    }
-    let mut order = kinds.to_vec();
-    rng.shuffle(&mut order);
-    let mut planner = Planner { benign, rng, used_ips: HashSet::new() };
-    // Events at offsets from 0, placed afterwards.
-    let mut drafts: Vec<(AttackKind, Vec<Planned>)> =
-        order.iter().map(|&k| planner.draft(k).map(|evs| (k, evs))).collect::<Result<_, _>>()?;
-    let spans: Vec<i64> = drafts.iter().map(|(_, evs)| span_of(evs)).collect();
-    let needed = spans.iter().sum::<i64>() + ATTACK_GAP.millis() * (drafts.len() as i64 + 1);
-    let slack = duration.millis() - needed;
-    if slack < 0 {
-        return Err(format!("--duration {duration} is too short for {} attacks", drafts.len()));
-    }
-    // Spread the slack over the gaps at random, so attacks land anywhere in the run.
-    let weights: Vec<f64> = (0..=drafts.len()).map(|_| planner.rng.unit() + 0.05).collect();
-    let total_w: f64 = weights.iter().sum();
-    let mut at = start.millis();
-    let mut plans = Vec::with_capacity(drafts.len());
+    let scale = pool_scale(benign.users.len() as u32);
+    let mut planner = Planner { benign, rng, used_ips: HashSet::new(), scale };
+    let mut plans = Vec::with_capacity(slots.len());
     let mut per_kind = [0usize; AttackKind::ALL.len()];
-    for (i, (kind, evs)) in drafts.iter_mut().enumerate() {
-        at += ATTACK_GAP.millis() + (slack as f64 * weights[i] / total_w) as i64;
+    for slot in slots {
+        let kind = slot.kind;
+        // Events at offsets from 0, placed at a random point of the slot.
+        let mut evs = planner.draft(kind)?;
+        let span = span_of(&evs);
+        debug_assert!(span <= kind.max_span().millis(), "{} outlasts its max_span", kind.name());
+        let first = evs.first().map_or(0, |e| e.time.millis());
+        let at = slot.start.millis() + planner.rng.range(0, (kind.max_span().millis() - span).max(0));
         for e in evs.iter_mut() {
-            e.time = Timestamp(e.time.millis() + at);
+            e.time = Timestamp(e.time.millis() - first + at);
         }
-        at += spans[i];
-        per_kind[*kind as usize] += 1;
-        let id = format!("{}-{}", kind.name(), per_kind[*kind as usize]);
-        let truth = truth_of(id, *kind, evs, format, planner.benign);
-        for who in evs.iter().map(|e| &e.who) {
-            if let Who::Pool(idx) = who {
-                planner.benign.users[*idx as usize].quiet =
-                    Some((truth.start.saturating_sub(QUIET_BEFORE), truth.end.saturating_add(QUIET_AFTER)));
+        per_kind[kind as usize] += 1;
+        let id = format!("{}-{}", kind.name(), per_kind[kind as usize]);
+        let truth = truth_of(id, kind, &evs, format, planner.benign);
+        if let Some((before, after)) = kind.quiet() {
+            for who in evs.iter().map(|e| &e.who) {
+                if let Who::Pool(idx) = who {
+                    planner.benign.users[*idx as usize].quiet =
+                        Some((truth.start.saturating_sub(before), truth.end.saturating_add(after)));
+                }
             }
         }
         evs.reverse();
-        plans.push(AttackPlan { truth, events: std::mem::take(evs) });
+        plans.push(AttackPlan { truth, events: evs });
     }
     Ok(plans)
 }
@@ -173,30 +302,52 @@ fn span_of(evs: &[Planned]) -> i64 {
 fn truth_of(id: String, kind: AttackKind, evs: &[Planned], format: OutputFormat, benign: &Benign) -> Attack {
     let mut ips: Vec<String> = Vec::new();
     let mut users: Vec<String> = Vec::new();
+    let mut takeovers: Vec<String> = Vec::new();
     let mut seen_ip = HashSet::new();
     let mut seen_user = HashSet::new();
-    let mut push_user = |u: String, users: &mut Vec<String>| {
-        if seen_user.insert(u.clone()) {
-            users.push(u);
+    let mut seen_takeover = HashSet::new();
+    // The names the log shows for `who`: user names (Cognito), subs (CloudTrail), both (mixed).
+    let shown = |who: &Who| -> Vec<String> {
+        let (name, sub) = match who {
+            Who::Pool(idx) => (user_name(benign.seed(), *idx), Some(user_sub(benign.seed(), *idx))),
+            Who::Unknown(name) => (name.to_string(), None),
+            Who::New(n) => (n.name.to_string(), Some(n.sub.to_string())),
+        };
+        let mut out = Vec::with_capacity(2);
+        if format != OutputFormat::CloudTrail {
+            out.push(name);
         }
+        if format != OutputFormat::Cognito {
+            out.extend(sub);
+        }
+        out
     };
+    let mut events = 0;
     for e in evs {
+        if format == OutputFormat::Cognito && !render::in_export(e) {
+            continue;
+        }
+        events += 1;
         // The travel attack's first sign-in is the victim's own, from home: not an attacker address.
         let home = kind == AttackKind::Travel && e.risk == RiskTag::Benign;
         if !home && seen_ip.insert(e.ip) {
             ips.push(e.ip.to_string());
         }
-        match &e.who {
-            Who::Pool(idx) => {
-                if format != OutputFormat::CloudTrail {
-                    push_user(user_name(benign.seed(), *idx), &mut users);
-                }
-                if format != OutputFormat::Cognito {
-                    push_user(user_sub(benign.seed(), *idx), &mut users);
+        let names = shown(&e.who);
+        let signed_in = e.action == Action::SignIn
+            && e.response == Response::Pass
+            && matches!(e.step, Step::Password | Step::MfaDone);
+        if signed_in && !home && !kind.lookalike() && matches!(e.who, Who::Pool(_)) {
+            for n in &names {
+                if seen_takeover.insert(n.clone()) {
+                    takeovers.push(n.clone());
                 }
             }
-            Who::Unknown(name) if format != OutputFormat::CloudTrail => push_user(name.to_string(), &mut users),
-            Who::Unknown(_) => {}
+        }
+        for n in names {
+            if seen_user.insert(n.clone()) {
+                users.push(n);
+            }
         }
     }
     let start = evs.first().map_or(Timestamp(0), |e| e.time);
@@ -205,25 +356,32 @@ fn truth_of(id: String, kind: AttackKind, evs: &[Planned], format: OutputFormat,
         id,
         kind: kind.name().to_string(),
         detectors: kind.detectors().iter().map(|d| d.to_string()).collect(),
+        also: kind.also().iter().map(|d| d.to_string()).collect(),
+        lookalike: kind.lookalike(),
+        pool_wide: kind.placement() == Placement::PoolWide,
         ips,
         users,
+        takeovers,
+        events,
         start,
         end,
     }
 }
 
-struct Planner<'a> {
-    benign: &'a mut Benign,
-    rng: &'a mut Rng,
-    used_ips: HashSet<IpAddr>,
+pub(super) struct Planner<'a> {
+    pub(super) benign: &'a mut Benign,
+    pub(super) rng: &'a mut Rng,
+    pub(super) used_ips: HashSet<IpAddr>,
+    /// [`pool_scale`] of the pool.
+    pub(super) scale: f64,
 }
 
 /// Where an attacker signs in from.
 #[derive(Clone, Copy)]
-struct Origin {
-    ip: IpAddr,
-    city: u8,
-    device: u8,
+pub(super) struct Origin {
+    pub(super) ip: IpAddr,
+    pub(super) city: u8,
+    pub(super) device: u8,
 }
 
 impl Planner<'_> {
@@ -236,15 +394,28 @@ impl Planner<'_> {
             AttackKind::Takeover => self.takeover()?,
             AttackKind::Risk => self.risk()?,
             AttackKind::Travel => self.travel()?,
+            AttackKind::ProxyStuffing => self.proxy_stuffing()?,
+            AttackKind::SlowBruteForce => self.slow_brute_force()?,
+            AttackKind::SignupFlood => self.signup_flood(),
+            AttackKind::MfaWall => self.mfa_wall()?,
+            AttackKind::MfaWallSpread => self.mfa_wall_spread()?,
+            AttackKind::ClientRelease => self.client_release()?,
+            AttackKind::MarketingSignups => self.marketing_signups(),
+            AttackKind::CarrierNat => self.carrier_nat()?,
         };
         evs.sort_by_key(|e| e.time);
         Ok(evs)
     }
 
-    /// A pool user no other attack has, who is not travelling or signing up during the run.
-    fn victim(&mut self) -> Result<u32, String> {
+    /// A pool user no other item has, who is not travelling or signing up during the run.
+    pub(super) fn victim(&mut self) -> Result<u32, String> {
+        self.victim_where(|_| true)
+    }
+
+    /// Like [`Planner::victim`], among the users `fits` accepts.
+    pub(super) fn victim_where(&mut self, fits: impl Fn(&User) -> bool) -> Result<u32, String> {
         let n = self.benign.users.len() as u64;
-        let ok = |u: &super::benign::User| !u.attacked && u.trip.is_none() && !u.signs_up;
+        let ok = |u: &User| !u.attacked && u.trip.is_none() && !u.signs_up && fits(u);
         let mut pick = None;
         for _ in 0..64 {
             let i = self.rng.below(n.max(1)) as usize;
@@ -260,7 +431,7 @@ impl Planner<'_> {
         Ok(i as u32)
     }
 
-    fn origin(&mut self) -> Origin {
+    pub(super) fn origin(&mut self) -> Origin {
         let mut ip = cities::attack_v4(self.rng);
         while !self.used_ips.insert(ip) {
             ip = cities::attack_v4(self.rng);
@@ -391,7 +562,7 @@ impl Planner<'_> {
 }
 
 /// A password sign-in attempt by an attacker.
-fn attempt(time: Timestamp, who: Who, o: Origin, response: Response) -> Planned {
+pub(super) fn attempt(time: Timestamp, who: Who, o: Origin, response: Response) -> Planned {
     Planned {
         time,
         action: Action::SignIn,

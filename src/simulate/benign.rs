@@ -20,8 +20,18 @@ pub const MISTYPE_SESSION_SHARE: f64 = 0.04;
 pub const FORGOT_SESSION_SHARE: f64 = 0.001;
 /// Share of sessions followed by a password change.
 pub const PASSWORD_CHANGE_SHARE: f64 = 0.002;
-/// Share of users who sign up during the run (their first session starts with `SignUp`).
+/// Share of users who sign up during the run (their first session starts with `SignUp`, then
+/// `ConfirmSignUp`): a few an hour in a 20,000-user pool.
 pub const NEW_USER_SHARE: f64 = 0.005;
+/// Share of MFA sessions with a wrong or expired code first: the user signs in again and gets it right.
+pub const MFA_TYPO_SHARE: f64 = 0.03;
+/// Share of users who have forgotten their password: their first sessions of the run fail and are
+/// abandoned, hours apart, before they reset it or it comes back to them.
+pub const FORGETFUL_USER_SHARE: f64 = 0.003;
+/// A forgetful user abandons this many sessions...
+const FORGETFUL_SESSIONS: (i64, i64) = (2, 3);
+/// ...each after this many failures.
+const GIVE_UP_FAILS: (i64, i64) = (1, 3);
 /// Share of users on IPv6.
 pub const IPV6_USER_SHARE: f64 = 0.15;
 /// Share of users who fly long-haul once during the run.
@@ -39,12 +49,18 @@ pub const TRIP_MIN_GAP: Span = Span(14 * 3_600_000);
 /// ...and never implies more than this speed (impossible_travel starts at 900 km/h).
 pub const TRIP_MAX_KMH: f64 = 600.0;
 /// Longest time from a session's start to its last event: the sum of the longest gaps `plan_session`
-/// draws (sign-up 180 s, three more failures 3 × 20 s, the reset request 90 s and its use 300 s, MFA 45 s,
-/// a password change 600 s). A session that starts just before the end of the run ends this long after it.
-pub const MAX_SESSION_SPAN: Span = Span::secs(180 + 3 * 20 + 90 + 300 + 45 + 600);
-/// Events per session implied by the shares above (sign-in, MFA step, mistypes, resets, password changes).
-pub const EVENTS_PER_SESSION: f64 =
-    1.0 + MFA_USER_SHARE + MISTYPE_SESSION_SHARE * 1.5 + FORGOT_SESSION_SHARE * 4.5 + PASSWORD_CHANGE_SHARE;
+/// draws (confirmation 120 s and sign-in 120 s after a sign-up, the reset of a user back after giving
+/// up 300 s, three more failures 3 × 20 s, the reset request 90 s and its use 300 s, a wrong code 45 s
+/// and the new sign-in 60 s, MFA 45 s, a password change 600 s). A session that starts just before the
+/// end of the run ends this long after it.
+pub const MAX_SESSION_SPAN: Span = Span::secs(120 + 120 + 300 + 3 * 20 + 90 + 300 + 45 + 60 + 45 + 600);
+/// Events per session implied by the shares above (sign-in, MFA step, mistypes, resets, wrong codes,
+/// password changes).
+pub const EVENTS_PER_SESSION: f64 = 1.0
+    + MFA_USER_SHARE * (1.0 + MFA_TYPO_SHARE * 2.0)
+    + MISTYPE_SESSION_SHARE * 1.5
+    + FORGOT_SESSION_SHARE * 4.5
+    + PASSWORD_CHANGE_SHARE;
 
 /// Relative sign-in rate by local hour: quiet nights, a morning rise, busy working hours, an evening tail.
 const DIURNAL: [f64; 24] = [
@@ -119,8 +135,13 @@ pub struct User {
     /// No benign sessions in `[from, to)`: the user is an attack's target then.
     pub quiet: Option<(Timestamp, Timestamp)>,
     pub trip: Option<Trip>,
-    /// Taken by an attack (each attack gets its own users).
+    /// Taken by an attack or look-alike (each gets its own users).
     pub attacked: bool,
+    /// Sessions still to fail and abandon (a forgotten password).
+    pub forgetful: u8,
+    /// The first session after the abandoned ones starts with a password reset (else the password has
+    /// come back to them).
+    pub resets: bool,
     /// The current session's events still to emit, last first.
     pub pending: Vec<Planned>,
 }
@@ -184,6 +205,13 @@ impl Benign {
             };
             let device = rng.weighted(DEVICES.iter().map(|d| d.weight)) as u8;
             let signs_up = rng.chance(NEW_USER_SHARE);
+            let forgetful = if rng.chance(FORGETFUL_USER_SHARE) {
+                rng.range(FORGETFUL_SESSIONS.0, FORGETFUL_SESSIONS.1) as u8
+            } else {
+                0
+            };
+            // Half of them reset the password when they come back; the other half remember it.
+            let resets = forgetful > 0 && rng.chance(0.5);
             let age_days = rng.range(30, 1200);
             let created = Timestamp(start.millis() - age_days * 86_400_000 - rng.range(0, 86_399_999));
             let trip = (!office && rng.chance(TRAVELLER_SHARE)).then(|| Trip {
@@ -205,6 +233,8 @@ impl Benign {
                 quiet: None,
                 trip,
                 attacked: false,
+                forgetful,
+                resets,
                 pending: Vec::new(),
             });
         }
@@ -296,9 +326,31 @@ impl Benign {
             u.signs_up = false;
             u.created = t;
             evs.push(ev(t, Action::SignUp, Response::Pass, Step::Other, u));
-            t = t.saturating_add(Span::secs(rng.range(30, 180)));
+            t = t.saturating_add(Span::secs(rng.range(30, 120)));
+            evs.push(ev(t, Action::ConfirmSignUp, Response::Pass, Step::Other, u));
+            t = t.saturating_add(Span::secs(rng.range(10, 120)));
         }
         let may_fail = t >= u.fail_ok_after;
+        if may_fail && u.forgetful > 0 {
+            // A forgotten password: a few tries, then the user gives up for now.
+            u.forgetful -= 1;
+            for i in 0..rng.range(GIVE_UP_FAILS.0, GIVE_UP_FAILS.1) {
+                if i > 0 {
+                    t = t.saturating_add(Span::secs(rng.range(4, 20)));
+                }
+                evs.push(ev(t, Action::SignIn, Response::Fail, Step::Password, u));
+            }
+            u.fail_ok_after = t.saturating_add(FAILURE_COOLDOWN);
+            evs.reverse();
+            u.pending = evs;
+            return;
+        }
+        if u.resets && u.forgetful == 0 {
+            // Back after giving up: this time the user asks for a reset code first.
+            u.resets = false;
+            evs.push(ev(t, Action::ForgotPassword, Response::Pass, Step::Other, u));
+            t = t.saturating_add(Span::secs(rng.range(60, 300)));
+        }
         let r = rng.unit();
         if may_fail && r < FORGOT_SESSION_SHARE + MISTYPE_SESSION_SHARE {
             let forgot = r < FORGOT_SESSION_SHARE;
@@ -317,6 +369,14 @@ impl Benign {
             } else {
                 t = t.saturating_add(Span::secs(rng.range(3, 15)));
             }
+        }
+        if u.mfa && may_fail && rng.chance(MFA_TYPO_SHARE) {
+            // A wrong or expired code: the password passed, the code failed, the user starts over.
+            evs.push(ev(t, Action::SignIn, Response::InProgress, Step::MfaPending, u));
+            t = t.saturating_add(Span::secs(rng.range(8, 45)));
+            evs.push(ev(t, Action::SignIn, Response::Fail, Step::MfaFailed, u));
+            u.fail_ok_after = t.saturating_add(FAILURE_COOLDOWN);
+            t = t.saturating_add(Span::secs(rng.range(10, 60)));
         }
         if u.mfa {
             evs.push(ev(t, Action::SignIn, Response::InProgress, Step::MfaPending, u));

@@ -111,6 +111,27 @@ pub fn benign_v6(city: usize, rng: &mut Rng) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0x2a02, 0x1000 + city as u16, g(rng), g(rng), 0, 0, g(rng), g(rng).max(1)))
 }
 
+/// A residential-proxy IPv4 address in the city's /8, in the upper half of its second octets (a home
+/// connection somewhere in the city), never a pool user's own: `octet.(128 + index).x.y`.
+pub fn proxy_v4(city: usize, rng: &mut Rng) -> IpAddr {
+    let c = &CITIES[city];
+    IpAddr::V4(Ipv4Addr::new(c.v4_octet, 128 + city as u8, rng.below(256) as u8, rng.range(1, 254) as u8))
+}
+
+/// A residential-proxy IPv6 address: a random /64 in a per-city /32 of 2a02::/16 apart from the pool
+/// users' ones, so each proxy is its own /64.
+pub fn proxy_v6(city: usize, rng: &mut Rng) -> IpAddr {
+    let g = |r: &mut Rng| r.below(0x1_0000) as u16;
+    IpAddr::V6(Ipv6Addr::new(0x2a02, 0x2000 + city as u16, g(rng), g(rng), g(rng), g(rng), g(rng), g(rng).max(1)))
+}
+
+/// A mobile carrier's carrier-grade NAT address for the city: `octet.(200 + index / 2).x.y` (the
+/// outside address of the NAT is public), apart from pool users' and proxies' addresses.
+pub fn carrier_v4(city: usize, rng: &mut Rng) -> IpAddr {
+    let c = &CITIES[city];
+    IpAddr::V4(Ipv4Addr::new(c.v4_octet, 200 + (city / 2) as u8, rng.below(256) as u8, rng.range(1, 254) as u8))
+}
+
 /// An attacker IPv4 address, outside every benign block.
 pub fn attack_v4(rng: &mut Rng) -> IpAddr {
     let a = *rng.pick(&ATTACK_V4_OCTETS);
@@ -165,6 +186,19 @@ mod tests {
                 assert!(!city_octets.contains(&a.octets()[0]), "{a}");
                 let IpAddr::V6(v6) = benign_v6(i, &mut rng) else { panic!("v6 expected") };
                 assert_ne!(v6.segments()[..2], [0x2001, 0x0db8]);
+                let (IpAddr::V4(home), IpAddr::V4(proxy), IpAddr::V4(nat)) =
+                    (benign_v4(i, &mut rng), proxy_v4(i, &mut rng), carrier_v4(i, &mut rng))
+                else {
+                    panic!("v4 expected")
+                };
+                for ip in [proxy, nat] {
+                    assert!(is_public_v4(ip), "{ip}");
+                    assert_eq!(ip.octets()[0], home.octets()[0], "in the city's block");
+                }
+                let seconds = [home.octets()[1], proxy.octets()[1], nat.octets()[1]];
+                assert!(seconds[0] < 128 && (128..200).contains(&seconds[1]) && seconds[2] >= 200, "{seconds:?}");
+                let IpAddr::V6(p6) = proxy_v6(i, &mut rng) else { panic!("v6 expected") };
+                assert_ne!(p6.segments()[1], v6.segments()[1]);
             }
         }
         let mut sorted = city_octets.clone();

@@ -1,17 +1,21 @@
 //! `authwatch simulate`: seeded, realistic synthetic Cognito sign-in traffic with planted attacks and their
 //! ground truth.
 //!
-//! Benign users ([`benign`]) sign in on a daily rhythm from their home city; attacks ([`attacks`]) are
-//! planted well above each detector's threshold and recorded in the truth. Every actor (a user, an attack)
+//! Benign users ([`benign`]) sign in on a daily rhythm from their home city; attacks ([`attacks`],
+//! [`waves`]) are planted as they look in a real pool, and benign look-alikes ([`lookalikes`]) beside
+//! them, at times [`schedule`] keeps apart; all are recorded in the truth. Every actor (a user, an attack)
 //! waits in a min-heap keyed on its next event time, so events stream out in time order with memory
 //! O(users + attacks), however many are generated. The same arguments give byte-identical output.
 
 pub mod attacks;
 pub mod benign;
 pub mod cities;
+pub mod lookalikes;
 pub mod plan;
 pub mod render;
 pub mod rng;
+pub mod schedule;
+pub mod waves;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use self::attacks::{AttackKind, ATTACK_GAP};
+use self::attacks::AttackKind;
 use self::benign::{user_name, user_sub, Benign, EVENTS_PER_SESSION, MAX_SESSION_SPAN, SESSIONS_PER_USER_DAY};
 use self::plan::{Planned, Who};
 use self::render::{Identity, PoolInfo};
@@ -37,8 +41,12 @@ pub const MAX_USERS: u32 = 50_000_000;
 pub const MIN_DURATION: Span = Span::mins(1);
 /// Longest run: a year is plenty for replay tests and keeps timestamps plausible.
 pub const MAX_DURATION: Span = Span(366 * 86_400_000);
-/// `--attacks default` plants one of each kind per this much simulated time (at least one round).
+/// `--attacks default` plants one of each per-address and per-account kind per this much simulated time
+/// (at least one round).
 pub const DEFAULT_ATTACK_ROUND: Span = Span(12 * 3_600_000);
+/// `--attacks all` plants one of every kind and look-alike per this much simulated time (at least one
+/// round): a day holds each once with the pool-wide items after the warm-up and hours apart.
+pub const ALL_ROUND: Span = Span(24 * 3_600_000);
 /// Most attacks of one kind.
 pub const MAX_ATTACKS_PER_KIND: u32 = 1000;
 
@@ -58,7 +66,8 @@ pub struct SimulateArgs {
     /// Random seed: the same arguments and seed give byte-identical output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Attacks to plant: "default", "none", or counts such as "stuffing=2,spray=1,burst=3,distributed=1,takeover=2,risk=2,travel=2".
+    /// Attacks and benign look-alikes to plant: "default" (the per-address and per-account attacks), "all"
+    /// (every attack and look-alike), "none", or counts such as "stuffing=2,proxy_stuffing=1,client_release=1".
     #[arg(long, default_value = "default")]
     pub attacks: String,
     /// Target total event count: scales the benign sign-in rate (for benchmarks).
@@ -141,7 +150,9 @@ impl SimConfig {
             return Err("--events 0: expected a positive count (or leave it out)".into());
         }
         let attacks = parse_attacks(&a.attacks, format, duration)?;
-        check_attacks_fit(&attacks, duration, a.users)?;
+        check_users(&attacks, a.users)?;
+        // The same slots the simulation will use: a plan that does not fit is refused before any output.
+        schedule::slots(&kinds(&attacks), start, duration, &mut Rng::new(a.seed, STREAM_SCHEDULE))?;
         Ok(SimConfig {
             users: a.users,
             start,
@@ -180,14 +191,19 @@ fn parse_pool_id(id: &str) -> Result<String, String> {
     Ok(region.to_string())
 }
 
-/// Parses `--attacks`: "default", "none" or `kind=count,...`.
+/// Parses `--attacks`: "default", "all", "none" or `kind=count,...`.
 fn parse_attacks(spec: &str, format: OutputFormat, duration: Span) -> Result<Vec<(AttackKind, u32)>, String> {
     let usable = |k: &AttackKind| format != OutputFormat::CloudTrail || !k.needs_cognito();
+    let rounds = |round: Span| (duration.millis() / round.millis()).max(1) as u32;
     match spec.trim() {
         "none" => return Ok(Vec::new()),
         "default" => {
-            let rounds = (duration.millis() / DEFAULT_ATTACK_ROUND.millis()).max(1) as u32;
-            return Ok(AttackKind::ALL.iter().filter(|k| usable(k)).map(|&k| (k, rounds)).collect());
+            let n = rounds(DEFAULT_ATTACK_ROUND);
+            return Ok(AttackKind::CLASSIC.iter().filter(|k| usable(k)).map(|&k| (k, n)).collect());
+        }
+        "all" => {
+            let n = rounds(ALL_ROUND);
+            return Ok(AttackKind::ALL.iter().filter(|k| usable(k)).map(|&k| (k, n)).collect());
         }
         _ => {}
     }
@@ -218,20 +234,15 @@ fn parse_attacks(spec: &str, format: OutputFormat, duration: Span) -> Result<Vec
     Ok(AttackKind::ALL.iter().filter_map(|&k| counts[k as usize].filter(|n| *n > 0).map(|n| (k, n))).collect())
 }
 
-/// Attacks must fit in the run without overlapping, and take distinct users.
-fn check_attacks_fit(attacks: &[(AttackKind, u32)], duration: Span, users: u32) -> Result<(), String> {
-    let n: i64 = attacks.iter().map(|(_, c)| i64::from(*c)).sum();
-    let needed =
-        attacks.iter().map(|(k, c)| k.max_span().millis() * i64::from(*c)).sum::<i64>() + ATTACK_GAP.millis() * (n + 1);
-    if n > 0 && needed > duration.millis() {
-        return Err(format!(
-            "--duration {duration} is too short for {n} attacks, which need {} with {ATTACK_GAP} between them: \
-             use a longer --duration, fewer --attacks, or --attacks none",
-            Span(needed)
-        ));
-    }
-    let needed_users: u64 = attacks.iter().map(|(k, c)| u64::from(k.max_pool_users()) * u64::from(*c)).sum();
-    // Half the pool at most: attacked users stop their benign sign-ins around the attack.
+/// Every planted item, `count` times each.
+fn kinds(attacks: &[(AttackKind, u32)]) -> Vec<AttackKind> {
+    attacks.iter().flat_map(|&(k, n)| std::iter::repeat_n(k, n as usize)).collect()
+}
+
+/// Planted items take distinct users: at most half the pool, as their users stop their own sign-ins
+/// around them.
+fn check_users(attacks: &[(AttackKind, u32)], users: u32) -> Result<(), String> {
+    let needed_users: u64 = attacks.iter().map(|(k, c)| u64::from(k.max_pool_users(users)) * u64::from(*c)).sum();
     if needed_users * 2 > u64::from(users) {
         return Err(format!(
             "--users {users} is too small for the attacks, which take up to {needed_users} users: use at least {}",
@@ -241,20 +252,35 @@ fn check_attacks_fit(attacks: &[(AttackKind, u32)], duration: Span, users: u32) 
     Ok(())
 }
 
-/// One planted attack, as the ground-truth file records it.
+/// One planted attack or benign look-alike, as the ground-truth file records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attack {
     /// `<kind>-<n>`, e.g. `stuffing-1`.
     pub id: String,
-    /// stuffing | spray | burst | distributed | takeover | risk | travel
+    /// The `--attacks` name of its kind: stuffing, proxy_stuffing, client_release, ...
     pub kind: String,
-    /// Detector ids that must fire on it.
+    /// Detector ids that must fire on it; none for a look-alike.
     pub detectors: Vec<String>,
-    /// Attacker addresses.
+    /// Pool-wide detectors that may fire on it too, rightly (its failures move the pool's failure rate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+    /// Benign traffic that resembles an attack: any finding on it is a false alarm.
+    #[serde(default)]
+    pub lookalike: bool,
+    /// Judged against the whole pool: a finding keyed on the pool belongs to it by time.
+    #[serde(default)]
+    pub pool_wide: bool,
+    /// Its addresses: the attacker's, or the look-alike's users'.
     pub ips: Vec<String>,
     /// Users involved, as the log shows them: user names (Cognito), subs (CloudTrail), both (mixed).
     pub users: Vec<String>,
-    /// First and last event of the attack.
+    /// Pool accounts the attacker signed in to (as `users` shows them): the takeovers to act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub takeovers: Vec<String>,
+    /// Its events in the log.
+    #[serde(default)]
+    pub events: u64,
+    /// First and last event.
     pub start: Timestamp,
     pub end: Timestamp,
 }
@@ -271,7 +297,9 @@ pub struct SimEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimSummary {
     pub events: u64,
+    /// Planted attacks, and benign look-alikes beside them.
     pub attacks: usize,
+    pub lookalikes: usize,
 }
 
 /// Heap entry: (next event time, push order for ties, actor). Actors below the user count are users; the
@@ -299,6 +327,7 @@ const STREAM_USERS: u64 = 1;
 const STREAM_ATTACKS: u64 = 2;
 const STREAM_EVENTS: u64 = 3;
 const STREAM_POOL: u64 = 4;
+const STREAM_SCHEDULE: u64 = 5;
 
 impl Simulation {
     pub fn new(cfg: &SimConfig) -> Result<Simulation, String> {
@@ -311,10 +340,10 @@ impl Simulation {
             SESSIONS_PER_USER_DAY,
             &mut Rng::new(cfg.seed, STREAM_USERS),
         );
-        let kinds: Vec<AttackKind> =
-            cfg.attacks.iter().flat_map(|&(k, n)| std::iter::repeat_n(k, n as usize)).collect();
+        let slots =
+            schedule::slots(&kinds(&cfg.attacks), cfg.start, cfg.duration, &mut Rng::new(cfg.seed, STREAM_SCHEDULE))?;
         let mut attack_rng = Rng::new(cfg.seed, STREAM_ATTACKS);
-        let plans = attacks::plan_all(&kinds, cfg.start, cfg.duration, cfg.format, &mut benign, &mut attack_rng)?;
+        let plans = attacks::plan_all(&slots, cfg.format, &mut benign, &mut attack_rng)?;
         if let Some(target) = cfg.events {
             let attack_events: u64 = plans.iter().map(|p| p.events.len() as u64).sum();
             let days = cfg.duration.millis() as f64 / 86_400_000.0;
@@ -358,7 +387,7 @@ impl Simulation {
         Ok(sim)
     }
 
-    /// The planted attacks, in start order.
+    /// The planted attacks and look-alikes, in start order.
     pub fn truth(&self) -> &[Attack] {
         &self.truth
     }
@@ -393,19 +422,23 @@ impl Simulation {
         }
     }
 
-    fn render(&mut self, p: &Planned) -> String {
+    /// The event as a log line; `None` for an event the chosen format does not log (the export has no
+    /// sign-up confirmation).
+    fn render(&mut self, p: &Planned) -> Option<String> {
         let seed = self.benign.seed();
         let (name, sub, created) = match &p.who {
             Who::Pool(idx) => {
                 (user_name(seed, *idx), Some(user_sub(seed, *idx)), Some(self.benign.users[*idx as usize].created))
             }
             Who::Unknown(name) => (name.to_string(), None, None),
+            Who::New(n) => (n.name.to_string(), Some(n.sub.to_string()), Some(n.created)),
         };
         let who = Identity { name: &name, sub: sub.as_deref(), created };
         let cognito = match self.format {
+            OutputFormat::Cognito if !render::in_export(p) => return None,
             OutputFormat::Cognito => true,
             OutputFormat::CloudTrail => false,
-            OutputFormat::Mixed => p.cognito_only || self.emitted % 2 == 0,
+            OutputFormat::Mixed => render::in_export(p) && (p.cognito_only || self.emitted % 2 == 0),
         };
         let mut line = String::with_capacity(900);
         if cognito {
@@ -413,7 +446,7 @@ impl Simulation {
         } else {
             render::cloudtrail(p, &who, &self.pool, &mut self.rng, &mut line);
         }
-        line
+        Some(line)
     }
 }
 
@@ -425,7 +458,7 @@ impl Iterator for Simulation {
             let Reverse((_, _, actor)) = self.heap.pop()?;
             // An actor in the heap always has an event; skip defensively rather than end the stream.
             let Some(p) = self.take(actor) else { continue };
-            let line = self.render(&p);
+            let Some(line) = self.render(&p) else { continue };
             self.emitted += 1;
             return Some(SimEvent { time: p.time, line });
         }
@@ -469,5 +502,6 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<SimSummary> {
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(SimSummary { events, attacks: truth.len() })
+    let lookalikes = truth.iter().filter(|a| a.lookalike).count();
+    Ok(SimSummary { events, attacks: truth.len() - lookalikes, lookalikes })
 }

@@ -2,6 +2,7 @@
 //! these; `render` turns them into vendor JSON when they are emitted.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::time::Timestamp;
 
@@ -10,6 +11,9 @@ use crate::time::Timestamp;
 pub enum Action {
     SignIn,
     SignUp,
+    /// The sign-up's code entered (CloudTrail `ConfirmSignUp`); the user-activity export logs no
+    /// confirmation, so Cognito output leaves these events out.
+    ConfirmSignUp,
     ForgotPassword,
     PasswordChange,
 }
@@ -31,6 +35,9 @@ pub enum Step {
     MfaPending,
     /// MFA code accepted (`RespondToAuthChallenge`).
     MfaDone,
+    /// MFA code rejected after the password passed (`RespondToAuthChallenge` failing with
+    /// `CodeMismatchException`; the export's challenges Password/Success, Mfa/Failure).
+    MfaFailed,
     /// Not a sign-in.
     Other,
 }
@@ -53,6 +60,17 @@ pub enum Who {
     Pool(u32),
     /// A user name the pool does not have (credential stuffing): no sub.
     Unknown(Box<str>),
+    /// An account created during the run by a planted sign-up wave (a flood, a campaign): not one of the
+    /// pool's users, but it has a sub from its sign-up on.
+    New(Arc<NewUser>),
+}
+
+/// An account a planted sign-up wave creates.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: Box<str>,
+    pub sub: Box<str>,
+    pub created: Timestamp,
 }
 
 /// One event waiting to be emitted.

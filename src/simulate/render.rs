@@ -48,9 +48,16 @@ fn client<'a>(p: &Planned, pool: &'a PoolInfo) -> &'a str {
     &pool.clients[usize::from(DEVICES[p.device as usize].mobile)]
 }
 
+/// Whether the user-activity export logs this event: it has no sign-up confirmation.
+pub fn in_export(p: &Planned) -> bool {
+    p.action != Action::ConfirmSignUp
+}
+
 /// One exported user-activity log event. Every scalar inside `message` is a string, as Cognito writes it.
+/// Writes nothing for an event the export does not log ([`in_export`]).
 pub fn cognito(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, out: &mut String) {
-    let (event_type, response) = (cognito_event_type(p.action), cognito_response(p.response));
+    let Some(event_type) = cognito_event_type(p.action) else { return };
+    let response = cognito_response(p.response);
     let (level, decision, compromised) = risk_fields(p.risk, rng);
     let city = &CITIES[p.city as usize];
     let challenges = match (p.step, p.response) {
@@ -61,6 +68,9 @@ pub fn cognito(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, out:
         }
         (Step::MfaDone, _) => {
             r#"[{"challengeName":"Password","challengeResponse":"Success"},{"challengeName":"Mfa","challengeResponse":"Success"}]"#
+        }
+        (Step::MfaFailed, _) => {
+            r#"[{"challengeName":"Password","challengeResponse":"Success"},{"challengeName":"Mfa","challengeResponse":"Failure"}]"#
         }
         (Step::Other, _) => "[]",
     };
@@ -115,6 +125,14 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
             auth_result(),
             None,
         ),
+        (Action::SignIn, Step::MfaFailed, _) => (
+            "RespondToAuthChallenge",
+            format!(
+                r#"{{"challengeName":"SOFTWARE_TOKEN_MFA","clientId":"{client}","challengeResponses":"{HIDDEN}","session":"{HIDDEN}"}}"#
+            ),
+            "null".to_string(),
+            Some(("CodeMismatchException", "Invalid code received for user")),
+        ),
         (Action::SignIn, Step::MfaPending, _) => (
             "InitiateAuth",
             initiate_params(client),
@@ -134,6 +152,12 @@ pub fn cloudtrail(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, o
                 r#"{{"clientId":"{client}","username":"{HIDDEN}","password":"{HIDDEN}","userAttributes":"{HIDDEN}"}}"#
             ),
             format!(r#"{{"userConfirmed":false,"userSub":"{}"}}"#, who.sub.unwrap_or("")),
+            None,
+        ),
+        (Action::ConfirmSignUp, ..) => (
+            "ConfirmSignUp",
+            format!(r#"{{"clientId":"{client}","username":"{HIDDEN}","confirmationCode":"{HIDDEN}"}}"#),
+            "null".to_string(),
             None,
         ),
         (Action::ForgotPassword, ..) => (
@@ -196,12 +220,14 @@ fn auth_result() -> String {
     )
 }
 
-fn cognito_event_type(a: Action) -> &'static str {
+/// The export's `eventType`; `None` for what the export does not log.
+fn cognito_event_type(a: Action) -> Option<&'static str> {
     match a {
-        Action::SignIn => "SignIn",
-        Action::SignUp => "SignUp",
-        Action::ForgotPassword => "ForgotPassword",
-        Action::PasswordChange => "PasswordChange",
+        Action::SignIn => Some("SignIn"),
+        Action::SignUp => Some("SignUp"),
+        Action::ConfirmSignUp => None,
+        Action::ForgotPassword => Some("ForgotPassword"),
+        Action::PasswordChange => Some("PasswordChange"),
     }
 }
 

@@ -129,6 +129,15 @@ pub fn render(r: &ReplayReport) -> String {
             d.rule, d.unlocated
         );
     }
+    for d in r.detectors.iter() {
+        let Some(warm) = d.warming_up else { continue };
+        let state = if r.engine.last_event.is_some_and(|last| last >= warm) { "learned" } else { "was still learning" };
+        let _ = writeln!(
+            s,
+            "  warm-up     rule {} {state} the pool's normal until {warm} and was quiet before (--baseline FILE starts with history)",
+            d.rule
+        );
+    }
     for d in r.detectors.iter().filter(|d| d.evicted_keys > 0) {
         let _ = writeln!(
             s,

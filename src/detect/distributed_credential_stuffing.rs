@@ -1,0 +1,418 @@
+//! `distributed_credential_stuffing`: a pool-wide surge of failed sign-ins spread thin over many
+//! addresses, mostly on names the pool does not know: stuffing through residential proxies, built to stay
+//! under every per-address and per-account count.
+//!
+//! Per pool, over the rule's window: failed sign-ins, distinct failing addresses, the share of failures on
+//! unknown names (no `sub`, never seen succeeding) and the success ratio of attempts from new addresses. It fires when the failures are
+//! above the pool's learned normal band (`baseline.rs`) and above the spec's threshold, spread over at
+//! least `min_distinct_ips` addresses at a few tries each, mostly on unknown names. While the campaign
+//! lasts, a successful sign-in from an address first seen during it is a takeover: the finding lists
+//! those accounts, the ones to act on.
+
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::baseline::{band_evidence, Band, BandParams, RuleBaseline, Series};
+use super::counting::{ratio, round3};
+use super::incident::Incident;
+use super::pool::{CappedSet, Pools};
+use super::registry::{check_share, Registered};
+use super::rule::{Rule, Seen};
+use super::window::{key_hash, NO_COUNTERPART};
+use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
+use crate::event::Outcome;
+use crate::finding::Finding;
+use crate::spec::{KeyKind, Spec};
+use crate::time::Timestamp;
+
+/// Takeover accounts listed in a finding; the rest are counted.
+const MAX_TAKEOVERS_LISTED: usize = 100;
+/// Successes remembered from the window before a crossing, to find takeovers that came first.
+const MAX_RECENT_SUCCESSES: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolStuffingParams {
+    /// How the pool's normal failure count is learned.
+    pub baseline: BandParams,
+    /// Distinct failing addresses (IPv6 grouped by prefix) in the window.
+    pub min_distinct_ips: u64,
+    /// Failures per failing address at most: a campaign spread thin.
+    pub max_tries_per_ip: f64,
+    /// Share of the window's failures on names the pool does not know, at least.
+    pub min_unknown_share: f64,
+    /// Success ratio of the window's attempts from new addresses (first seen in the window), at most.
+    pub max_success_ratio: f64,
+    /// Users remembered as known (they signed in once); past it the memory starts over.
+    pub max_known_users: usize,
+    /// Addresses remembered with the time first seen; past it the memory starts over.
+    pub max_tracked_ips: usize,
+}
+
+pub struct DistributedCredentialStuffing {
+    params: PoolStuffingParams,
+    /// Window length in buckets.
+    buckets: usize,
+    pools: Pools<PoolState>,
+    /// Users seen succeeding, by key hash.
+    known: CappedSet,
+    /// Addresses by hash, with the time first seen (ms).
+    seen_ips: CappedSet,
+}
+
+/// One bucket's figures.
+#[derive(Clone, Copy)]
+struct Counts {
+    bucket: i64,
+    /// Attempts and successes from addresses first seen within the window.
+    attempts: u64,
+    failures: u64,
+    /// Failures on names the pool does not know.
+    unknown: u64,
+    successes: u64,
+    first: Timestamp,
+    last: Timestamp,
+    /// A campaign was open during it: not learned.
+    anomalous: bool,
+}
+
+struct PoolState {
+    /// The pool key as text (the baseline file's key).
+    name: String,
+    /// Failures per bucket.
+    series: Series,
+    /// The buckets inside the window, the current one last.
+    recent: VecDeque<Counts>,
+    /// Failing addresses in the window, by hash, with their last failure (ms).
+    failing_ips: CappedSet,
+    /// Users tried in the window, by hash, with their last attempt (ms).
+    tried: CappedSet,
+    /// Successes in the window: time, address hash, account, when the account first signed in (ms).
+    successes: VecDeque<(Timestamp, u64, Box<str>, Option<i64>)>,
+    campaign: Option<Campaign>,
+}
+
+/// An open incident's own figures.
+struct Campaign {
+    since: Timestamp,
+    tried: CappedSet,
+    unknown: u64,
+    takeovers: Vec<String>,
+    takeover_count: u64,
+    band: Option<Band>,
+    observed: f64,
+}
+
+impl Registered for DistributedCredentialStuffing {
+    const ID: &'static str = "distributed_credential_stuffing";
+    const KEY: Option<KeyKind> = Some(KeyKind::Pool);
+    type Params = PoolStuffingParams;
+
+    fn check_params(p: &PoolStuffingParams) -> Result<(), String> {
+        p.baseline.check()?;
+        check_share("min_unknown_share", p.min_unknown_share)?;
+        check_share("max_success_ratio", p.max_success_ratio)?;
+        if p.min_distinct_ips < 2 {
+            return Err("min_distinct_ips must be at least 2".into());
+        }
+        if p.max_tries_per_ip.is_nan() || p.max_tries_per_ip < 1.0 {
+            return Err("max_tries_per_ip must be at least 1".into());
+        }
+        if p.max_known_users == 0 || p.max_tracked_ips == 0 {
+            return Err("max_known_users and max_tracked_ips must be positive".into());
+        }
+        Ok(())
+    }
+
+    fn check_spec(p: &PoolStuffingParams, spec: &Spec) -> Result<(), String> {
+        if spec.window.millis() % p.baseline.bucket.millis() != 0 {
+            return Err(format!("window = {} must be a whole number of buckets ({})", spec.window, p.baseline.bucket));
+        }
+        Ok(())
+    }
+}
+
+impl Rule for DistributedCredentialStuffing {
+    fn new(spec: &Spec, params: PoolStuffingParams, settings: &EngineSettings) -> Self {
+        let buckets = (spec.window.millis() / params.baseline.bucket.millis()).max(1) as usize;
+        let mut pools = Pools::new(spec.max_keys);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
+            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
+        }
+        DistributedCredentialStuffing {
+            buckets,
+            pools,
+            known: CappedSet::new(params.max_known_users),
+            seen_ips: CappedSet::new(params.max_tracked_ips),
+            params,
+        }
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
+        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
+    }
+
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let Seen { spec, ev, keys, key, .. } = seen;
+        let summarize: Summarize = Self::summary;
+        let p = &self.params;
+        let t = ev.time;
+        let ip = keys.ip.map(|_| keys.ip_hash);
+        let first_seen_ip = ip.map(|h| self.seen_ips.first(h, t.millis()));
+        let user = keys.user.map(|_| keys.user_hash);
+        // When the user first signed in successfully, as far as memory goes.
+        let known_since = user.and_then(|h| self.known.get(h));
+        let known_user = ev.user_sub.as_deref().is_some_and(|s| !s.is_empty()) || known_since.is_some();
+        if ev.outcome == Outcome::Success {
+            if let Some(h) = user {
+                self.known.first(h, t.millis());
+            }
+        }
+        let buckets = self.buckets;
+        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(p, key.key)) else { return };
+        if pool.campaign.is_some() && book.get_mut(key.hash).is_none() {
+            pool.campaign = None;
+        }
+        pool.roll(p, buckets, t);
+        let window_start = t.saturating_sub(spec.window);
+        // An address first seen within the window: the campaign's kind (benign traffic comes mostly from
+        // addresses seen before, so its successes do not dilute the campaign's success ratio).
+        let new_ip = first_seen_ip.is_some_and(|f| f > window_start.millis());
+        let Some(now) = pool.recent.back_mut() else { return };
+        now.attempts += u64::from(new_ip);
+        now.first = now.first.min(t);
+        now.last = now.last.max(t);
+        now.anomalous |= pool.campaign.is_some();
+        if let Some(h) = user {
+            pool.tried.set(h, t.millis());
+        }
+        match ev.outcome {
+            Outcome::Failure => {
+                now.failures += 1;
+                if !known_user {
+                    now.unknown += 1;
+                }
+                pool.failing_ips.set(ip.unwrap_or(NO_COUNTERPART), t.millis());
+            }
+            Outcome::Success => {
+                now.successes += u64::from(new_ip);
+                if let (Some(h), Some(name)) = (ip, keys.user_name.or(keys.user)) {
+                    if pool.successes.len() >= MAX_RECENT_SUCCESSES {
+                        pool.successes.pop_front();
+                    }
+                    pool.successes.push_back((t, h, name.into(), known_since));
+                }
+            }
+            _ => {}
+        }
+        while pool.successes.front().is_some_and(|(st, ..)| *st <= window_start) {
+            pool.successes.pop_front();
+        }
+
+        let window = pool.window();
+        if let Some(campaign) = &mut pool.campaign {
+            // A campaign's events: failures that are campaign-like (a new address or an unknown name)
+            // while the surge lasts, and successes from its new addresses (takeovers).
+            let new_ip = first_seen_ip.is_some_and(|f| f >= campaign.since.millis());
+            // A takeover: an account that signed in before the campaign, now from one of its new addresses
+            // (a newcomer's first sign-in from a new address is not one).
+            let taken = new_ip && known_since.is_some_and(|k| k < campaign.since.millis());
+            let surging = window.failures as f64 > campaign.band.map_or(0.0, |b| b.high * buckets as f64);
+            let Some(inc) = book.get_mut(key.hash) else { return };
+            match ev.outcome {
+                Outcome::Failure if surging && (new_ip || !known_user) => {
+                    inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
+                    if let Some(h) = user {
+                        campaign.tried.set(h, 1);
+                    }
+                    if !known_user {
+                        campaign.unknown += 1;
+                    }
+                }
+                Outcome::Success if taken => {
+                    inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
+                    if let Some(name) = keys.user_name.or(keys.user) {
+                        campaign.takeover(name);
+                    }
+                }
+                _ => return,
+            }
+            campaign.fill(inc);
+            book.rerate(key.hash, spec, summarize, out);
+            return;
+        }
+
+        let b = p.baseline.bucket_of(t);
+        if ev.outcome != Outcome::Failure || !pool.series.warmed_up(&p.baseline, b) {
+            return;
+        }
+        let band = pool.series.band(&p.baseline, b);
+        let high = band.map_or(0.0, |b| b.high * buckets as f64);
+        let distinct = pool.failing_ips.len() as u64;
+        let fires = window.failures >= spec.threshold
+            && window.failures as f64 > high
+            && distinct >= p.min_distinct_ips
+            && ratio(window.failures, distinct) <= p.max_tries_per_ip
+            && ratio(window.unknown, window.failures) >= p.min_unknown_share
+            && ratio(window.successes, window.attempts) <= p.max_success_ratio;
+        if !fires {
+            return;
+        }
+        // The campaign is taken to have begun with the window that crossed: addresses first seen since then
+        // are its addresses.
+        let since = window_start;
+        let mut campaign = Campaign {
+            since,
+            tried: CappedSet::new(p.max_known_users),
+            unknown: window.unknown,
+            takeovers: Vec::new(),
+            takeover_count: 0,
+            band,
+            observed: window.failures as f64 / buckets as f64,
+        };
+        for (&h, _) in pool.tried.iter() {
+            campaign.tried.set(h, 1);
+        }
+        let mut inc = Incident::open(spec, key.key, ev, since);
+        inc.add_counts(window.first, window.last, window.failures, 0);
+        for (&h, _) in pool.failing_ips.iter() {
+            inc.add_distinct(h);
+        }
+        // Successes in the window from addresses first seen during it, by accounts known before it, came
+        // with the campaign.
+        for (st, h, name, known) in &pool.successes {
+            let new_ip = self.seen_ips.get(*h).is_some_and(|f| f >= since.millis());
+            if new_ip && known.is_some_and(|k| k < since.millis()) {
+                inc.add(*st, Outcome::Success, *h, None, None);
+                campaign.takeover(name);
+            }
+        }
+        inc.extra.insert("unknown_share_at_detection".into(), round3(ratio(window.unknown, window.failures)));
+        inc.extra.insert("success_ratio_at_detection".into(), round3(ratio(window.successes, window.attempts)));
+        campaign.fill(&mut inc);
+        inc.severity = spec.severity_at(inc.count);
+        if let Some(now) = pool.recent.back_mut() {
+            now.anomalous = true;
+        }
+        pool.campaign = Some(campaign);
+        book.open(key.hash, inc, spec, summarize, out);
+    }
+
+    fn summary(_spec: &Spec, inc: &Incident) -> String {
+        let taken = inc.extra.get("takeover_count").and_then(Value::as_u64).unwrap_or(0);
+        let unknown = inc.extra.get("unknown_names").and_then(Value::as_u64).unwrap_or(0);
+        format!(
+            "credential stuffing on pool {}: {} failed sign-ins from {} addresses ({} on unknown names), {} account(s) taken over, in {}",
+            inc.label(),
+            inc.failures,
+            inc.distinct(),
+            unknown,
+            taken,
+            elapsed(inc)
+        )
+    }
+
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.pools.len();
+        stats.evicted_keys = self.pools.refused + self.known.restarts + self.seen_ips.restarts;
+        stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
+    }
+}
+
+impl PoolState {
+    fn new(p: &PoolStuffingParams, name: &str) -> PoolState {
+        PoolState {
+            name: name.to_string(),
+            series: Series::default(),
+            recent: VecDeque::new(),
+            failing_ips: CappedSet::new(p.max_tracked_ips),
+            tried: CappedSet::new(p.max_known_users),
+            successes: VecDeque::new(),
+            campaign: None,
+        }
+    }
+
+    /// Moves the window to the bucket of `t`: completed buckets are learned (unless a campaign was open
+    /// during them), buckets that left the window are dropped.
+    fn roll(&mut self, p: &PoolStuffingParams, buckets: usize, t: Timestamp) {
+        let b = p.baseline.bucket_of(t);
+        self.series.saw(b);
+        match self.recent.back() {
+            Some(last) if last.bucket >= b => return,
+            Some(last) => {
+                if !last.anomalous {
+                    self.series.record(&p.baseline, last.bucket, last.failures as f64);
+                }
+                // Buckets with no events in between are learned as zero.
+                let quiet_from = last.bucket + 1;
+                for q in quiet_from..b.min(quiet_from + buckets as i64) {
+                    self.series.record(&p.baseline, q, 0.0);
+                }
+            }
+            None => {}
+        }
+        self.recent.push_back(Counts {
+            bucket: b,
+            attempts: 0,
+            failures: 0,
+            unknown: 0,
+            successes: 0,
+            first: t,
+            last: t,
+            anomalous: false,
+        });
+        while self.recent.front().is_some_and(|c| c.bucket <= b - buckets as i64) {
+            self.recent.pop_front();
+        }
+        let oldest = p.baseline.bucket_start(b + 1 - buckets as i64).millis();
+        self.failing_ips.retain_at_least(oldest);
+        self.tried.retain_at_least(oldest);
+    }
+
+    /// The window's figures, summed over its buckets.
+    fn window(&self) -> Counts {
+        let mut w = Counts {
+            bucket: 0,
+            attempts: 0,
+            failures: 0,
+            unknown: 0,
+            successes: 0,
+            first: Timestamp(i64::MAX),
+            last: Timestamp(i64::MIN),
+            anomalous: false,
+        };
+        for c in &self.recent {
+            w.attempts += c.attempts;
+            w.failures += c.failures;
+            w.unknown += c.unknown;
+            w.successes += c.successes;
+            w.first = w.first.min(c.first);
+            w.last = w.last.max(c.last);
+        }
+        w
+    }
+}
+
+impl Campaign {
+    fn takeover(&mut self, account: &str) {
+        self.takeover_count += 1;
+        if self.takeovers.len() < MAX_TAKEOVERS_LISTED && !self.takeovers.iter().any(|a| a == account) {
+            self.takeovers.push(account.to_string());
+        }
+    }
+
+    /// The finding's figures.
+    fn fill(&self, inc: &mut Incident) {
+        let extra: &mut Map<String, Value> = &mut inc.extra;
+        extra.insert("accounts_tried".into(), json!(self.tried.len()));
+        extra.insert("unknown_names".into(), json!(self.unknown));
+        extra.insert("takeover_count".into(), json!(self.takeover_count));
+        extra.insert("takeovers".into(), json!(self.takeovers));
+        if let Some(band) = &self.band {
+            extra.insert("failures_per_bucket".into(), band_evidence(band, self.observed));
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! What the pool-wide rules share: per-pool state with a cap, and the bounded sets they count with.
+
+use std::collections::HashMap;
+
+use super::window::PreHashed;
+
+/// Per-pool state of a pool-wide rule, by the pool key's hash. A deployment watches one pool or a few;
+/// past `cap` (the spec's `max_keys`) new pools are not tracked and counted as evicted.
+pub struct Pools<T> {
+    map: HashMap<u64, T, PreHashed>,
+    cap: usize,
+    pub refused: u64,
+}
+
+impl<T> Pools<T> {
+    pub fn new(cap: usize) -> Pools<T> {
+        Pools { map: HashMap::default(), cap: cap.max(1), refused: 0 }
+    }
+
+    /// The state of pool `h`, made with `make` when new and there is room.
+    pub fn get_or_make(&mut self, h: u64, make: impl FnOnce() -> T) -> Option<&mut T> {
+        if !self.map.contains_key(&h) {
+            if self.map.len() >= self.cap {
+                self.refused += 1;
+                return None;
+            }
+            self.map.insert(h, make());
+        }
+        self.map.get_mut(&h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &T)> {
+        self.map.iter()
+    }
+
+    pub fn get_mut(&mut self, h: u64) -> Option<&mut T> {
+        self.map.get_mut(&h)
+    }
+}
+
+/// A set of hashes with a cap: past it, the set starts over (counted), so a flood of random names or
+/// addresses costs a bounded amount of memory and degrades what the set knows instead of growing.
+pub struct CappedSet {
+    map: HashMap<u64, i64, PreHashed>,
+    cap: usize,
+    pub restarts: u64,
+}
+
+impl CappedSet {
+    pub fn new(cap: usize) -> CappedSet {
+        CappedSet { map: HashMap::default(), cap: cap.max(1), restarts: 0 }
+    }
+
+    /// Adds `h` with `value` if absent (the value of its first insertion stays); returns the value kept.
+    pub fn first(&mut self, h: u64, value: i64) -> i64 {
+        if let Some(v) = self.map.get(&h) {
+            return *v;
+        }
+        if self.map.len() >= self.cap {
+            self.map.clear();
+            self.restarts += 1;
+        }
+        self.map.insert(h, value);
+        value
+    }
+
+    /// Sets `h` to `value`, inserting it if absent.
+    pub fn set(&mut self, h: u64, value: i64) {
+        if !self.map.contains_key(&h) && self.map.len() >= self.cap {
+            self.map.clear();
+            self.restarts += 1;
+        }
+        self.map.insert(h, value);
+    }
+
+    pub fn get(&self, h: u64) -> Option<i64> {
+        self.map.get(&h).copied()
+    }
+
+    pub fn contains(&self, h: u64) -> bool {
+        self.map.contains_key(&h)
+    }
+
+    pub fn remove(&mut self, h: u64) -> Option<i64> {
+        self.map.remove(&h)
+    }
+
+    /// Keeps only entries whose value is at least `min`.
+    pub fn retain_at_least(&mut self, min: i64) {
+        self.map.retain(|_, v| *v >= min);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &i64)> {
+        self.map.iter()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_set_starts_over_instead_of_growing() {
+        let mut s = CappedSet::new(3);
+        for h in 0..10u64 {
+            s.first(h, h as i64);
+        }
+        assert!(s.len() <= 3);
+        assert_eq!(s.restarts, 3);
+        assert_eq!(s.first(9, 100), 9);
+    }
+
+    #[test]
+    fn pools_past_the_cap_are_refused_and_counted() {
+        let mut p: Pools<u32> = Pools::new(1);
+        assert!(p.get_or_make(1, || 0).is_some());
+        assert!(p.get_or_make(2, || 0).is_none());
+        assert_eq!(p.refused, 1);
+    }
+}

@@ -1,0 +1,245 @@
+//! `pool_failure_anomaly`: the pool's failed sign-ins leave their learned normal band.
+//!
+//! The figure is failures per bucket that were not recovered: a failure counts unless the same user
+//! signs in successfully within `recovery` (from any address). A client release or an outage makes many
+//! known users fail and then succeed a moment later: those failures recover, so the wave stays inside the
+//! band; stuffing, guessing and broken integrations do not recover. A bucket is judged once `recovery` has
+//! passed after its end, against the band learned from earlier buckets (`baseline.rs`: seasonal by time
+//! of day with a week of history, median and MAD of the last day otherwise). Anomalous buckets are not
+//! learned.
+
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
+use super::incident::Incident;
+use super::pool::{CappedSet, Pools};
+use super::registry::Registered;
+use super::rule::{Rule, Seen};
+use super::window::key_hash;
+use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
+use crate::event::Outcome;
+use crate::finding::Finding;
+use crate::spec::{KeyKind, Spec};
+use crate::time::{Span, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyParams {
+    pub baseline: BandParams,
+    /// A failure followed by the same user's success within this long is recovered (not counted).
+    pub recovery: Span,
+    /// Users with an unrecovered failure remembered at most; past it the oldest bucket's are final.
+    pub max_pending_users: usize,
+}
+
+pub struct PoolFailureAnomaly {
+    params: AnomalyParams,
+    pools: Pools<PoolState>,
+}
+
+/// One bucket waiting for its failures to recover or not.
+struct Pending {
+    bucket: i64,
+    failures: u64,
+    recovered: u64,
+    attempts: u64,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+struct PoolState {
+    /// The pool key as text (the baseline file's key).
+    name: String,
+    /// Unrecovered failures per bucket.
+    series: Series,
+    /// Buckets not judged yet, oldest first.
+    pending: VecDeque<Pending>,
+    /// Users with a failure not yet recovered, by hash, with its bucket.
+    failed_users: CappedSet,
+}
+
+impl Registered for PoolFailureAnomaly {
+    const ID: &'static str = "pool_failure_anomaly";
+    const KEY: Option<KeyKind> = Some(KeyKind::Pool);
+    type Params = AnomalyParams;
+
+    fn check_params(p: &AnomalyParams) -> Result<(), String> {
+        p.baseline.check()?;
+        if p.recovery < Span(0) || p.recovery > Span::hours(1) {
+            return Err(format!("recovery = {} must be between 0 and 1h", p.recovery));
+        }
+        if p.max_pending_users == 0 {
+            return Err("max_pending_users must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+impl Rule for PoolFailureAnomaly {
+    fn new(spec: &Spec, params: AnomalyParams, settings: &EngineSettings) -> Self {
+        let mut pools = Pools::new(spec.max_keys);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
+            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
+        }
+        PoolFailureAnomaly { pools, params }
+    }
+
+    fn baseline(&self) -> Option<RuleBaseline> {
+        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
+        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
+    }
+
+    fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
+        let Seen { spec, ev, keys, key, .. } = seen;
+        let p = &self.params;
+        let t = ev.time;
+        let Some(pool) = self.pools.get_or_make(key.hash, || PoolState::new(p, key.key)) else { return };
+        let b = p.baseline.bucket_of(t);
+        pool.series.saw(b);
+        // Judge every bucket whose recovery time is over, before this event changes anything.
+        while let Some(oldest) = pool.pending.front() {
+            let judged_at = p.baseline.bucket_start(oldest.bucket + 1).saturating_add(p.recovery);
+            if t < judged_at {
+                break;
+            }
+            let Some(done) = pool.pending.pop_front() else { break };
+            judge(spec, p, pool, key.key, key.hash, ev, &done, book, out);
+        }
+        if pool.pending.back().is_none_or(|last| last.bucket < b) {
+            pool.pending.push_back(Pending { bucket: b, failures: 0, recovered: 0, attempts: 0, first: t, last: t });
+        }
+        let user = keys.user.map(|_| keys.user_hash);
+        match ev.outcome {
+            Outcome::Failure => {
+                if let Some(now) = pool.pending.back_mut() {
+                    now.failures += 1;
+                    now.attempts += 1;
+                    now.first = now.first.min(t);
+                    now.last = now.last.max(t);
+                }
+                if let Some(h) = user {
+                    if pool.failed_users.len() >= p.max_pending_users && !pool.failed_users.contains(h) {
+                        // Full: this failure cannot be matched with a later success; it stays counted.
+                        return;
+                    }
+                    // The user's failures waiting to recover: all in the newest bucket they failed in
+                    // (a user's retries rarely straddle a bucket boundary, and then count in the later).
+                    let earlier = pool.failed_users.get(h).map_or(0, |v| unpack(v).1);
+                    if let Some(old) = pool.failed_users.get(h).map(|v| unpack(v).0).filter(|o| *o != b) {
+                        if let Some(x) = pool.pending.iter_mut().find(|x| x.bucket == old) {
+                            x.failures = x.failures.saturating_sub(earlier);
+                        }
+                        if let Some(now) = pool.pending.back_mut() {
+                            now.failures += earlier;
+                        }
+                    }
+                    pool.failed_users.set(h, pack(b, earlier + 1));
+                }
+            }
+            Outcome::Success => {
+                if let Some(now) = pool.pending.back_mut() {
+                    now.attempts += 1;
+                }
+                let Some((failed_in, n)) = user.and_then(|h| pool.failed_users.remove(h)).map(unpack) else { return };
+                if let Some(bucket) = pool.pending.iter_mut().find(|x| x.bucket == failed_in) {
+                    // Every failure of a user who then got in: one confused user, not an attack.
+                    bucket.recovered = (bucket.recovered + n).min(bucket.failures);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn summary(_spec: &Spec, inc: &Incident) -> String {
+        let expected = inc
+            .extra
+            .get("unrecovered_failures_per_bucket")
+            .and_then(|v| v.get("expected"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+        format!(
+            "failed sign-ins on pool {} above its normal: {} not followed by the user's success, against about {} expected per bucket, over {}",
+            inc.label(),
+            inc.failures,
+            expected,
+            elapsed(inc)
+        )
+    }
+
+    fn stats(&self, stats: &mut DetectorStats) {
+        stats.tracked_keys = self.pools.len();
+        stats.evicted_keys = self.pools.refused + self.pools.iter().map(|(_, s)| s.failed_users.restarts).sum::<u64>();
+        stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
+    }
+}
+
+/// A user's pending failures as one value: the bucket they are in and how many.
+fn pack(bucket: i64, failures: u64) -> i64 {
+    (bucket << 16) | failures.min(0xffff) as i64
+}
+
+fn unpack(v: i64) -> (i64, u64) {
+    (v >> 16, (v & 0xffff) as u64)
+}
+
+impl PoolState {
+    fn new(p: &AnomalyParams, name: &str) -> PoolState {
+        PoolState {
+            name: name.to_string(),
+            series: Series::default(),
+            pending: VecDeque::new(),
+            failed_users: CappedSet::new(p.max_pending_users),
+        }
+    }
+}
+
+/// Judges one bucket whose failures had their chance to recover: learns it, or reports it.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    spec: &Spec,
+    p: &AnomalyParams,
+    pool: &mut PoolState,
+    key: &str,
+    h: u64,
+    ev: &crate::event::SignInEvent,
+    done: &Pending,
+    book: &mut IncidentBook,
+    out: &mut Vec<Finding>,
+) {
+    let summarize: Summarize = PoolFailureAnomaly::summary;
+    // Users whose failure in this bucket never recovered are final now.
+    pool.failed_users.retain_at_least(pack(done.bucket + 1, 0));
+    let unrecovered = done.failures.saturating_sub(done.recovered);
+    let band = pool.series.band(&p.baseline, done.bucket);
+    let anomalous = pool.series.warmed_up(&p.baseline, done.bucket)
+        && unrecovered >= spec.threshold
+        && band.is_none_or(|band| unrecovered as f64 > band.high);
+    if !anomalous {
+        pool.series.record(&p.baseline, done.bucket, unrecovered as f64);
+        return;
+    }
+    let evidence = |inc: &mut Incident| {
+        if let Some(band) = &band {
+            inc.extra.insert("unrecovered_failures_per_bucket".into(), band_evidence(band, unrecovered as f64));
+        }
+        inc.extra.insert("bucket".into(), json!(p.baseline.bucket.to_string()));
+        inc.extra.insert("recovered_failures".into(), json!(done.recovered));
+        inc.extra.insert("attempts".into(), json!(done.attempts));
+    };
+    if let Some(inc) = book.get_mut(h) {
+        inc.add_counts(done.first, done.last, unrecovered, 0);
+        evidence(inc);
+        book.rerate(h, spec, summarize, out);
+        return;
+    }
+    let mut inc = Incident::open(spec, key, ev, done.first);
+    inc.detected_at = ev.time;
+    inc.last_seen = done.last;
+    inc.add_counts(done.first, done.last, unrecovered, 0);
+    evidence(&mut inc);
+    inc.severity = spec.severity_at(inc.count);
+    book.open(h, inc, spec, summarize, out);
+}
