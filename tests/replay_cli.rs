@@ -418,6 +418,8 @@ fn exit_codes_agree_across_replay_demo_and_monitor() {
     assert_eq!(out.status.code(), Some(2), "bad arguments");
     let out = Command::new(BIN).args(["monitor", "--follow", "x.log", "--state-dir", under_a_file]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "--state-dir under a regular file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "the cause once: {stderr}");
     let good =
         r#"{"eventTimestamp":"1721237155000","message":{"eventType":"SignIn","eventResponse":"Pass","userName":"u"}}"#;
     let (code, log) = monitor_stopped_after(&format!("{good}\n"), "authwatch monitor:");
