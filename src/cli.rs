@@ -25,7 +25,7 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_REJECTED: i32 = 1;
 /// Exit code: a fatal error (bad arguments, unreadable input or spec, failed write).
 pub const EXIT_FATAL: i32 = 2;
-/// Exit code: `replay --truth` found the findings differ from the ground truth.
+/// Exit code: `replay --truth` or `demo` found the findings differ from the ground truth.
 pub const EXIT_SCORE: i32 = 3;
 
 #[derive(Debug, Parser)]
@@ -123,7 +123,7 @@ pub struct ReplayArgs {
     /// Only events before this time (RFC 3339, or a date YYYY-MM-DD).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Write every rejected record (file, line, reason) here as JSON lines.
+    /// Write every rejected record (file, line, record, reason and its text) here as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
     /// Score the findings against a ground-truth file from `authwatch simulate --truth` (printed with the

@@ -264,6 +264,9 @@ pub struct SignInEvent {
     pub region: Option<String>,
     /// The AWS account the event belongs to (CloudTrail `recipientAccountId`), when the record says.
     pub account: Option<String>,
+    /// The export's `creationDate` is more than a day away from its `eventTimestamp` (AWS's own example
+    /// is a year apart); `time` is the `eventTimestamp`. Counted and said in the replay summary.
+    pub creation_date_disagrees: bool,
     pub event_id: Option<String>,
     pub format: LogFormat,
     pub origin: Origin,
@@ -330,6 +333,7 @@ impl SignInEvent {
             factors: Factors::default(),
             region: None,
             account: None,
+            creation_date_disagrees: false,
             event_id: None,
             format: LogFormat::CognitoUserActivity,
             origin,

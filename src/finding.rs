@@ -58,6 +58,11 @@ pub struct Finding {
     /// The source address (or IPv6 prefix); for a user-keyed finding, the main source address.
     pub ip: Option<String>,
     pub user_pool_id: Option<String>,
+    /// The AWS Region the incident's events were logged in (CloudTrail `awsRegion`, or the monitored log
+    /// group's), null when unknown: a replicated user pool has one id in several Regions.
+    pub region: Option<String>,
+    /// The AWS account (CloudTrail `recipientAccountId`), null when the log does not say.
+    pub account: Option<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     /// Event time of the event that crossed the threshold.

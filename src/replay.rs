@@ -76,10 +76,15 @@ pub struct ReplayConfig {
 pub struct ReplayReport {
     pub files: u64,
     pub bytes: u64,
-    /// Raw records read (lines, or whole documents).
+    /// Lines and whole documents read (what the summary calls "line(s) or document(s)").
     pub records: u64,
-    /// Sign-in events decoded.
+    /// Events decoded: sign-ins and the other user-pool activity.
     pub events: u64,
+    /// Of the events, sign-in attempts.
+    pub sign_ins: u64,
+    /// Of the events, user-activity events whose `creationDate` is more than a day from `eventTimestamp`
+    /// (the event time used).
+    pub creation_date_disagreements: u64,
     pub skipped: BTreeMap<&'static str, u64>,
     pub rejected: u64,
     /// Decoded events outside `--since`/`--until`.
@@ -97,6 +102,12 @@ pub struct ReplayReport {
 impl ReplayReport {
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
+    }
+
+    /// The log records the lines and documents held: each decoded to an event, skipped or rejected (a
+    /// CloudTrail file is one document holding many records).
+    pub fn records_within(&self) -> u64 {
+        self.events + self.skipped_total() + self.rejected
     }
 }
 
@@ -319,7 +330,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
                 Err(e) => {
                     finished[file] = true;
                     let name: Arc<str> = Arc::from(input.display_name());
-                    let rejection = Rejection { origin: Origin::new(name, 0), reason: format!("cannot read: {e}") };
+                    let rejection = Rejection::new(&Origin::new(name, 0), format!("cannot read: {e}"));
                     if jobs.send(Job { file, seq, items: vec![ReadItem::Rejected(rejection)], eof: true }).is_err() {
                         return;
                     }
@@ -661,6 +672,8 @@ impl<'c, 'h> Feed<'c, 'h> {
         self.progress();
         let tally = std::mem::take(&mut self.intake.tally);
         self.report.events = tally.events;
+        self.report.sign_ins = tally.sign_ins;
+        self.report.creation_date_disagreements = tally.creation_date_disagreements;
         self.report.skipped = tally.skipped;
         self.report.rejected = tally.rejected;
         self.report.out_of_range = tally.out_of_range;

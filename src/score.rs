@@ -140,6 +140,8 @@ mod tests {
             user_sub: None,
             ip: ip.map(str::to_string),
             user_pool_id: Some("us-east-1_Demo0001".into()),
+            region: None,
+            account: None,
             first_seen: at(hours.0),
             last_seen: at(hours.1),
             detected_at: at(hours.0),

@@ -96,23 +96,27 @@ impl Timestamp {
     /// Parses the Java `Date.toString()` text of Cognito's `creationDate`: `Wed Jul 17 17:25:55 UTC 2024`.
     /// Only UTC (or GMT) is accepted: other zone abbreviations are ambiguous.
     pub fn parse_java_date(s: &str) -> Option<Timestamp> {
+        // Every export event carries one: the fixed layout Java writes is read by position, without
+        // splitting (`Www Mmm dd hh:mm:ss UTC yyyy`, 28 bytes); anything else by words.
+        let b = s.as_bytes();
+        if b.len() == 28 && b[3] == b' ' && b[7] == b' ' && b[10] == b' ' && b[19] == b' ' && &b[20..24] == b"UTC " {
+            let hms = &b[11..19];
+            if hms[2] != b':' || hms[5] != b':' {
+                return None;
+            }
+            let t = from_civil(
+                digits(&b[24..28])?,
+                month_number(&b[4..7])?,
+                digits(&b[8..10])?,
+                digits(&hms[0..2])?,
+                digits(&hms[3..5])?,
+                digits(&hms[6..8])?,
+            )?;
+            return Some(Timestamp(t * 1000));
+        }
         let mut it = s.split_ascii_whitespace();
         let _weekday = it.next()?;
-        let month = match it.next()? {
-            "Jan" => 1,
-            "Feb" => 2,
-            "Mar" => 3,
-            "Apr" => 4,
-            "May" => 5,
-            "Jun" => 6,
-            "Jul" => 7,
-            "Aug" => 8,
-            "Sep" => 9,
-            "Oct" => 10,
-            "Nov" => 11,
-            "Dec" => 12,
-            _ => return None,
-        };
+        let month = month_number(it.next()?.as_bytes())?;
         let day: i64 = it.next()?.parse().ok()?;
         let hms = it.next()?.as_bytes();
         if hms.len() != 8 || hms[2] != b':' || hms[5] != b':' {
@@ -285,6 +289,25 @@ impl<'de> serde::Deserialize<'de> for Span {
     }
 }
 
+/// `Jan` → 1 ... `Dec` → 12.
+fn month_number(name: &[u8]) -> Option<i64> {
+    Some(match name {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
+}
+
 fn digits(b: &[u8]) -> Option<i64> {
     let mut v = 0i64;
     for &c in b {
@@ -369,6 +392,16 @@ mod tests {
             Timestamp::parse_java_date("Mon Mar 02 12:27:41 UTC 2026").unwrap().to_java_date(),
             "Mon Mar 02 12:27:41 UTC 2026"
         );
+        // The fixed layout is read by position, anything else by words, to the same result.
+        assert_eq!(Timestamp::parse_java_date("Wed Jul 17 17:25:55 GMT 2024"), Some(t));
+        assert_eq!(Timestamp::parse_java_date("Wed  Jul 17 17:25:55 UTC 2024"), Some(t));
+        assert_eq!(Timestamp::parse_java_date("Wed Jul 17 17:25:55 UTC 2024 "), Some(t));
+        for bad in ["Wed Jul 32 17:25:55 UTC 2024", "Wed Jul 17 17-25-55 UTC 2024", "Wed Jul 1x 17:25:55 UTC 2024"] {
+            assert_eq!(Timestamp::parse_java_date(bad), None, "{bad}");
+        }
+        // Non-ASCII where the layout has fixed fields: refused, not sliced inside a character.
+        assert_eq!(Timestamp::parse_java_date("Wed Jé 17 17:25:55 UTC 2024"), None);
+        assert_eq!(Timestamp::parse_java_date("Wed Jul 17 17:2é:5 UTC 2024"), None);
     }
 
     #[test]

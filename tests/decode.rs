@@ -26,7 +26,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 fn render_event(e: &SignInEvent) -> String {
     format!(
         "event {} {} {} {} reason={} name={} pool={} client={} user={} sub={} ip={} city={} country={} \
-         device={} risk={}/{}/{} id={} format={}",
+         device={} risk={}/{}/{} id={} format={} region={} account={}{}",
         e.origin,
         e.time,
         e.kind.as_str(),
@@ -46,6 +46,9 @@ fn render_event(e: &SignInEvent) -> String {
         opt(&e.risk.compromised_credentials),
         opt(&e.event_id),
         e.format.as_str(),
+        opt(&e.region),
+        opt(&e.account),
+        if e.creation_date_disagrees { " creation_date_disagrees" } else { "" },
     )
 }
 

@@ -326,3 +326,104 @@ fn every_bad_spec_file_is_named_in_full_on_lines_of_its_own() {
     assert!(named("account_takeover.toml: ") && named("cognito_risk.toml: "), "{err}");
     assert!(err.contains("bogus_field") && err.contains("duplicate key `params`"), "{err}");
 }
+
+/// Runs `authwatch ARGS` with standard error to a file in `dir`, for a daemon the test stops itself.
+fn spawn(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let log = dir.join("stderr.log");
+    let child = Command::new(BIN)
+        .args(args)
+        .env("AUTHWATCH_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start authwatch");
+    (child, log)
+}
+
+/// Polls until `ok` holds (every 100 ms, for at most a minute: a bound for a hung run, not a wait).
+fn wait_for(mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ok()
+}
+
+/// The monitor, following `lines` written to a file, stopped with SIGTERM once its log shows `ready`.
+fn monitor_stopped_after(lines: &str, ready: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let followed = dir.path().join("cognito.log");
+    std::fs::write(&followed, lines).unwrap();
+    let state = dir.path().join("state");
+    let (mut child, log) = spawn(
+        dir.path(),
+        &[
+            "monitor",
+            "--follow",
+            followed.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--status-interval",
+            "1s",
+            "--drain",
+            "0s",
+        ],
+    );
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let seen = wait_for(|| text().contains(ready));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let code = child.wait().unwrap().code();
+    assert!(seen, "no {ready:?} in the monitor's log:\n{}", text());
+    (code, text())
+}
+
+/// replay, demo and monitor give the same code for the same outcome (README, "Exit codes"): 0 for a clean
+/// run with or without findings, 1 when records were rejected, 2 for bad arguments or input that cannot be
+/// used, 3 for a score that is not perfect (replay --truth, demo: pinned by the truth tests).
+#[test]
+fn exit_codes_agree_across_replay_demo_and_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let under_a_file = a_file.join("x");
+    let under_a_file = under_a_file.to_str().unwrap();
+
+    // replay: findings do not change the code; input that cannot be read is fatal.
+    let out = run(&["replay", fixture("burst_user").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed_login_burst"), "the case has findings");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(run(&["replay", under_a_file]).status.code(), Some(2), "an input under a regular file");
+    assert_eq!(run(&["replay", "--threads", "many"]).status.code(), Some(2), "bad arguments");
+
+    // demo: a clean run with findings is 0 when its score is perfect, 3 (as replay --truth) when not; bad
+    // arguments and an unusable --keep are 2.
+    let out = Command::new(BIN).args(["demo", "--users", "2000"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let score = stdout.lines().find(|l| l.starts_with("score: ")).unwrap_or_else(|| panic!("no score: {stdout}"));
+    let perfect = score.ends_with(" 0 missed, 0 false alarm(s)");
+    assert!(stdout.contains("findings (detected at"), "{stdout}");
+    assert_eq!(out.status.code(), Some(if perfect { 0 } else { 3 }), "{score}");
+    let out = Command::new(BIN).args(["demo", "--users", "many"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad arguments");
+    let out = Command::new(BIN).args(["demo", "--keep", under_a_file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--keep under a regular file");
+
+    // monitor: bad arguments and an unusable state directory are fatal; a stop after a clean run is 0,
+    // after a rejected record 1.
+    let out = Command::new(BIN).args(["monitor", "--follow", "x.log", "--backfill", "soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad arguments");
+    let out = Command::new(BIN).args(["monitor", "--follow", "x.log", "--state-dir", under_a_file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--state-dir under a regular file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "the cause once: {stderr}");
+    let good =
+        r#"{"eventTimestamp":"1721237155000","message":{"eventType":"SignIn","eventResponse":"Pass","userName":"u"}}"#;
+    let (code, log) = monitor_stopped_after(&format!("{good}\n"), "authwatch monitor:");
+    assert_eq!(code, Some(0), "{log}");
+    let (code, log) = monitor_stopped_after(&format!("not json\n{good}\n"), "rejected record");
+    assert_eq!(code, Some(1), "{log}");
+}

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::cli::{engine_settings, load_specs, monitor_config, MonitorArgs, EXIT_OK};
+use crate::cli::{engine_settings, load_specs, monitor_config, MonitorArgs, EXIT_OK, EXIT_REJECTED};
 
 pub fn run(a: &MonitorArgs) -> anyhow::Result<i32> {
     let cfg = monitor_config(a)?;
@@ -22,12 +22,14 @@ pub fn run(a: &MonitorArgs) -> anyhow::Result<i32> {
         let report = crate::monitor::run(cfg, &specs, settings, rx).await?;
         tracing::info!(
             events = report.events,
+            rejected = report.rejected,
             findings = report.findings_closed,
             notifications = report.notifications_sent,
             spooled = report.spooled,
             "monitor stopped"
         );
-        Ok(EXIT_OK)
+        // As replay: a run that rejected records (named in the log, counted in /metrics) exits 1.
+        Ok(if report.rejected > 0 { EXIT_REJECTED } else { EXIT_OK })
     })
 }
 

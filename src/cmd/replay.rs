@@ -62,7 +62,8 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     let mut on_rejection = |r: &crate::decode::Rejection| {
         if let Some(w) = rejects.as_mut() {
             let line = serde_json::json!({
-                "file": &*r.origin.file, "line": r.origin.line, "record": r.origin.record, "reason": r.reason,
+                "file": &*r.origin.file, "line": r.origin.line, "record": r.origin.record,
+                "where": position(&r.origin), "reason": r.reason, "text": r.text,
             });
             if let Err(e) = writeln!(w, "{}", crate::sanitize::json_line(line.to_string())) {
                 reject_error.get_or_insert(e);
@@ -138,6 +139,17 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(if report.rejected > 0 { EXIT_REJECTED } else { EXIT_OK })
+}
+
+/// Where a rejected record is, in words: a line, or a record inside a container whose line is the
+/// container's (a CloudTrail file, a `filter-log-events` page, a subscription payload), not the record's.
+fn position(origin: &crate::event::Origin) -> String {
+    match origin.record {
+        None => format!("line {}", origin.line),
+        Some(i) => {
+            format!("record {i} (counted from 0) inside the document or container that starts on line {}", origin.line)
+        }
+    }
 }
 
 /// A byte-based progress bar on standard error.

@@ -66,6 +66,10 @@ struct HostedRequest<'a> {
     username: Text<'a>,
     #[serde(borrow, default)]
     client_id: Text<'a>,
+    /// The user's sub on pages that know the user (`Confirm_POST`), where `additionalEventData.sub` is
+    /// absent.
+    #[serde(borrow, default)]
+    sub: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,8 +138,8 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.factors = factors;
     event.failure_reason = failure_reason;
     event.event_name = name.to_owned();
-    event.user_sub = additional.sub.owned();
     let hosted_request = additional.request_parameters.unwrap_or_default();
+    event.user_sub = visible(additional.sub.get().or(hosted_request.sub.get())).map(str::to_owned);
     event.user_name = visible(hosted_request.username.get())
         .map(str::to_owned)
         .or_else(|| auth_username(&request))
@@ -148,6 +152,8 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         .or_else(|| pool_from_resources(rec.resources));
     event.ip = rec.source_ip_address.get().and_then(|s| s.trim().parse::<IpAddr>().ok());
     event.device = rec.user_agent.owned();
+    event.region = rec.aws_region.owned();
+    event.account = rec.recipient_account_id.owned();
     event.event_id = rec.event_id.owned();
     event.format = LogFormat::CloudTrail;
     Ok(Decoded::Event(event))
@@ -247,10 +253,21 @@ fn is_refresh(auth_flow: Option<&str>) -> bool {
     matches!(auth_flow, Some("REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN"))
 }
 
-/// Hosted-UI event names vary in case between AWS pages (`Login_POST`, `login_POST`).
+/// Hosted-UI event names vary in case between AWS pages (`Login_POST`, `login_POST`). Sign-ins are the
+/// requests AWS lists as a user submitting a credential: a password (`login_POST`,
+/// `CognitoAuthentication`), a SAML assertion or an OIDC / social IdP's answer at `/saml2/idpresponse`
+/// and `/oauth2/idpresponse` (`SAML2Response_POST`, `OAuth2Response_GET` / `_POST`, with their `Beta_`
+/// forms), a passkey (`login_passkey_POST`) or a passwordless one-time code (`verifyCode_POST`).
 fn hosted_kind(name: &str) -> EventKind {
     match name.to_ascii_lowercase().as_str() {
-        "login_post" | "cognitoauthentication" => EventKind::SignIn,
+        "login_post"
+        | "cognitoauthentication"
+        | "saml2response_post"
+        | "beta_saml2response_post"
+        | "oauth2response_get"
+        | "oauth2response_post"
+        | "login_passkey_post"
+        | "verifycode_post" => EventKind::SignIn,
         "token_post" => EventKind::Token,
         "signup_post" => EventKind::SignUp,
         // The managed-login page that takes the sign-up confirmation code.
@@ -262,7 +279,9 @@ fn hosted_kind(name: &str) -> EventKind {
 
 fn api_outcome(name: &str, auth_flow: Option<&str>, error_code: Option<&str>) -> (Outcome, Option<String>) {
     match error_code {
-        // The first step of SRP or a custom flow only issues a challenge.
+        // The first step of SRP or a custom flow only issues a challenge. A choice-based `USER_AUTH` call
+        // (passwordless, passkey) that issued one counts as success, like a password answered with an MFA
+        // challenge, as the generated CloudWatch patterns count it; its factors say no password was checked.
         None if matches!(name, "InitiateAuth" | "AdminInitiateAuth")
             && matches!(auth_flow, Some("USER_SRP_AUTH" | "CUSTOM_AUTH")) =>
         {
@@ -369,6 +388,7 @@ mod tests {
     fn first_srp_step_is_in_progress_not_success() {
         assert_eq!(api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), None), (Outcome::InProgress, None));
         assert_eq!(api_outcome("InitiateAuth", Some("CUSTOM_AUTH"), None), (Outcome::InProgress, None));
+        assert_eq!(api_outcome("InitiateAuth", Some("USER_AUTH"), None), (Outcome::Success, None));
         assert_eq!(api_outcome("InitiateAuth", Some("USER_PASSWORD_AUTH"), None), (Outcome::Success, None));
         assert_eq!(
             api_outcome("InitiateAuth", Some("USER_SRP_AUTH"), Some("NotAuthorizedException")),
@@ -385,6 +405,20 @@ mod tests {
         assert_eq!(hosted_kind("TOKEN_POST"), EventKind::Token);
         assert_eq!(hosted_kind("Signup_POST"), EventKind::SignUp);
         assert_eq!(hosted_kind("Login_GET"), EventKind::Other);
+        for federated_or_passwordless in [
+            "SAML2Response_POST",
+            "Beta_SAML2Response_POST",
+            "OAuth2Response_GET",
+            "OAuth2Response_POST",
+            "login_passkey_POST",
+            "verifyCode_POST",
+        ] {
+            assert_eq!(hosted_kind(federated_or_passwordless), EventKind::SignIn, "{federated_or_passwordless}");
+        }
+        // Pages and steps that check no credential of their own.
+        for other in ["OAuth2_Authorize_GET", "Login_OIDC_SAML_POST", "login_continue_POST", "passkeys_add_POST"] {
+            assert_eq!(hosted_kind(other), EventKind::Other, "{other}");
+        }
     }
 
     fn status(json: &str, error_code: Option<&str>) -> (Outcome, Option<String>) {

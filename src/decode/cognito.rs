@@ -11,7 +11,7 @@ use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
 use crate::time::Timestamp;
 
 /// The flat `message` object. Every scalar is documented as a string; [`Text`] also takes numbers and
-/// booleans. Fields not listed (`creationDate`, `requestId`...) are ignored.
+/// booleans. Fields not listed (`requestId`, `idpName`...) are ignored.
 #[derive(Deserialize, Default)]
 struct Message<'a> {
     #[serde(rename = "eventId", borrow, default)]
@@ -28,6 +28,10 @@ struct Message<'a> {
     client_id: Text<'a>,
     #[serde(rename = "eventResponse", borrow, default)]
     event_response: Text<'a>,
+    /// Java date text (`Wed Jul 17 17:25:55 UTC 2024`), to the second; only compared with
+    /// `eventTimestamp`, which is the event time.
+    #[serde(rename = "creationDate", borrow, default)]
+    creation_date: Text<'a>,
     #[serde(rename = "riskLevel", borrow, default)]
     risk_level: Text<'a>,
     #[serde(rename = "riskDecision", borrow, default)]
@@ -108,6 +112,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         compromised_credentials: boolean(msg.compromised_credential_detected.get()),
     };
     event.factors = msg.challenges.0;
+    event.creation_date_disagrees = creation_date_disagrees(time, msg.creation_date.get());
     event.event_id = msg.event_id.owned();
     event.format = LogFormat::CognitoUserActivity;
     Ok(Decoded::Event(event))
@@ -143,6 +148,20 @@ fn event_time(field: &Text) -> Result<Timestamp, String> {
     Ok(time)
 }
 
+/// How far `creationDate` may be from `eventTimestamp` before the two are said to disagree: more than any
+/// delivery delay or clock skew, so only a record whose two times name different events' days counts.
+const CREATION_DATE_TOLERANCE_MS: i64 = 24 * 3600 * 1000;
+
+/// Whether the message's `creationDate` names a time more than [`CREATION_DATE_TOLERANCE_MS`] from the
+/// event time. AWS's own documented example has them a year apart; `eventTimestamp` is kept as the event
+/// time (it is the envelope's, the one CloudWatch Logs orders by), and the disagreement is counted so the
+/// summary can say so. A missing or unreadable `creationDate` says nothing.
+fn creation_date_disagrees(time: Timestamp, creation_date: Option<&str>) -> bool {
+    creation_date
+        .and_then(Timestamp::parse_java_date)
+        .is_some_and(|created| (created.0 - time.0).abs() > CREATION_DATE_TOLERANCE_MS)
+}
+
 fn boolean(s: Option<&str>) -> Option<bool> {
     match s? {
         "true" | "True" | "TRUE" => Some(true),
@@ -174,6 +193,24 @@ mod tests {
         assert_eq!(time("null"), Err("missing `eventTimestamp`".into()));
         assert!(time(r#""1721237155""#).unwrap_err().contains("outside the plausible range"));
         assert!(time(r#""soon""#).unwrap_err().starts_with("`eventTimestamp` 'soon'"));
+    }
+
+    #[test]
+    fn creation_date_more_than_a_day_from_the_event_time_disagrees() {
+        // AWS's documented example: eventTimestamp 1687297330677 (2023-06-20), creationDate 2024-07-17.
+        assert!(creation_date_disagrees(Timestamp(1_687_297_330_677), Some("Wed Jul 17 17:25:55 UTC 2024")));
+        let t = Timestamp(1_721_237_155_000);
+        assert!(!creation_date_disagrees(t, Some("Wed Jul 17 17:25:55 UTC 2024")));
+        assert!(!creation_date_disagrees(
+            Timestamp(t.0 + CREATION_DATE_TOLERANCE_MS),
+            Some("Wed Jul 17 17:25:55 UTC 2024")
+        ));
+        assert!(creation_date_disagrees(
+            Timestamp(t.0 + CREATION_DATE_TOLERANCE_MS + 1),
+            Some("Wed Jul 17 17:25:55 UTC 2024")
+        ));
+        assert!(!creation_date_disagrees(t, Some("yesterday")));
+        assert!(!creation_date_disagrees(t, None));
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub(super) trait Visit {
     fn skip(&mut self, at: &Origin, why: SkipReason);
     /// A part that cannot be read, located.
     fn reject(&mut self, at: &Origin, reason: String);
+    /// One record (a container's element, an EventBridge event) that cannot be read, with its text.
+    fn reject_record(&mut self, at: &Origin, reason: String, _text: &str) {
+        self.reject(at, reason);
+    }
 }
 
 /// Walks one record's bytes (a line, or a whole document), calling `visit` at each end, in order.
@@ -172,15 +176,21 @@ impl<V: Visit> Walk<'_, V> {
         let at = origin.with_record(i);
         let record = match serde_json::from_str::<LookupEvent>(item.get()) {
             Ok(LookupEvent { cloud_trail_event: Some(Text(Some(record))) }) => record,
-            Ok(_) => return self.visit.reject(&at, format!("`Events[{i}]` has no `CloudTrailEvent`")),
-            Err(e) => return self.visit.reject(&at, format!("`Events[{i}]` is not a lookup-events event: {e}")),
+            Ok(_) => {
+                return self.visit.reject_record(&at, format!("`Events[{i}]` has no `CloudTrailEvent`"), item.get())
+            }
+            Err(e) => {
+                let reason = format!("`Events[{i}]` is not a lookup-events event: {e}");
+                return self.visit.reject_record(&at, reason, item.get());
+            }
         };
         if self.visit.take_as_is(&record, &at) {
             return;
         }
         // Checked here so the reason names the field: the walk would only say "invalid JSON".
         if let Err(e) = serde_json::from_str::<IgnoredAny>(&record) {
-            return self.visit.reject(&at, format!("`Events[{i}].CloudTrailEvent` is not a JSON record: {e}"));
+            let reason = format!("`Events[{i}].CloudTrailEvent` is not a JSON record: {e}");
+            return self.visit.reject_record(&at, reason, &record);
         }
         self.json(record.trim(), &at, depth + 1);
     }
@@ -198,7 +208,8 @@ impl<V: Visit> Walk<'_, V> {
         }
         if !detail.get().starts_with('{') {
             let kind = json_kind(detail.get());
-            return self.visit.reject(origin, format!("EventBridge event's `detail` is {kind}, expected an object"));
+            let reason = format!("EventBridge event's `detail` is {kind}, expected an object");
+            return self.visit.reject_record(origin, reason, text);
         }
         self.json(detail.get(), origin, depth + 1);
     }
@@ -249,9 +260,11 @@ impl<V: Visit> Walk<'_, V> {
         let message = match serde_json::from_str::<LogEvent>(item.get()) {
             Ok(LogEvent { message: Some(m) }) => m,
             Ok(LogEvent { message: None }) => {
-                return self.visit.reject(&at, format!("`{field}[{i}]` has no `message`"));
+                return self.visit.reject_record(&at, format!("`{field}[{i}]` has no `message`"), item.get());
             }
-            Err(e) => return self.visit.reject(&at, format!("`{field}[{i}]` is not a log event: {e}")),
+            Err(e) => {
+                return self.visit.reject_record(&at, format!("`{field}[{i}]` is not a log event: {e}"), item.get())
+            }
         };
         match message.get().as_bytes().first() {
             // The documented form: the event JSON as a string.
@@ -261,8 +274,8 @@ impl<V: Visit> Walk<'_, V> {
                         self.bytes(s.as_bytes(), &at, depth + 1);
                     }
                 }
-                Ok(Text(None)) => self.visit.reject(&at, format!("`{field}[{i}].message` is empty")),
-                Err(e) => self.visit.reject(&at, format!("`{field}[{i}].message`: {e}")),
+                Ok(Text(None)) => self.visit.reject_record(&at, format!("`{field}[{i}].message` is empty"), item.get()),
+                Err(e) => self.visit.reject_record(&at, format!("`{field}[{i}].message`: {e}"), item.get()),
             },
             // Tolerated: the event inlined as an object.
             Some(b'{') => {

@@ -29,12 +29,32 @@ use serde_json::value::RawValue;
 use self::envelope::Visit;
 use crate::event::{LogFormat, Origin, SignInEvent};
 
+/// How many bytes `c` takes in a JSON line of `--rejects` (`sanitize::json_line` writes every dangerous
+/// character as `\uXXXX`, surrogate pairs beyond the BMP).
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' => 2,
+        c if crate::sanitize::is_dangerous(c) => 6 * c.len_utf16(),
+        c => c.len_utf8(),
+    }
+}
+
 /// A record that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub origin: Origin,
     pub reason: String,
+    /// The record's own text, cut at [`MAX_REJECTED_TEXT_CHARS`], when it was read as text (`--rejects`
+    /// lists it); None when it could not be (an over-long line, invalid UTF-8, broken gzip) or when the
+    /// rejection is about a container as a whole.
+    pub text: Option<String>,
 }
+
+/// Most bytes of a rejected record's text kept for `--rejects`, counted as written there (JSON-escaped,
+/// dangerous characters as `\uXXXX`): a Cognito user-activity event (about 900 bytes) fits whole, a
+/// CloudTrail record shows its identifying first fields, and a `--rejects` line stays short enough to read
+/// (a crafted megabyte-long record is not copied).
+pub const MAX_REJECTED_TEXT_BYTES: usize = 1_000;
 
 /// Longest rejection reason kept. Reasons quote the record (serde's messages quote a mistyped string
 /// whole); the cap keeps a crafted record from turning into a huge error line.
@@ -47,7 +67,21 @@ impl Rejection {
             reason.truncate(at);
             reason.push_str("…[cut]");
         }
-        Rejection { origin: origin.clone(), reason }
+        Rejection { origin: origin.clone(), reason, text: None }
+    }
+
+    /// The same, keeping the rejected record's text (cut at [`MAX_REJECTED_TEXT_BYTES`] as written).
+    pub fn with_text(mut self, text: &str) -> Rejection {
+        let mut written = 0;
+        let cut = text.char_indices().find_map(|(at, c)| {
+            written += escaped_len(c);
+            (written > MAX_REJECTED_TEXT_BYTES).then_some(at)
+        });
+        self.text = Some(match cut {
+            None => text.to_owned(),
+            Some(at) => format!("{}…[{} bytes]", &text[..at], text.len()),
+        });
+        self
     }
 }
 
@@ -130,12 +164,17 @@ struct Events<'o> {
 
 impl Visit for Events<'_> {
     #[inline]
-    fn object(&mut self, rec: &Record, _text: &str, at: &Origin) {
-        (self.out)(decode_event_object(rec, at, self.forced));
+    fn object(&mut self, rec: &Record, text: &str, at: &Origin) {
+        let mut decoded = decode_event_object(rec, at, self.forced);
+        // In place: an event is not moved again on its way out.
+        if let Decoded::Rejected(r) = &mut decoded {
+            *r = std::mem::replace(r, Rejection::new(at, "")).with_text(text);
+        }
+        (self.out)(decoded);
     }
 
-    fn not_object(&mut self, _text: &str, at: &Origin, why: impl FnOnce() -> String) {
-        self.reject(at, why());
+    fn not_object(&mut self, text: &str, at: &Origin, why: impl FnOnce() -> String) {
+        (self.out)(Decoded::Rejected(Rejection::new(at, why()).with_text(text)));
     }
 
     /// Decoding opens everything: a log event's message and a `Records` element are records to decode.
@@ -149,6 +188,10 @@ impl Visit for Events<'_> {
 
     fn reject(&mut self, at: &Origin, reason: String) {
         (self.out)(Decoded::Rejected(Rejection::new(at, reason)));
+    }
+
+    fn reject_record(&mut self, at: &Origin, reason: String, text: &str) {
+        (self.out)(Decoded::Rejected(Rejection::new(at, reason).with_text(text)));
     }
 }
 
@@ -188,6 +231,10 @@ struct Record<'a> {
     user_agent: Text<'a>,
     #[serde(rename = "eventID", borrow, default)]
     event_id: Text<'a>,
+    #[serde(rename = "awsRegion", borrow, default)]
+    aws_region: Text<'a>,
+    #[serde(rename = "recipientAccountId", borrow, default)]
+    recipient_account_id: Text<'a>,
     #[serde(rename = "requestParameters", borrow, default)]
     request_parameters: Option<&'a RawValue>,
     #[serde(rename = "responseElements", borrow, default)]
@@ -468,6 +515,35 @@ mod tests {
         let r = Rejection::new(&origin, format!("invalid type: string \"{}\"", "x".repeat(10_000)));
         assert_eq!(r.reason.chars().count(), MAX_REASON_CHARS + "…[cut]".chars().count());
         assert!(r.reason.ends_with("…[cut]"));
+    }
+
+    #[test]
+    fn a_rejected_records_text_is_kept_and_cut() {
+        let origin = Origin::new("a.json".into(), 1);
+        let mut got = Vec::new();
+        decode_record(br#"{"eventTimestamp":"soon","message":{"eventType":"SignIn"}}"#, &origin, None, &mut |d| {
+            got.push(d)
+        });
+        let [Decoded::Rejected(r)] = &got[..] else { panic!("{got:?}") };
+        assert_eq!(r.text.as_deref(), Some(r#"{"eventTimestamp":"soon","message":{"eventType":"SignIn"}}"#));
+        for filler in ["x", "\"", "\u{202e}", "é"] {
+            let long = format!("not json {}", filler.repeat(2 * MAX_REJECTED_TEXT_BYTES));
+            let mut got = Vec::new();
+            decode_record(long.as_bytes(), &origin, None, &mut |d| got.push(d));
+            let [Decoded::Rejected(r)] = &got[..] else { panic!("{got:?}") };
+            let text = r.text.as_deref().unwrap();
+            let marker = format!("…[{} bytes]", long.len());
+            let kept = text.strip_suffix(&marker).unwrap_or_else(|| panic!("{filler:?}: no cut marker"));
+            let written = serde_json::to_string(kept).unwrap();
+            let written = crate::sanitize::json_line(written);
+            assert!(written.len() - 2 <= MAX_REJECTED_TEXT_BYTES, "{filler:?}: {} bytes written", written.len());
+            assert!(written.len() - 2 > MAX_REJECTED_TEXT_BYTES - 12, "{filler:?}: cut too early");
+        }
+        // A container-level rejection has no one record's text.
+        let mut got = Vec::new();
+        decode_record(br#"{"Records":"nope"}"#, &origin, None, &mut |d| got.push(d));
+        let [Decoded::Rejected(r)] = &got[..] else { panic!("{got:?}") };
+        assert_eq!(r.text, None);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Incident {
     pub user_name: Option<String>,
     pub user_sub: Option<String>,
     pub user_pool_id: Option<String>,
+    /// The AWS Region and account of the opening event (or of the first later one that names them).
+    pub region: Option<String>,
+    pub account: Option<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub detected_at: Timestamp,
@@ -66,6 +69,8 @@ impl Incident {
                 (spec.key == KeyKind::Pool && !key.starts_with("app client "))
                     .then(|| key.split('@').next().unwrap_or(key).to_string())
             }),
+            region: ev.region.clone(),
+            account: ev.account.clone(),
             first_seen: first_seen.min(ev.time),
             last_seen: ev.time,
             detected_at: ev.time,
@@ -151,6 +156,12 @@ impl Incident {
         if self.user_pool_id.is_none() {
             self.user_pool_id.clone_from(&ev.user_pool_id);
         }
+        if self.region.is_none() {
+            self.region.clone_from(&ev.region);
+        }
+        if self.account.is_none() {
+            self.account.clone_from(&ev.account);
+        }
     }
 
     pub fn distinct(&self) -> u64 {
@@ -209,6 +220,8 @@ impl Incident {
             user_sub: if spec.key == KeyKind::User { self.user_sub.clone() } else { None },
             ip,
             user_pool_id: self.user_pool_id.clone(),
+            region: self.region.clone(),
+            account: self.account.clone(),
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             detected_at: self.detected_at,

@@ -22,6 +22,16 @@ use crate::sink::{Flushed, Sink, SinkError};
 use crate::source::SourceMsg;
 use crate::time::{Span, Timestamp};
 
+/// Gives an event whose record names no Region the Region of the log group it was read from: a
+/// replicated pool's export keeps one pool id in every Region, and only the log group tells them apart.
+fn fill_region(d: &mut Decoded, source_region: Option<&String>) {
+    if let (Decoded::Event(ev), Some(region)) = (d, source_region) {
+        if ev.region.is_none() {
+            ev.region = Some(region.clone());
+        }
+    }
+}
+
 /// The loop's state.
 pub(super) struct Monitor {
     pub(super) cfg: MonitorConfig,
@@ -33,6 +43,9 @@ pub(super) struct Monitor {
     pub(super) metrics: Arc<Metrics>,
     /// Per source: its name and the wall time it has caught up to.
     pub(super) sources: Vec<(String, Option<i64>)>,
+    /// Per source, by index: the AWS Region its records come from (a log group's), given to events whose
+    /// record names none (the user-activity export); None for a followed file.
+    pub(super) source_regions: Vec<Option<String>>,
     /// Counts decoded records and leaves out events before the start point.
     pub(super) intake: Intake,
     /// Event time up to which events went to the engine.
@@ -119,7 +132,8 @@ impl Monitor {
                     }
                     let mut decoded = Vec::new();
                     decode_record(&r.bytes, &r.origin, self.cfg.format, &mut |d| decoded.push(d));
-                    for d in decoded {
+                    for mut d in decoded {
+                        fill_region(&mut d, self.source_regions.get(source).and_then(Option::as_ref));
                         self.on_decoded(d);
                     }
                 }
@@ -407,6 +421,7 @@ mod tests {
             sinks: Vec::new(),
             metrics: Metrics::new(),
             sources: vec![("a".into(), None), ("b".into(), None)],
+            source_regions: vec![None, None],
             intake: Intake::new(Some(Timestamp(T0 - 60_000)), None),
             fed_ms: None,
             dirty: true,
@@ -428,6 +443,37 @@ mod tests {
         let origin = crate::event::Origin::new("test".into(), 1);
         let records = vec![LiveRecord { bytes: line.into_bytes(), origin, ingest_delay_ms: None, rejected: None }];
         SourceMsg::Records { source, records, newest_ms: Some(ms) }
+    }
+
+    #[test]
+    fn an_event_without_a_region_takes_its_log_groups() {
+        let origin = crate::event::Origin::new("logs:g/s".into(), 1);
+        let event = |region: Option<&str>| {
+            let mut ev = crate::event::SignInEvent::new(
+                Timestamp(T0),
+                crate::event::EventKind::SignIn,
+                crate::event::Outcome::Success,
+                origin.clone(),
+            );
+            ev.region = region.map(str::to_owned);
+            Decoded::Event(ev)
+        };
+        let region_of = |d: &Decoded| match d {
+            Decoded::Event(ev) => ev.region.clone(),
+            _ => None,
+        };
+        let eu = "eu-west-1".to_string();
+        let mut export = event(None);
+        fill_region(&mut export, Some(&eu));
+        assert_eq!(region_of(&export).as_deref(), Some("eu-west-1"));
+        // CloudTrail's own awsRegion stays: a trail's log group can gather several Regions.
+        let mut trail = event(Some("us-east-1"));
+        fill_region(&mut trail, Some(&eu));
+        assert_eq!(region_of(&trail).as_deref(), Some("us-east-1"));
+        // A followed file has no Region of its own.
+        let mut followed = event(None);
+        fill_region(&mut followed, None);
+        assert_eq!(region_of(&followed), None);
     }
 
     fn caught_up(source: usize, until_ms: i64) -> SourceMsg {

@@ -124,6 +124,8 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone, Default)]
 pub struct MonitorReport {
     pub events: u64,
+    /// Records that could not be decoded in this run (the exit code says whether there were any).
+    pub rejected: u64,
     pub findings_closed: u64,
     pub notifications_sent: u64,
     pub spooled: usize,
@@ -199,7 +201,8 @@ pub async fn run_with_clock(
     let (sinks, publisher) = choose_sinks(&cfg, out, sdk.as_ref(), &cp, &state, &metrics, clock);
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
     let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx)));
-    let Sources { rx, names: sources, tasks: source_tasks } = start_sources(&cfg, sdk.as_ref(), start_ms, &stop_rx);
+    let Sources { rx, names: sources, regions: source_regions, tasks: source_tasks } =
+        start_sources(&cfg, sdk.as_ref(), start_ms, &stop_rx);
 
     let resumed_watermark = cp.watermark_ms;
     let mut m = Monitor {
@@ -211,6 +214,7 @@ pub async fn run_with_clock(
         sinks,
         metrics: metrics.clone(),
         sources,
+        source_regions,
         intake: Intake::new(Some(Timestamp(start_ms)), None),
         fed_ms: None,
         dirty: true,
@@ -244,6 +248,7 @@ pub async fn run_with_clock(
     final_save?;
     Ok(MonitorReport {
         events: metrics.events.load(Ordering::Relaxed),
+        rejected: metrics.rejected.load(Ordering::Relaxed),
         findings_closed: metrics.findings_closed.load(Ordering::Relaxed),
         notifications_sent: metrics.notifications_sent.load(Ordering::Relaxed),
         spooled: metrics.spooled.load(Ordering::Relaxed).max(0) as usize,
@@ -334,6 +339,8 @@ struct Sources {
     rx: mpsc::Receiver<SourceMsg>,
     /// Per source, by index: its name, and the wall time it has caught up to (none yet).
     names: Vec<(String, Option<i64>)>,
+    /// Per source, by index: the Region of a log group (the SDK's), None for a followed file.
+    regions: Vec<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -346,6 +353,7 @@ fn start_sources(
 ) -> Sources {
     let (tx, rx) = mpsc::channel::<SourceMsg>(SOURCE_CHANNEL);
     let mut sources = Vec::new();
+    let mut regions = Vec::new();
     let mut tasks = Vec::new();
     if let (false, Some(sdk)) = (cfg.log_groups.is_empty(), sdk) {
         let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
@@ -360,14 +368,16 @@ fn start_sources(
             };
             let idx = sources.len();
             sources.push((format!("logs:{g}"), None));
+            regions.push(sdk.region().map(|r| r.to_string()));
             tasks.push(tokio::spawn(cloudwatch::run(client.clone(), c, idx, tx.clone(), stop.clone())));
         }
     }
     for p in &cfg.follow {
         let idx = sources.len();
         sources.push((format!("file:{}", p.display()), None));
+        regions.push(None);
         let poll = cfg.poll.min(FOLLOW_POLL_MAX);
         tasks.push(tokio::spawn(follow::run(p.clone(), poll, idx, tx.clone(), stop.clone())));
     }
-    Sources { rx, names: sources, tasks }
+    Sources { rx, names: sources, regions, tasks }
 }

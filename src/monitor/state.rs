@@ -86,12 +86,10 @@ impl Checkpoint {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{}: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is in the message and not also a `source`: shown with its chain (`{:#}`), it printed twice
+    // ("…/st: Not a directory (os error 20): Not a directory (os error 20)").
+    #[error("{}: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: corrupt checkpoint: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -104,7 +102,7 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn open(dir: &Path) -> Result<StateDir, StateError> {
-        fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_path_buf(), source })?;
+        fs::create_dir_all(dir).map_err(|error| StateError::Io { path: dir.to_path_buf(), error })?;
         Ok(StateDir { dir: dir.to_path_buf() })
     }
 
@@ -143,7 +141,7 @@ impl StateDir {
     /// Saves the checkpoint atomically (temp file, fsync, rename, directory fsync).
     pub fn save(&self, cp: &Checkpoint) -> Result<(), StateError> {
         let body =
-            serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), source: e.into() })?;
+            serde_json::to_vec(cp).map_err(|e| StateError::Io { path: self.file("state.json"), error: e.into() })?;
         let path = self.file("state.json");
         if path.exists() {
             // Keep the previous good checkpoint: the fallback if this one is ever found corrupt. A hard
@@ -192,7 +190,7 @@ fn read_framed(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StateError::Io { path: path.to_path_buf(), source }),
+        Err(error) => return Err(StateError::Io { path: path.to_path_buf(), error }),
     };
     let corrupt = |reason: &str| StateError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() };
     let nl = data.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line"))?;
@@ -222,9 +220,9 @@ fn write_framed(path: &Path, body: &[u8]) -> Result<(), StateError> {
     if let Err(source) = write() {
         // A full disk: do not leave a partial temp file holding the space the next attempt needs.
         let _ = fs::remove_file(&tmp);
-        return Err(StateError::Io { path: tmp, source });
+        return Err(StateError::Io { path: tmp, error: source });
     }
-    fs::rename(&tmp, path).map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
+    fs::rename(&tmp, path).map_err(|error| StateError::Io { path: path.to_path_buf(), error })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -295,6 +293,8 @@ mod tests {
             user_sub: None,
             ip: None,
             user_pool_id: None,
+            region: None,
+            account: None,
             first_seen: Timestamp(0),
             last_seen: Timestamp(0),
             detected_at: Timestamp(0),

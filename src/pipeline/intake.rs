@@ -5,13 +5,19 @@
 use std::collections::BTreeMap;
 
 use crate::decode::Decoded;
+use crate::event::EventKind;
 use crate::time::Timestamp;
 
 /// What came out of the decoders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Sign-in events decoded, in range or not.
+    /// Events decoded (sign-ins and the other user-pool activity), in range or not.
     pub events: u64,
+    /// Of those, sign-in attempts (`EventKind::SignIn`).
+    pub sign_ins: u64,
+    /// Of those, user-activity events whose `creationDate` is more than a day from `eventTimestamp` (the
+    /// event time used).
+    pub creation_date_disagreements: u64,
     /// Records without sign-in activity, by reason.
     pub skipped: BTreeMap<&'static str, u64>,
     /// Records that could not be decoded.
@@ -46,6 +52,8 @@ impl Intake {
         match d {
             Decoded::Event(ev) => {
                 self.tally.events += 1;
+                self.tally.sign_ins += u64::from(ev.kind == EventKind::SignIn);
+                self.tally.creation_date_disagreements += u64::from(ev.creation_date_disagrees);
                 let before = self.since.is_some_and(|s| ev.time < s);
                 let after = self.until.is_some_and(|u| ev.time >= u);
                 if before || after {
@@ -84,12 +92,25 @@ mod tests {
         let admitted: Vec<bool> = [9, 10, 19, 20].into_iter().map(|t| intake.admit(&event(t))).collect();
         assert_eq!(admitted, [false, true, true, false], "since is in the range, until is not");
         let origin = Origin::new(Arc::from("f"), 2);
-        assert!(!intake.admit(&Decoded::Rejected(Rejection { origin, reason: "bad".into() })));
+        assert!(!intake.admit(&Decoded::Rejected(Rejection::new(&origin, "bad"))));
         let skip = SkipReason::OtherService;
         assert!(!intake.admit(&Decoded::Skipped(skip)));
         assert!(!intake.admit(&Decoded::Skipped(skip)));
         let t = &intake.tally;
         assert_eq!((t.events, t.out_of_range, t.rejected, t.skipped_total()), (4, 2, 1, 2));
+        assert_eq!((t.sign_ins, t.creation_date_disagreements), (4, 0));
         assert_eq!(t.skipped.get(skip.as_str()), Some(&2));
+    }
+
+    #[test]
+    fn sign_ins_and_creation_date_disagreements_are_counted_among_the_events() {
+        let mut intake = Intake::new(None, None);
+        let origin = Origin::new(Arc::from("f"), 1);
+        let mut sign_up = SignInEvent::new(Timestamp(5), EventKind::SignUp, crate::event::Outcome::InProgress, origin);
+        sign_up.creation_date_disagrees = true;
+        intake.admit(&Decoded::Event(sign_up));
+        intake.admit(&event(6));
+        let t = &intake.tally;
+        assert_eq!((t.events, t.sign_ins, t.creation_date_disagreements), (2, 1, 1));
     }
 }

@@ -72,8 +72,22 @@ pub fn render(r: &ReplayReport) -> String {
     let mut s = String::new();
     let secs = r.elapsed_secs.max(1e-9);
     let _ = writeln!(s, "authwatch replay summary");
-    let _ = writeln!(s, "  input       {} file(s), {}, {} record(s)", r.files, human_bytes(r.bytes), r.records);
-    let _ = writeln!(s, "  decoded     {} sign-in event(s)", r.events);
+    let _ = writeln!(
+        s,
+        "  input       {} file(s), {}: {} line(s) or document(s) holding {} record(s)",
+        r.files,
+        human_bytes(r.bytes),
+        r.records,
+        r.records_within()
+    );
+    let _ = writeln!(s, "  decoded     {} event(s), {} of them sign-ins", r.events, r.sign_ins);
+    if r.creation_date_disagreements > 0 {
+        let _ = writeln!(
+            s,
+            "  event time  {} event(s) whose creationDate is more than a day from eventTimestamp: eventTimestamp used",
+            r.creation_date_disagreements
+        );
+    }
     if r.skipped_total() > 0 {
         let parts: Vec<String> = r.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let _ = writeln!(s, "  skipped     {} ({})", r.skipped_total(), parts.join(", "));

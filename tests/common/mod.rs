@@ -301,13 +301,18 @@ impl Daemon {
     }
 
     /// SIGTERM and wait for a clean exit.
-    pub fn terminate(mut self) {
+    pub fn terminate(self) {
+        self.terminate_with_code(0);
+    }
+
+    /// SIGTERM and wait for a clean stop with exit code `code` (1: the run rejected records).
+    pub fn terminate_with_code(mut self, code: i32) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "daemon exited with {st}");
+                assert_eq!(st.code(), Some(code), "daemon exited with {st}");
                 return;
             }
             if Instant::now() > deadline {

@@ -180,6 +180,8 @@ mod tests {
             user_sub: None,
             ip: Some("203.0.113.7".into()),
             user_pool_id: None,
+            region: None,
+            account: None,
             first_seen: Timestamp(1_700_000_000_000),
             last_seen: Timestamp(1_700_000_100_000),
             detected_at: Timestamp(1_700_000_050_000),

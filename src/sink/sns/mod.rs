@@ -326,6 +326,8 @@ mod tests {
             user_sub: None,
             ip: None,
             user_pool_id: None,
+            region: None,
+            account: None,
             first_seen: crate::time::Timestamp(0),
             last_seen: crate::time::Timestamp(0),
             detected_at: crate::time::Timestamp(0),
