@@ -248,11 +248,12 @@ impl Rule for DistributedCredentialStuffing {
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
                     if let Some(name) = keys.user_name.or(keys.user) {
                         campaign.takeover(name);
+                        campaign.fill_takeovers(inc);
                     }
                 }
                 _ => return,
             }
-            campaign.fill(inc);
+            campaign.fill_counts(inc);
             book.rerate(key.hash, spec, summarize, out);
             return;
         }
@@ -419,6 +420,16 @@ impl PoolState {
     }
 }
 
+/// Sets a number in the evidence, reusing its entry when it has one.
+fn set_count(extra: &mut Map<String, Value>, key: &str, n: u64) {
+    match extra.get_mut(key) {
+        Some(v) => *v = json!(n),
+        None => {
+            extra.insert(key.to_string(), json!(n));
+        }
+    }
+}
+
 impl Campaign {
     fn takeover(&mut self, account: &str) {
         self.takeover_count += 1;
@@ -427,15 +438,24 @@ impl Campaign {
         }
     }
 
-    /// The finding's figures.
+    /// The finding's figures: all of them when the incident opens.
     fn fill(&self, inc: &mut Incident) {
-        let extra: &mut Map<String, Value> = &mut inc.extra;
-        extra.insert("accounts_tried".into(), json!(self.tried.len()));
-        extra.insert("unknown_names".into(), json!(self.unknown));
-        extra.insert("takeover_count".into(), json!(self.takeover_count));
-        extra.insert("takeovers".into(), json!(self.takeovers));
         if let Some(band) = &self.band {
-            extra.insert("failures_per_bucket".into(), band_evidence(band, self.observed));
+            inc.extra.insert("failures_per_bucket".into(), band_evidence(band, self.observed));
         }
+        self.fill_takeovers(inc);
+        self.fill_counts(inc);
+    }
+
+    /// The takeovers, when one is added.
+    fn fill_takeovers(&self, inc: &mut Incident) {
+        inc.extra.insert("takeover_count".into(), json!(self.takeover_count));
+        inc.extra.insert("takeovers".into(), json!(self.takeovers));
+    }
+
+    /// The counts that change with every campaign event, updated in place (no allocation per event).
+    fn fill_counts(&self, inc: &mut Incident) {
+        set_count(&mut inc.extra, "accounts_tried", self.tried.len() as u64);
+        set_count(&mut inc.extra, "unknown_names", self.unknown);
     }
 }

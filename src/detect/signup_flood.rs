@@ -285,10 +285,12 @@ impl PoolState {
                 continue;
             }
             self.unconfirmed.push_back((s.time, s.ip_hash, s.ip.clone(), s.pattern.clone()));
+            // Buckets an incident already reported stay out: the tail of a flood that just closed is not
+            // a new one.
             let (unconfirmed, judged) = self
                 .judged
                 .iter()
-                .filter(|j| j.bucket > b - buckets as i64)
+                .filter(|j| j.bucket > b - buckets as i64 && !j.anomalous)
                 .fold((0, 0), |(u, n), j| (u + j.unconfirmed, n + j.judged));
             let band = self.series.band(&p.baseline, b);
             let fires = self.series.warmed_up(&p.baseline, b)

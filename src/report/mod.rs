@@ -249,6 +249,8 @@ mod tests {
             user_sub: None,
             ip: None,
             user_pool_id: None,
+            region: None,
+            account: None,
             first_seen: Timestamp(first),
             last_seen: Timestamp(first),
             detected_at: Timestamp(first),

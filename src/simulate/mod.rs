@@ -426,14 +426,12 @@ impl Simulation {
     /// sign-up confirmation).
     fn render(&mut self, p: &Planned) -> Option<String> {
         let seed = self.benign.seed();
-        let (name, sub, created) = match &p.who {
-            Who::Pool(idx) => {
-                (user_name(seed, *idx), Some(user_sub(seed, *idx)), Some(self.benign.users[*idx as usize].created))
-            }
-            Who::Unknown(name) => (name.to_string(), None, None),
-            Who::New(n) => (n.name.to_string(), Some(n.sub.to_string()), Some(n.created)),
+        let (name, sub) = match &p.who {
+            Who::Pool(idx) => (user_name(seed, *idx), Some(user_sub(seed, *idx))),
+            Who::Unknown(name) => (name.to_string(), None),
+            Who::New(n) => (n.name.to_string(), Some(n.sub.to_string())),
         };
-        let who = Identity { name: &name, sub: sub.as_deref(), created };
+        let who = Identity { name: &name, sub: sub.as_deref() };
         let cognito = match self.format {
             OutputFormat::Cognito if !render::in_export(p) => return None,
             OutputFormat::Cognito => true,

@@ -24,7 +24,6 @@ pub struct Identity<'a> {
     pub name: &'a str,
     /// None for a user name the pool does not have.
     pub sub: Option<&'a str>,
-    pub created: Option<Timestamp>,
 }
 
 /// CloudTrail's stand-in for secrets.
@@ -90,7 +89,9 @@ pub fn cognito(p: &Planned, who: &Identity, pool: &PoolInfo, rng: &mut Rng, out:
     push_escaped(out, who.name);
     out.push_str(r#"","userPoolId":""#);
     push_escaped(out, &pool.user_pool_id);
-    let created = who.created.map(Timestamp::to_java_date).unwrap_or_default();
+    // `creationDate` is the event's own time (the API reference; AWS's example has it a year off
+    // `eventTimestamp`, which the summary counts), not the account's creation.
+    let created = p.time.to_java_date();
     let _ = write!(
         out,
         concat!(
