@@ -61,9 +61,15 @@ fn sub(i: u32) -> String {
     format!("0000{i:04}-aaaa-bbbb-cccc-{i:012}")
 }
 
+/// The first 50 users work behind one office NAT; the rest sign in from home.
 fn home(i: u32) -> IpAddr {
+    if i < 50 {
+        return OFFICE;
+    }
     IpAddr::V4(Ipv4Addr::new(81, (i / 250) as u8, (i % 250) as u8, 10))
 }
+
+const OFFICE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 
 impl Day {
     fn new(seed: u64) -> Day {
@@ -230,12 +236,13 @@ impl Day {
     }
 
     /// A client release: 160 known users fail 1-3 times, then get in from their usual address within
-    /// 1-5 minutes; 50 of them sit behind one office address.
+    /// 1-5 minutes; 50 of them sit behind the office address, where the wave starts all at once (the
+    /// office opens its laptops at nine).
     fn client_release(&mut self) {
-        let office = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
         for i in 0..160u32 {
-            let ip = if i < 50 { office } else { home(i) };
-            let mut t = self.at(6.0) + self.rng.below(30 * MIN as u64) as i64;
+            let ip = home(i);
+            let spread = if i < 50 { 8 * MIN } else { 30 * MIN };
+            let mut t = self.at(6.0) + self.rng.below(spread as u64) as i64;
             for _ in 0..1 + self.rng.below(3) {
                 self.sign_in(t, i, ip, Outcome::Failure);
                 t += 10_000 + self.rng.below(30_000) as i64;

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::counting::{ratio, recovering_wave};
 use super::incident::Incident;
+use super::pool::{pair_hash, CappedSet, MAX_KNOWN_PAIRS};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
 use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
@@ -34,6 +35,9 @@ pub struct AccountTakeover {
     users: KeyedState<KeyWindow>,
     /// Per address: recent sign-ins of any user (counted: failures).
     ips: KeyedState<KeyWindow>,
+    /// (user, address) pairs that signed in successfully: their failures at that address say nothing
+    /// hostile about it (an office NAT's own users mistyping, or a stale client after a release).
+    known_pairs: CappedSet,
 }
 
 impl Registered for AccountTakeover {
@@ -117,6 +121,7 @@ impl Rule for AccountTakeover {
             params,
             users: KeyedState::new(spec.max_keys, spec.window),
             ips: KeyedState::new(spec.max_keys, spec.window),
+            known_pairs: CappedSet::new(MAX_KNOWN_PAIRS),
         }
     }
 
@@ -139,7 +144,14 @@ impl Rule for AccountTakeover {
         // its first typo are seen (tracking only from the first failure made shares look hostile).
         // Whether the address is hostile, judged with this sign-in counted, from the window at hand.
         let mut hostile = None;
-        if let Some(h) = ip_hash {
+        let pair = keys.user.and(ip_hash).map(|h| pair_hash(keys.user_hash, h));
+        let known_pair = pair.is_some_and(|p| self.known_pairs.contains(p));
+        if ev.outcome == Outcome::Success {
+            if let Some(p) = pair {
+                self.known_pairs.set(p, 1);
+            }
+        }
+        if let Some(h) = ip_hash.filter(|_| !(known_pair && ev.outcome == Outcome::Failure)) {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
             let aux = keys.user.map_or(NO_COUNTERPART, |_| keys.user_hash);

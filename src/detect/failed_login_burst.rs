@@ -9,8 +9,11 @@ use serde_json::{Map, Value};
 use super::counting::{ratio, recovered_failures, recovering_wave, round3, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
+use super::keys::Keys;
+use super::pool::{pair_hash, CappedSet, MAX_KNOWN_PAIRS};
 use super::registry::{check_share, Registered};
 use super::window::KeyWindow;
+use crate::event::{Outcome, SignInEvent};
 use crate::spec::{KeyKind, Spec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,6 +32,9 @@ pub struct BurstParams {
 
 pub struct FailedLoginBurst {
     params: BurstParams,
+    /// With `discount_recovered`: (user, address) pairs that signed in successfully, whose failures at
+    /// that address do not count (a user failing at their usual address is a typo or a stale client).
+    known_pairs: Option<CappedSet>,
 }
 
 impl Registered for FailedLoginBurst {
@@ -43,7 +49,24 @@ impl Registered for FailedLoginBurst {
 
 impl CountingRule for FailedLoginBurst {
     fn new(params: BurstParams) -> Self {
-        FailedLoginBurst { params }
+        let known_pairs = params.discount_recovered.then(|| CappedSet::new(MAX_KNOWN_PAIRS));
+        FailedLoginBurst { params, known_pairs }
+    }
+
+    fn qualifies(&mut self, ev: &SignInEvent, keys: &Keys<'_>, spec_counts: bool) -> bool {
+        let Some(known) = &mut self.known_pairs else { return spec_counts };
+        if keys.user.is_none() || keys.ip.is_none() {
+            return spec_counts;
+        }
+        let pair = pair_hash(keys.user_hash, keys.ip_hash);
+        match ev.outcome {
+            Outcome::Success => {
+                known.set(pair, 1);
+                spec_counts
+            }
+            Outcome::Failure => spec_counts && !known.contains(pair),
+            _ => spec_counts,
+        }
     }
 
     fn needs_context(&self) -> bool {

@@ -58,6 +58,15 @@ impl<T> Pools<T> {
     }
 }
 
+/// (user, address) pairs remembered as having signed in successfully; past it the memory starts over.
+/// About 20 bytes each: 500,000 pairs take about 10 MB.
+pub const MAX_KNOWN_PAIRS: usize = 500_000;
+
+/// One hash for a (user, address) pair, from their key hashes.
+pub fn pair_hash(user: u64, ip: u64) -> u64 {
+    user ^ ip.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15
+}
+
 /// A set of hashes with a cap: past it, the set starts over (counted), so a flood of random names or
 /// addresses costs a bounded amount of memory and degrades what the set knows instead of growing.
 pub struct CappedSet {
