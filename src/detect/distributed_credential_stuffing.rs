@@ -17,10 +17,10 @@ use serde_json::{json, Map, Value};
 use super::baseline::{band_evidence, Band, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
-use super::pool::{pool_label, CappedSet, Pools};
+use super::pool::{pool_label, CappedSet, Learner, Pools};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
-use super::window::{key_hash, NO_COUNTERPART};
+use super::window::NO_COUNTERPART;
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::Outcome;
 use crate::finding::Finding;
@@ -148,10 +148,10 @@ impl Registered for DistributedCredentialStuffing {
 impl Rule for DistributedCredentialStuffing {
     fn new(spec: &Spec, params: PoolStuffingParams, settings: &EngineSettings) -> Self {
         let buckets = (spec.window.millis() / params.baseline.bucket.millis()).max(1) as usize;
-        let mut pools = Pools::new(spec.max_keys);
-        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
-            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
-        }
+        let pools = Pools::seeded(spec.max_keys, settings, &spec.id, &params.baseline, |name, series| PoolState {
+            series,
+            ..PoolState::new(&params, name)
+        });
         DistributedCredentialStuffing {
             buckets,
             pools,
@@ -162,8 +162,7 @@ impl Rule for DistributedCredentialStuffing {
     }
 
     fn baseline(&self) -> Option<RuleBaseline> {
-        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
-        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
+        Some(self.pools.learned(&self.params.baseline))
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
@@ -344,6 +343,16 @@ impl Rule for DistributedCredentialStuffing {
 /// dormant account taken over in a single try looks like one and is not listed.
 fn is_takeover(known_since: Option<i64>, other_failed: bool, since: Timestamp) -> bool {
     known_since.is_some_and(|k| k < since.millis()) || other_failed
+}
+
+impl Learner for PoolState {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn series(&self) -> &Series {
+        &self.series
+    }
 }
 
 impl PoolState {

@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::baseline::{BandParams, RuleBaseline, Series};
 use super::incident::Incident;
-use super::window::PreHashed;
+use super::window::{key_hash, PreHashed};
+use super::EngineSettings;
 
 /// A pool-wide incident's key as a summary names it: `pool us-east-1_ABC`, or `app client 1a2b...` when the
 /// log named no pool.
@@ -55,6 +57,37 @@ impl<T> Pools<T> {
 
     pub fn get_mut(&mut self, h: u64) -> Option<&mut T> {
         self.map.get_mut(&h)
+    }
+}
+
+/// Per-pool state that learns a series: what a pool-wide rule saves to a baseline file and is seeded with.
+pub trait Learner {
+    /// The pool key as text (the baseline file's key).
+    fn name(&self) -> &str;
+    fn series(&self) -> &Series;
+}
+
+impl<T: Learner> Pools<T> {
+    /// A rule's pools, seeded with the series a `--baseline` file holds for `rule` (when they were learned
+    /// with `band`'s bucket); `make` builds a pool's state around its series.
+    pub fn seeded(
+        cap: usize,
+        settings: &EngineSettings,
+        rule: &str,
+        band: &BandParams,
+        make: impl Fn(&str, Series) -> T,
+    ) -> Pools<T> {
+        let mut pools = Pools::new(cap);
+        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(rule, band)) {
+            pools.get_or_make(key_hash(name), || make(name, series.clone()));
+        }
+        pools
+    }
+
+    /// What the pools learned, for the baseline file.
+    pub fn learned(&self, band: &BandParams) -> RuleBaseline {
+        let pools = self.map.values().map(|s| (s.name().to_string(), s.series().clone())).collect();
+        RuleBaseline { bucket_ms: band.bucket.millis(), pools }
     }
 }
 

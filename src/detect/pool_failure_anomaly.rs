@@ -15,10 +15,9 @@ use serde_json::json;
 
 use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::incident::Incident;
-use super::pool::{pool_label, CappedSet, Pools};
+use super::pool::{pool_label, CappedSet, Learner, Pools};
 use super::registry::Registered;
 use super::rule::{Rule, Seen};
-use super::window::key_hash;
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::Outcome;
 use crate::finding::Finding;
@@ -80,16 +79,15 @@ impl Registered for PoolFailureAnomaly {
 
 impl Rule for PoolFailureAnomaly {
     fn new(spec: &Spec, params: AnomalyParams, settings: &EngineSettings) -> Self {
-        let mut pools = Pools::new(spec.max_keys);
-        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
-            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(&params, name) });
-        }
+        let pools = Pools::seeded(spec.max_keys, settings, &spec.id, &params.baseline, |name, series| PoolState {
+            series,
+            ..PoolState::new(&params, name)
+        });
         PoolFailureAnomaly { pools, params }
     }
 
     fn baseline(&self) -> Option<RuleBaseline> {
-        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
-        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
+        Some(self.pools.learned(&self.params.baseline))
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
@@ -180,6 +178,16 @@ fn pack(bucket: i64, failures: u64) -> i64 {
 
 fn unpack(v: i64) -> (i64, u64) {
     (v >> 16, (v & 0xffff) as u64)
+}
+
+impl Learner for PoolState {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn series(&self) -> &Series {
+        &self.series
+    }
 }
 
 impl PoolState {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::baseline::{band_evidence, BandParams, RuleBaseline, Series};
 use super::counting::{ratio, round3};
 use super::incident::Incident;
-use super::pool::{pool_label, Pools};
+use super::pool::{pool_label, Learner, Pools};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
 use super::window::{key_hash, PreHashed, NO_COUNTERPART};
@@ -125,16 +125,15 @@ impl Registered for SignupFlood {
 impl Rule for SignupFlood {
     fn new(spec: &Spec, params: SignupFloodParams, settings: &EngineSettings) -> Self {
         let buckets = (spec.window.millis() / params.baseline.bucket.millis()).max(1) as usize;
-        let mut pools = Pools::new(spec.max_keys);
-        for (name, series) in settings.baseline.iter().flat_map(|f| f.series_for(&spec.id, &params.baseline)) {
-            pools.get_or_make(key_hash(name), || PoolState { series: series.clone(), ..PoolState::new(name) });
-        }
+        let pools = Pools::seeded(spec.max_keys, settings, &spec.id, &params.baseline, |name, series| PoolState {
+            series,
+            ..PoolState::new(name)
+        });
         SignupFlood { params, buckets, pools, judged_early: 0 }
     }
 
     fn baseline(&self) -> Option<RuleBaseline> {
-        let pools = self.pools.iter().map(|(_, s)| (s.name.clone(), s.series.clone())).collect();
-        Some(RuleBaseline { bucket_ms: self.params.baseline.bucket.millis(), pools })
+        Some(self.pools.learned(&self.params.baseline))
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
@@ -203,6 +202,16 @@ pub fn counts_sign_up(spec: &Spec, ev: &SignInEvent) -> bool {
 fn identities(ev: &SignInEvent) -> [u64; 2] {
     let id = |s: Option<&str>| s.filter(|s| !s.is_empty()).map_or(NO_COUNTERPART, key_hash);
     [id(ev.user_name.as_deref()), id(ev.user_sub.as_deref())]
+}
+
+impl Learner for PoolState {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn series(&self) -> &Series {
+        &self.series
+    }
 }
 
 impl PoolState {
