@@ -876,3 +876,81 @@ fn a_restart_just_after_an_incident_closed_does_not_raise_it_again() {
     assert_notified_once(&endpoint, &arn, &expected_notifications(&replayed), dir.path());
     assert_eq!(checkpoint(&state)["spool"], serde_json::json!([]), "notifications left to send:\n{log}");
 }
+
+/// The pool-wide rules' learned baseline survives a restart: the daemon saves it in its state directory
+/// at shutdown (`baseline.json`) and the next start begins from it instead of a new warm-up.
+#[test]
+fn the_pool_rules_baseline_is_saved_in_the_state_directory_and_used_after_a_restart() {
+    let _ = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cognito.log");
+    let state = dir.path().join("state");
+    let output = dir.path().join("findings.jsonl");
+    let filters = dir.path().join("pool-filters");
+    std::fs::create_dir_all(&filters).unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("filters/pool_failure_anomaly.toml");
+    std::fs::copy(spec, filters.join("pool_failure_anomaly.toml")).unwrap();
+    // Five hours of a small pool, ending now: more than the 4 h warm-up.
+    let start = authwatch::time::Timestamp(now_ms() - 5 * 3_600_000 - 60_000).to_string();
+    let sim = std::process::Command::new(bin())
+        .args(["simulate", "--users", "300", "--duration", "5h", "--attacks", "none", "--start", &start])
+        .arg("-o")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    let args: Vec<String> = [
+        "--state-dir",
+        &state.display().to_string(),
+        "--output",
+        &output.display().to_string(),
+        "--filters",
+        &filters.display().to_string(),
+        "--follow",
+        &log.display().to_string(),
+        "--backfill",
+        "6h",
+        "--allowed-delay",
+        "2s",
+        "--poll-interval",
+        "200ms",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--status-interval",
+        "5s",
+        "--drain",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let caught_up = |want: usize| {
+        wait_until(Duration::from_secs(120), || {
+            http_get(&metrics_endpoint(&state), "/metrics")
+                .is_some_and(|m| m.contains(&format!("authwatch_records_total {want}\n")))
+        })
+    };
+
+    let daemon = Daemon::start(dir.path(), &args);
+    assert!(caught_up(lines), "the daemon did not read all {lines} lines:\n{}", daemon_log(dir.path()));
+    daemon.terminate();
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(state.join("baseline.json"))
+            .unwrap_or_else(|e| panic!("no baseline.json after a stop ({e}):\n{}", daemon_log(dir.path()))),
+    )
+    .unwrap();
+    let pools = &saved["rules"]["pool_failure_anomaly"]["pools"];
+    let series = pools.as_object().and_then(|p| p.values().next()).unwrap_or_else(|| panic!("{saved}"));
+    assert!(series["values"].as_array().is_some_and(|v| v.len() >= 24), "hours of buckets learned: {series}");
+
+    let _ = std::fs::remove_file(state.join("metrics.addr"));
+    let daemon = Daemon::start(dir.path(), &args);
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon_log(dir.path())
+            .contains("pool-wide rules start from the baseline saved before the restart")),
+        "the restart did not use the saved baseline:\n{}",
+        daemon_log(dir.path())
+    );
+    daemon.terminate();
+}
