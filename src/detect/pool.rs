@@ -18,8 +18,13 @@ pub fn pool_label(inc: &Incident) -> String {
     }
 }
 
-/// Per-pool state of a pool-wide rule, by the pool key's hash. A deployment watches one pool or a few;
-/// past `cap` (the spec's `max_keys`) new pools are not tracked and counted as evicted.
+/// Pools a pool-wide rule tracks at most, whatever the spec's `max_keys`: a deployment watches one pool or
+/// a few, and each tracked pool keeps days of buckets and its own bounded sets, so a hostile file naming
+/// random pool ids must not multiply them.
+pub const MAX_POOLS: usize = 64;
+
+/// Per-pool state of a pool-wide rule, by the pool key's hash. Past `cap` (the spec's `max_keys`, at most
+/// [`MAX_POOLS`]) new pools are not tracked and counted as evicted (the summary's SATURATED line).
 pub struct Pools<T> {
     map: HashMap<u64, T, PreHashed>,
     cap: usize,
@@ -28,7 +33,7 @@ pub struct Pools<T> {
 
 impl<T> Pools<T> {
     pub fn new(cap: usize) -> Pools<T> {
-        Pools { map: HashMap::default(), cap: cap.max(1), refused: 0 }
+        Pools { map: HashMap::default(), cap: cap.clamp(1, MAX_POOLS), refused: 0 }
     }
 
     /// The state of pool `h`, made with `make` when new and there is room.
