@@ -37,7 +37,12 @@ export AUTHWATCH_REQUIRE_EMULATOR=1
 
 OUT=$(mktemp -t authwatch-tests.XXXXXX.log)
 status=0
-cargo test --locked --all-targets "$@" </dev/null 2>&1 | tee "$OUT" || status=$?
+# Every target, unless the arguments pick some (`./scripts/test.sh --test monitor` runs that one only).
+targets=(--all-targets)
+for a in "$@"; do
+  case "$a" in --test|--test=*|--lib|--bin|--bin=*|--bins|--bench|--bench=*|--benches|--example|--examples|--doc|--tests|--all-targets) targets=() ;; esac
+done
+cargo test --locked "${targets[@]}" "$@" </dev/null 2>&1 | tee "$OUT" || status=$?
 # One closing line for every test binary together (criterion's bench smoke runs print last otherwise).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$OUT"
