@@ -141,7 +141,7 @@ pub fn render(r: &ReplayReport) -> String {
     for d in r.detectors.iter().filter(|d| d.evicted_keys > 0) {
         let _ = writeln!(
             s,
-            "  SATURATED   rule {} dropped {} tracked key(s) at its max_keys cap: raise max_keys or expect missed detections",
+            "  SATURATED   rule {} dropped {} tracked key(s) at its caps (max_keys; for a pool-wide rule also its 64 pools and the max_ params of its sets): raise them or expect missed detections",
             d.rule, d.evicted_keys
         );
     }
