@@ -333,7 +333,7 @@ impl Rule for DistributedCredentialStuffing {
     fn stats(&self, stats: &mut DetectorStats) {
         stats.tracked_keys = self.pools.len();
         stats.evicted_keys = self.pools.refused + self.known.restarts + self.seen_ips.restarts;
-        stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
+        stats.warming_up = self.pools.warm_at(&self.params.baseline);
     }
 }
 

@@ -6,6 +6,7 @@ use super::baseline::{BandParams, RuleBaseline, Series};
 use super::incident::Incident;
 use super::window::{key_hash, PreHashed};
 use super::EngineSettings;
+use crate::time::Timestamp;
 
 /// A pool-wide incident's key as a summary names it: `pool us-east-1_ABC`, or `app client 1a2b...` when the
 /// log named no pool.
@@ -87,6 +88,11 @@ impl<T: Learner> Pools<T> {
             pools.get_or_make(key_hash(name), || make(name, series.clone()));
         }
         pools
+    }
+
+    /// When the last pool's warm-up ends (the summary's warm-up line).
+    pub fn warm_at(&self, band: &BandParams) -> Option<Timestamp> {
+        self.map.values().filter_map(|s| s.series().warm_at(band)).max()
     }
 
     /// What the pools learned, for the baseline file.

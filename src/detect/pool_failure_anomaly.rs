@@ -167,7 +167,7 @@ impl Rule for PoolFailureAnomaly {
     fn stats(&self, stats: &mut DetectorStats) {
         stats.tracked_keys = self.pools.len();
         stats.evicted_keys = self.pools.refused + self.pools.iter().map(|(_, s)| s.failed_users.restarts).sum::<u64>();
-        stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
+        stats.warming_up = self.pools.warm_at(&self.params.baseline);
     }
 }
 

@@ -188,7 +188,7 @@ impl Rule for SignupFlood {
     fn stats(&self, stats: &mut DetectorStats) {
         stats.tracked_keys = self.pools.len();
         stats.evicted_keys = self.pools.refused + self.judged_early;
-        stats.warming_up = self.pools.iter().filter_map(|(_, s)| s.series.warm_at(&self.params.baseline)).max();
+        stats.warming_up = self.pools.warm_at(&self.params.baseline);
     }
 }
 
