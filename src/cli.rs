@@ -16,6 +16,7 @@ use crate::event::LogFormat;
 use crate::geo::GeoIp;
 use crate::replay::ReplayConfig;
 use crate::source::Limits;
+use crate::correlate::CorrelationSpec;
 use crate::spec::{AllowList, SpecSet};
 use crate::time::{Span, Timestamp};
 
@@ -86,6 +87,13 @@ pub struct DetectArgs {
     /// monitor's state directory) instead of learning for their warm-up first.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Correlation spec (how findings are grouped into cases) replacing the built-in
+    /// filters/cases/correlation.toml; `enabled = false` in it turns cases off.
+    #[arg(long, value_name = "FILE")]
+    pub correlation: Option<PathBuf>,
+    /// Turn cases off: no correlation, and the monitor notifies per finding.
+    #[arg(long, conflicts_with = "correlation")]
+    pub no_cases: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -117,6 +125,10 @@ pub struct ReplayArgs {
     /// Also write incidents as they open and escalate (status open/escalated), not only when they close.
     #[arg(long)]
     pub updates: bool,
+    /// Write cases (findings grouped by attack, README "Cases") as JSON lines to FILE: each case when it
+    /// closes or merges into an older one, and with --updates also when it opens and escalates.
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<PathBuf>,
     /// Only events at or after this time (RFC 3339, or a date YYYY-MM-DD).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -190,6 +202,10 @@ pub struct MonitorArgs {
     /// Append closed findings (JSON lines) here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Append cases (findings grouped by attack, README "Cases") as JSON lines here: each case when it
+    /// closes or merges into an older one.
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<PathBuf>,
     /// On the first start (no checkpoint), read events from this long ago.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub backfill: String,
@@ -302,6 +318,7 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         max_notifications_per_minute: a.max_notifications_per_minute,
         state_dir: a.state_dir.clone(),
         output: a.output.clone(),
+        cases: a.cases.clone(),
         backfill: duration_arg("--backfill", &a.backfill)?,
         allowed_delay,
         overlap,
@@ -456,7 +473,22 @@ pub fn engine_settings(a: &DetectArgs) -> anyhow::Result<EngineSettings> {
         }
         None => None,
     };
-    Ok(EngineSettings { lateness, ipv6_prefix: a.ipv6_prefix, allow, geo, prefer_geoip: a.prefer_geoip, baseline })
+    let mut correlation = match &a.correlation {
+        Some(path) => CorrelationSpec::load(path).map_err(|e| anyhow::anyhow!("--correlation: {e}"))?,
+        None => CorrelationSpec::builtin(),
+    };
+    if a.no_cases {
+        correlation.enabled = false;
+    }
+    Ok(EngineSettings {
+        lateness,
+        ipv6_prefix: a.ipv6_prefix,
+        allow,
+        geo,
+        prefer_geoip: a.prefer_geoip,
+        baseline,
+        correlation: Arc::new(correlation),
+    })
 }
 
 /// Parses `--since`/`--until`: RFC 3339 or a plain date (midnight UTC).
@@ -522,6 +554,8 @@ mod tests {
             allow_users: vec![],
             geoip: None,
             prefer_geoip: false,
+            correlation: None,
+            no_cases: false,
             baseline: None,
         };
         assert_eq!(engine_settings(&a).unwrap().lateness, Span::secs(60));

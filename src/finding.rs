@@ -74,6 +74,10 @@ pub struct Finding {
     pub incident_id: String,
     /// The spec (file in `filters/`) that raised it, e.g. `failed_login_burst_user`.
     pub rule: String,
+    /// The case (attack) this finding belongs to (`crate::correlate`): stable like `incident_id`; every
+    /// update of one incident carries the same case unless the case merged into an older one, which the
+    /// merged case's record names. Null when correlation is off.
+    pub case_id: Option<String>,
     /// `open` when the threshold is crossed, `escalated` when severity rises, `closed` when the
     /// incident's window has passed (or the input ended). Replay writes the closed findings.
     pub status: Status,

@@ -2,7 +2,8 @@
 //!
 //! Follow one event from source to sink:
 //! `source` (files, CloudWatch Logs) → `decode` (vendor JSON → [`event::SignInEvent`]) →
-//! `detect` (sliding windows on event time → [`finding::Finding`]) → `sink` (JSON lines, summary, SNS).
+//! `detect` (sliding windows on event time → [`finding::Finding`]) → `correlate` (findings → cases, one
+//! per attack: [`correlate::CaseRecord`]) → `sink` (JSON lines, summary, SNS).
 //! `spec` loads the detector specs of `filters/`; `replay` wires the stages together for files;
 //! `metric_filters` turns the specs into CloudWatch metric filters and alarms, and `pattern` evaluates
 //! filter patterns.
@@ -10,6 +11,7 @@
 pub mod aws;
 pub mod cli;
 pub mod cmd;
+pub mod correlate;
 pub mod decode;
 pub mod detect;
 pub mod drop_later;

@@ -95,6 +95,8 @@ pub struct ReplayReport {
     pub detectors: Vec<DetectorStats>,
     /// What the pool-wide rules learned (`--save-baseline`).
     pub baselines: crate::detect::baseline::BaselineFile,
+    /// The correlation stage's figures (None when cases are off); the cases themselves are in `findings`.
+    pub cases: Option<crate::correlate::CaseStats>,
     pub findings: FindingTally,
     pub elapsed_secs: f64,
 }
@@ -188,6 +190,7 @@ pub fn run_observed<'h>(
     report.engine = engine.stats().clone();
     report.detectors = engine.detector_stats();
     report.baselines = engine.baselines();
+    report.cases = engine.case_stats();
     // Freeing every key's state (hundreds of thousands of small allocations) took 1-2 % of a replay;
     // another thread does it while the caller writes the summary.
     crate::drop_later::drop_later(engine);
@@ -587,6 +590,7 @@ struct Feed<'c, 'h> {
     /// Sees each accepted event before the engine takes it.
     observer: Option<EventObserver<'h>>,
     findings: Vec<Finding>,
+    cases: Vec<crate::correlate::CaseRecord>,
     /// Counts what the decoders gave and keeps events to `--since`/`--until`.
     intake: Intake,
     bytes_read: &'c AtomicU64,
@@ -610,6 +614,7 @@ impl<'c, 'h> Feed<'c, 'h> {
             hooks,
             observer: None,
             findings: Vec::new(),
+            cases: Vec::new(),
             intake: Intake::new(cfg.since, cfg.until),
             bytes_read,
             bytes_total,
@@ -644,6 +649,13 @@ impl<'c, 'h> Feed<'c, 'h> {
         for f in self.findings.drain(..) {
             self.report.findings.emit(&f)?;
             self.hooks.finding.emit(&f)?;
+        }
+        if let Some(engine) = self.engine.as_deref_mut() {
+            engine.drain_cases(&mut self.cases);
+        }
+        for c in self.cases.drain(..) {
+            self.report.findings.case(&c)?;
+            self.hooks.finding.case(&c)?;
         }
         Ok(())
     }

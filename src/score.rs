@@ -10,11 +10,13 @@
 //! built to trip produced a finding that belongs to it; a finding that belongs to a look-alike and to no
 //! attack is a false alarm raised by that look-alike.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::finding::Finding;
+use crate::correlate::{CaseRecord, CaseStatus};
+use crate::finding::{Finding, Status};
+use crate::sink::{Flushed, Sink, SinkError};
 use crate::simulate::Attack;
 use crate::time::{Span, Timestamp};
 
@@ -102,6 +104,133 @@ pub fn score(truth: &[Attack], findings: &[Finding]) -> Score {
     s
 }
 
+/// What a scored run keeps: its closed findings and every case update.
+#[derive(Debug, Default)]
+pub struct Kept {
+    pub findings: Vec<Finding>,
+    pub cases: Vec<CaseRecord>,
+}
+
+impl Sink for Kept {
+    fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
+        if f.status == Status::Closed {
+            self.findings.push(f.clone());
+        }
+        Ok(())
+    }
+
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        self.cases.push(c.clone());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<Flushed, SinkError> {
+        Ok(Flushed::Nothing)
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// How cases served the planted attacks: pages per attack, and cases that joined what should be apart.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaseScore {
+    /// Attack id → cases opened for it (its pages: a case opens with a page) and escalation updates.
+    pub per_attack: Vec<(String, u64, u64)>,
+    /// Cases (after merges) holding findings of two or more planted attacks: case id → attack ids.
+    pub joined_attacks: Vec<(String, Vec<String>)>,
+    /// Cases holding findings of an attack and findings of no attack: case id → the attack.
+    pub joined_benign: Vec<(String, String)>,
+    /// Cases opened by a finding that belongs to no attack (false-alarm pages).
+    pub stray_pages: u64,
+}
+
+impl CaseScore {
+    /// Case openings per planted attack, on average.
+    pub fn pages_per_attack(&self) -> f64 {
+        if self.per_attack.is_empty() {
+            return 0.0;
+        }
+        self.per_attack.iter().map(|(_, p, _)| *p as f64).sum::<f64>() / self.per_attack.len() as f64
+    }
+
+    pub fn escalations_per_attack(&self) -> f64 {
+        if self.per_attack.is_empty() {
+            return 0.0;
+        }
+        self.per_attack.iter().map(|(_, _, e)| *e as f64).sum::<f64>() / self.per_attack.len() as f64
+    }
+
+    /// Every case holds one attack at most, and no benign findings beside one.
+    pub fn clean(&self) -> bool {
+        self.joined_attacks.is_empty() && self.joined_benign.is_empty()
+    }
+}
+
+/// Scores the cases of a run against the truth: `findings` are the closed findings (with their
+/// `case_id`), `cases` every case update in order.
+pub fn score_cases(truth: &[Attack], findings: &[Finding], cases: &[CaseRecord]) -> CaseScore {
+    let attacks: Vec<&Attack> = truth.iter().filter(|a| !a.lookalike).collect();
+    let of = |f: &Finding| -> Vec<usize> { (0..attacks.len()).filter(|&i| belongs(f, attacks[i])).collect() };
+    let by_incident: HashMap<&str, Vec<usize>> = findings.iter().map(|f| (f.incident_id.as_str(), of(f))).collect();
+    let mut merged_into: HashMap<&str, &str> = HashMap::new();
+    let mut opened = vec![0u64; attacks.len()];
+    let mut escalated = vec![0u64; attacks.len()];
+    let mut s = CaseScore::default();
+    for c in cases {
+        match c.status {
+            CaseStatus::Open => match c.incidents.first().and_then(|id| by_incident.get(id.as_str())) {
+                Some(owners) if !owners.is_empty() => owners.iter().for_each(|&i| opened[i] += 1),
+                _ => s.stray_pages += 1,
+            },
+            CaseStatus::Escalated => {
+                let owners: BTreeSet<usize> =
+                    c.incidents.iter().filter_map(|id| by_incident.get(id.as_str())).flatten().copied().collect();
+                owners.into_iter().for_each(|i| escalated[i] += 1);
+            }
+            CaseStatus::Merged => {
+                if let Some(into) = &c.merged_into {
+                    merged_into.insert(c.case_id.as_str(), into.as_str());
+                }
+            }
+            CaseStatus::Closed => {}
+        }
+    }
+    let final_case = |start: &str| {
+        let mut id = start.to_string();
+        for _ in 0..=merged_into.len() {
+            match merged_into.get(id.as_str()) {
+                Some(next) => id = next.to_string(),
+                None => break,
+            }
+        }
+        id
+    };
+    let mut members: BTreeMap<String, (BTreeSet<usize>, bool)> = BTreeMap::new();
+    for f in findings {
+        let Some(id) = &f.case_id else { continue };
+        let e = members.entry(final_case(id)).or_default();
+        let owners = of(f);
+        if owners.is_empty() {
+            e.1 = true;
+        }
+        e.0.extend(owners);
+    }
+    for (id, (owners, benign)) in &members {
+        if owners.len() > 1 {
+            s.joined_attacks.push((id.clone(), owners.iter().map(|&i| attacks[i].id.clone()).collect()));
+        }
+        if *benign {
+            if let Some(&i) = owners.iter().next() {
+                s.joined_benign.push((id.clone(), attacks[i].id.clone()));
+            }
+        }
+    }
+    s.per_attack = attacks.iter().enumerate().map(|(i, a)| (a.id.clone(), opened[i], escalated[i])).collect();
+    s
+}
+
 /// Whether `t` falls in any item's span (with slack): for tests that look at events, not findings.
 pub fn during_attack(truth: &[Attack], t: Timestamp) -> bool {
     truth.iter().any(|a| t >= a.start.saturating_sub(MATCH_SLACK) && t <= a.end.saturating_add(MATCH_SLACK))
@@ -149,6 +278,7 @@ mod tests {
             summary: format!("{detector} finding"),
             evidence: serde_json::Value::Null,
             incident_id: "x".into(),
+            case_id: None,
             rule: detector.into(),
             status: Status::Closed,
         }

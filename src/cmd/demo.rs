@@ -9,7 +9,9 @@ use anyhow::Context;
 
 use crate::cli::{threads, DemoArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE};
 use crate::detect::EngineSettings;
-use crate::finding::{Finding, Status};
+use crate::correlate::{CaseRecord, CaseStatus};
+use crate::finding::Finding;
+use crate::sanitize::for_terminal;
 use crate::replay::{self, ReplayConfig, ReplayHooks};
 use crate::report::{self, Collector, ReportSink, RunFacts};
 use crate::score;
@@ -71,17 +73,11 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         threads: threads(None),
     };
     let specs = SpecSet::builtin();
-    let mut findings: Vec<Finding> = Vec::new();
+    let mut kept = score::Kept::default();
     let targets = a.report.targets();
     let collector = RefCell::new(Collector::new());
     let mut report_sink = ReportSink(&collector);
-    let mut on_finding = |f: &Finding| {
-        if f.status == Status::Closed {
-            findings.push(f.clone());
-        }
-        Ok(())
-    };
-    let mut sinks: Vec<&mut dyn Sink> = vec![&mut on_finding];
+    let mut sinks: Vec<&mut dyn Sink> = vec![&mut kept];
     if targets.wanted() {
         sinks.push(&mut report_sink);
     }
@@ -93,11 +89,9 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     let hooks = ReplayHooks { finding: &mut sinks, rejection: &mut on_rejection, progress: &mut on_progress };
     let report = replay::run_observed(&cfg, &specs, EngineSettings::default(), hooks, observer)?;
     drop(sinks);
+    let score::Kept { findings, cases } = kept;
 
-    println!("findings (detected at, severity, detector, summary):");
-    for f in &findings {
-        println!("  {}", summary::finding_line(f));
-    }
+    print_cases(&findings, &cases);
     if a.keep.is_some() {
         let path = dir.join("demo-findings.jsonl");
         let mut out = JsonLines::create(Some(&path))?;
@@ -106,6 +100,13 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         }
         out.finish()?;
         println!("findings as JSON lines: {}", path.display());
+        let path = dir.join("demo-cases.jsonl");
+        let mut out = JsonLines::create(Some(&path))?.for_cases();
+        for c in &cases {
+            out.case(c)?;
+        }
+        out.close()?;
+        println!("cases as JSON lines: {}", path.display());
     }
     eprint!("{}", summary::render(&report));
     if targets.wanted() {
@@ -127,6 +128,22 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     for fa in &s.false_alarms {
         println!("  false alarm: {}", crate::sanitize::for_terminal(fa));
     }
+    let cs = score::score_cases(&truth, &findings, &cases);
+    println!(
+        "pages: {:.2} case opening(s) per planted attack (1 is one page per attack), {:.2} escalation update(s) per attack, {} page(s) for no attack",
+        cs.pages_per_attack(),
+        cs.escalations_per_attack(),
+        cs.stray_pages
+    );
+    for (id, pages, escalations) in cs.per_attack.iter().filter(|(_, p, _)| *p != 1) {
+        println!("  {id}: {pages} case(s) opened, {escalations} escalation(s)");
+    }
+    for (case, attacks) in &cs.joined_attacks {
+        println!("  case {case} joined planted attacks {}", attacks.join(", "));
+    }
+    for (case, attack) in &cs.joined_benign {
+        println!("  case {case} joined attack {attack} with findings of no attack");
+    }
     let quiet = s.lookalikes.iter().filter(|(_, raised)| raised.is_empty()).count();
     println!("look-alikes: {quiet} of {} stayed quiet", s.lookalikes.len());
     for (id, raised) in &s.lookalikes {
@@ -136,11 +153,36 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         }
     }
     // The codes of `replay --truth`, which this is on generated data.
-    Ok(if !s.perfect() {
+    Ok(if !s.perfect() || !cs.clean() {
         EXIT_SCORE
     } else if report.rejected > 0 {
         EXIT_REJECTED
     } else {
         EXIT_OK
     })
+}
+
+/// The cases, worst first, each with its story and its findings under it.
+fn print_cases(findings: &[Finding], cases: &[CaseRecord]) {
+    let merged: std::collections::HashMap<&str, &str> = cases
+        .iter()
+        .filter(|c| c.status == CaseStatus::Merged)
+        .filter_map(|c| Some((c.case_id.as_str(), c.merged_into.as_deref()?)))
+        .collect();
+    let final_case = |id: &str| {
+        let mut id = id.to_string();
+        while let Some(next) = merged.get(id.as_str()) {
+            id = next.to_string();
+        }
+        id
+    };
+    let mut closed: Vec<&CaseRecord> = cases.iter().filter(|c| c.status == CaseStatus::Closed).collect();
+    closed.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened_at.cmp(&b.opened_at)));
+    println!("cases ({}, worst first; the findings of each under it):", closed.len());
+    for c in closed {
+        println!("  {:<8} case {}  {}", c.severity.as_str(), c.case_id, for_terminal(&c.story));
+        for f in findings.iter().filter(|f| f.case_id.as_deref().map(final_case).as_deref() == Some(c.case_id.as_str())) {
+            println!("             {}", summary::finding_line(f));
+        }
+    }
 }

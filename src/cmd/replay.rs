@@ -10,7 +10,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{
     engine_settings, load_specs, progress_wanted, replay_config, ReplayArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE,
 };
-use crate::finding::{Finding, Status};
 use crate::replay::{self, Progress, ReplayHooks};
 use crate::report::{self, Collector, ReportSink, RunFacts};
 use crate::sink::jsonl::JsonLines;
@@ -38,17 +37,18 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
     targets.prepare()?;
     let bar = progress_wanted(a.no_progress, a.quiet).then(new_bar);
     let mut out = JsonLines::create(a.output.as_deref())?.with_updates(a.updates);
-    let mut closed = Vec::new();
-    let mut keep_closed = |f: &Finding| {
-        if f.status == Status::Closed {
-            closed.push(f.clone());
-        }
-        Ok(())
+    let mut case_out = match &a.cases {
+        Some(path) => Some(JsonLines::create(Some(path))?.for_cases().with_updates(a.updates)),
+        None => None,
     };
+    let mut kept = crate::score::Kept::default();
     // The outputs, one line each (the summary's tally is the report's own).
     let mut sinks: Vec<&mut dyn Sink> = vec![&mut out];
+    if let Some(c) = case_out.as_mut() {
+        sinks.push(c);
+    }
     if truth.is_some() {
-        sinks.push(&mut keep_closed);
+        sinks.push(&mut kept);
     }
     // The report sees every finding update (as a sink) and every accepted event (as the observer).
     let collector = RefCell::new(Collector::new());
@@ -120,7 +120,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
         }
     }
     if let Some(truth) = truth {
-        let s = crate::score::score(&truth, &closed);
+        let s = crate::score::score(&truth, &kept.findings);
         eprintln!(
             "score         {} of {} planted attacks found, {} missed, {} false alarm(s)",
             s.found.len(),
@@ -128,13 +128,33 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<i32> {
             s.missed.len(),
             s.false_alarms.len()
         );
+        let cs = crate::score::score_cases(&truth, &kept.findings, &kept.cases);
+        if report.cases.is_some() {
+            eprintln!(
+                "pages         {:.2} case opening(s) per planted attack, {:.2} escalation(s) per attack, {} for no attack; {} case(s) joining two attacks, {} joining an attack with findings of none",
+                cs.pages_per_attack(),
+                cs.escalations_per_attack(),
+                cs.stray_pages,
+                cs.joined_attacks.len(),
+                cs.joined_benign.len()
+            );
+            for (id, pages, _) in cs.per_attack.iter().filter(|(_, p, _)| *p > 1) {
+                eprintln!("  {id}: {pages} cases opened");
+            }
+            for (case, attacks) in &cs.joined_attacks {
+                eprintln!("  case {case} joined {}", attacks.join(", "));
+            }
+            for (case, attack) in &cs.joined_benign {
+                eprintln!("  case {case} joined {attack} with findings of no attack");
+            }
+        }
         for (id, dets) in &s.missed {
             eprintln!("  missed {id}: expected {}", dets.join(", "));
         }
         for fa in &s.false_alarms {
             eprintln!("  false alarm: {}", crate::sanitize::for_terminal(fa));
         }
-        if !s.perfect() {
+        if !s.perfect() || !cs.clean() {
             return Ok(EXIT_SCORE);
         }
     }

@@ -236,6 +236,7 @@ impl Rule for DistributedCredentialStuffing {
             let taken = new_ip && is_takeover(known_since, other_failed, campaign.since);
             let surging = window.failures as f64 > campaign.band.map_or(0.0, |b| b.high * buckets as f64);
             let Some(inc) = book.get_mut(key.hash) else { return };
+            let mut newly_taken = false;
             match ev.outcome {
                 Outcome::Failure if surging && (new_ip || !known_user) => {
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
@@ -249,14 +250,22 @@ impl Rule for DistributedCredentialStuffing {
                 Outcome::Success if taken => {
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
                     if let Some(name) = keys.user_name.or(keys.user) {
-                        campaign.takeover(name);
+                        newly_taken = campaign.takeover(name);
                         campaign.fill_takeovers(inc);
                     }
                 }
                 _ => return,
             }
             campaign.fill_counts(inc);
+            let before = out.len();
             book.rerate(key.hash, spec, summarize, out);
+            if newly_taken && out.len() == before {
+                // Another account taken over is news even at the same severity: the correlation stage links
+                // the account's own findings (travel, risk) to the campaign by it.
+                if let Some(inc) = book.get_mut(key.hash) {
+                    out.push(inc.to_finding(spec, crate::finding::Status::Escalated, summarize(spec, inc)));
+                }
+            }
             return;
         }
 
@@ -456,11 +465,14 @@ fn set_count(extra: &mut Map<String, Value>, key: &str, n: u64) {
 }
 
 impl Campaign {
-    fn takeover(&mut self, account: &str) {
+    /// Counts a takeover; true when the account is newly listed.
+    fn takeover(&mut self, account: &str) -> bool {
         self.takeover_count += 1;
         if self.takeovers.len() < MAX_TAKEOVERS_LISTED && !self.takeovers.iter().any(|a| a == account) {
             self.takeovers.push(account.to_string());
+            return true;
         }
+        false
     }
 
     /// The finding's figures: all of them when the incident opens.

@@ -229,6 +229,7 @@ impl Incident {
             summary,
             evidence: Value::Object(evidence),
             incident_id: self.id.clone(),
+            case_id: None,
             rule: spec.id.clone(),
             status,
         }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::correlate::{CaseRecord, CaseStats, CorrelationSpec, Correlator};
 use crate::drop_later::drop_later;
 use crate::event::SignInEvent;
 use crate::finding::Finding;
@@ -74,6 +75,9 @@ pub struct EngineSettings {
     pub prefer_geoip: bool,
     /// Learned baselines to start the pool-wide rules with (`--baseline FILE`), instead of a warm-up.
     pub baseline: Option<Arc<baseline::BaselineFile>>,
+    /// How findings are grouped into cases (`crate::correlate`); a spec with `enabled = false` turns
+    /// the stage off.
+    pub correlation: Arc<CorrelationSpec>,
 }
 
 impl Default for EngineSettings {
@@ -85,6 +89,7 @@ impl Default for EngineSettings {
             geo: None,
             prefer_geoip: false,
             baseline: None,
+            correlation: Arc::new(CorrelationSpec::builtin()),
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct Engine {
     stats: EngineStats,
     /// Events the rules are done with, freed a batch at a time on another thread ([`drop_later`]).
     spent: Vec<SignInEvent>,
+    /// The stage after the rules: findings into cases. None when the correlation spec turns it off.
+    cases: Option<Correlator>,
 }
 
 impl Engine {
@@ -169,7 +176,10 @@ impl Engine {
 
     fn with_release(specs: &SpecSet, settings: EngineSettings, release: Release, buffer: Orderer) -> Engine {
         let detectors = specs.enabled().map(|s| build(s, &settings)).collect();
+        let cases =
+            settings.correlation.enabled.then(|| Correlator::new((*settings.correlation).clone(), settings.ipv6_prefix));
         Engine {
+            cases,
             detectors,
             settings,
             release,
@@ -266,7 +276,7 @@ impl Engine {
         each(started.elapsed());
     }
 
-    /// End of input: releases everything and closes every incident.
+    /// End of input: releases everything and closes every incident, then every case.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         self.release_until(None, out);
         let mut closed = Vec::new();
@@ -274,7 +284,25 @@ impl Engine {
             d.finish(&mut closed);
         }
         sort_closed(&mut closed);
+        let end = self.released.or(self.stats.last_event).unwrap_or(Timestamp(0));
+        if let Some(c) = &mut self.cases {
+            c.correlate(&mut closed, end);
+            c.finish(end);
+        }
         out.extend(closed);
+    }
+
+    /// The case updates (open, escalated, merged, closed) since the last call, in order; each finding
+    /// handed out before them already carries its `case_id`.
+    pub fn drain_cases(&mut self, out: &mut Vec<CaseRecord>) {
+        if let Some(c) = &mut self.cases {
+            c.drain(out);
+        }
+    }
+
+    /// Figures of the correlation stage (None when it is off).
+    pub fn case_stats(&self) -> Option<CaseStats> {
+        self.cases.as_ref().map(Correlator::stats)
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -298,7 +326,8 @@ impl Engine {
 
     /// The earliest `first_seen` of any open incident, across rules (see [`Detector::earliest_open`]).
     pub fn earliest_open(&self) -> Option<Timestamp> {
-        self.detectors.iter().filter_map(|d| d.earliest_open()).min()
+        let cases = self.cases.as_ref().and_then(Correlator::earliest_open);
+        self.detectors.iter().filter_map(|d| d.earliest_open()).chain(cases).min()
     }
 
     /// Events waiting in the orderer.
@@ -344,8 +373,13 @@ impl Engine {
         let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
         let pool = self.pools.key(ev);
         let keys = Keys::hashed(user, user_name, ip.as_ref().map(IpKey::as_str)).with_pool(pool);
+        let from = out.len();
         for d in &mut self.detectors {
             d.observe(ev, &keys, out);
+        }
+        if let Some(c) = &mut self.cases {
+            c.observe(ev, keys.ip.map(|_| keys.ip_hash), keys.user.map(|_| keys.user_hash));
+            c.correlate(&mut out[from..], ev.time);
         }
     }
 
@@ -355,6 +389,10 @@ impl Engine {
             d.advance(now, &mut closed);
         }
         sort_closed(&mut closed);
+        if let Some(c) = &mut self.cases {
+            c.correlate(&mut closed, now);
+            c.advance(now);
+        }
         out.extend(closed);
     }
 }

@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
 use super::restart::{earliest_to_rebuild, resume_from};
-use super::state::{ledger_key, Checkpoint, StateDir};
+use super::state::{case_ledger_key, ledger_key, Checkpoint, StateDir};
 use super::status::{Held, StatusLine};
 use super::{MonitorConfig, BASELINE_SAVE_EVERY, CHECKPOINT_EVERY, REJECTIONS_LOGGED, TICK};
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::Engine;
 use crate::finding::{Finding, Status};
@@ -228,7 +229,9 @@ impl Monitor {
             }
             self.metrics.lag_ms.store(self.clock.wall().0 - wm, Ordering::Relaxed);
         }
-        match self.deliver(findings)? {
+        let mut cases = Vec::new();
+        self.engine.drain_cases(&mut cases);
+        match self.deliver(findings, cases)? {
             // Notifications spooled or closed findings written: checkpoint now, then tell the sinks (a
             // notification goes to SNS only once the checkpoint holding it and its ledger entry is on disk).
             Flushed::Delivered => self.save_and_tell_sinks()?,
@@ -247,9 +250,9 @@ impl Monitor {
 
     /// Gives every update not already in the ledger (or, closed, in `--output`) to the sinks, then
     /// flushes them: what the most eager of them says its flush did.
-    fn deliver(&mut self, findings: Vec<Finding>) -> anyhow::Result<Flushed> {
+    fn deliver(&mut self, findings: Vec<Finding>, cases: Vec<CaseRecord>) -> anyhow::Result<Flushed> {
         let mut unsynced = Vec::new();
-        let result = self.deliver_all(findings, &mut unsynced);
+        let result = self.deliver_all(findings, cases, &mut unsynced);
         if result.is_err() {
             // Closed findings that may not have reached the disk must not stay in the ledger as written:
             // the save at shutdown would keep them there, and a restart would never write them.
@@ -262,7 +265,12 @@ impl Monitor {
 
     /// [`Monitor::deliver`]'s work; the ledger keys of closed findings emitted and not yet flushed are
     /// collected in `unsynced`.
-    fn deliver_all(&mut self, findings: Vec<Finding>, unsynced: &mut Vec<String>) -> Result<Flushed, SinkError> {
+    fn deliver_all(
+        &mut self,
+        findings: Vec<Finding>,
+        cases: Vec<CaseRecord>,
+        unsynced: &mut Vec<String>,
+    ) -> Result<Flushed, SinkError> {
         for f in findings {
             if f.status == Status::Closed {
                 // Also when suppressed: a rebuilt incident must be rebuilt again by the next restart.
@@ -281,6 +289,23 @@ impl Monitor {
                 self.metrics.findings_closed.fetch_add(1, Ordering::Relaxed);
             }
             // Stamped with the wall time it was recorded: pruning compares it with the wall clock.
+            self.cp.ledger.insert(key, self.clock.wall().0);
+            self.dirty = true;
+        }
+        // Case updates after the findings that caused them, ledgered the same way: a restart rebuilds the
+        // same cases from the same events and must not page for them again.
+        for c in cases {
+            let key = case_ledger_key(&c);
+            if self.cp.ledger.contains_key(&key) {
+                self.metrics.notifications_suppressed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            for sink in &mut self.sinks {
+                sink.case(&c)?;
+            }
+            if matches!(c.status, CaseStatus::Closed | CaseStatus::Merged) {
+                unsynced.push(key.clone());
+            }
             self.cp.ledger.insert(key, self.clock.wall().0);
             self.dirty = true;
         }
@@ -396,6 +421,7 @@ mod tests {
             max_notifications_per_minute: 10,
             state_dir: state_dir.to_path_buf(),
             output: None,
+            cases: None,
             backfill: Span::secs(60),
             allowed_delay: ALLOWED_DELAY,
             overlap: Span::secs(60),

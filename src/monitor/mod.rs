@@ -96,6 +96,8 @@ pub struct MonitorConfig {
     pub max_notifications_per_minute: u32,
     pub state_dir: PathBuf,
     pub output: Option<PathBuf>,
+    /// Append closed and merged cases (JSON lines) here (`--cases`).
+    pub cases: Option<PathBuf>,
     /// Without a checkpoint, start this far before now.
     pub backfill: Span,
     /// How late (wall clock) an event may become visible and still be counted in order.
@@ -198,7 +200,12 @@ pub async fn run_with_clock(
     if let Some(addr) = cfg.metrics_addr {
         tasks.push(serve_metrics(addr, &cfg.state_dir, &metrics, stop_rx.clone()).await?);
     }
-    let (sinks, publisher) = choose_sinks(&cfg, out, sdk.as_ref(), &cp, &state, &metrics, clock);
+    let cases_out = match &cfg.cases {
+        Some(p) => Some(JsonLines::append(Some(p)).context("cannot open the cases output")?.for_cases()),
+        None => None,
+    };
+    let per_case = settings.correlation.enabled;
+    let (sinks, publisher) = choose_sinks(&cfg, (out, cases_out), per_case, sdk.as_ref(), &cp, &state, &metrics, clock);
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
     let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx)));
     let Sources { rx, names: sources, regions: source_regions, tasks: source_tasks } =
@@ -268,9 +275,11 @@ fn load_checkpoint(state: &StateDir) -> Checkpoint {
 
 /// The outputs of this run, in the order each update reaches them: one line per output. An output that
 /// delivers from a task of its own (SNS) also returns it, for the caller to run and stop.
+#[allow(clippy::too_many_arguments)]
 fn choose_sinks(
     cfg: &MonitorConfig,
-    out: JsonLines,
+    (out, cases_out): (JsonLines, Option<JsonLines>),
+    per_case: bool,
     sdk: Option<&aws_config::SdkConfig>,
     cp: &Checkpoint,
     state: &StateDir,
@@ -278,10 +287,18 @@ fn choose_sinks(
     clock: Clock,
 ) -> (Vec<Box<dyn Sink + Send>>, Option<Publisher>) {
     let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(out)];
+    if let Some(c) = cases_out {
+        sinks.push(Box::new(c));
+    }
     let mut publisher = None;
     if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, sdk) {
         let settings =
-            SnsSettings { topic_arn: arn.clone(), max_per_window: cfg.max_notifications_per_minute, drain: cfg.drain };
+            SnsSettings {
+                topic_arn: arn.clone(),
+                max_per_window: cfg.max_notifications_per_minute,
+                drain: cfg.drain,
+                per_case,
+            };
         let saved = (&cp.sinks, load_delivered(state));
         let (sink, p) =
             SnsSink::new(settings, sns_client(sdk, cfg), saved, Arc::new(state.clone()), metrics.clone(), clock);

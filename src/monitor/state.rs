@@ -67,6 +67,12 @@ pub fn ledger_key(f: &Finding) -> String {
     }
 }
 
+/// The ledger key of a case update: `case:ID:STATUS:ESCALATIONS` (each escalation of a case is its own
+/// notification).
+pub fn case_ledger_key(c: &crate::correlate::CaseRecord) -> String {
+    format!("case:{}:{}:{}", c.case_id, c.status.as_str(), c.escalations)
+}
+
 impl Checkpoint {
     /// Drops ledger entries recorded (wall clock) before both `now - LEDGER_MAX_AGE` and `resume_from`,
     /// the event time a restart would re-read from now: an update recorded before `resume_from` was
@@ -302,6 +308,7 @@ mod tests {
             summary: String::new(),
             evidence: serde_json::json!({}),
             incident_id: "00112233aabbccdd".into(),
+            case_id: None,
             rule: "failed_login_burst_user".into(),
             status: Status::Open,
         };

@@ -258,6 +258,7 @@ mod tests {
             summary: "s".into(),
             evidence: serde_json::Value::Null,
             incident_id: format!("{first}"),
+            case_id: None,
             rule: "r".into(),
             status: Status::Closed,
         }

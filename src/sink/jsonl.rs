@@ -1,11 +1,14 @@
 //! Findings as JSON lines (one object per line, the schema of `detection.md`) to a file or standard output:
-//! closed incidents, and with `--updates` every opening and escalation too.
+//! closed incidents, and with `--updates` every opening and escalation too. The same writer, made with
+//! [`JsonLines::for_cases`], writes case records instead (`--cases FILE`): closed and merged cases, and
+//! with `--updates` their openings and escalations.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Flushed, Sink, SinkError};
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Status};
 use crate::sanitize;
 
@@ -18,6 +21,8 @@ pub struct JsonLines {
     updates: bool,
     /// As a [`Sink`]: written since the last flush.
     unsynced: bool,
+    /// As a [`Sink`]: write case records, not findings.
+    cases: bool,
 }
 
 impl JsonLines {
@@ -37,6 +42,7 @@ impl JsonLines {
             written: 0,
             updates: false,
             unsynced: false,
+            cases: false,
         })
     }
 
@@ -56,6 +62,7 @@ impl JsonLines {
                     written: 0,
                     updates: false,
                     unsynced: false,
+                    cases: false,
                 })
             }
             _ => JsonLines::create(None),
@@ -65,6 +72,12 @@ impl JsonLines {
     /// As a [`Sink`], also write incident openings and escalations (`replay --updates`).
     pub fn with_updates(mut self, updates: bool) -> JsonLines {
         self.updates = updates;
+        self
+    }
+
+    /// As a [`Sink`], write case records (`--cases FILE`) instead of findings.
+    pub fn for_cases(mut self) -> JsonLines {
+        self.cases = true;
         self
     }
 
@@ -113,8 +126,19 @@ impl JsonLines {
 
 impl Sink for JsonLines {
     fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
-        if self.updates || f.status == Status::Closed {
+        if !self.cases && (self.updates || f.status == Status::Closed) {
             self.write(f).map_err(|e| self.failed(e))?;
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        let last = matches!(c.status, CaseStatus::Closed | CaseStatus::Merged);
+        if self.cases && (self.updates || last) {
+            let line = sanitize::json_line(c.to_json_line());
+            self.out.write_all(line.as_bytes()).and_then(|()| self.out.write_all(b"\n")).map_err(|e| self.failed(e))?;
+            self.written += 1;
             self.unsynced = true;
         }
         Ok(())

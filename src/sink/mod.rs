@@ -4,7 +4,8 @@
 //! its sinks (`cmd/replay.rs`, `monitor::run`).
 //!
 //! Who calls what: both commands hand every finding update to each sink in the order the engine produced
-//! it (incidents opening, escalating, closing); each sink keeps what it is for. Replay closes its sinks at
+//! it (incidents opening, escalating, closing), then the case updates those findings caused
+//! ([`Sink::case`]); each sink keeps what it is for. Replay closes its sinks at
 //! the end of input. The monitor flushes them every tick, saves the checkpoint at once when a flush says
 //! something was delivered, and then tells them it is on disk; it stores each sink's saved state in the
 //! checkpoint without reading it.
@@ -15,6 +16,7 @@ pub mod summary;
 
 use std::io;
 
+use crate::correlate::CaseRecord;
 use crate::finding::Finding;
 
 /// The state a sink keeps across monitor restarts: top-level fields of the checkpoint, stored and handed
@@ -26,6 +28,11 @@ pub type SavedState = serde_json::Map<String, serde_json::Value>;
 pub trait Sink {
     /// Takes one incident update: opened, escalated or closed.
     fn emit(&mut self, f: &Finding) -> Result<(), SinkError>;
+    /// Takes one case update (`crate::correlate`): opened, escalated, merged or closed. It follows the
+    /// findings that caused it. Most outputs of findings ignore cases.
+    fn case(&mut self, _c: &CaseRecord) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Makes what was emitted so far durable (written out, synced, spooled) and says what changed.
     fn flush(&mut self) -> Result<Flushed, SinkError>;
     /// End of the run: flushes and lets go of the output.
@@ -91,6 +98,10 @@ impl<'a> Fanout<'a> {
 impl Sink for Fanout<'_> {
     fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
         self.sinks.iter_mut().try_for_each(|s| s.emit(f))
+    }
+
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        self.sinks.iter_mut().try_for_each(|s| s.case(c))
     }
 
     fn flush(&mut self) -> Result<Flushed, SinkError> {

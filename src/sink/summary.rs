@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::{Flushed, Sink, SinkError};
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Severity, Status};
 use crate::replay::ReplayReport;
 use crate::sanitize::for_terminal;
@@ -13,6 +14,12 @@ use crate::time::Span;
 
 /// Keys listed under "top offending".
 const TOP_N: usize = 5;
+/// Closed cases kept for the summary (all are counted): the summary lists the worst of them.
+pub const CASES_KEPT: usize = 10_000;
+/// Cases listed in the summary, worst first; the rest are counted (`--cases FILE` has them all).
+const CASES_LISTED: usize = 25;
+/// Findings listed under each case in the summary.
+const FINDINGS_PER_CASE: usize = 6;
 
 /// Counts of closed findings, for the summary.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -23,11 +30,28 @@ pub struct FindingTally {
     /// Address → (findings, events in them)
     pub ips: HashMap<String, (u64, u64)>,
     pub users: HashMap<String, (u64, u64)>,
+    /// Closed cases (their last record), in closing order, at most [`CASES_KEPT`]; `cases_closed` counts all.
+    pub cases: Vec<CaseRecord>,
+    pub cases_closed: u64,
+    /// Notifications the cases would page with: openings and escalations.
+    pub case_openings: u64,
+    pub case_escalations: u64,
+    /// A merged case → the case it went into.
+    pub merged_into: HashMap<String, String>,
+    /// Case id (as the finding carried it) → closed findings' one-line forms (the first few) and how many.
+    pub case_findings: HashMap<String, (Vec<String>, u64)>,
 }
 
 impl FindingTally {
     pub fn add(&mut self, f: &Finding) {
         self.total += 1;
+        if let Some(id) = &f.case_id {
+            let e = self.case_findings.entry(id.clone()).or_default();
+            e.1 += 1;
+            if e.0.len() < FINDINGS_PER_CASE {
+                e.0.push(format!("{} {}: {}", f.rule, f.severity, for_terminal(&f.summary)));
+            }
+        }
         *self.by_detector.entry(f.detector).or_default().entry(f.severity).or_default() += 1;
         if let Some(ip) = &f.ip {
             let e = self.ips.entry(ip.clone()).or_default();
@@ -39,6 +63,37 @@ impl FindingTally {
             e.0 += 1;
             e.1 += f.count;
         }
+    }
+
+    /// Counts a case update and keeps closed cases.
+    pub fn add_case(&mut self, c: &CaseRecord) {
+        match c.status {
+            CaseStatus::Open => self.case_openings += 1,
+            CaseStatus::Escalated => self.case_escalations += 1,
+            CaseStatus::Merged => {
+                if let Some(into) = &c.merged_into {
+                    self.merged_into.insert(c.case_id.clone(), into.clone());
+                }
+            }
+            CaseStatus::Closed => {
+                self.cases_closed += 1;
+                if self.cases.len() < CASES_KEPT {
+                    self.cases.push(c.clone());
+                }
+            }
+        }
+    }
+
+    /// The case a case id ended up in, following merges.
+    pub fn final_case<'a>(&'a self, mut id: &'a str) -> &'a str {
+        // Merges only go to older cases, so this ends; the bound guards against a malformed map.
+        for _ in 0..self.merged_into.len() + 1 {
+            match self.merged_into.get(id) {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        id
     }
 
     /// The `n` keys with most findings (then most events, then by name).
@@ -56,6 +111,11 @@ impl Sink for FindingTally {
         if f.status == Status::Closed {
             self.add(f);
         }
+        Ok(())
+    }
+
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        self.add_case(c);
         Ok(())
     }
 
@@ -156,6 +216,7 @@ pub fn render(r: &ReplayReport) -> String {
         human_bytes((r.bytes as f64 / secs) as u64),
         secs
     );
+    cases(&mut s, r);
     let _ = writeln!(s, "findings      {}", r.findings.total);
     for (det, sevs) in &r.findings.by_detector {
         let parts: Vec<String> =
@@ -166,6 +227,66 @@ pub fn render(r: &ReplayReport) -> String {
     top(&mut s, "top addresses", &r.findings.ips);
     top(&mut s, "top users", &r.findings.users);
     s
+}
+
+/// The cases, worst first, each with its story and the findings under it.
+fn cases(s: &mut String, r: &ReplayReport) {
+    let Some(stats) = &r.cases else { return };
+    let t = &r.findings;
+    let mut by_sev: BTreeMap<Severity, u64> = BTreeMap::new();
+    for c in &t.cases {
+        *by_sev.entry(c.severity).or_default() += 1;
+    }
+    let parts: Vec<String> = Severity::ALL.iter().rev().filter_map(|sev| by_sev.get(sev).map(|n| format!("{n} {sev}"))).collect();
+    let _ = writeln!(
+        s,
+        "cases         {} from {} finding(s) ({}); {} page(s): {} opening(s), {} escalation(s); {} merged into an older case",
+        t.cases_closed,
+        t.total,
+        parts.join(", "),
+        t.case_openings + t.case_escalations,
+        t.case_openings,
+        t.case_escalations,
+        stats.merged
+    );
+    if stats.closed_early > 0 || stats.entities_not_linked > 0 {
+        let _ = writeln!(
+            s,
+            "  SATURATED   {} case(s) closed early at limits.max_open_cases, {} entit(ies) not linked at limits.max_entities_per_case",
+            stats.closed_early, stats.entities_not_linked
+        );
+    }
+    // Findings by the case they ended up in.
+    let mut under: HashMap<&str, Vec<&(Vec<String>, u64)>> = HashMap::new();
+    for (id, lines) in &t.case_findings {
+        under.entry(t.final_case(id)).or_default().push(lines);
+    }
+    let mut order: Vec<&CaseRecord> = t.cases.iter().collect();
+    order.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened_at.cmp(&b.opened_at)).then(a.case_id.cmp(&b.case_id)));
+    for c in order.iter().take(CASES_LISTED) {
+        let _ = writeln!(
+            s,
+            "  {:<8} case {} {} .. {}  {}",
+            c.severity.as_str(),
+            c.case_id,
+            c.first_seen,
+            c.last_seen,
+            for_terminal(&c.story)
+        );
+        let groups = under.get(c.case_id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let total: u64 = groups.iter().map(|g| g.1).sum();
+        let lines: Vec<&String> = groups.iter().flat_map(|g| g.0.iter()).collect();
+        for line in lines.iter().take(FINDINGS_PER_CASE) {
+            let _ = writeln!(s, "             {line}");
+        }
+        let shown = lines.len().min(FINDINGS_PER_CASE) as u64;
+        if total > shown {
+            let _ = writeln!(s, "             ... and {} more finding(s) (--cases FILE, -o FILE)", total - shown);
+        }
+    }
+    if t.cases.len() > CASES_LISTED {
+        let _ = writeln!(s, "  ... and {} more case(s) (--cases FILE lists them all)", t.cases_closed - CASES_LISTED as u64);
+    }
 }
 
 fn top(s: &mut String, title: &str, map: &std::collections::HashMap<String, (u64, u64)>) {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Status};
 use crate::sanitize;
 use crate::time::Timestamp;
@@ -29,6 +30,9 @@ pub struct Notification {
     pub detected_at_ms: i64,
     /// Wall time the notification was created.
     pub created_ms: i64,
+    /// The case notified (empty for a finding or a digest): sent as the `case_id` message attribute.
+    #[serde(default)]
+    pub case_id: String,
 }
 
 /// One finding held back during an alert storm, as the digest will show it.
@@ -98,6 +102,79 @@ pub fn render(f: &Finding, seq: u64, fifo: bool, created: Timestamp) -> Notifica
         },
         detected_at_ms: f.detected_at.0,
         created_ms: created.0,
+        case_id: f.case_id.clone().unwrap_or_default(),
+    }
+}
+
+fn case_word(s: CaseStatus) -> &'static str {
+    match s {
+        CaseStatus::Open => "NEW CASE",
+        CaseStatus::Escalated => "CASE ESCALATED",
+        CaseStatus::Closed => "CASE CLOSED",
+        CaseStatus::Merged => "CASE MERGED",
+    }
+}
+
+/// The notification for one case update: subject (severity and story), why it was sent, the accounts
+/// and addresses, the findings by rule, then the case JSON. `created` is the wall time now.
+pub fn render_case(c: &CaseRecord, seq: u64, fifo: bool, created: Timestamp) -> Notification {
+    let subject =
+        sanitize::for_subject(&format!("[authwatch] {} {}: {}", case_word(c.status), c.severity, c.story), MAX_SUBJECT);
+    let json = sanitize::json_line(c.to_json_line());
+    let rules: Vec<String> = c.findings_by_rule.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+    let addresses: Vec<&str> = c.addresses.iter().map(|a| a.ip.as_str()).take(10).collect();
+    let mut message = format!(
+        "{}\n\nWhy this message: {}\nCase: {}\nSeverity: {}\nStatus: {}\nAccounts taken over: {} {}\nAccounts: {} {}\nAddresses: {} {}\nUser pools: {}\nFirst seen: {}\nOpened at: {}\nFindings: {}\n\n",
+        sanitize::for_terminal(&c.story),
+        sanitize::for_terminal(&c.reason),
+        c.case_id,
+        c.severity,
+        c.status.as_str(),
+        c.taken_over_count,
+        sanitize::for_terminal(&c.taken_over.iter().take(10).cloned().collect::<Vec<_>>().join(", ")),
+        c.users_count,
+        sanitize::for_terminal(&c.users.iter().take(10).cloned().collect::<Vec<_>>().join(", ")),
+        c.addresses_count,
+        addresses.join(", "),
+        sanitize::for_terminal(&c.user_pool_ids.join(", ")),
+        c.first_seen,
+        c.opened_at,
+        rules.join(", "),
+    );
+    if message.len() + json.len() <= MAX_MESSAGE_BYTES {
+        message.push_str(&json);
+    } else {
+        message.push_str("(case JSON too large for SNS; see the --cases output)");
+    }
+    Notification {
+        seq,
+        subject,
+        message,
+        detector: "case".to_string(),
+        severity: c.severity.to_string(),
+        group_id: FIFO_GROUP.to_string(),
+        // One id per case update: SNS drops a repeat within its 5-minute window, and the case id
+        // (message attribute) lets PagerDuty or Opsgenie fold every update into one alert.
+        dedup_id: if fifo { format!("{}-{}-{}", c.case_id, c.status.as_str(), c.escalations) } else { String::new() },
+        detected_at_ms: c.updated_at.0,
+        created_ms: created.0,
+        case_id: c.case_id.clone(),
+    }
+}
+
+/// A digest line for a case update held back during an alert storm.
+pub fn case_digest_item(c: &CaseRecord) -> DigestItem {
+    DigestItem {
+        line: format!(
+            // One word before the severity: the digest reads the severity as the second word.
+            "{} {} case {}: {}",
+            case_word(c.status).replace(' ', "_"),
+            c.severity,
+            c.case_id,
+            sanitize::for_terminal(&c.story)
+        ),
+        detected_at_ms: c.updated_at.0,
+        json: sanitize::json_line(c.to_json_line()),
     }
 }
 
@@ -155,6 +232,7 @@ pub fn render_digest(items: &[DigestItem], overflow: u64, seq: u64, fifo: bool, 
         dedup_id: if fifo { format!("digest-{seq}-{first}") } else { String::new() },
         detected_at_ms: first,
         created_ms: created.0,
+        case_id: String::new(),
     }
 }
 
@@ -189,6 +267,7 @@ mod tests {
             summary: "12 failed sign-ins".into(),
             evidence: serde_json::json!({}),
             incident_id: "00112233aabbccdd".into(),
+            case_id: None,
             rule: "failed_login_burst_user".into(),
             status: Status::Open,
         }

@@ -1,5 +1,6 @@
-//! Findings as SNS notifications (`--sns-topic-arn`, `aws-formats.md` §7): one per incident opening and
-//! one per escalation, gathered into a digest a minute under an alert storm.
+//! Cases as SNS notifications (`--sns-topic-arn`, `aws-formats.md` §7): one when a case opens and one
+//! per escalation, gathered into a digest a minute under an alert storm (with cases off, the same per
+//! incident opening and escalation).
 //!
 //! The sink decides *what* to notify and appends it to the [`Spool`]; the [`Publisher`] task sends the
 //! entries the monitor's checkpoint already holds, in order. So a notification is on disk before SNS can
@@ -20,10 +21,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Flushed, SavedState, Sink, SinkError};
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Status};
 use crate::pipeline::clock::Clock;
+use crate::time::Timestamp;
 use crate::pipeline::metrics::Metrics;
-pub use message::{digest_item, render, render_digest, DigestItem, Notification};
+pub use message::{case_digest_item, digest_item, render, render_case, render_digest, DigestItem, Notification};
 pub use publisher::{DeliveredMark, Publisher, Spool};
 
 /// Most notifications kept in the spool while SNS is unreachable. At the cap new notifications are
@@ -82,6 +85,8 @@ pub struct SnsSettings {
     pub max_per_window: u32,
     /// Time the publisher gets at shutdown to empty the spool.
     pub drain: Duration,
+    /// Notify case updates (openings and escalations) instead of each finding's: correlation is on.
+    pub per_case: bool,
 }
 
 /// The notification policy: spool, storm limit and digest.
@@ -90,6 +95,7 @@ pub struct SnsSink {
     spool: Arc<Mutex<Spool>>,
     wake: Arc<Notify>,
     fifo: bool,
+    per_case: bool,
     max_per_window: u32,
     next_seq: u64,
     digest: Vec<DigestItem>,
@@ -140,6 +146,7 @@ impl SnsSink {
             spool,
             wake,
             fifo: is_fifo(&settings.topic_arn),
+            per_case: settings.per_case,
             max_per_window: settings.max_per_window,
             next_seq: state.next_seq,
             digest: state.digest,
@@ -171,6 +178,22 @@ impl SnsSink {
         true
     }
 
+    /// Spools a notification while the storm window has room, else holds its digest line.
+    fn notify(&mut self, render: impl FnOnce(u64, Timestamp) -> Notification, item: impl FnOnce() -> DigestItem) {
+        self.changed = true;
+        if self.storm_sent < self.max_per_window {
+            self.storm_sent += 1;
+            if self.spool_push(render(self.next_seq + 1, self.clock.wall())) {
+                self.next_seq += 1;
+                self.spooled = true;
+            }
+        } else if self.digest.len() < MAX_DIGEST_ITEMS {
+            self.digest.push(item());
+        } else {
+            self.digest_overflow += 1;
+        }
+    }
+
     /// At the end of each storm window, held-back updates leave as one digest notification. True when
     /// one was spooled.
     fn flush_digest_if_due(&mut self) -> bool {
@@ -197,23 +220,25 @@ impl SnsSink {
 }
 
 impl Sink for SnsSink {
-    /// Openings and escalations: notified while the storm window has room, held for its digest after.
+    /// Openings and escalations of incidents, when cases are off: notified while the storm window has
+    /// room, held for its digest after.
     fn emit(&mut self, f: &Finding) -> Result<(), SinkError> {
-        if f.status == Status::Closed {
+        if self.per_case || f.status == Status::Closed {
             return Ok(());
         }
-        self.changed = true;
-        if self.storm_sent < self.max_per_window {
-            self.storm_sent += 1;
-            if self.spool_push(render(f, self.next_seq + 1, self.fifo, self.clock.wall())) {
-                self.next_seq += 1;
-                self.spooled = true;
-            }
-        } else if self.digest.len() < MAX_DIGEST_ITEMS {
-            self.digest.push(digest_item(f));
-        } else {
-            self.digest_overflow += 1;
+        let fifo = self.fifo;
+        self.notify(|seq, created| render(f, seq, fifo, created), || digest_item(f));
+        Ok(())
+    }
+
+    /// Openings and escalations of cases: one page per attack, again only when it escalates. Findings that
+    /// join a case silently are in its next update.
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        if !self.per_case || !matches!(c.status, CaseStatus::Open | CaseStatus::Escalated) {
+            return Ok(());
         }
+        let fifo = self.fifo;
+        self.notify(|seq, created| render_case(c, seq, fifo, created), || case_digest_item(c));
         Ok(())
     }
 
@@ -285,6 +310,7 @@ mod tests {
             dedup_id: String::new(),
             detected_at_ms: 0,
             created_ms: 0,
+            case_id: String::new(),
         }
     }
 
@@ -335,6 +361,7 @@ mod tests {
             summary: "5 failed sign-ins".into(),
             evidence: serde_json::json!({}),
             incident_id: id.into(),
+            case_id: None,
             rule: "failed_login_burst_user".into(),
             status: Status::Open,
         }
@@ -350,6 +377,7 @@ mod tests {
             topic_arn: "arn:aws:sns:us-east-1:123456789012:alerts".into(),
             max_per_window: per_window,
             drain: Duration::ZERO,
+            per_case: false,
         };
         let saved = (&SavedState::new(), 0);
         SnsSink::new(settings, aws_sdk_sns::Client::from_conf(conf), saved, Arc::new(NoMark), Metrics::new(), clock).0

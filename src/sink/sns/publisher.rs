@@ -124,6 +124,10 @@ impl Publisher {
             .message(&n.message)
             .message_attributes("detector", detector)
             .message_attributes("severity", severity);
+        if !n.case_id.is_empty() {
+            // What PagerDuty's dedup_key or Opsgenie's alias can be mapped from: one alert per case.
+            req = req.message_attributes("case_id", attr(&n.case_id).map_err(|e| e.to_string())?);
+        }
         if is_fifo(&self.topic_arn) {
             req = req.message_group_id(&n.group_id).message_deduplication_id(&n.dedup_id);
         }
