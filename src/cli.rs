@@ -10,13 +10,13 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use crate::correlate::CorrelationSpec;
 use crate::detect::baseline::BaselineFile;
 use crate::detect::{EngineSettings, DEFAULT_IPV6_PREFIX};
 use crate::event::LogFormat;
 use crate::geo::GeoIp;
 use crate::replay::ReplayConfig;
 use crate::source::Limits;
-use crate::correlate::CorrelationSpec;
 use crate::spec::{AllowList, SpecSet};
 use crate::time::{Span, Timestamp};
 

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Status};
-use crate::sink::{Flushed, Sink, SinkError};
 use crate::simulate::Attack;
+use crate::sink::{Flushed, Sink, SinkError};
 use crate::time::{Span, Timestamp};
 
 /// How far outside an item's planted span a finding keyed on one of its addresses or users may reach

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{threads, DemoArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE};
-use crate::detect::EngineSettings;
 use crate::correlate::{CaseRecord, CaseStatus};
+use crate::detect::EngineSettings;
 use crate::finding::Finding;
-use crate::sanitize::for_terminal;
 use crate::replay::{self, ReplayConfig, ReplayHooks};
 use crate::report::{self, Collector, ReportSink, RunFacts};
+use crate::sanitize::for_terminal;
 use crate::score;
 use crate::simulate::{self, SimulateArgs};
 use crate::sink::jsonl::JsonLines;
@@ -181,7 +181,8 @@ fn print_cases(findings: &[Finding], cases: &[CaseRecord]) {
     println!("cases ({}, worst first; the findings of each under it):", closed.len());
     for c in closed {
         println!("  {:<8} case {}  {}", c.severity.as_str(), c.case_id, for_terminal(&c.story));
-        for f in findings.iter().filter(|f| f.case_id.as_deref().map(final_case).as_deref() == Some(c.case_id.as_str())) {
+        for f in findings.iter().filter(|f| f.case_id.as_deref().map(final_case).as_deref() == Some(c.case_id.as_str()))
+        {
             println!("             {}", summary::finding_line(f));
         }
     }

@@ -456,17 +456,19 @@ fn lead_phrase(f: &Finding) -> String {
         "credential_stuffing" => format!("credential stuffing from {ip} on {}", plural(n("distinct_users"), "account")),
         "password_spray" => format!("password spray from {ip} over {}", plural(n("distinct_users"), "account")),
         "failed_login_burst" if ip_keyed => {
-            format!("{} failed sign-ins from {ip} on {}", thousands(n("failures")), plural(n("distinct_users"), "account"))
+            format!(
+                "{} failed sign-ins from {ip} on {}",
+                thousands(n("failures")),
+                plural(n("distinct_users"), "account")
+            )
         }
         "failed_login_burst" => format!("brute force on {user} from {ip}"),
-        "distributed_brute_force" => {
-            format!("brute force on {user} from {}", plural(n("distinct_ips"), "address")).replace("addresss", "addresses")
-        }
+        "distributed_brute_force" => format!("brute force on {user} from {}", plural(n("distinct_ips"), "address"))
+            .replace("addresss", "addresses"),
         "slow_brute_force" => format!("slow password guessing on {user} ({} tries)", thousands(n("failures"))),
-        "mfa_failure_after_password" if ip_keyed => format!(
-            "known passwords from {ip} stopped by MFA on {}",
-            plural(n("distinct_users"), "account")
-        ),
+        "mfa_failure_after_password" if ip_keyed => {
+            format!("known passwords from {ip} stopped by MFA on {}", plural(n("distinct_users"), "account"))
+        }
         "mfa_failure_after_password" => format!("{user}'s password in use, MFA failing"),
         "account_takeover" => format!("{user} taken over from {ip}"),
         "impossible_travel" => {

@@ -28,8 +28,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use case::{CaseRecord, CaseStatus};
 use case::Case;
+pub use case::{CaseRecord, CaseStatus};
 use shared::SharedAddresses;
 pub use spec::CorrelationSpec;
 
@@ -70,8 +70,15 @@ struct Entity {
 enum What {
     /// An account (a name or a sub; both are indexed when known). `count` is false for the second name of
     /// the same account.
-    User { name: String, count: bool },
-    Address { ip: String, successful_users: u32, shared: bool },
+    User {
+        name: String,
+        count: bool,
+    },
+    Address {
+        ip: String,
+        successful_users: u32,
+        shared: bool,
+    },
     /// An address-keyed finding's own key: links findings on that key even when the address is shared.
     AddressKey,
     PoolCount,
@@ -287,7 +294,8 @@ impl Correlator {
         let new_takeovers = case.taken_over_count.saturating_sub(case.takeovers_notified);
         // Each takeover-only update waits twice as long as the one before: a campaign breaking into
         // accounts for hours pages a handful of times, not every quarter hour.
-        let wait = crate::time::Span(wait.millis().saturating_mul(1 << case.takeover_updates.min(MAX_BACKOFF_DOUBLINGS)));
+        let wait =
+            crate::time::Span(wait.millis().saturating_mul(1 << case.takeover_updates.min(MAX_BACKOFF_DOUBLINGS)));
         let reason = if severity > case.notified {
             format!("severity rose to {severity}")
         } else if new_takeovers > 0 && case.takeovers_notified == 0 {
@@ -365,7 +373,13 @@ impl Correlator {
         for id in &case.open_incidents {
             self.by_incident.remove(id);
         }
-        self.records.push(case.record(CaseStatus::Closed, reason.to_string(), now, self.spec.severity.spread_keys, None));
+        self.records.push(case.record(
+            CaseStatus::Closed,
+            reason.to_string(),
+            now,
+            self.spec.severity.spread_keys,
+            None,
+        ));
     }
 
     /// End of input: every case closes, oldest first.
@@ -382,11 +396,7 @@ impl Correlator {
     }
 
     pub fn stats(&self) -> CaseStats {
-        CaseStats {
-            open: self.cases.len() as u64,
-            addresses_untracked: self.shared.untracked,
-            ..self.stats.clone()
-        }
+        CaseStats { open: self.cases.len() as u64, addresses_untracked: self.shared.untracked, ..self.stats.clone() }
     }
 
     /// The earliest `first_seen` of the open cases: a monitor restart re-reads from there so it rebuilds

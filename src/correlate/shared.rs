@@ -68,13 +68,7 @@ pub struct AddressUse {
 
 impl SharedAddresses {
     pub fn new(spec: SharedAddressSpec) -> SharedAddresses {
-        SharedAddresses {
-            spec,
-            current: HashMap::default(),
-            previous: HashMap::default(),
-            since: None,
-            untracked: 0,
-        }
+        SharedAddresses { spec, current: HashMap::default(), previous: HashMap::default(), since: None, untracked: 0 }
     }
 
     fn half(&self) -> Span {

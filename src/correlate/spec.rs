@@ -77,14 +77,15 @@ impl CorrelationSpec {
 
     /// Parses and validates; the error names `source` and what is wrong.
     pub fn parse(text: &str, source: &str) -> Result<CorrelationSpec, String> {
-        let spec: CorrelationSpec = toml::from_str(text).map_err(|e| format!("{source}: {}", e.to_string().trim_end()))?;
+        let spec: CorrelationSpec =
+            toml::from_str(text).map_err(|e| format!("{source}: {}", e.to_string().trim_end()))?;
         spec.validate().map_err(|e| format!("{source}: {e}"))?;
         Ok(spec)
     }
 
     pub fn load(path: &Path) -> Result<CorrelationSpec, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read the correlation spec {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the correlation spec {}: {e}", path.display()))?;
         CorrelationSpec::parse(&text, &path.display().to_string())
     }
 

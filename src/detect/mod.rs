@@ -176,8 +176,10 @@ impl Engine {
 
     fn with_release(specs: &SpecSet, settings: EngineSettings, release: Release, buffer: Orderer) -> Engine {
         let detectors = specs.enabled().map(|s| build(s, &settings)).collect();
-        let cases =
-            settings.correlation.enabled.then(|| Correlator::new((*settings.correlation).clone(), settings.ipv6_prefix));
+        let cases = settings
+            .correlation
+            .enabled
+            .then(|| Correlator::new((*settings.correlation).clone(), settings.ipv6_prefix));
         Engine {
             cases,
             detectors,

@@ -292,13 +292,12 @@ fn choose_sinks(
     }
     let mut publisher = None;
     if let (Some(arn), Some(sdk)) = (&cfg.sns_topic_arn, sdk) {
-        let settings =
-            SnsSettings {
-                topic_arn: arn.clone(),
-                max_per_window: cfg.max_notifications_per_minute,
-                drain: cfg.drain,
-                per_case,
-            };
+        let settings = SnsSettings {
+            topic_arn: arn.clone(),
+            max_per_window: cfg.max_notifications_per_minute,
+            drain: cfg.drain,
+            per_case,
+        };
         let saved = (&cp.sinks, load_delivered(state));
         let (sink, p) =
             SnsSink::new(settings, sns_client(sdk, cfg), saved, Arc::new(state.clone()), metrics.clone(), clock);

@@ -237,7 +237,8 @@ fn cases(s: &mut String, r: &ReplayReport) {
     for c in &t.cases {
         *by_sev.entry(c.severity).or_default() += 1;
     }
-    let parts: Vec<String> = Severity::ALL.iter().rev().filter_map(|sev| by_sev.get(sev).map(|n| format!("{n} {sev}"))).collect();
+    let parts: Vec<String> =
+        Severity::ALL.iter().rev().filter_map(|sev| by_sev.get(sev).map(|n| format!("{n} {sev}"))).collect();
     let _ = writeln!(
         s,
         "cases         {} from {} finding(s) ({}); {} page(s): {} opening(s), {} escalation(s); {} merged into an older case",
@@ -262,7 +263,9 @@ fn cases(s: &mut String, r: &ReplayReport) {
         under.entry(t.final_case(id)).or_default().push(lines);
     }
     let mut order: Vec<&CaseRecord> = t.cases.iter().collect();
-    order.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened_at.cmp(&b.opened_at)).then(a.case_id.cmp(&b.case_id)));
+    order.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.opened_at.cmp(&b.opened_at)).then(a.case_id.cmp(&b.case_id))
+    });
     for c in order.iter().take(CASES_LISTED) {
         let _ = writeln!(
             s,
@@ -285,7 +288,11 @@ fn cases(s: &mut String, r: &ReplayReport) {
         }
     }
     if t.cases.len() > CASES_LISTED {
-        let _ = writeln!(s, "  ... and {} more case(s) (--cases FILE lists them all)", t.cases_closed - CASES_LISTED as u64);
+        let _ = writeln!(
+            s,
+            "  ... and {} more case(s) (--cases FILE lists them all)",
+            t.cases_closed - CASES_LISTED as u64
+        );
     }
 }
 

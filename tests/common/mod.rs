@@ -175,7 +175,7 @@ pub fn replay(dir: &Path, lines: &[String]) -> Vec<Value> {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let out = dir.join(unique("replay-out") + ".jsonl");
     let status = Command::new(bin())
-        .args(["replay", "--quiet", "--updates", "--lateness", "1s", "--filters"])
+        .args(["replay", "--quiet", "--updates", "--lateness", "1s", "--no-cases", "--filters"])
         .arg(filters_dir(dir))
         .arg("-o")
         .arg(&out)
@@ -184,6 +184,26 @@ pub fn replay(dir: &Path, lines: &[String]) -> Vec<Value> {
         .unwrap();
     assert!(status.success(), "replay failed");
     read_jsonl(&out)
+}
+
+/// [`replay`] with cases on: every finding and every case update (`--cases FILE --updates`).
+pub fn replay_cases(dir: &Path, lines: &[String]) -> (Vec<Value>, Vec<Value>) {
+    let input = dir.join(unique("replay-input") + ".jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join(unique("replay-out") + ".jsonl");
+    let cases = dir.join(unique("replay-cases") + ".jsonl");
+    let status = Command::new(bin())
+        .args(["replay", "--quiet", "--updates", "--lateness", "1s", "--filters"])
+        .arg(filters_dir(dir))
+        .arg("-o")
+        .arg(&out)
+        .arg("--cases")
+        .arg(&cases)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success(), "replay failed");
+    (read_jsonl(&out), read_jsonl(&cases))
 }
 
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
@@ -217,6 +237,11 @@ pub fn expected_notifications(findings: &[Value]) -> Vec<String> {
     v
 }
 
+/// `case:ID:STATUS:ESCALATIONS` of a case update.
+pub fn case_key(c: &Value) -> String {
+    format!("case:{}:{}:{}", c["case_id"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or(""), c["escalations"])
+}
+
 /// A notification as the emulator recorded it: (subject, the finding JSON at its end, attributes).
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -229,6 +254,9 @@ pub struct Sent {
 impl Sent {
     pub fn key(&self) -> String {
         let f = &self.finding;
+        if f["kind"] == "case" {
+            return case_key(f);
+        }
         match f["status"].as_str() {
             Some("open") => format!("{}:open", f["incident_id"].as_str().unwrap_or("")),
             _ => format!(
@@ -548,5 +576,7 @@ pub fn base_args(dir: &Path, state: &Path, output: &Path) -> Vec<String> {
         "5s".into(),
         "--drain".into(),
         "2s".into(),
+        // Notify per finding: these tests count incident updates (tests/monitor.rs has the case tests).
+        "--no-cases".into(),
     ]
 }

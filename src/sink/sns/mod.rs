@@ -24,8 +24,8 @@ use super::{Flushed, SavedState, Sink, SinkError};
 use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::{Finding, Status};
 use crate::pipeline::clock::Clock;
-use crate::time::Timestamp;
 use crate::pipeline::metrics::Metrics;
+use crate::time::Timestamp;
 pub use message::{case_digest_item, digest_item, render, render_case, render_digest, DigestItem, Notification};
 pub use publisher::{DeliveredMark, Publisher, Spool};
 
