@@ -51,7 +51,7 @@ impl Feed {
         // Pool-wide rules key on the pool; the MFA rule looks only at sign-ins with an MFA step.
         ev.user_pool_id = Some("us-east-1_Bench0001".into());
         if kind.is::<Counting<MfaFailureAfterPassword>>() {
-            ev.factors = Factors { password: Step::Passed, mfa: Step::Failed };
+            ev.factors = Factors { password: Step::Passed, mfa: Step::Failed, pending: false };
         }
         Feed { ev }
     }

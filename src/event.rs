@@ -175,6 +175,10 @@ pub enum Step {
 pub struct Factors {
     pub password: Step,
     pub mfa: Step,
+    /// The call was answered with a further challenge (CloudTrail `InitiateAuth` or
+    /// `RespondToAuthChallenge` returning one): a step passed, but the sign-in is not complete, so it is
+    /// not an account signed in (a campaign's takeover is a completed sign-in).
+    pub pending: bool,
 }
 
 impl Factors {

@@ -207,16 +207,33 @@ pub fn score_cases(truth: &[Attack], findings: &[Finding], cases: &[CaseRecord])
         }
         id
     };
-    let mut members: BTreeMap<String, (BTreeSet<usize>, bool)> = BTreeMap::new();
+    // A case's attacks: those its account- and address-keyed findings belong to; a pool-wide finding
+    // matches every attack of its kind near its time, so it names the case's attacks only when nothing
+    // keyed does.
+    #[derive(Default)]
+    struct Members {
+        keyed: BTreeSet<usize>,
+        pooled: BTreeSet<usize>,
+        benign: bool,
+    }
+    let mut members: BTreeMap<String, Members> = BTreeMap::new();
     for f in findings {
         let Some(id) = &f.case_id else { continue };
         let e = members.entry(final_case(id)).or_default();
         let owners = of(f);
         if owners.is_empty() {
-            e.1 = true;
+            e.benign = true;
         }
-        e.0.extend(owners);
+        if pool_keyed(f) {
+            e.pooled.extend(owners);
+        } else {
+            e.keyed.extend(owners);
+        }
     }
+    let members: BTreeMap<String, (BTreeSet<usize>, bool)> = members
+        .into_iter()
+        .map(|(id, m)| (id, (if m.keyed.is_empty() { m.pooled } else { m.keyed }, m.benign)))
+        .collect();
     for (id, (owners, benign)) in &members {
         if owners.len() > 1 {
             s.joined_attacks.push((id.clone(), owners.iter().map(|&i| attacks[i].id.clone()).collect()));

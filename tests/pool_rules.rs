@@ -98,10 +98,11 @@ impl Day {
             Mfa::None if kind == EventKind::SignIn => Factors {
                 password: if outcome == Outcome::Failure { Step::Failed } else { Step::Passed },
                 mfa: Step::Unknown,
+                pending: false,
             },
             Mfa::None => Factors::default(),
-            Mfa::Passed => Factors { password: Step::Passed, mfa: Step::Passed },
-            Mfa::Failed => Factors { password: Step::Passed, mfa: Step::Failed },
+            Mfa::Passed => Factors { password: Step::Passed, mfa: Step::Passed, pending: false },
+            Mfa::Failed => Factors { password: Step::Passed, mfa: Step::Failed, pending: false },
         };
         self.events.push(ev);
     }

@@ -70,7 +70,10 @@ fn report_has_every_section_and_the_summarys_counts() {
     assert_eq!(findings, 4, "the fixture's attacks: a burst and a takeover, a burst, an impossible trip");
     assert_eq!(r.findings.len() as u64, findings);
     assert!(r.html.contains(&format!("{findings} closed finding(s)")));
-    assert_eq!(r.html.matches(r#"<article class="case""#).count() as u64, findings);
+    // One article per case: the burst and the takeover it ended in are one.
+    let cases = summary_count(&r.stderr, "cases");
+    assert_eq!(cases, 3, "{}", r.stderr);
+    assert_eq!(r.html.matches(r#"<article class="case""#).count() as u64, cases);
     let events = summary_count(&r.stderr, "decoded");
     assert!(r.html.contains(&format!("{events} sign-in event(s) decoded")));
     assert!(r.html.contains(&format!("<b>{events}</b><span>events</span>")));
@@ -84,7 +87,7 @@ fn report_has_every_section_and_the_summarys_counts() {
     for f in &r.findings {
         assert!(r.html.contains(f["incident_id"].as_str().unwrap()));
     }
-    for n in 1..=findings {
+    for n in 1..=cases {
         assert!(r.html.contains(&format!(r##"<a href="#case-{n}">"##)), "timeline mark for case-{n}");
     }
     // The impossible trip is an arc with its distance and speed.

@@ -1,7 +1,7 @@
 //! A case: one attack as the findings it caused, with what an on-call engineer reads first (severity, the
 //! accounts taken over, a one-line story) and the record written for it ([`CaseRecord`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,6 +13,9 @@ use crate::time::Timestamp;
 pub const MAX_LISTED: usize = 50;
 /// Accounts taken over remembered by name per case (the count is exact).
 pub const MAX_TAKEN_OVER: usize = 1_000;
+/// Incidents told apart per case (by a hash of their id): memory stays bounded in a case that collects
+/// findings for days.
+pub const MAX_INCIDENTS: usize = 10_000;
 /// Distinct incident keys remembered per case: far above any `severity.spread_keys` worth setting.
 pub const MAX_KEYS: usize = 1_000;
 
@@ -139,10 +142,18 @@ pub struct Case {
     pub pending_due: Option<Timestamp>,
     /// Every incident closed: the event time the case closes unless a finding joins it.
     pub close_due: Option<Timestamp>,
+    /// Opened by a held rule's finding and not announced yet: when its hold ends.
+    pub held_until: Option<Timestamp>,
     pub last_notified_at: Timestamp,
-    /// Incidents in the case, by id, with the rule that raised each; and which are still open.
-    pub incidents: BTreeMap<String, (String, Severity)>,
+    /// Distinct incidents in the case, and by rule.
+    pub incident_count: u64,
+    pub by_rule: BTreeMap<String, u64>,
+    /// The incidents seen, by id hash, at most [`MAX_INCIDENTS`] (past it a repeated update of an
+    /// incident not remembered counts again: only in a case of thousands of incidents).
+    seen: HashSet<u64>,
+    /// The first [`MAX_LISTED`] incident ids, for the record.
     pub incident_order: Vec<String>,
+    /// Incidents still open (bounded by the rules' own open incidents).
     pub open_incidents: BTreeSet<String>,
     pub pools: BTreeSet<String>,
     pub users: BTreeSet<String>,
@@ -157,7 +168,7 @@ pub struct Case {
     pub takeover_updates: u32,
     /// The keys (accounts, addresses, pools) its incidents were raised on, at most [`MAX_KEYS`].
     pub keys: BTreeSet<String>,
-    /// Accounts with a travel finding, and with a risk finding.
+    /// Accounts with a travel finding, and with a risk finding (at most [`MAX_TAKEN_OVER`] each).
     pub travelled: BTreeSet<String>,
     pub flagged: BTreeSet<String>,
     /// Entity hashes this case is indexed by (bounded by the spec).
@@ -183,8 +194,11 @@ impl Case {
             takeovers_notified: 0,
             pending_due: None,
             close_due: None,
+            held_until: None,
             last_notified_at: f.detected_at,
-            incidents: BTreeMap::new(),
+            incident_count: 0,
+            by_rule: BTreeMap::new(),
+            seen: HashSet::new(),
             incident_order: Vec::new(),
             open_incidents: BTreeSet::new(),
             pools: BTreeSet::new(),
@@ -207,20 +221,33 @@ impl Case {
         }
     }
 
+    /// Not announced yet (see [`super::spec::NotifySpec::hold`]).
+    pub fn held(&self) -> bool {
+        self.held_until.is_some()
+    }
+
     /// Folds in one finding update (its entities are indexed by the caller).
     pub fn add(&mut self, f: &Finding) {
         self.first_seen = self.first_seen.min(f.first_seen);
         self.last_seen = self.last_seen.max(f.last_seen);
-        if !self.incidents.contains_key(&f.incident_id) {
-            self.incident_order.push(f.incident_id.clone());
+        let h = crate::detect::window::key_hash(&f.incident_id);
+        if !self.seen.contains(&h) {
+            if self.seen.len() < MAX_INCIDENTS {
+                self.seen.insert(h);
+            }
+            self.incident_count += 1;
+            *self.by_rule.entry(f.rule.clone()).or_default() += 1;
+            if self.incident_order.len() < MAX_LISTED {
+                self.incident_order.push(f.incident_id.clone());
+            }
         }
-        self.incidents.insert(f.incident_id.clone(), (f.rule.clone(), f.severity));
         if f.status == crate::finding::Status::Closed {
             self.open_incidents.remove(&f.incident_id);
         } else {
             self.open_incidents.insert(f.incident_id.clone());
         }
-        self.finding_severity = self.incidents.values().map(|(_, s)| *s).max().unwrap_or(f.severity);
+        // An incident's severity only rises, so the case's highest is the highest update seen.
+        self.finding_severity = self.finding_severity.max(f.severity);
         if self.keys.len() < MAX_KEYS {
             self.keys.insert(key_label(f));
         }
@@ -230,14 +257,13 @@ impl Case {
             }
         }
         if let Some(u) = &f.user {
-            match f.detector {
-                "impossible_travel" => {
-                    self.travelled.insert(u.clone());
-                }
-                "cognito_risk" => {
-                    self.flagged.insert(u.clone());
-                }
-                _ => {}
+            let set = match f.detector {
+                "impossible_travel" => Some(&mut self.travelled),
+                "cognito_risk" => Some(&mut self.flagged),
+                _ => None,
+            };
+            if let Some(set) = set.filter(|s| s.len() < MAX_TAKEN_OVER) {
+                set.insert(u.clone());
             }
             if f.detector == "account_takeover"
                 || f.evidence.get("succeeded_at").is_some()
@@ -246,10 +272,8 @@ impl Case {
                 self.take_over(u);
             }
         }
-        if let Some(list) = f.evidence.get("takeovers").and_then(Value::as_array) {
-            for name in list.iter().filter_map(Value::as_str) {
-                self.take_over(name);
-            }
+        for name in super::taken_over(f) {
+            self.take_over(name);
         }
         let rank = (breadth(f), f.severity);
         let replace = match &self.lead {
@@ -277,14 +301,23 @@ impl Case {
         self.first_seen = self.first_seen.min(other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
         for id in other.incident_order {
-            if !self.incidents.contains_key(&id) {
+            if self.incident_order.len() < MAX_LISTED && !self.incident_order.contains(&id) {
                 self.incident_order.push(id);
             }
         }
-        self.incidents.extend(other.incidents);
+        // Two cases never hold the same incident (an incident's updates go to the case it is in).
+        self.incident_count += other.incident_count;
+        for (rule, n) in other.by_rule {
+            *self.by_rule.entry(rule).or_default() += n;
+        }
+        for h in other.seen {
+            if self.seen.len() < MAX_INCIDENTS {
+                self.seen.insert(h);
+            }
+        }
         self.open_incidents.extend(other.open_incidents);
         self.finding_severity = self.finding_severity.max(other.finding_severity);
-        self.pools.extend(other.pools.into_iter().take(MAX_LISTED));
+        self.pools.extend(other.pools.into_iter().take(MAX_LISTED.saturating_sub(self.pools.len())));
         for u in other.users {
             if self.users.len() < MAX_LISTED {
                 self.users.insert(u);
@@ -306,11 +339,14 @@ impl Case {
                 self.keys.insert(k);
             }
         }
-        self.travelled.extend(other.travelled);
-        self.flagged.extend(other.flagged);
+        self.travelled.extend(other.travelled.into_iter().take(MAX_TAKEN_OVER.saturating_sub(self.travelled.len())));
+        self.flagged.extend(other.flagged.into_iter().take(MAX_TAKEN_OVER.saturating_sub(self.flagged.len())));
         self.entities_over += other.entities_over;
-        self.merged.push(other.id);
-        self.merged.extend(other.merged);
+        for id in std::iter::once(other.id).chain(other.merged) {
+            if self.merged.len() < MAX_LISTED {
+                self.merged.push(id);
+            }
+        }
         if let Some(l) = other.lead {
             if self.lead.as_ref().is_none_or(|m| l.rank > m.rank) {
                 self.lead = Some(l);
@@ -348,10 +384,13 @@ impl Case {
         if flagged_after > 0 {
             parts.push(format!("{flagged_after} flagged by Cognito's risk detection"));
         }
-        let rules: BTreeSet<&str> = self.incidents.values().map(|(r, _)| r.as_str()).collect();
         let mut story = parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(", ");
-        if self.incidents.len() > 1 {
-            story.push_str(&format!(" ({} findings, {})", self.incidents.len(), plural(rules.len() as u64, "rule")));
+        if self.incident_count > 1 {
+            story.push_str(&format!(
+                " ({} findings, {})",
+                thousands(self.incident_count),
+                plural(self.by_rule.len() as u64, "rule")
+            ));
         }
         story
     }
@@ -365,10 +404,6 @@ impl Case {
         spread_keys: u64,
         merged_into: Option<String>,
     ) -> CaseRecord {
-        let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
-        for (rule, _) in self.incidents.values() {
-            *by_rule.entry(rule.clone()).or_default() += 1;
-        }
         CaseRecord {
             kind: "case",
             case_id: self.id.clone(),
@@ -392,9 +427,9 @@ impl Case {
             addresses_count: self.addresses_count,
             taken_over: self.taken_over_order.iter().take(MAX_LISTED).cloned().collect(),
             taken_over_count: self.taken_over_count,
-            findings_by_rule: by_rule,
+            findings_by_rule: self.by_rule.clone(),
             incidents: self.incident_order.iter().take(MAX_LISTED).cloned().collect(),
-            incidents_not_listed: self.incident_order.len().saturating_sub(MAX_LISTED) as u64,
+            incidents_not_listed: self.incident_count.saturating_sub(self.incident_order.len() as u64),
             merged: self.merged.iter().take(MAX_LISTED).cloned().collect(),
             merged_into,
         }

@@ -38,7 +38,7 @@ use crate::detect::window::{hash_of, key_hash, PreHashed};
 use crate::detect::IpKey;
 use crate::event::SignInEvent;
 use crate::finding::Finding;
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Takeover-only updates wait at most this many doublings of `renotify_after` (15 min → 1 h): later
 /// takeovers of a long campaign still page within the hour.
@@ -98,6 +98,8 @@ pub struct Correlator {
     closing: BTreeSet<(Timestamp, u64)>,
     /// Cases with a takeover update waiting for `renotify_after`, by when it is due.
     renotify: BTreeSet<(Timestamp, u64)>,
+    /// Cases opened by a held rule's finding, not announced yet, by when their hold ends.
+    holds: BTreeSet<(Timestamp, u64)>,
     shared: SharedAddresses,
     records: Vec<CaseRecord>,
     stats: CaseStats,
@@ -116,6 +118,7 @@ impl Correlator {
             members: HashMap::new(),
             closing: BTreeSet::new(),
             renotify: BTreeSet::new(),
+            holds: BTreeSet::new(),
             records: Vec::new(),
             stats: CaseStats::default(),
         }
@@ -150,12 +153,14 @@ impl Correlator {
                 }
             }
         }
-        let mut iter = candidates.into_iter();
-        let (target, opened) = match iter.next() {
+        // The case that stays: an announced one before a held one (its page already went out), then the
+        // oldest.
+        let target = candidates.iter().copied().min_by_key(|seq| (self.cases.get(seq).is_some_and(Case::held), *seq));
+        let (target, opened) = match target {
             Some(seq) => (seq, false),
             None => (self.open_case(f), true),
         };
-        for other in iter {
+        for other in candidates.into_iter().filter(|&c| c != target) {
             self.merge(target, other, now);
         }
         self.index(target, &entities);
@@ -167,16 +172,33 @@ impl Correlator {
             self.by_incident.insert(f.incident_id.clone(), target);
         }
         f.case_id = Some(case.id.clone());
-        if opened {
-            // What the opening record says is what was notified.
-            case.notified = case.severity(self.spec.severity.spread_keys);
-            case.takeovers_notified = case.taken_over_count;
-            let reason = case.opened_by.clone();
-            self.records.push(case.record(CaseStatus::Open, reason, now, self.spec.severity.spread_keys, None));
+        let held_rule = self.spec.notify.hold > Span(0) && self.spec.notify.hold_rules.contains(&f.rule);
+        if opened && held_rule {
+            // A travel or risk alert is often what an attack did to an account: the attack's own finding
+            // may claim it within minutes. Announced when the hold ends, or at once when one does.
+            let due = now.saturating_add(self.spec.notify.hold);
+            case.held_until = Some(due);
+            self.holds.insert((due, target));
+        } else if opened || (case.held() && !held_rule) {
+            self.announce(target, now);
         } else {
             self.escalate_if_due(target, now, false);
         }
         self.reschedule(target);
+    }
+
+    /// The case's opening record (its first page): at its first finding, or when its hold ends.
+    fn announce(&mut self, seq: u64, now: Timestamp) {
+        let spread = self.spec.severity.spread_keys;
+        let Some(case) = self.cases.get_mut(&seq) else { return };
+        if let Some(due) = case.held_until.take() {
+            self.holds.remove(&(due, seq));
+        }
+        // What the opening record says is what was notified.
+        case.notified = case.severity(spread);
+        case.takeovers_notified = case.taken_over_count;
+        let reason = case.opened_by.clone();
+        self.records.push(case.record(CaseStatus::Open, reason, now, spread, None));
     }
 
     /// Opens a case for `f`; past the cap, the oldest open case closes first.
@@ -249,6 +271,9 @@ impl Correlator {
         if let Some(due) = absorbed.pending_due {
             self.renotify.remove(&(due, other));
         }
+        if let Some(due) = absorbed.held_until {
+            self.holds.remove(&(due, other));
+        }
         let Some(target_id) = self.cases.get(&target).map(|c| c.id.clone()) else { return };
         let reason = format!("merged into case {target_id}");
         self.records.push(absorbed.record(
@@ -290,6 +315,10 @@ impl Correlator {
         let spread = self.spec.severity.spread_keys;
         let wait = self.spec.notify.renotify_after;
         let Some(case) = self.cases.get_mut(&seq) else { return };
+        if case.held() {
+            // Its opening record, when it goes out, says all of it.
+            return;
+        }
         let severity = case.severity(spread);
         let new_takeovers = case.taken_over_count.saturating_sub(case.takeovers_notified);
         // Each takeover-only update waits twice as long as the one before: a campaign breaking into
@@ -339,6 +368,12 @@ impl Correlator {
 
     /// Event time moved to `now`: gathered takeover updates that are due go out, and quiet cases close.
     pub fn advance(&mut self, now: Timestamp) {
+        while let Some(&(at, seq)) = self.holds.first() {
+            if at > now {
+                break;
+            }
+            self.announce(seq, at);
+        }
         while let Some(&(at, seq)) = self.renotify.first() {
             if at > now {
                 break;
@@ -358,6 +393,9 @@ impl Correlator {
     }
 
     fn close(&mut self, seq: u64, now: Timestamp, reason: &str) {
+        if self.cases.get(&seq).is_some_and(Case::held) {
+            self.announce(seq, now);
+        }
         let Some(case) = self.cases.remove(&seq) else { return };
         if let Some(due) = case.close_due {
             self.closing.remove(&(due, seq));
@@ -456,10 +494,8 @@ impl Correlator {
             }
         }
         if link.takeovers {
-            if let Some(list) = f.evidence.get("takeovers").and_then(Value::as_array) {
-                for name in list.iter().filter_map(Value::as_str) {
-                    out.push(user(name, true, true));
-                }
+            for name in taken_over(f) {
+                out.push(user(name, true, true));
             }
         }
         if !user_keyed && f.ip.is_none() {
@@ -467,7 +503,10 @@ impl Correlator {
                 "signup_flood" => "sign-ups",
                 _ => "failed sign-ins",
             };
-            out.push(Entity { hash: hash_of(("pool", pool, what)), links: link.pool_wide, what: What::PoolCount });
+            // A surge one address dominates is that address's attack: it links by the address (above),
+            // not by the pool, or two attacks an hour apart would merge through their pool-wide echoes.
+            let links = link.pool_wide && !dominated(f);
+            out.push(Entity { hash: hash_of(("pool", pool, what)), links, what: What::PoolCount });
         }
         out
     }
@@ -493,6 +532,26 @@ impl Correlator {
     }
 }
 
+/// The accounts a finding reports taken over: its `takeovers` list and, past the list's cap, the one
+/// its update is about (`latest_takeover`).
+pub fn taken_over(f: &Finding) -> impl Iterator<Item = &str> {
+    let list = f.evidence.get("takeovers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+    list.chain(f.evidence.get("latest_takeover").and_then(Value::as_str))
+}
+
+/// Share of a pool-wide finding's events from one address above which the address is the attack.
+const DOMINANT_SHARE: f64 = 0.5;
+
+/// Whether one address accounts for at least [`DOMINANT_SHARE`] of a pool-wide finding's events.
+fn dominated(f: &Finding) -> bool {
+    let n = |k: &str| f.evidence.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let Some(ips) = f.evidence.get("ips").and_then(Value::as_object) else { return false };
+    let top = ips.values().filter_map(Value::as_u64).max().unwrap_or(0);
+    let listed: u64 = ips.values().filter_map(Value::as_u64).sum();
+    let total = n("failures").max(n("successes")).max(listed);
+    top > 0 && top as f64 >= DOMINANT_SHARE * total as f64
+}
+
 /// "3 accounts (ana, bo, cy)": the `n` taken over since the last update, the latest named.
 fn taken_over_phrase(case: &Case, n: u64) -> String {
     let new = &case.taken_over_order[case.taken_over_order.len().saturating_sub(n as usize)..];
@@ -502,5 +561,154 @@ fn taken_over_phrase(case: &Case, n: u64) -> String {
         accounts
     } else {
         format!("{accounts} ({}{})", names.join(", "), if new.len() > 3 { ", ..." } else { "" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::finding::{Severity, Status};
+
+    const T: i64 = 1_780_000_000_000;
+    const MIN: i64 = 60_000;
+
+    fn finding(rule: &str, id: &str, user: Option<&str>, ip: Option<&str>, at: i64, status: Status) -> Finding {
+        Finding {
+            detector: match rule {
+                "impossible_travel" => "impossible_travel",
+                "account_takeover" => "account_takeover",
+                "distributed_credential_stuffing" => "distributed_credential_stuffing",
+                _ => "failed_login_burst",
+            },
+            severity: Severity::High,
+            user: user.map(str::to_string),
+            user_sub: None,
+            ip: ip.map(str::to_string),
+            user_pool_id: Some("us-east-1_Unit".into()),
+            region: None,
+            account: None,
+            first_seen: Timestamp(at - MIN),
+            last_seen: Timestamp(at),
+            detected_at: Timestamp(at),
+            count: 10,
+            summary: String::new(),
+            evidence: json!({"failures": 10}),
+            incident_id: id.into(),
+            rule: rule.into(),
+            case_id: None,
+            status,
+        }
+    }
+
+    fn run(c: &mut Correlator, mut f: Finding) -> Finding {
+        let now = f.detected_at;
+        c.advance(now);
+        c.correlate(std::slice::from_mut(&mut f), now);
+        f
+    }
+
+    fn drained(c: &mut Correlator) -> Vec<CaseRecord> {
+        let mut v = Vec::new();
+        c.drain(&mut v);
+        v
+    }
+
+    #[test]
+    fn a_finding_that_links_two_cases_merges_the_newer_into_the_older() {
+        let mut c = Correlator::new(CorrelationSpec::builtin(), 64);
+        let a = run(&mut c, finding("failed_login_burst_user", "a", Some("ana"), Some("192.0.2.1"), T, Status::Open));
+        let b =
+            run(&mut c, finding("failed_login_burst_user", "b", Some("bo"), Some("192.0.2.2"), T + MIN, Status::Open));
+        assert_ne!(a.case_id, b.case_id);
+        // One address failing for both accounts.
+        let mut bridge = finding("failed_login_burst_ip", "c", None, Some("192.0.2.1"), T + 2 * MIN, Status::Open);
+        bridge.evidence = json!({"failures": 20, "users": {"ana": 10, "bo": 10}});
+        let bridge = run(&mut c, bridge);
+        assert_eq!(bridge.case_id, a.case_id, "the older case stays");
+        let records = drained(&mut c);
+        let merged: Vec<&CaseRecord> = records.iter().filter(|r| r.status == CaseStatus::Merged).collect();
+        assert_eq!(merged.len(), 1);
+        assert_eq!(Some(&merged[0].case_id), b.case_id.as_ref());
+        assert_eq!(merged[0].merged_into, a.case_id);
+        assert_eq!(c.stats().merged, 1);
+        assert_eq!(records.iter().filter(|r| r.status == CaseStatus::Open).count(), 2);
+    }
+
+    #[test]
+    fn a_travel_alert_waits_for_the_attack_that_claims_it_and_pages_once() {
+        let mut c = Correlator::new(CorrelationSpec::builtin(), 64);
+        let travel =
+            run(&mut c, finding("impossible_travel", "t", Some("lucia"), Some("198.51.100.9"), T, Status::Open));
+        assert!(drained(&mut c).is_empty(), "held: no page yet");
+        let mut campaign = finding("distributed_credential_stuffing", "d", None, None, T + 5 * MIN, Status::Open);
+        campaign.evidence = json!({"failures": 900, "takeovers": ["lucia"], "ips": {"203.0.113.1": 1}});
+        let campaign = run(&mut c, campaign);
+        assert_eq!(campaign.case_id, travel.case_id);
+        let records = drained(&mut c);
+        assert_eq!(records.len(), 1, "{records:#?}");
+        assert_eq!(records[0].status, CaseStatus::Open);
+        assert_eq!(records[0].taken_over, ["lucia"]);
+        // A travel alert nothing claims pages when its hold ends.
+        run(&mut c, finding("impossible_travel", "u", Some("kenji"), Some("192.0.2.50"), T + 6 * MIN, Status::Open));
+        c.advance(Timestamp(T + 20 * MIN));
+        assert!(drained(&mut c).is_empty());
+        c.advance(Timestamp(T + 22 * MIN));
+        let records = drained(&mut c);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].status, CaseStatus::Open);
+        assert_eq!(records[0].updated_at, Timestamp(T + 21 * MIN), "announced when the hold ended");
+    }
+
+    #[test]
+    fn takeovers_after_the_first_are_gathered_with_a_growing_wait() {
+        let mut c = Correlator::new(CorrelationSpec::builtin(), 64);
+        let mut f = finding("distributed_credential_stuffing", "d", None, None, T, Status::Open);
+        f.severity = Severity::Critical;
+        run(&mut c, f.clone());
+        let mut taken: Vec<String> = Vec::new();
+        let mut escalations = Vec::new();
+        // A takeover a minute for two hours.
+        for m in 1..=120 {
+            taken.push(format!("user{m}"));
+            let mut up = f.clone();
+            up.status = Status::Escalated;
+            up.detected_at = Timestamp(T + m * MIN);
+            up.last_seen = up.detected_at;
+            up.evidence = json!({"failures": 900, "takeovers": taken});
+            run(&mut c, up);
+            escalations.extend(drained(&mut c).into_iter().filter(|r| r.status == CaseStatus::Escalated));
+        }
+        let at: Vec<i64> = escalations.iter().map(|r| (r.updated_at.0 - T) / MIN).collect();
+        // The first takeover at once; then 15 min, 30 min, and every hour.
+        assert_eq!(at, [1, 16, 46, 106], "{escalations:#?}");
+        // The update due at minute 106 leaves before that minute's takeover arrives.
+        assert_eq!(escalations.last().map(|r| r.taken_over_count), Some(105));
+    }
+
+    #[test]
+    fn a_case_closes_once_its_incidents_closed_and_the_gap_passed() {
+        let mut c = Correlator::new(CorrelationSpec::builtin(), 64);
+        let open =
+            run(&mut c, finding("failed_login_burst_user", "a", Some("ana"), Some("192.0.2.1"), T, Status::Open));
+        run(
+            &mut c,
+            finding("failed_login_burst_user", "a", Some("ana"), Some("192.0.2.1"), T + 10 * MIN, Status::Closed),
+        );
+        drained(&mut c);
+        c.advance(Timestamp(T + 70 * MIN));
+        assert!(drained(&mut c).is_empty(), "the gap runs from the case's last activity");
+        c.advance(Timestamp(T + 71 * MIN));
+        let closed = drained(&mut c);
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].status, Some(&closed[0].case_id)), (CaseStatus::Closed, open.case_id.as_ref()));
+        assert_eq!(c.stats().open, 0);
+        // The same account later is a new case.
+        let later = run(
+            &mut c,
+            finding("failed_login_burst_user", "b", Some("ana"), Some("192.0.2.1"), T + 3 * 60 * MIN, Status::Open),
+        );
+        assert_ne!(later.case_id, open.case_id);
     }
 }

@@ -46,10 +46,15 @@ pub struct SharedAddressSpec {
     pub window: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySpec {
     pub renotify_after: Span,
+    /// A case opened by one of `hold_rules` is announced this long after (event time), unless a finding
+    /// of another rule joins it first (then at once): an attack's own finding often follows its travel
+    /// or risk alerts by minutes, and then both are one page.
+    pub hold: Span,
+    pub hold_rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -105,6 +110,9 @@ impl CorrelationSpec {
         }
         if self.notify.renotify_after < Span(0) || self.notify.renotify_after > Span::hours(24) {
             return Err(format!("notify.renotify_after = \"{}\": use 0 to 1d", self.notify.renotify_after));
+        }
+        if self.notify.hold < Span(0) || self.notify.hold > Span::hours(1) {
+            return Err(format!("notify.hold = \"{}\": use 0 to 1h", self.notify.hold));
         }
         if self.severity.spread_keys < 2 {
             return Err(format!("severity.spread_keys = {}: use at least 2", self.severity.spread_keys));

@@ -262,21 +262,21 @@ mod tests {
         let f = read(
             r#"[{"challengeName":"Password","challengeResponse":"Success"},{"challengeName":"Mfa","challengeResponse":"Failure"}]"#,
         );
-        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Failed });
+        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Failed, pending: false });
         assert!(f.mfa_failed());
         let f = read(
             r#"[{"ChallengeName":"PASSWORD","ChallengeResponse":"SUCCESS"},{"ChallengeName":"MFA","ChallengeResponse":"success"}]"#,
         );
-        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Passed });
+        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Passed, pending: false });
         assert!(!f.mfa_failed());
         let f = read(r#"["Password:Success", "Mfa:Failure"]"#);
-        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Failed });
+        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Failed, pending: false });
     }
 
     #[test]
     fn a_wrong_password_is_not_an_mfa_failure_and_odd_shapes_are_ignored() {
         let f = read(r#"[{"challengeName":"Password","challengeResponse":"Failure"}]"#);
-        assert_eq!(f, Factors { password: Step::Failed, mfa: Step::Unknown });
+        assert_eq!(f, Factors { password: Step::Failed, mfa: Step::Unknown, pending: false });
         assert!(!f.mfa_failed());
         let f = read(r#"[{"challengeName":"Mfa","challengeResponse":"Indeterminate"}]"#);
         assert_eq!(f.mfa, Step::Unknown);

@@ -234,7 +234,7 @@ fn api_factors(name: &str, request: &Request, next_challenge: Option<&str>, erro
     } else {
         matches!(request.challenge_name.get(), Some("PASSWORD_VERIFIER" | "PASSWORD" | "PASSWORD_SRP"))
     };
-    let mut factors = Factors::default();
+    let mut factors = Factors { pending: error_code.is_none() && next_challenge.is_some(), ..Factors::default() };
     if checked_password && error_code.is_none() && next_challenge.is_some_and(is_mfa_challenge) {
         factors.password = Step::Passed;
     }
@@ -353,10 +353,14 @@ mod tests {
     fn an_mfa_challenge_after_a_password_and_a_wrong_code_are_the_two_steps() {
         let password = request(Some("USER_PASSWORD_AUTH"), None);
         let f = api_factors("InitiateAuth", &password, Some("SMS_MFA"), None);
-        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Unknown });
+        assert_eq!(f, Factors { password: Step::Passed, mfa: Step::Unknown, pending: true });
         // Passwordless: the code is the first factor, no password was checked.
         let otp = request(Some("USER_AUTH"), None);
-        assert_eq!(api_factors("InitiateAuth", &otp, Some("EMAIL_OTP"), None), Factors::default());
+        assert_eq!(
+            api_factors("InitiateAuth", &otp, Some("EMAIL_OTP"), None),
+            Factors { pending: true, ..Factors::default() },
+            "a code asked for: not signed in yet"
+        );
         let srp = request(None, Some("PASSWORD_VERIFIER"));
         let f = api_factors("RespondToAuthChallenge", &srp, Some("SOFTWARE_TOKEN_MFA"), None);
         assert_eq!(f.password, Step::Passed);
@@ -367,7 +371,8 @@ mod tests {
             (Some("NotAuthorizedException"), Step::Unknown),
             (None, Step::Passed),
         ] {
-            assert_eq!(api_factors("RespondToAuthChallenge", &answer, None, code).mfa, step, "{code:?}");
+            let f = api_factors("RespondToAuthChallenge", &answer, None, code);
+            assert_eq!((f.mfa, f.pending), (step, false), "{code:?}");
         }
         assert_eq!(api_kind("ConfirmSignUp", None), Some(EventKind::ConfirmSignUp));
     }

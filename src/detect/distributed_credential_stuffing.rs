@@ -27,8 +27,11 @@ use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
 use crate::time::Timestamp;
 
-/// Takeover accounts listed in a finding; the rest are counted.
+/// Takeover accounts listed in a finding; the rest are counted (and each named once, as
+/// `latest_takeover`, in the update it causes).
 const MAX_TAKEOVERS_LISTED: usize = 100;
+/// Accounts a campaign tells apart as taken over (64-bit hashes): past it each takeover counts anew.
+const MAX_TAKEOVERS_TRACKED: usize = 10_000;
 /// Successes remembered from the window before a crossing, to find takeovers that came first.
 const MAX_RECENT_SUCCESSES: usize = 10_000;
 
@@ -111,7 +114,13 @@ struct Campaign {
     tried: CappedSet,
     unknown: u64,
     takeovers: Vec<String>,
+    /// Accounts taken over (hashes, at most [`MAX_TAKEOVERS_TRACKED`]) and how many.
+    taken: std::collections::HashSet<u64>,
     takeover_count: u64,
+    /// The account the last takeover took.
+    latest: Option<String>,
+    /// The last campaign failure while the surge lasted.
+    last_surge: Timestamp,
     band: Option<Band>,
     observed: f64,
 }
@@ -215,7 +224,9 @@ impl Rule for DistributedCredentialStuffing {
             }
             Outcome::Success => {
                 now.successes += u64::from(failing_ip);
-                if let (Some(h), Some(name)) = (ip, keys.user_name.or(keys.user)) {
+                // A call answered with a challenge (an MFA code asked for) did not sign the account in.
+                let completed = !ev.factors.pending;
+                if let (Some(h), Some(name), true) = (ip, keys.user_name.or(keys.user), completed) {
                     if pool.successes.len() >= MAX_RECENT_SUCCESSES {
                         pool.successes.pop_front();
                     }
@@ -239,6 +250,7 @@ impl Rule for DistributedCredentialStuffing {
             let mut newly_taken = false;
             match ev.outcome {
                 Outcome::Failure if surging && (new_ip || !known_user) => {
+                    campaign.last_surge = t;
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
                     if let Some(h) = user {
                         campaign.tried.set(h, 1);
@@ -247,7 +259,10 @@ impl Rule for DistributedCredentialStuffing {
                         campaign.unknown += 1;
                     }
                 }
-                Outcome::Success if taken => {
+                // A takeover is a success while the guessing goes on (within a window of its last
+                // surging failure): hours later, an account signing in from a new address is a
+                // traveller or a new phone, not the campaign, and must not keep its incident open.
+                Outcome::Success if taken && !ev.factors.pending && t.since(campaign.last_surge) <= spec.window => {
                     inc.add(t, ev.outcome, keys.ip_hash, keys.ip, ev.event_id.as_deref());
                     if let Some(name) = keys.user_name.or(keys.user) {
                         newly_taken = campaign.takeover(name);
@@ -293,7 +308,10 @@ impl Rule for DistributedCredentialStuffing {
             tried: CappedSet::new(p.max_known_users),
             unknown: window.unknown,
             takeovers: Vec::new(),
+            taken: Default::default(),
             takeover_count: 0,
+            latest: None,
+            last_surge: ev.time,
             band,
             observed: window.failures as f64 / buckets as f64,
         };
@@ -465,14 +483,21 @@ fn set_count(extra: &mut Map<String, Value>, key: &str, n: u64) {
 }
 
 impl Campaign {
-    /// Counts a takeover; true when the account is newly listed.
+    /// Counts a takeover of `account`; true when the account was not taken before.
     fn takeover(&mut self, account: &str) -> bool {
-        self.takeover_count += 1;
-        if self.takeovers.len() < MAX_TAKEOVERS_LISTED && !self.takeovers.iter().any(|a| a == account) {
-            self.takeovers.push(account.to_string());
-            return true;
+        let h = crate::detect::window::key_hash(account);
+        if self.taken.contains(&h) {
+            return false;
         }
-        false
+        if self.taken.len() < MAX_TAKEOVERS_TRACKED {
+            self.taken.insert(h);
+        }
+        self.takeover_count += 1;
+        if self.takeovers.len() < MAX_TAKEOVERS_LISTED {
+            self.takeovers.push(account.to_string());
+        }
+        self.latest = Some(account.to_string());
+        true
     }
 
     /// The finding's figures: all of them when the incident opens.
@@ -488,6 +513,9 @@ impl Campaign {
     fn fill_takeovers(&self, inc: &mut Incident) {
         inc.extra.insert("takeover_count".into(), json!(self.takeover_count));
         inc.extra.insert("takeovers".into(), json!(self.takeovers));
+        if let Some(latest) = &self.latest {
+            inc.extra.insert("latest_takeover".into(), json!(latest));
+        }
     }
 
     /// The counts that change with every campaign event, updated in place (no allocation per event).

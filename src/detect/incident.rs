@@ -129,6 +129,18 @@ impl Incident {
         self.last_seen = self.last_seen.max(last);
     }
 
+    /// Counts `n` events of a named counterpart a rule kept as figures (they are in `count` already).
+    pub fn add_named(&mut self, aux: u64, name: &str, n: u64) {
+        if let Some(c) = self.names.get_mut(name) {
+            *c += n;
+        } else if self.names.len() < MAX_EVIDENCE_NAMES {
+            self.names.insert(name.to_string(), n);
+        } else {
+            self.names_other += n;
+        }
+        self.add_distinct(aux);
+    }
+
     /// Counts a counterpart known only by its hash (no name for the evidence list).
     pub fn add_distinct(&mut self, aux: u64) {
         if self.distinct.len() < MAX_DISTINCT_TRACKED {

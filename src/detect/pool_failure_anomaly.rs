@@ -47,6 +47,31 @@ struct Pending {
     attempts: u64,
     first: Timestamp,
     last: Timestamp,
+    /// The addresses failing most in the bucket (Misra-Gries counters: any address with more than a
+    /// [`HEAVY_ADDRESSES`]+1-th of the bucket's failures is among them).
+    heavy: Vec<(u64, String, u64)>,
+}
+
+/// Counters kept per bucket for the addresses failing most.
+const HEAVY_ADDRESSES: usize = 8;
+/// An address is named in the evidence when it had at least this share of the bucket's failures (and
+/// [`MIN_HEAVY_FAILURES`]): a single-address stuffing run behind the surge, not a typo among many.
+const HEAVY_SHARE: f64 = 0.1;
+const MIN_HEAVY_FAILURES: u64 = 3;
+
+impl Pending {
+    fn count_address(&mut self, h: u64, name: &str) {
+        if let Some(e) = self.heavy.iter_mut().find(|e| e.0 == h) {
+            e.2 += 1;
+        } else if self.heavy.len() < HEAVY_ADDRESSES {
+            self.heavy.push((h, name.to_string(), 1));
+        } else {
+            for e in &mut self.heavy {
+                e.2 -= 1;
+            }
+            self.heavy.retain(|e| e.2 > 0);
+        }
+    }
 }
 
 struct PoolState {
@@ -107,7 +132,15 @@ impl Rule for PoolFailureAnomaly {
             judge(spec, p, pool, key.key, key.hash, ev, &done, book, out);
         }
         if pool.pending.back().is_none_or(|last| last.bucket < b) {
-            pool.pending.push_back(Pending { bucket: b, failures: 0, recovered: 0, attempts: 0, first: t, last: t });
+            pool.pending.push_back(Pending {
+                bucket: b,
+                failures: 0,
+                recovered: 0,
+                attempts: 0,
+                first: t,
+                last: t,
+                heavy: Vec::new(),
+            });
         }
         let user = keys.user.map(|_| keys.user_hash);
         match ev.outcome {
@@ -117,6 +150,9 @@ impl Rule for PoolFailureAnomaly {
                     now.attempts += 1;
                     now.first = now.first.min(t);
                     now.last = now.last.max(t);
+                    if let Some(ip) = keys.ip {
+                        now.count_address(keys.ip_hash, ip);
+                    }
                 }
                 if let Some(h) = user {
                     if pool.failed_users.len() >= p.max_pending_users && !pool.failed_users.contains(h) {
@@ -226,7 +262,13 @@ fn judge(
         pool.series.record(&p.baseline, done.bucket, unrecovered as f64);
         return;
     }
+    // The addresses behind the surge, when a few are (the correlation stage links the finding by them).
+    let heavy_at_least = ((done.failures as f64 * HEAVY_SHARE).ceil() as u64).max(MIN_HEAVY_FAILURES);
+    let heavy: Vec<&(u64, String, u64)> = done.heavy.iter().filter(|e| e.2 >= heavy_at_least).collect();
     let evidence = |inc: &mut Incident| {
+        for (h, name, n) in &heavy {
+            inc.add_named(*h, name, *n);
+        }
         if let Some(band) = &band {
             inc.extra.insert("unrecovered_failures_per_bucket".into(), band_evidence(band, unrecovered as f64));
         }

@@ -245,6 +245,9 @@ impl Monitor {
         let stats = self.engine.detector_stats();
         self.metrics.open_incidents.store(stats.iter().map(|s| s.open_incidents as i64).sum(), Ordering::Relaxed);
         self.metrics.tracked_keys.store(stats.iter().map(|s| s.tracked_keys as i64).sum(), Ordering::Relaxed);
+        if let Some(c) = self.engine.case_stats() {
+            self.metrics.open_cases.store(c.open as i64, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -303,8 +306,14 @@ impl Monitor {
             for sink in &mut self.sinks {
                 sink.case(&c)?;
             }
-            if matches!(c.status, CaseStatus::Closed | CaseStatus::Merged) {
-                unsynced.push(key.clone());
+            match c.status {
+                CaseStatus::Closed | CaseStatus::Merged => unsynced.push(key.clone()),
+                CaseStatus::Open => {
+                    self.metrics.cases_opened.fetch_add(1, Ordering::Relaxed);
+                }
+                CaseStatus::Escalated => {
+                    self.metrics.case_escalations.fetch_add(1, Ordering::Relaxed);
+                }
             }
             self.cp.ledger.insert(key, self.clock.wall().0);
             self.dirty = true;

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Notifications dropped because the spool was full.
     pub notifications_dropped: AtomicU64,
     pub findings_closed: AtomicU64,
+    /// Case updates handed to the sinks (after the restart ledger): openings and escalations.
+    pub cases_opened: AtomicU64,
+    pub case_escalations: AtomicU64,
     pub notifications_created: AtomicU64,
     pub notifications_sent: AtomicU64,
     pub notifications_suppressed: AtomicU64,
@@ -41,6 +44,7 @@ pub struct Metrics {
     pub publish_failures: AtomicU64,
     pub spooled: AtomicI64,
     pub open_incidents: AtomicI64,
+    pub open_cases: AtomicI64,
     pub tracked_keys: AtomicI64,
     pub lag_ms: AtomicI64,
     pub watermark_ms: AtomicI64,
@@ -106,7 +110,7 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &AtomicU64, &str); 15] = [
+        let counters: [(&str, &AtomicU64, &str); 17] = [
             ("authwatch_records_total", &self.records, "Raw records read from every source."),
             ("authwatch_events_total", &self.events, "Sign-in events given to the detectors."),
             ("authwatch_rejected_total", &self.rejected, "Records that could not be decoded."),
@@ -117,6 +121,8 @@ impl Metrics {
             ("authwatch_forced_events_total", &self.forced, "Events given to the detectors before the watermark reached them because the hold buffer was full (--max-held-mb): a later event from a slower source can then land behind them."),
             ("authwatch_notifications_dropped_total", &self.notifications_dropped, "Notifications dropped because the spool was full."),
             ("authwatch_findings_closed_total", &self.findings_closed, "Closed findings written."),
+            ("authwatch_cases_opened_total", &self.cases_opened, "Cases opened (one page each)."),
+            ("authwatch_case_escalations_total", &self.case_escalations, "Case escalations (one page each)."),
             ("authwatch_notifications_created_total", &self.notifications_created, "Notifications spooled."),
             ("authwatch_notifications_sent_total", &self.notifications_sent, "Notifications accepted by SNS."),
             ("authwatch_notifications_suppressed_total", &self.notifications_suppressed, "Updates already notified or written before a restart."),
@@ -126,9 +132,10 @@ impl Metrics {
         for (name, v, help) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
-        let gauges: [(&str, &AtomicI64, &str); 5] = [
+        let gauges: [(&str, &AtomicI64, &str); 6] = [
             ("authwatch_notifications_spooled", &self.spooled, "Notifications waiting for SNS."),
             ("authwatch_open_incidents", &self.open_incidents, "Incidents open now."),
+            ("authwatch_open_cases", &self.open_cases, "Cases open now."),
             ("authwatch_tracked_keys", &self.tracked_keys, "Keys with detector state."),
             ("authwatch_lag_seconds_x1000", &self.lag_ms, "Wall clock minus the detection watermark, ms."),
             ("authwatch_watermark_ms", &self.watermark_ms, "Event time up to which detection has run."),

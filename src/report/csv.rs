@@ -58,7 +58,7 @@ fn findings(c: &Collector) -> String {
         ]
         .map(cell),
     );
-    let groups = super::groups(&c.book.findings);
+    let groups = super::groups(&c.book.findings, &c.cases);
     for g in &groups {
         for &i in &g.findings {
             let f = &c.book.findings[i];
@@ -88,7 +88,7 @@ fn timelines(c: &Collector) -> String {
     let mut s = line(
         &["datetime", "timestamp_desc", "message", "user", "event", "outcome", "ip", "place", "findings"].map(cell),
     );
-    let groups = super::groups(&c.book.findings);
+    let groups = super::groups(&c.book.findings, &c.cases);
     let mut done: Vec<&str> = Vec::new();
     for g in &groups {
         for &i in &g.findings {

@@ -68,7 +68,7 @@ pub fn escape_html(s: &str) -> Cow<'_, str> {
 /// The whole page.
 pub fn render(facts: &RunFacts<'_>, c: &Collector) -> String {
     let findings = &c.book.findings;
-    let groups = groups(findings);
+    let groups = groups(findings, &c.cases);
     let mut s = String::with_capacity(256 * 1024);
     let version = env!("CARGO_PKG_VERSION");
     let _ = write!(

@@ -4,8 +4,8 @@
 //! What feeds it: the replay's [`ReplayReport`] (the run's counts, the same figures as the summary), every
 //! accepted event through [`Collector::observe`] (an aggregate, [`activity::Activity`], never one row per
 //! event) and every finding update through [`ReportSink`], a [`Sink`] beside JSON lines and the summary's
-//! tally. Findings are shown in [`Group`]s, most severe first: one group per finding until cases (issue 14)
-//! exist, when a case becomes a group of several findings.
+//! tally. Findings are shown in [`Group`]s, most severe first: one group per case (`crate::correlate`),
+//! with its story and every finding it holds; with cases off, one group per finding.
 
 pub mod activity;
 pub mod csv;
@@ -19,6 +19,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use std::collections::{BTreeMap, HashMap};
+
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Severity, Status};
 use crate::replay::ReplayReport;
@@ -65,11 +68,50 @@ impl FindingBook {
     }
 }
 
+/// Closed cases kept for the report (the summary counts every one).
+pub const MAX_CASES: usize = 10_000;
+
+/// The cases the findings belong to: each closed case's last record, and where merged cases went.
+#[derive(Debug, Default)]
+pub struct CaseBook {
+    pub closed: BTreeMap<String, CaseRecord>,
+    merged_into: HashMap<String, String>,
+}
+
+impl CaseBook {
+    fn take(&mut self, c: &CaseRecord) {
+        match c.status {
+            CaseStatus::Closed if self.closed.len() < MAX_CASES => {
+                self.closed.insert(c.case_id.clone(), c.clone());
+            }
+            CaseStatus::Merged => {
+                if let Some(into) = &c.merged_into {
+                    self.merged_into.insert(c.case_id.clone(), into.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The case a finding's case id ended up in, following merges (which only go to older cases).
+    pub fn final_id(&self, id: &str) -> String {
+        let mut id = id.to_string();
+        for _ in 0..=self.merged_into.len() {
+            match self.merged_into.get(&id) {
+                Some(next) => id = next.clone(),
+                None => break,
+            }
+        }
+        id
+    }
+}
+
 /// Everything the report gathers while a replay runs.
 #[derive(Default)]
 pub struct Collector {
     pub activity: Activity,
     pub book: FindingBook,
+    pub cases: CaseBook,
 }
 
 impl Collector {
@@ -103,6 +145,11 @@ impl Sink for ReportSink<'_> {
         Ok(())
     }
 
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        self.0.borrow_mut().cases.take(c);
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<Flushed, SinkError> {
         Ok(Flushed::Nothing)
     }
@@ -112,7 +159,7 @@ impl Sink for ReportSink<'_> {
     }
 }
 
-/// Findings shown together: one finding now, a case of several once cases exist.
+/// Findings shown together: a case, or one finding with cases off.
 #[derive(Debug, Clone)]
 pub struct Group {
     /// Anchor id in the HTML (`case-N`), the timeline links to it.
@@ -129,20 +176,16 @@ pub struct Group {
     pub findings: Vec<usize>,
 }
 
-/// The groups of the findings, most severe first (then earliest).
-pub fn groups(findings: &[Finding]) -> Vec<Group> {
-    let mut order: Vec<usize> = (0..findings.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (fa, fb) = (&findings[a], &findings[b]);
-        fb.severity.cmp(&fa.severity).then(fa.first_seen.cmp(&fb.first_seen)).then(fa.incident_id.cmp(&fb.incident_id))
-    });
-    order
-        .into_iter()
-        .enumerate()
-        .map(|(n, i)| {
-            let f = &findings[i];
-            Group {
-                anchor: format!("case-{}", n + 1),
+/// The groups of the findings, most severe first (then earliest): one per case, its findings in time
+/// order; a finding with no case kept is a group of its own.
+pub fn groups(findings: &[Finding], cases: &CaseBook) -> Vec<Group> {
+    let mut by_case: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, f) in findings.iter().enumerate() {
+        match f.case_id.as_deref().map(|id| cases.final_id(id)).filter(|id| cases.closed.contains_key(id)) {
+            Some(id) => by_case.entry(id).or_default().push(i),
+            None => groups.push(Group {
+                anchor: String::new(),
                 severity: f.severity,
                 story: f.summary.clone(),
                 accounts: f.user.iter().cloned().collect(),
@@ -150,9 +193,30 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
                 first_seen: f.first_seen,
                 last_seen: f.last_seen,
                 findings: vec![i],
-            }
-        })
-        .collect()
+            }),
+        }
+    }
+    for (id, mut members) in by_case {
+        let Some(c) = cases.closed.get(&id) else { continue };
+        members.sort_by_key(|&i| (findings[i].first_seen, findings[i].detected_at, i));
+        groups.push(Group {
+            anchor: String::new(),
+            severity: c.severity,
+            story: format!("{} (case {})", c.story, c.case_id),
+            accounts: c.users.clone(),
+            addresses: c.addresses.iter().map(|a| a.ip.clone()).collect(),
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+            findings: members,
+        });
+    }
+    groups.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.first_seen.cmp(&b.first_seen)).then(a.findings.cmp(&b.findings))
+    });
+    for (n, g) in groups.iter_mut().enumerate() {
+        g.anchor = format!("case-{}", n + 1);
+    }
+    groups
 }
 
 /// What the report is about, besides what the collector gathered.
@@ -267,10 +331,52 @@ mod tests {
     #[test]
     fn groups_put_the_most_severe_first_then_the_earliest() {
         let fs = vec![finding(Severity::Medium, 1), finding(Severity::Critical, 5), finding(Severity::Critical, 2)];
-        let g = groups(&fs);
+        let g = groups(&fs, &CaseBook::default());
         let order: Vec<usize> = g.iter().map(|g| g.findings[0]).collect();
         assert_eq!(order, vec![2, 1, 0]);
         assert_eq!(g[0].anchor, "case-1");
+    }
+
+    #[test]
+    fn a_case_is_one_group_of_its_findings_merged_cases_included() {
+        let mut fs = vec![finding(Severity::Medium, 1), finding(Severity::High, 5), finding(Severity::Low, 9)];
+        fs[0].case_id = Some("c1".into());
+        fs[1].case_id = Some("c2".into());
+        fs[2].case_id = Some("c3".into());
+        let mut cases = CaseBook::default();
+        let record = |id: &str, status: CaseStatus, into: Option<&str>| crate::correlate::CaseRecord {
+            kind: "case",
+            case_id: id.into(),
+            status,
+            severity: Severity::Critical,
+            story: "stuffing".into(),
+            reason: String::new(),
+            first_seen: Timestamp(1),
+            last_seen: Timestamp(9),
+            opened_at: Timestamp(1),
+            updated_at: Timestamp(9),
+            escalations: 0,
+            user_pool_ids: vec![],
+            users: vec!["ana".into()],
+            users_count: 1,
+            addresses: vec![],
+            addresses_count: 0,
+            taken_over: vec![],
+            taken_over_count: 0,
+            findings_by_rule: Default::default(),
+            incidents: vec![],
+            incidents_not_listed: 0,
+            merged: vec![],
+            merged_into: into.map(str::to_string),
+        };
+        cases.take(&record("c2", CaseStatus::Merged, Some("c1")));
+        cases.take(&record("c1", CaseStatus::Closed, None));
+        let g = groups(&fs, &cases);
+        assert_eq!(g.len(), 2, "{g:#?}");
+        assert_eq!(g[0].findings, vec![0, 1], "the case and the one merged into it");
+        assert_eq!(g[0].severity, Severity::Critical);
+        assert!(g[0].story.starts_with("stuffing (case c1)"));
+        assert_eq!(g[1].findings, vec![2], "a finding whose case was not kept stands alone");
     }
 
     #[test]
