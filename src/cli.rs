@@ -237,7 +237,7 @@ pub struct MonitorArgs {
     /// contain taken-over accounts. Nothing is done unless the file says `enabled = true`.
     #[arg(long, value_name = "FILE")]
     pub respond: Option<PathBuf>,
-    /// With --respond: log what would be done (and write it to the audit log as dry-run); call no AWS API.
+    /// With --respond: print what would be done (standard error), keep and change nothing, call no AWS API.
     #[arg(long, requires = "respond")]
     pub dry_run: bool,
     #[command(flatten)]

@@ -590,3 +590,111 @@ fn a_takeover_signs_the_user_out_once_and_the_audit_log_shows_it() {
         (Some("account_takeover:alice:1"), Some("ok"))
     );
 }
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The WAF side of `filters --waf-user-pool-arn`: CloudFormation that cfn-lint accepts, Terraform that
+/// parses as HCL, each with two IP sets, a web ACL blocking them and its association with the pool.
+#[test]
+fn the_waf_side_passes_cfn_lint_and_parses_as_terraform() {
+    let _ = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let arn = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf";
+    let out = Command::new(bin())
+        .args(["filters", "--log-group", "/aws/cognito/userpool", "--log-format", "cognito", "--output-format", "all"])
+        .args(["--waf-user-pool-arn", arn, "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let template: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cloudformation.json")).unwrap()).unwrap();
+    let resources = template["Resources"].as_object().unwrap();
+    let kinds = |t: &str| resources.values().filter(|r| r["Type"] == t).count();
+    assert_eq!(
+        (kinds("AWS::WAFv2::IPSet"), kinds("AWS::WAFv2::WebACL"), kinds("AWS::WAFv2::WebACLAssociation")),
+        (2, 1, 1)
+    );
+    assert!(kinds("AWS::Logs::MetricFilter") > 0, "the filters' resources are still there");
+    for file in ["cloudformation.json", "cloudformation.yaml"] {
+        let lint = Command::new("cfn-lint").arg("--").arg(dir.path().join(file)).output();
+        let lint = lint.expect("cfn-lint (pip install -r scripts/test-requirements.txt)");
+        assert!(lint.status.success(), "{file}: {}", String::from_utf8_lossy(&lint.stdout));
+    }
+    let check = r#"
+import json, sys, hcl2
+doc = hcl2.load(open(sys.argv[1]))
+kinds = {}
+for block in doc["resource"]:
+    for rtype in block:
+        kinds[rtype.strip('"')] = kinds.get(rtype.strip('"'), 0) + 1
+print(json.dumps(kinds))
+"#;
+    let out = Command::new(python()).args(["-c", check]).arg(dir.path().join("authwatch.tf")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kinds: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            kinds["aws_wafv2_ip_set"].as_u64(),
+            kinds["aws_wafv2_web_acl"].as_u64(),
+            kinds["aws_wafv2_web_acl_association"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{kinds}"
+    );
+}
+
+/// Without a monitor, `respond --from --apply` blocks, `respond list` shows it, `respond unblock` takes it
+/// out of the set at once, and the entry someone else added stays throughout.
+#[test]
+fn an_operator_blocks_lists_and_unblocks_without_a_monitor() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let set = rt.block_on(create_set(&unique("operator"), &["192.0.2.9/32"]));
+    let policy = policy_file(dir.path(), &set, "");
+    let state = dir.path().join("state");
+    let findings = dir.path().join("findings.jsonl");
+    let line = serde_json::json!({"detector": "failed_login_burst", "rule": "failed_login_burst_ip", "severity": "high",
+        "status": "closed", "ip": "203.0.113.44", "incident_id": "failed_login_burst_ip:203.0.113.44:1", "count": 30});
+    std::fs::write(&findings, format!("{line}\n")).unwrap();
+    let respond = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("respond")
+            .args(args)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--endpoint-url", &endpoint])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let applied = respond(&["--from", findings.to_str().unwrap(), "--apply"]);
+    assert!(applied.contains("1 added"), "{applied}");
+    assert_eq!(rt.block_on(set_addresses(&set.0, &set.1)), ["192.0.2.9/32", "203.0.113.44/32"]);
+    let listed = respond(&["list"]);
+    assert!(
+        listed.contains("203.0.113.44/32") && listed.contains("active") && listed.contains("failed_login_burst_ip"),
+        "{listed}"
+    );
+    let unblocked = respond(&["unblock", "203.0.113.44"]);
+    assert!(unblocked.contains("1 removed"), "{unblocked}");
+    assert_eq!(rt.block_on(set_addresses(&set.0, &set.1)), ["192.0.2.9/32"]);
+    assert!(!respond(&["list"]).contains("203.0.113.44/32"));
+    // Not authwatch's entry: refused, and it stays.
+    let refused = respond(&["unblock", "192.0.2.9"]);
+    assert!(refused.contains("cannot unblock"), "{refused}");
+    assert_eq!(rt.block_on(set_addresses(&set.0, &set.1)), ["192.0.2.9/32"]);
+    let actions: Vec<String> = audit(&state).iter().map(|l| l["action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["block", "unblock"]);
+}

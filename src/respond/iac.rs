@@ -53,7 +53,7 @@ pub fn cloudformation(
                 "Scope": "REGIONAL",
                 "IPAddressVersion": version,
                 "Addresses": [],
-                "Description": "Addresses blocked by authwatch (it adds and removes them; do not edit by hand)",
+                "Description": "Addresses blocked by authwatch, which adds and removes them. Do not edit by hand.",
             },
         })
     };
@@ -117,7 +117,7 @@ pub fn terraform(pool_arn: &str, prefix: &str) -> String {
     for (res, name, version) in [("authwatch_block_v4", &v4, "IPV4"), ("authwatch_block_v6", &v6, "IPV6")] {
         let _ = write!(
             out,
-            "\nresource \"aws_wafv2_ip_set\" \"{res}\" {{\n  name               = {}\n  scope              = \"REGIONAL\"\n  ip_address_version = \"{version}\"\n  addresses          = []\n  description        = \"Addresses blocked by authwatch (it adds and removes them)\"\n\n  lifecycle {{\n    ignore_changes = [addresses]\n  }}\n}}\n",
+            "\nresource \"aws_wafv2_ip_set\" \"{res}\" {{\n  name               = {}\n  scope              = \"REGIONAL\"\n  ip_address_version = \"{version}\"\n  addresses          = []\n  description        = \"Addresses blocked by authwatch, which adds and removes them.\"\n\n  lifecycle {{\n    ignore_changes = [addresses]\n  }}\n}}\n",
             hcl_string(name),
         );
     }

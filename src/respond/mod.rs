@@ -92,8 +92,9 @@ pub fn start(
     let tracker = SharedTracker::new(cap);
     let guard: Arc<dyn SharedAddresses> = Arc::new(tracker.clone());
     let report = Report::Log;
-    let sink = RespondSink::new(policy.clone(), shared.clone(), guard, settings.dry_run, report, clock)
-        .with_requests_from(state_dir);
+    let sink = RespondSink::new(policy.clone(), shared.clone(), guard, settings.dry_run, report, clock);
+    // A dry run leaves operators' requests to whoever owns the blocks.
+    let sink = if settings.dry_run { sink } else { sink.with_requests_from(state_dir) };
     let worker = match (settings.dry_run, sdk) {
         (false, Some(sdk)) => Some(new_worker(&policy, shared, sdk, clock, None)),
         _ => None,

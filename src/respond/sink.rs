@@ -143,10 +143,12 @@ impl RespondSink {
 
     fn say(&mut self, line: &str) {
         self.said += 1;
-        let prefix = if self.dry_run { "dry run: would " } else { "" };
-        match self.report {
-            Report::Stdout => println!("{prefix}{line}"),
-            Report::Log => tracing::info!("active response: {prefix}{line}"),
+        match (self.report, self.dry_run) {
+            (Report::Stdout, true) => println!("dry run: would {line}"),
+            (Report::Stdout, false) => println!("{line}"),
+            // The monitor's dry run is for reading: on standard error at any log level, like the status line.
+            (Report::Log, true) => eprintln!("authwatch: dry run: would {line}"),
+            (Report::Log, false) => tracing::info!("active response: {line}"),
         }
     }
 
@@ -168,6 +170,8 @@ impl RespondSink {
     fn decide_block(&mut self, f: &Finding, now: i64) {
         let (Some(block), Some(waf)) = (self.policy.block.clone(), self.policy.waf.clone()) else { return };
         let case = f.incident_id.clone();
+        // Shown on a terminal: replayed findings (`--from`) are input like any other.
+        let shown_case = for_terminal(&case).into_owned();
         let Some(ip) = f.ip.as_deref() else { return };
         let Some(net) = network(ip, block.ipv6_prefix) else {
             tracing::warn!(ip = %for_terminal(ip), incident = %case, "finding's address is not an address: not blocked");
@@ -192,7 +196,7 @@ impl RespondSink {
             self.shared.metrics.blocks_spared.fetch_add(1, Ordering::Relaxed);
             if !self.shared.with_store(|s| s.acted_on(&case, "spare")) {
                 self.shared.with_store(|s| s.acted.insert(format!("{case}:spare"), now));
-                self.say_plain(&format!("not block {shown} ({}, incident {case}): {why}", f.rule));
+                self.say_plain(&format!("not block {shown} ({}, incident {shown_case}): {why}", f.rule));
             }
             return;
         }
@@ -205,7 +209,7 @@ impl RespondSink {
             Decision::AlreadyActed => return,
             Decision::Added { addr, expires_ms, evicted } => {
                 let mut line = format!(
-                    "block {addr} until {} ({}, {}, incident {case})",
+                    "block {addr} until {} ({}, {}, incident {shown_case})",
                     Timestamp(expires_ms),
                     f.rule,
                     f.severity
@@ -219,12 +223,12 @@ impl RespondSink {
                 line
             }
             Decision::Extended { addr, expires_ms } => {
-                format!("extend the block of {addr} to {} ({}, incident {case})", Timestamp(expires_ms), f.rule)
+                format!("extend the block of {addr} to {} ({}, incident {shown_case})", Timestamp(expires_ms), f.rule)
             }
             Decision::Overflow { addr } => {
                 self.shared.metrics.blocks_overflow.fetch_add(1, Ordering::Relaxed);
                 let line = format!(
-                    "not block {addr} ({}, incident {case}): the IP set is full of blocks that rank higher",
+                    "not block {addr} ({}, incident {shown_case}): the IP set is full of blocks that rank higher",
                     f.rule
                 );
                 self.shared.audit.write(
@@ -252,6 +256,8 @@ impl RespondSink {
 
     fn decide_contain(&mut self, f: &Finding, action: ContainAction, now: i64) {
         let case = f.incident_id.clone();
+        // Shown on a terminal: replayed findings (`--from`) are input like any other.
+        let shown_case = for_terminal(&case).into_owned();
         let (Some(user), Some(pool)) = (f.user.clone().or_else(|| f.user_sub.clone()), f.user_pool_id.clone()) else {
             tracing::warn!(incident = %case, action = action.as_str(), "finding names no user or no user pool: account not contained");
             return;
@@ -261,7 +267,7 @@ impl RespondSink {
             Queued::AlreadyActed => {}
             Queued::Queued => {
                 self.decided = true;
-                self.say(&format!("{} {target} ({}, incident {case})", action.as_str(), f.rule));
+                self.say(&format!("{} {target} ({}, incident {shown_case})", action.as_str(), f.rule));
             }
             Queued::Full => {
                 self.shared.metrics.contain_failures.fetch_add(1, Ordering::Relaxed);
@@ -362,5 +368,131 @@ impl Sink for RespondSink {
         if woke {
             self.shared.wake.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::respond::audit::{AuditLog, RespondMetrics};
+    use crate::respond::store::tests::finding;
+    use crate::respond::worker::Worker;
+    use crate::spec::SpecSet;
+
+    const T0: i64 = 1_700_000_000_000;
+    const POLICY: &str = r#"
+enabled = true
+[waf]
+ipv4_set = { name = "v4", id = "id4" }
+[block]
+rules = ["failed_login_burst_ip"]
+duration = "1h"
+max_shared_users = 10
+"#;
+
+    /// A guard that says every address is shared by `n` users.
+    struct SharedBy(usize);
+    impl SharedAddresses for SharedBy {
+        fn successful_users(&self, _: IpAddr) -> usize {
+            self.0
+        }
+    }
+
+    fn sink(shared_users: usize, clock: Clock) -> (RespondSink, Arc<Shared>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy::parse(POLICY, Path::new("p.toml"), &SpecSet::builtin()).unwrap();
+        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+        let shared = Shared::new(Store::default(), audit, Arc::new(RespondMetrics::default()));
+        let s = RespondSink::new(
+            Arc::new(policy),
+            shared.clone(),
+            Arc::new(SharedBy(shared_users)),
+            false,
+            Report::Log,
+            clock,
+        );
+        (s, shared, dir)
+    }
+
+    fn checkpoint(s: &mut RespondSink) {
+        assert!(s.saved_state().unwrap().contains_key(SAVED_FIELD));
+        s.checkpointed();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_block_waits_for_the_checkpoint_and_expires_on_the_clock() {
+        let (mut s, shared, _dir) = sink(0, Clock::manual(Timestamp(T0)));
+        s.emit(&finding("failed_login_burst_ip", "i1", "203.0.113.7", crate::finding::Severity::High)).unwrap();
+        assert_eq!(s.flush().unwrap(), Flushed::Delivered, "a decision asks for a checkpoint now");
+        assert!(shared.with_store(|st| st.visible_upto < st.next_seq), "not visible before the checkpoint");
+        checkpoint(&mut s);
+        assert!(shared.with_store(|st| st.visible_upto == st.next_seq));
+        // Written by the worker (as far as this test goes).
+        shared.with_store(|st| st.blocks.values_mut().for_each(|b| b.state = BlockState::Active));
+        tokio::time::advance(Duration::from_secs(3600) - EXPIRY_CHECK).await;
+        assert_eq!(s.flush().unwrap(), Flushed::Nothing, "not yet");
+        tokio::time::advance(EXPIRY_CHECK).await;
+        assert_eq!(
+            s.flush().unwrap(),
+            Flushed::Changed,
+            "expired: the worker removes it, the next checkpoint records it"
+        );
+        assert_eq!(shared.with_store(|st| st.blocks["203.0.113.7/32"].state), BlockState::Expired);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_address_is_never_blocked() {
+        let (mut s, shared, _dir) = sink(11, Clock::manual(Timestamp(T0)));
+        s.emit(&finding("failed_login_burst_ip", "i1", "198.51.100.50", crate::finding::Severity::Critical)).unwrap();
+        assert_eq!(s.flush().unwrap(), Flushed::Nothing);
+        assert!(shared.with_store(|st| st.blocks.is_empty()));
+        assert_eq!(shared.metrics.blocks_spared.load(Ordering::Relaxed), 1);
+        // Ten is not more than ten: blocked.
+        let (mut s, shared, _dir) = sink(10, Clock::manual(Timestamp(T0)));
+        s.emit(&finding("failed_login_burst_ip", "i1", "198.51.100.50", crate::finding::Severity::High)).unwrap();
+        assert_eq!(shared.with_store(|st| st.blocks.len()), 1);
+        // Below the policy's minimum severity: nothing.
+        s.emit(&finding("failed_login_burst_ip", "i2", "198.51.100.51", crate::finding::Severity::Medium)).unwrap();
+        assert_eq!(shared.with_store(|st| st.blocks.len()), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_worker_asks_for_a_checkpoint_and_writes_no_sooner_than_the_interval() {
+        let clock = Clock::manual(Timestamp(T0));
+        let (mut s, shared, _dir) = sink(0, clock);
+        let worker = Worker {
+            shared: shared.clone(),
+            waf: None,
+            cognito: None,
+            limit: 10,
+            batch: Duration::from_secs(3),
+            write_interval: Duration::from_secs(1),
+            clock,
+            last_write: Some(clock.now()),
+            saver: None,
+        };
+        let started = clock.now();
+        worker.pace().await;
+        assert_eq!(clock.now() - started, Duration::from_secs(1), "one write a second at most");
+        let mark = shared.with_store(|st| {
+            st.next_seq += 1;
+            st.next_seq
+        });
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        let wait = worker.wait_checkpointed(mark, &stop);
+        let monitor = async {
+            // The monitor's tick: the sink's flush says "checkpoint now" once the worker asked.
+            loop {
+                tokio::time::sleep(crate::monitor::TICK).await;
+                if s.flush().unwrap() == Flushed::Delivered {
+                    checkpoint(&mut s);
+                    return;
+                }
+            }
+        };
+        let (waited, ()) = tokio::join!(wait, monitor);
+        assert_eq!(waited, Ok(()));
     }
 }

@@ -202,7 +202,7 @@ impl Worker {
     }
 
     /// Waits until the write interval has passed since the last write.
-    async fn pace(&self) {
+    pub(crate) async fn pace(&self) {
         if let Some(last) = self.last_write {
             let next = last + self.write_interval;
             if next > self.clock.now() {
@@ -212,7 +212,7 @@ impl Worker {
     }
 
     /// Waits until the checkpoint holds everything up to `seq`.
-    async fn wait_checkpointed(&self, seq: u64, stop: &watch::Receiver<bool>) -> Result<(), String> {
+    pub(crate) async fn wait_checkpointed(&self, seq: u64, stop: &watch::Receiver<bool>) -> Result<(), String> {
         if let Some(save) = &self.saver {
             return save();
         }
