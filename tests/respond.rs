@@ -300,6 +300,36 @@ fn a_brute_force_is_blocked_within_seconds_a_nat_is_not_and_the_block_survives_k
     assert!(String::from_utf8_lossy(&sync.stdout).contains("handed to it"));
     assert_eq!(rt.block_on(set_addresses(&set.0, &set.1)), [foreign.to_string()], "what expired is not re-added");
     assert_eq!(audit(&state).iter().filter(|l| l["action"] == "block").count(), 1);
+
+    // Operators reach the running monitor: a finding from an investigation is applied, then undone.
+    let investigation = dir.path().join("investigation.jsonl");
+    let line = serde_json::json!({"rule": "failed_login_burst_ip", "severity": "high", "ip": "203.0.113.77",
+        "incident_id": "investigation-1", "status": "closed"});
+    std::fs::write(&investigation, format!("{line}\n")).unwrap();
+    let operator = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("respond")
+            .args(args)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--filters")
+            .arg(respond_filters(dir.path()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success() && text.contains("handed to it"), "{args:?}: {text}");
+    };
+    operator(&["--from", investigation.to_str().unwrap(), "--apply"]);
+    let with = [foreign.to_string(), "203.0.113.77/32".to_string()];
+    assert!(
+        wait_until(Duration::from_secs(30), || rt.block_on(set_addresses(&set.0, &set.1)) == with),
+        "{}",
+        daemon_log(dir.path())
+    );
+    operator(&["unblock", "203.0.113.77"]);
+    assert!(wait_until(Duration::from_secs(30), || rt.block_on(set_addresses(&set.0, &set.1)) == [foreign.to_string()]));
     daemon.terminate();
 }
 

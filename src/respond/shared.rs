@@ -106,6 +106,10 @@ impl SharedTracker {
     }
 
     pub fn observe(&self, ev: &SignInEvent) {
+        // Most events are failures or other kinds: decided without the lock.
+        if ev.kind != EventKind::SignIn || ev.outcome != Outcome::Success || ev.ip.is_none() {
+            return;
+        }
         if let Ok(mut t) = self.0.lock() {
             t.observe(ev);
         }

@@ -112,7 +112,13 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
-            match self.round(&stop).await {
+            // Shutdown does not wait for a stalled AWS call: what is left is done at the next start.
+            let watching = stop.clone();
+            let result = tokio::select! {
+                r = self.round(&watching) => r,
+                _ = stop.changed() => return,
+            };
+            match result {
                 Ok(()) => {
                     backoff.reset();
                     wait = RECONCILE_EVERY;
