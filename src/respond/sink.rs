@@ -248,9 +248,10 @@ impl RespondSink {
 
     fn say_plain(&mut self, line: &str) {
         self.said += 1;
-        match self.report {
-            Report::Stdout => println!("{line}"),
-            Report::Log => tracing::info!("active response: {line}"),
+        match (self.report, self.dry_run) {
+            (Report::Stdout, _) => println!("{line}"),
+            (Report::Log, true) => eprintln!("authwatch: dry run: {line}"),
+            (Report::Log, false) => tracing::info!("active response: {line}"),
         }
     }
 

@@ -23,6 +23,11 @@ pub const MAX_OFFENCES: usize = 100_000;
 pub const OFFENCE_MEMORY_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Containment actions waiting for Cognito at most; beyond it new ones are refused and reported at ERROR.
 pub const MAX_QUEUED_ACTIONS: usize = 10_000;
+/// What was acted on is remembered this long: as long as the monitor's ledger, past which no restart
+/// re-reads the events that raised the incident.
+pub const ACTED_MEMORY_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How often [`Store::expire`] also forgets what no longer needs remembering.
+const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// Where a block stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +149,8 @@ pub struct Store {
     /// Highest `seq` the writer may act on (everything up to it is in a checkpoint on disk).
     #[serde(skip)]
     pub visible_upto: u64,
+    #[serde(skip)]
+    last_prune_ms: i64,
 }
 
 /// The set entry for an address: `/32` for IPv4, the `ipv6_prefix` network for IPv6. `ip` may already be
@@ -266,7 +273,11 @@ impl Store {
 
     /// This offence's number for `addr` (1 for a first offence or one after [`OFFENCE_MEMORY_MS`]).
     fn offence(&mut self, addr: &str, now_ms: i64) -> u32 {
-        let prev = self.offences.get(addr).filter(|o| now_ms - o.last_ms < OFFENCE_MEMORY_MS).map_or(0, |o| o.count);
+        let prev = self
+            .offences
+            .get(addr)
+            .filter(|o| now_ms.saturating_sub(o.last_ms) < OFFENCE_MEMORY_MS)
+            .map_or(0, |o| o.count);
         let count = prev.saturating_add(1);
         self.offences.insert(addr.to_string(), Offence { count, last_ms: now_ms });
         if self.offences.len() > MAX_OFFENCES {
@@ -286,6 +297,11 @@ impl Store {
             .collect();
         for a in &due {
             self.end(a, "expired");
+        }
+        if now_ms.saturating_sub(self.last_prune_ms) >= PRUNE_EVERY_MS {
+            self.last_prune_ms = now_ms;
+            self.acted.retain(|_, t| now_ms.saturating_sub(*t) < ACTED_MEMORY_MS);
+            self.offences.retain(|_, o| now_ms.saturating_sub(o.last_ms) < OFFENCE_MEMORY_MS);
         }
         due
     }
@@ -671,6 +687,20 @@ pub(crate) mod tests {
         assert_eq!(s.unblock("198.51.100.1"), Ok(BlockState::Active));
         assert_eq!(s.plan(false, &plan.addresses, 10).removed, ["198.51.100.1/32"]);
         assert!(s.unblock("192.0.2.1").is_err());
+    }
+
+    #[test]
+    fn what_was_acted_on_is_forgotten_after_a_week_and_offences_after_a_month() {
+        let mut s = Store::default();
+        block(&mut s, "a", "198.51.100.1", Severity::High, 0, 10);
+        let day = 24 * 3_600_000;
+        s.expire(6 * day);
+        assert!(s.acted_on("a", "block") && s.offences.contains_key("198.51.100.1/32"));
+        s.expire(8 * day);
+        assert!(!s.acted_on("a", "block"), "a week: no restart re-reads that incident any more");
+        assert!(s.offences.contains_key("198.51.100.1/32"), "still a repeat offender");
+        s.expire(31 * day);
+        assert!(s.offences.is_empty());
     }
 
     #[test]
