@@ -103,10 +103,8 @@ fn list(dir: &Path) -> anyhow::Result<i32> {
 /// handed to the monitor when one does.
 fn change(a: &RespondArgs, requests: Vec<Request>) -> anyhow::Result<i32> {
     let dir = state_dir(a)?.to_path_buf();
+    // Unblocking and reconciling work with the response off too: they undo, they decide nothing new.
     let policy = policy(a)?;
-    if !policy.enabled {
-        bail!("{}: enabled = false: the response is off", policy.path.display());
-    }
     let Some(lock) = control::try_lock(&dir).context("cannot lock the state directory")? else {
         return hand_over(&dir, &requests);
     };
@@ -203,13 +201,12 @@ fn from_findings(a: &RespondArgs, from: &Path) -> anyhow::Result<i32> {
     let policy = policy(a)?;
     let (findings, bad) = read_findings(from)?;
     if a.apply {
-        let dir = state_dir(a)?;
+        state_dir(a)?;
         if !policy.enabled {
             bail!("{}: enabled = false: the response is off", policy.path.display());
         }
         let requests: Vec<Request> = findings.into_iter().map(Request::Finding).collect();
         let code = change(a, requests)?;
-        let _ = dir;
         return Ok(if bad > 0 { EXIT_REJECTED } else { code });
     }
     let store = match &a.state_dir {
