@@ -728,3 +728,48 @@ fn an_operator_blocks_lists_and_unblocks_without_a_monitor() {
     let actions: Vec<String> = audit(&state).iter().map(|l| l["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["block", "unblock"]);
 }
+
+/// `monitor --respond --dry-run` says what it would block and changes nothing.
+#[test]
+fn a_monitor_dry_run_says_what_it_would_block_and_changes_nothing() {
+    let endpoint = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let set = rt.block_on(create_set(&unique("dry"), &[]));
+    let policy = policy_file(dir.path(), &set, "");
+    let (log, state) = (dir.path().join("cognito.log"), dir.path().join("state"));
+    append(&log, &[]);
+    let args: Vec<String> = vec![
+        "--state-dir".into(),
+        state.display().to_string(),
+        "--output".into(),
+        dir.path().join("f.jsonl").display().to_string(),
+        "--filters".into(),
+        respond_filters(dir.path()).display().to_string(),
+        "--follow".into(),
+        log.display().to_string(),
+        "--allowed-delay".into(),
+        "1s".into(),
+        "--endpoint-url".into(),
+        endpoint,
+        "--respond".into(),
+        policy.display().to_string(),
+        "--dry-run".into(),
+    ];
+    let daemon = Daemon::start(dir.path(), &args);
+    let t = now_ms();
+    append(
+        &log,
+        &(0..6)
+            .map(|i| cognito_line(t + i, &format!("v{i}"), "203.0.113.67", false, &format!("dry-{i}")))
+            .collect::<Vec<_>>(),
+    );
+    let said = wait_until(Duration::from_secs(60), || {
+        daemon_log(dir.path()).contains("dry run: would block 203.0.113.67/32 until")
+    });
+    assert!(said, "{}", daemon_log(dir.path()));
+    daemon.terminate();
+    assert!(rt.block_on(set_addresses(&set.0, &set.1)).is_empty(), "nothing written");
+    assert!(stored_blocks(&state).is_null(), "nothing kept: {}", stored_blocks(&state));
+    assert!(audit(&state).is_empty());
+}
