@@ -36,9 +36,16 @@ pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
         }
         None => {
             let mut out = std::io::stdout().lock();
+            let iac = matches!(
+                formats[0],
+                OutputFormat::CloudFormationJson | OutputFormat::CloudFormationYaml | OutputFormat::Terraform
+            );
             let doc = match waf {
-                Some(w) => with_waf(generate::files(&plan, formats[0]), &plan, formats[0], w).into_values().collect(),
-                None => generate::stdout_document(&plan, formats[0]),
+                // One document each: the template, or the Terraform file, with the WAF side in it.
+                Some(w) if iac => {
+                    with_waf(generate::files(&plan, formats[0]), &plan, formats[0], w).into_values().collect()
+                }
+                _ => generate::stdout_document(&plan, formats[0]),
             };
             out.write_all(doc.as_bytes())?;
             out.flush()?;
