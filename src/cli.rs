@@ -55,6 +55,9 @@ pub enum Command {
     TestFilter(TestFilterArgs),
     /// Watch CloudWatch Logs log groups (or local files) around the clock; notify SNS of attacks.
     Monitor(Box<MonitorArgs>),
+    /// Active response: list, unblock and sync the addresses blocked in AWS WAF, or apply the response
+    /// policy to replay output (--from, a dry run unless --apply).
+    Respond(Box<RespondArgs>),
 }
 
 /// Options shared by every command that runs the detectors.
@@ -246,8 +249,59 @@ pub struct MonitorArgs {
     /// first, counted as `forced` in the status line and /metrics.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub max_held_mb: usize,
+    /// Active response policy (TOML, README "Active response"): block attacking addresses in AWS WAF,
+    /// contain taken-over accounts. Nothing is done unless the file says `enabled = true`.
+    #[arg(long, value_name = "FILE")]
+    pub respond: Option<PathBuf>,
+    /// With --respond: print what would be done (standard error), keep and change nothing, call no AWS API.
+    #[arg(long, requires = "respond")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub detect: DetectArgs,
+}
+
+/// `authwatch respond`.
+#[derive(Debug, Clone, Args)]
+pub struct RespondArgs {
+    #[command(subcommand)]
+    pub action: Option<RespondAction>,
+    /// Apply the policy to these findings (JSON lines, as `replay -o` writes them). A dry run unless --apply.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// With --from: act (block, contain) instead of printing what would be done.
+    #[arg(long, requires = "from")]
+    pub apply: bool,
+    /// The response policy (TOML).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub policy: Option<PathBuf>,
+    /// The monitor's state directory, where the blocks and their expiries are kept.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Detector specs the policy's rule ids refer to (default: the built-in ones).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub filters: Option<PathBuf>,
+    /// AWS Region (default: the standard chain).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile from the AWS config files.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Endpoint for every AWS call (an emulator, a VPC endpoint).
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RespondAction {
+    /// The stored blocks (address, state, reason, incident, expiry) and queued account actions.
+    List,
+    /// End the block of an address now (removed from the IP set; entries authwatch did not add stay).
+    Unblock {
+        #[arg(value_name = "ADDR")]
+        addr: String,
+    },
+    /// Bring the IP sets in line with the stored blocks: expired ones out, missing ones back in.
+    Sync,
 }
 
 /// A minute of notifications before digests: enough for a few real incidents, few enough to read.
@@ -330,6 +384,8 @@ pub fn monitor_config(a: &MonitorArgs) -> anyhow::Result<crate::monitor::Monitor
         drain: to_std(duration_arg("--drain", &a.drain)?),
         request_timeout: to_std(request_timeout),
         max_held_bytes: a.max_held_mb.saturating_mul(1 << 20),
+        // Read with the detector specs it names: `cmd::monitor`.
+        respond: None,
     })
 }
 
@@ -415,6 +471,10 @@ pub struct FiltersArgs {
     /// Directory of detector specs (*.toml) replacing the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub filters: Option<PathBuf>,
+    /// Also emit the active response's WAF side for this user pool (CloudFormation, Terraform): two IP
+    /// sets, a web ACL blocking them, its association with the pool.
+    #[arg(long, value_name = "ARN")]
+    pub waf_user_pool_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -24,6 +24,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
+pub mod respond;
 pub mod sanitize;
 pub mod score;
 pub mod simulate;

@@ -26,18 +26,38 @@ pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
         return apply(a, &plan);
     }
     let formats = OutputFormat::parse_list(&a.output_format).map_err(|e| anyhow::anyhow!("--output-format: {e}"))?;
+    if let Some(arn) = &a.waf_user_pool_arn {
+        crate::respond::iac::check_pool_arn(arn).map_err(|e| anyhow::anyhow!("--waf-user-pool-arn: {e}"))?;
+    }
+    let waf = a.waf_user_pool_arn.as_deref().map(|arn| (arn, a.name_prefix.as_str()));
     match &a.out_dir {
         None if formats.len() > 1 => {
             bail!("--output-format all writes several files: give --out-dir")
         }
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(generate::stdout_document(&plan, formats[0]).as_bytes())?;
+            let iac = matches!(
+                formats[0],
+                OutputFormat::CloudFormationJson | OutputFormat::CloudFormationYaml | OutputFormat::Terraform
+            );
+            let doc = match waf {
+                // One document each: the template, or the Terraform file, with the WAF side in it.
+                Some(w) if iac => {
+                    with_waf(generate::files(&plan, formats[0]), &plan, formats[0], w).into_values().collect()
+                }
+                _ => generate::stdout_document(&plan, formats[0]),
+            };
+            out.write_all(doc.as_bytes())?;
             out.flush()?;
         }
         Some(dir) => {
             for f in formats {
-                for (path, content) in generate::files(&plan, f) {
+                let files = generate::files(&plan, f);
+                let files = match waf {
+                    Some(w) => with_waf(files, &plan, f, w),
+                    None => files,
+                };
+                for (path, content) in files {
                     let path = dir.join(path);
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -49,6 +69,35 @@ pub fn run(a: &FiltersArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `--waf-user-pool-arn`: the CloudFormation template and the Terraform file also hold the active
+/// response's WAF side (`respond::iac`); other formats are left as they are.
+fn with_waf(
+    mut files: std::collections::BTreeMap<String, String>,
+    plan: &generate::Plan,
+    format: OutputFormat,
+    (arn, prefix): (&str, &str),
+) -> std::collections::BTreeMap<String, String> {
+    use crate::respond::iac;
+    let mut template = generate::cloudformation(plan);
+    match format {
+        OutputFormat::CloudFormationJson => {
+            iac::merge_cloudformation(&mut template, arn, prefix);
+            files.insert("cloudformation.json".into(), generate::to_json(&template));
+        }
+        OutputFormat::CloudFormationYaml => {
+            iac::merge_cloudformation(&mut template, arn, prefix);
+            files.insert("cloudformation.yaml".into(), generate::to_yaml(&template));
+        }
+        OutputFormat::Terraform => {
+            if let Some(tf) = files.get_mut("authwatch.tf") {
+                tf.push_str(&iac::terraform(arn, prefix));
+            }
+        }
+        _ => {}
+    }
+    files
 }
 
 fn apply(a: &FiltersArgs, plan: &generate::Plan) -> anyhow::Result<i32> {

@@ -6,6 +6,7 @@ pub mod detectors;
 pub mod filters;
 pub mod monitor;
 pub mod replay;
+pub mod respond;
 pub mod simulate;
 pub mod test_filter;
 
@@ -21,5 +22,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Filters(a) => filters::run(&a),
         Command::TestFilter(a) => test_filter::run(&a),
         Command::Monitor(a) => monitor::run(&a),
+        Command::Respond(a) => respond::run(&a),
     }
 }

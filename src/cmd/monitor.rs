@@ -7,8 +7,15 @@ use tokio::sync::watch;
 use crate::cli::{engine_settings, load_specs, monitor_config, MonitorArgs, EXIT_OK, EXIT_REJECTED};
 
 pub fn run(a: &MonitorArgs) -> anyhow::Result<i32> {
-    let cfg = monitor_config(a)?;
+    let mut cfg = monitor_config(a)?;
     let specs = load_specs(a.detect.filters.as_ref())?;
+    if let Some(path) = &a.respond {
+        let policy = crate::respond::policy::Policy::load(path, &specs)?;
+        if !policy.enabled {
+            tracing::warn!(policy = %path.display(), "active response policy has enabled = false: nothing will be done");
+        }
+        cfg.respond = Some(crate::respond::RespondSettings { policy: std::sync::Arc::new(policy), dry_run: a.dry_run });
+    }
     let settings = engine_settings(&a.detect)?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -66,6 +66,8 @@ pub(super) struct Monitor {
     /// [`earliest_to_rebuild`]).
     pub(super) closed: Vec<(i64, i64)>,
     pub(super) largest_window: Span,
+    /// Sees every admitted event (the active response's shared-address figure).
+    pub(super) observer: Option<crate::respond::shared::SharedTracker>,
 }
 
 impl Monitor {
@@ -174,6 +176,9 @@ impl Monitor {
                 self.metrics.before_start.store(tally.out_of_range, Ordering::Relaxed);
             }
             Decoded::Event(ev) => {
+                if let Some(o) = &self.observer {
+                    o.observe(&ev);
+                }
                 if self.fed_ms.is_some_and(|f| ev.time.0 <= f) {
                     // Behind the watermark: the engine still places it where a rule's window is open,
                     // but it arrived later than --allowed-delay. Counted, so it is never silent.
@@ -442,6 +447,7 @@ mod tests {
             drain: Duration::ZERO,
             request_timeout: Duration::from_secs(30),
             max_held_bytes: usize::MAX,
+            respond: None,
         }
     }
 
@@ -467,6 +473,7 @@ mod tests {
             resumed_watermark: None,
             closed: Vec::new(),
             largest_window: Span::secs(60),
+            observer: None,
         }
     }
 

@@ -120,6 +120,8 @@ pub struct MonitorConfig {
     /// than the watermark moves (a big file dropped into a followed path, a long `--backfill`) goes to the
     /// engine early beyond it, oldest first, counted as forced ([`Engine::release_over_cap`]).
     pub max_held_bytes: usize,
+    /// Active response (`--respond FILE`, `--dry-run`): blocks in AWS WAF, account containment.
+    pub respond: Option<crate::respond::RespondSettings>,
 }
 
 /// What a monitor run did, returned at shutdown.
@@ -192,7 +194,8 @@ pub async fn run_with_clock(
     let out = JsonLines::append(cfg.output.as_deref()).context("cannot open the findings output")?;
     let metrics = Metrics::new();
     // Only load AWS settings when an AWS service is used: `--follow` alone makes no AWS call at all.
-    let needs_aws = !cfg.log_groups.is_empty() || cfg.sns_topic_arn.is_some();
+    let needs_aws =
+        !cfg.log_groups.is_empty() || cfg.sns_topic_arn.is_some() || cfg.respond.as_ref().is_some_and(|r| !r.dry_run);
     let sdk = if needs_aws { Some(aws::sdk_config(&endpoint(&cfg), cfg.request_timeout).await) } else { None };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -205,9 +208,20 @@ pub async fn run_with_clock(
         None => None,
     };
     let per_case = settings.correlation.enabled;
-    let (sinks, publisher) = choose_sinks(&cfg, (out, cases_out), per_case, sdk.as_ref(), &cp, &state, &metrics, clock);
+    let (mut sinks, publisher) =
+        choose_sinks(&cfg, (out, cases_out), per_case, sdk.as_ref(), &cp, &state, &metrics, clock);
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
-    let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx)));
+    let publisher = publisher.map(|p| tokio::spawn(p.run(pub_stop_rx.clone())));
+    // Active response: its sink decides, its worker calls AWS until shutdown; the tracker sees every event.
+    let (mut responder_lock, mut responder_task, mut observer) = (None, None, None);
+    if let Some(r) = &cfg.respond {
+        let responder =
+            crate::respond::start(r, &cp.sinks, state.path(), sdk.as_ref(), metrics.respond.clone(), clock)?;
+        sinks.push(Box::new(responder.sink));
+        responder_task = responder.worker.map(|w| tokio::spawn(w.run(pub_stop_rx.clone())));
+        observer = Some(responder.tracker);
+        responder_lock = responder.lock;
+    }
     let Sources { rx, names: sources, regions: source_regions, tasks: source_tasks } =
         start_sources(&cfg, sdk.as_ref(), start_ms, &stop_rx);
 
@@ -232,6 +246,7 @@ pub async fn run_with_clock(
         resumed_watermark,
         closed: Vec::new(),
         largest_window: largest_window(specs),
+        observer,
         cfg,
     };
     let result = m.run_loop(rx, &mut shutdown).await;
@@ -246,7 +261,11 @@ pub async fn run_with_clock(
     if let Some(p) = publisher {
         let _ = p.await;
     }
+    if let Some(t) = responder_task.take() {
+        let _ = t.await;
+    }
     let final_save = m.save();
+    drop(responder_lock.take());
     for t in tasks {
         let _ = t.await;
     }

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub ingest_delay_ms: Hist,
     /// Source index → why it is failing; empty when every source reads.
     pub failing: Mutex<BTreeMap<String, String>>,
+    /// The active response's figures (`--respond`).
+    pub respond: Arc<crate::respond::audit::RespondMetrics>,
 }
 
 /// A histogram behind a lock (updates are short).
@@ -151,6 +153,7 @@ impl Metrics {
             &mut out,
         );
         self.process_ns.prometheus("authwatch_event_processing_ns", "Detector time per event, nanoseconds.", &mut out);
+        self.respond.render(&mut out);
         self.ingest_delay_ms.prometheus(
             "authwatch_ingest_delay_ms",
             "CloudWatch ingestionTime - timestamp, ms.",
