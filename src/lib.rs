@@ -16,6 +16,7 @@ pub mod decode;
 pub mod detect;
 pub mod drop_later;
 pub mod event;
+pub mod figures;
 pub mod finding;
 pub mod geo;
 pub mod metric_filters;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::figures::thousands;
 use crate::finding::{Finding, Severity};
 use crate::time::Timestamp;
 
@@ -452,19 +453,6 @@ pub fn key_label(f: &Finding) -> String {
 
 fn plural(n: u64, word: &str) -> String {
     format!("{} {word}{}", thousands(n), if n == 1 { "" } else { "s" })
-}
-
-/// 2140 → "2,140".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The story's opening words for a case led by `f`.

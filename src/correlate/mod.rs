@@ -37,6 +37,7 @@ use crate::detect::incident::incident_id;
 use crate::detect::window::{hash_of, key_hash, PreHashed};
 use crate::detect::IpKey;
 use crate::event::SignInEvent;
+use crate::figures::thousands;
 use crate::finding::Finding;
 use crate::time::{Span, Timestamp};
 
@@ -556,7 +557,7 @@ fn dominated(f: &Finding) -> bool {
 fn taken_over_phrase(case: &Case, n: u64) -> String {
     let new = &case.taken_over_order[case.taken_over_order.len().saturating_sub(n as usize)..];
     let names: Vec<&str> = new.iter().rev().take(3).map(String::as_str).collect();
-    let accounts = if n == 1 { "1 account".to_string() } else { format!("{} accounts", case::thousands(n)) };
+    let accounts = if n == 1 { "1 account".to_string() } else { format!("{} accounts", thousands(n)) };
     if names.is_empty() {
         accounts
     } else {

@@ -22,6 +22,7 @@ use super::rule::{Rule, Seen};
 use super::window::{hash_of, KeyedState, LastSeen, PreHashed};
 use super::{same_group, DetectorStats, EngineSettings, IncidentBook, IpKey, Summarize};
 use crate::event::{Outcome, SignInEvent};
+use crate::figures::thousands_f;
 use crate::finding::{Finding, Severity, Status};
 use crate::geo::{haversine_km, is_non_routable, Gazetteer, GeoIp, Location, LocationSource, Resolution};
 use crate::spec::{KeyKind, Spec};
@@ -541,19 +542,6 @@ fn round(v: f64, decimals: i32) -> Value {
     json!((v * f).round() / f)
 }
 
-/// 14196.4 → "14,196".
-fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// "jdoe signed in from New York, United States then Auckland, New Zealand 2h later: 14,196 km at
 /// 7,098 km/h".
 fn summary(_spec: &Spec, inc: &Incident) -> String {
@@ -561,7 +549,7 @@ fn summary(_spec: &Spec, inc: &Incident) -> String {
         inc.extra.get(end).and_then(|v| v.get("location")).and_then(Value::as_str).unwrap_or("an unknown place")
     };
     let number = |k: &str| inc.extra.get(k).and_then(Value::as_f64);
-    let distance = thousands(number("distance_km").unwrap_or(0.0));
+    let distance = thousands_f(number("distance_km").unwrap_or(0.0));
     let elapsed = inc.extra.get("elapsed").and_then(Value::as_str).unwrap_or("?");
     let mut s = match number("speed_kmh") {
         Some(speed) => format!(
@@ -569,7 +557,7 @@ fn summary(_spec: &Spec, inc: &Incident) -> String {
             inc.label(),
             place("from"),
             place("to"),
-            thousands(speed)
+            thousands_f(speed)
         ),
         None => format!(
             "{} signed in from {} and {} at the same time: {distance} km apart",
@@ -672,15 +660,6 @@ mod tests {
             assert!(matches!(e, EventId::Text(_)), "{id}");
             assert_eq!(e.as_str(&mut buf), id);
         }
-    }
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0.4), "0");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(14196.4), "14,196");
-        assert_eq!(thousands(1234567.0), "1,234,567");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::activity::{Entry, Story, NO_PLACE};
 use super::map::{self, Arc, Point};
 use super::{groups, svg, Collector, Group, RunFacts, MAX_FINDINGS};
 use crate::event::Outcome;
+use crate::figures::thousands_f;
 use crate::finding::Finding;
 use crate::geo::{Gazetteer, Resolution};
 use crate::sanitize::is_dangerous;
@@ -450,16 +451,15 @@ fn world(s: &mut String, c: &Collector, groups: &[Group], findings: &[Finding]) 
     if !arcs.is_empty() {
         s.push_str(r#"<table class="list"><tr><th>hop</th><th>from</th><th>to</th><th>distance</th><th>time</th><th>speed</th><th>finding</th></tr>"#);
         for (n, a) in arcs.iter().take(map::MAX_ARCS).enumerate() {
-            let speed = a
-                .speed_kmh
-                .map_or_else(|| "no time between them".to_string(), |v| format!("{} km/h", map::thousands(v)));
+            let speed =
+                a.speed_kmh.map_or_else(|| "no time between them".to_string(), |v| format!("{} km/h", thousands_f(v)));
             let _ = write!(
                 s,
                 r##"<tr><td>{}</td><td>{}</td><td>{}</td><td>{} km</td><td>{}</td><td>{speed}</td><td><a href="#{}">{}</a></td></tr>"##,
                 n + 1,
                 escape_html(&a.from_label),
                 escape_html(&a.to_label),
-                map::thousands(a.distance_km),
+                thousands_f(a.distance_km),
                 escape_html(&a.elapsed),
                 a.anchor,
                 a.anchor

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::html::escape_html;
+use crate::figures::thousands_f;
 
 /// The land outline as one SVG path in degrees (x = longitude + 180, y = 90 - latitude), made by
 /// `scripts/gen_land.py`.
@@ -128,22 +129,8 @@ pub fn render(points: &[Point], arcs: &[Arc]) -> String {
 
 /// "Paris, France to Mumbai, India: 6,908 km in 1h52m19s, 3,690 km/h".
 pub fn arc_label(a: &Arc) -> String {
-    let speed = a.speed_kmh.map_or_else(|| "no time between them".to_string(), |v| format!("{} km/h", thousands(v)));
-    format!("{} to {}: {} km in {}, {speed}", a.from_label, a.to_label, thousands(a.distance_km), a.elapsed)
-}
-
-/// 14196.4 → "14,196".
-pub fn thousands(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let speed = a.speed_kmh.map_or_else(|| "no time between them".to_string(), |v| format!("{} km/h", thousands_f(v)));
+    format!("{} to {}: {} km in {}, {speed}", a.from_label, a.to_label, thousands_f(a.distance_km), a.elapsed)
 }
 
 #[cfg(test)]
@@ -171,12 +158,5 @@ mod tests {
         let svg = render(&[], &arcs);
         assert!(svg.contains("Paris, France to Mumbai, India: 6,908 km in 1h52m, 3,690 km/h"), "{svg}");
         assert!(svg.contains(r##"href="#case-1""##));
-    }
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(14196.4), "14,196");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1_000_000.0), "1,000,000");
     }
 }
