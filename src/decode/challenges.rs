@@ -120,7 +120,7 @@ fn factor(name: &str) -> Option<Factor> {
     let name = name.trim();
     if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("PASSWORD_VERIFIER") {
         Some(Factor::Password)
-    } else if name.to_ascii_lowercase().contains("mfa") {
+    } else if name.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"mfa")) {
         Some(Factor::Mfa)
     } else {
         None
