@@ -102,9 +102,8 @@ impl<V: Visit> Walk<'_, V> {
             Some(b'{') => {
                 // The hot case, a plain Cognito user-activity line, in one pass; serde decides the rest.
                 if self.scan {
-                    let mut rec = Record::default();
-                    if scan::cognito_record(text, &mut rec).is_some() {
-                        return self.object(&rec, text, origin, depth);
+                    if let Some(rec) = scan::cognito_record(text, &mut None) {
+                        return self.object(rec, text, origin, depth);
                     }
                 }
                 let mut de = serde_json::Deserializer::from_str(text);

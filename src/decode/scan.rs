@@ -54,45 +54,42 @@ pub(super) const RECORD_KEYS: [&str; 27] = [
     "AuthEvents",
 ];
 
-/// Reads a Cognito user-activity line of the plain shape (module docs) into `rec` (a default one), its
-/// `message` into `message_fields`; `None` for serde to decide (`rec` then holds a part, to be dropped).
-/// `text` is the record as the walk has it (trimmed). In place: a `Record` is about a kilobyte, and
-/// returning one by value showed in the profile as copies.
-pub(super) fn cognito_record<'a>(text: &'a str, rec: &mut Record<'a>) -> Option<()> {
-    if !plain_bytes(text.as_bytes()) {
-        return None;
-    }
+/// Reads a Cognito user-activity line of the plain shape (module docs) into a `Record` made in `slot`,
+/// its `message` into `message_fields`; `None` for serde to decide. `text` is the record as the walk has
+/// it (trimmed). In place, and made only once the first key is not another shape's (a CloudTrail record
+/// names `eventVersion` first): a `Record` is about a kilobyte, and both returning one by value and
+/// making one per CloudTrail record showed in the profile.
+pub(super) fn cognito_record<'a, 's>(text: &'a str, slot: &'s mut Option<Record<'a>>) -> Option<&'s Record<'a>> {
     let mut scan = Scanner { text, bytes: text.as_bytes(), at: 0 };
     let mut seen = Seen::default();
     scan.object(&RECORD_ORDER, |scan, key| {
         let bit = match key {
-            "eventTimestamp" => {
-                rec.event_timestamp = scan.text()?;
-                0
-            }
-            "eventSource" => {
-                rec.event_source = scan.text()?;
-                1
-            }
-            "logLevel" => {
-                rec.log_level = scan.text()?;
-                2
-            }
-            "logSourceId" => {
-                rec.log_source_id = Some(log_source_id(scan)?);
-                3
-            }
-            "message" => {
-                message(scan, rec.message_fields.insert(Message::default()))?;
-                MESSAGE_BIT
-            }
+            "eventTimestamp" => 0,
+            "eventSource" => 1,
+            "logLevel" => 2,
+            "logSourceId" => 3,
+            "message" => MESSAGE_BIT,
             key if RECORD_KEYS.contains(&key) => return None,
             _ => return scan.skip(0),
         };
+        let rec = slot.get_or_insert_with(Record::default);
+        match bit {
+            0 => rec.event_timestamp = scan.text()?,
+            1 => rec.event_source = scan.text()?,
+            2 => rec.log_level = scan.text()?,
+            3 => rec.log_source_id = Some(log_source_id(scan)?),
+            _ => message(scan, rec.message_fields.insert(Message::default()))?,
+        }
         seen.first(bit)
     })?;
     scan.whitespace();
-    (scan.at == text.len() && seen.has(MESSAGE_BIT)).then_some(())
+    // Checked last, so another shape (a CloudTrail record names `eventVersion` first) is handed to serde
+    // without a pass over its bytes; until then a string is read up to the next quote, which is its end
+    // only when the line holds no backslash, so nothing read is kept unless the check passes.
+    if scan.at == text.len() && seen.has(MESSAGE_BIT) && plain_bytes(text.as_bytes()) {
+        return slot.as_ref();
+    }
+    None
 }
 
 /// `Seen` bit of the record's `message`.
@@ -101,7 +98,7 @@ const MESSAGE_BIT: u32 = 4;
 /// Whether `bytes` hold no backslash and no control character, which the scanner never reads itself:
 /// inside a string JSON needs them escaped (an escape is serde's to read), outside one they are invalid
 /// or rare whitespace. One branch-free pass over the line (the compiler vectorises it), so the scan of
-/// each string only looks for its closing quote.
+/// each string only looks for its closing quote; a line that fails it is serde's, whatever was scanned.
 #[inline]
 fn plain_bytes(bytes: &[u8]) -> bool {
     !bytes.iter().fold(false, |odd, &b| odd | (b < 0x20) | (b == b'\\'))
@@ -487,7 +484,7 @@ mod tests {
     }
 
     fn scans(line: &str) -> bool {
-        cognito_record(line, &mut Record::default()).is_some()
+        cognito_record(line, &mut None).is_some()
     }
 
     const PLAIN: &str = r#"{"eventTimestamp":"1795132801000","eventSource":"USER_ACTIVITY","logLevel":"INFO","logSourceId":{"userPoolId":"us-east-1_Demo0001"},"message":{"version":"1","eventId":"3685cc2b","eventType":"SignIn","userSub":"b81080d6","userName":"george.reyes1096","userPoolId":"us-east-1_Demo0001","clientId":"51p95lrfsg","creationDate":"Thu Sep 14 12:03:19 UTC 2023","eventResponse":"Pass","riskLevel":"","riskDecision":"PASS","challenges":[{"challengeName":"Password","challengeResponse":"Success"}],"deviceName":"Chrome 126, Windows 10","ipAddress":"69.53.92.193","requestId":"04f612c6","idpName":"","compromisedCredentialDetected":"false","city":"Tokyo","country":"Japan","hasContextData":"true"}}"#;
