@@ -19,6 +19,12 @@ use authwatch::spec::SpecSet;
 use authwatch::time::Timestamp;
 
 fn simulate_and_replay(dir: &Path, format: &str, seed: u64, threads: usize) -> (Vec<simulate::Attack>, Kept) {
+    let (log, attacks) = simulate_day(dir, format, seed);
+    (attacks, replay_day(&log, threads))
+}
+
+/// A simulated day with every attack class; its log and its truth.
+fn simulate_day(dir: &Path, format: &str, seed: u64) -> (std::path::PathBuf, Vec<simulate::Attack>) {
     let log = dir.join(format!("{format}-{seed}.jsonl"));
     let truth = dir.join(format!("{format}-{seed}.truth.json"));
     let args = SimulateArgs {
@@ -35,8 +41,12 @@ fn simulate_and_replay(dir: &Path, format: &str, seed: u64, threads: usize) -> (
     };
     simulate::run(&args).expect("simulate");
     let attacks: Vec<simulate::Attack> = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    (log, attacks)
+}
+
+fn replay_day(log: &Path, threads: usize) -> Kept {
     let cfg = ReplayConfig {
-        inputs: vec![log],
+        inputs: vec![log.to_path_buf()],
         format: Default::default(),
         since: None,
         until: None,
@@ -46,7 +56,7 @@ fn simulate_and_replay(dir: &Path, format: &str, seed: u64, threads: usize) -> (
     let mut kept = Kept::default();
     let hooks = ReplayHooks { finding: &mut kept, rejection: &mut |_| {}, progress: &mut |_| {} };
     replay::run(&cfg, &SpecSet::builtin(), EngineSettings::default(), hooks).expect("replay");
-    (attacks, kept)
+    kept
 }
 
 /// Case id → the case it ended up in, following merges.
@@ -116,8 +126,9 @@ fn each_planted_attack_is_one_case_on_a_cloudtrail_day() {
 #[test]
 fn the_same_day_gives_the_same_cases_on_one_thread_and_two() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, one) = simulate_and_replay(dir.path(), "cognito", 33, 1);
-    let (_, two) = simulate_and_replay(dir.path(), "cognito", 33, 2);
+    // One file (the simulator's default start follows the clock), replayed twice.
+    let (log, _) = simulate_day(dir.path(), "cognito", 33);
+    let (one, two) = (replay_day(&log, 1), replay_day(&log, 2));
     assert!(!one.cases.is_empty());
     assert_eq!(one.cases, two.cases);
     let ids = |k: &Kept| k.findings.iter().map(|f| (f.incident_id.clone(), f.case_id.clone())).collect::<Vec<_>>();

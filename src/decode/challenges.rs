@@ -85,13 +85,29 @@ enum Factor {
 
 /// One challenge: its step and how it ended, when recognised.
 #[derive(Default)]
-struct Entry {
+pub(super) struct Entry {
     factor: Option<Factor>,
     step: Step,
 }
 
 impl Entry {
-    fn apply(&self, factors: &mut Factors) {
+    /// Whether `key` is one of the two fields of a challenge that are read (the others are skipped).
+    pub(super) fn reads(key: &str) -> bool {
+        key.eq_ignore_ascii_case("challengeName") || key.eq_ignore_ascii_case("challengeResponse")
+    }
+
+    /// Reads field `key` (one that [`Entry::reads`]) with its string value, `None` when it is not a
+    /// string (or empty, or "null"); a repeated field overrides the earlier one. Shared with the one-pass
+    /// scanner (`scan`), so both read a challenge alike.
+    pub(super) fn field(&mut self, key: &str, value: Option<&str>) {
+        if key.eq_ignore_ascii_case("challengeName") {
+            self.factor = value.and_then(factor);
+        } else if key.eq_ignore_ascii_case("challengeResponse") {
+            self.step = value.map_or(Step::Unknown, step);
+        }
+    }
+
+    pub(super) fn apply(&self, factors: &mut Factors) {
         match self.factor {
             Some(Factor::Password) if self.step != Step::Unknown => factors.password = self.step,
             Some(Factor::Mfa) if self.step != Step::Unknown => factors.mfa = self.step,
@@ -104,7 +120,7 @@ fn factor(name: &str) -> Option<Factor> {
     let name = name.trim();
     if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("PASSWORD_VERIFIER") {
         Some(Factor::Password)
-    } else if name.to_ascii_lowercase().contains("mfa") {
+    } else if name.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"mfa")) {
         Some(Factor::Mfa)
     } else {
         None
@@ -149,12 +165,9 @@ impl<'de> Visitor<'de> for EntryVisitor {
         let mut entry = Entry::default();
         while let Some(key) = map.next_key::<Text>()? {
             let key = key.get().unwrap_or_default();
-            if key.eq_ignore_ascii_case("challengeName") {
+            if Entry::reads(key) {
                 let value = map.next_value::<Scalar>()?;
-                entry.factor = value.0.get().and_then(factor);
-            } else if key.eq_ignore_ascii_case("challengeResponse") {
-                let value = map.next_value::<Scalar>()?;
-                entry.step = value.0.get().map_or(Step::Unknown, step);
+                entry.field(key, value.0.get());
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

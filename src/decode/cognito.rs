@@ -13,45 +13,45 @@ use crate::time::Timestamp;
 /// The flat `message` object. Every scalar is documented as a string; [`Text`] also takes numbers and
 /// booleans. Fields not listed (`requestId`, `idpName`...) are ignored.
 #[derive(Deserialize, Default)]
-struct Message<'a> {
+pub(super) struct Message<'a> {
     #[serde(rename = "eventId", borrow, default)]
-    event_id: Text<'a>,
+    pub(super) event_id: Text<'a>,
     #[serde(rename = "eventType", borrow, default)]
-    event_type: Text<'a>,
+    pub(super) event_type: Text<'a>,
     #[serde(rename = "userSub", borrow, default)]
-    user_sub: Text<'a>,
+    pub(super) user_sub: Text<'a>,
     #[serde(rename = "userName", borrow, default)]
-    user_name: Text<'a>,
+    pub(super) user_name: Text<'a>,
     #[serde(rename = "userPoolId", borrow, default)]
-    user_pool_id: Text<'a>,
+    pub(super) user_pool_id: Text<'a>,
     #[serde(rename = "clientId", borrow, default)]
-    client_id: Text<'a>,
+    pub(super) client_id: Text<'a>,
     #[serde(rename = "eventResponse", borrow, default)]
-    event_response: Text<'a>,
+    pub(super) event_response: Text<'a>,
     /// Java date text (`Wed Jul 17 17:25:55 UTC 2024`), to the second; only compared with
     /// `eventTimestamp`, which is the event time.
     #[serde(rename = "creationDate", borrow, default)]
-    creation_date: Text<'a>,
+    pub(super) creation_date: Text<'a>,
     #[serde(rename = "riskLevel", borrow, default)]
-    risk_level: Text<'a>,
+    pub(super) risk_level: Text<'a>,
     #[serde(rename = "riskDecision", borrow, default)]
-    risk_decision: Text<'a>,
+    pub(super) risk_decision: Text<'a>,
     #[serde(rename = "compromisedCredentialDetected", borrow, default)]
-    compromised_credential_detected: Text<'a>,
+    pub(super) compromised_credential_detected: Text<'a>,
     #[serde(rename = "deviceName", borrow, default)]
-    device_name: Text<'a>,
+    pub(super) device_name: Text<'a>,
     #[serde(rename = "ipAddress", borrow, default)]
-    ip_address: Text<'a>,
+    pub(super) ip_address: Text<'a>,
     #[serde(borrow, default)]
-    city: Text<'a>,
+    pub(super) city: Text<'a>,
     #[serde(borrow, default)]
-    country: Text<'a>,
+    pub(super) country: Text<'a>,
     /// The password and MFA steps (element shape undocumented: see [`Challenges`]).
     #[serde(default)]
-    challenges: Challenges,
+    pub(super) challenges: Challenges,
     /// Only the `userNotification` export has it.
     #[serde(default)]
-    details: Option<IgnoredAny>,
+    pub(super) details: Option<IgnoredAny>,
 }
 
 /// `eventSource` of the `userNotification` export.
@@ -62,7 +62,7 @@ pub(super) const FORMAT: Format =
     Format { log: LogFormat::CognitoUserActivity, record: "a Cognito user-activity event", looks_like, decode };
 
 fn looks_like(rec: &Record) -> bool {
-    rec.event_timestamp.is_present() || rec.message.is_some()
+    rec.event_timestamp.is_present() || rec.message.is_some() || rec.message_fields.is_some()
 }
 
 fn decode(rec: &Record, origin: &Origin) -> Decoded {
@@ -76,11 +76,20 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     if rec.event_source.get() == Some(USER_NOTIFICATION_SOURCE) {
         return Ok(Decoded::Skipped(SkipReason::UserNotification));
     }
-    let raw = rec.message.ok_or("Cognito event has no `message`")?;
-    if !raw.get().starts_with('{') {
-        return Err(format!("`message` is {}, expected an object", json_kind(raw.get())));
-    }
-    let msg: Message = serde_json::from_str(raw.get()).map_err(|e| format!("invalid `message`: {}", json_error(&e)))?;
+    let parsed;
+    let msg = match &rec.message_fields {
+        // Already read by the one-pass scanner (`scan`).
+        Some(msg) => msg,
+        None => {
+            let raw = rec.message.ok_or("Cognito event has no `message`")?;
+            if !raw.get().starts_with('{') {
+                return Err(format!("`message` is {}, expected an object", json_kind(raw.get())));
+            }
+            parsed = serde_json::from_str::<Message>(raw.get())
+                .map_err(|e| format!("invalid `message`: {}", json_error(&e)))?;
+            &parsed
+        }
+    };
     let Some(event_type) = msg.event_type.get() else {
         if msg.details.is_some() || rec.log_level.get() == Some("ERROR") {
             return Ok(Decoded::Skipped(SkipReason::UserNotification));

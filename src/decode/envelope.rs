@@ -16,7 +16,7 @@ use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{clip, json_error, json_kind, Record, SkipReason, Text};
+use super::{clip, json_error, json_kind, scan, Record, SkipReason, Text};
 use crate::event::Origin;
 
 /// Largest payload a gzip record may decompress to. A CloudWatch subscription payload is at most 1 MB
@@ -54,11 +54,19 @@ pub(super) trait Visit {
 
 /// Walks one record's bytes (a line, or a whole document), calling `visit` at each end, in order.
 pub(super) fn walk<V: Visit>(bytes: &[u8], origin: &Origin, visit: &mut V) {
-    Walk { visit }.bytes(bytes, origin, 0);
+    Walk { visit, scan: true }.bytes(bytes, origin, 0);
+}
+
+/// The same walk reading every object with serde, without the one-pass scanner: what the scanner must
+/// agree with (its differential test) and what it is measured against.
+pub(super) fn walk_without_scan<V: Visit>(bytes: &[u8], origin: &Origin, visit: &mut V) {
+    Walk { visit, scan: false }.bytes(bytes, origin, 0);
 }
 
 struct Walk<'v, V> {
     visit: &'v mut V,
+    /// Whether objects are first offered to the one-pass scanner (`scan`).
+    scan: bool,
 }
 
 impl<V: Visit> Walk<'_, V> {
@@ -92,6 +100,12 @@ impl<V: Visit> Walk<'_, V> {
         match text.as_bytes().first() {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
+                // The hot case, a plain Cognito user-activity line, in one pass; serde decides the rest.
+                if self.scan {
+                    if let Some(rec) = scan::cognito_record(text, &mut None) {
+                        return self.object(rec, text, origin, depth);
+                    }
+                }
                 let mut de = serde_json::Deserializer::from_str(text);
                 // Matched by reference: moving a `Record` out of the result copies it, once per event.
                 match &Record::deserialize(&mut de) {

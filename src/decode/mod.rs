@@ -16,6 +16,7 @@ mod cloudtrail;
 mod cognito;
 mod envelope;
 mod messages;
+mod scan;
 
 pub use messages::log_messages;
 
@@ -155,6 +156,14 @@ pub fn decode_record(text: &[u8], origin: &Origin, forced: Option<LogFormat>, ou
     envelope::walk(text, origin, &mut Events { forced, out });
 }
 
+/// [`decode_record`] without its one-pass reader of plain Cognito lines (`scan`): every object read by
+/// serde, as before it. The same output for every input (the differential test pins that); slower. For
+/// measuring the two side by side (`examples/decode_candidates.rs`), not for use.
+#[doc(hidden)]
+pub fn decode_record_with_serde(text: &[u8], origin: &Origin, forced: Option<LogFormat>, out: &mut dyn FnMut(Decoded)) {
+    envelope::walk_without_scan(text, origin, &mut Events { forced, out });
+}
+
 /// The decoding ends of the envelope walk: an object that is no container is a vendor record; anything
 /// else is a rejection.
 struct Events<'o> {
@@ -265,6 +274,11 @@ struct Record<'a> {
     // Not a log, refused with a message saying so: `AdminListUserAuthEvents` output.
     #[serde(rename = "AuthEvents", borrow, default)]
     auth_events: Option<&'a RawValue>,
+
+    /// A Cognito line's `message` as the one-pass scanner (`scan`) read it, in place of `message`; never
+    /// set by serde.
+    #[serde(skip)]
+    message_fields: Option<cognito::Message<'a>>,
 }
 
 #[derive(Deserialize, Default)]
