@@ -74,6 +74,7 @@ struct RawSet {
 struct RawBlock {
     rules: Option<Vec<String>>,
     min_severity: Option<String>,
+    min_case_severity: Option<String>,
     duration: Option<String>,
     repeat_factor: Option<u32>,
     max_duration: Option<String>,
@@ -130,6 +131,9 @@ impl WafPolicy {
 pub struct BlockPolicy {
     pub rules: Vec<String>,
     pub min_severity: Severity,
+    /// A case (README "Cases") at this severity or above blocks every address it lists that is not shared,
+    /// whatever rule found it (off when unset): a campaign's addresses, a takeover's source.
+    pub min_case_severity: Option<Severity>,
     pub duration: Span,
     pub repeat_factor: u32,
     pub max_duration: Span,
@@ -334,6 +338,10 @@ fn validate_block(b: RawBlock, known: &[&str]) -> Result<BlockPolicy, Invalid> {
     Ok(BlockPolicy {
         rules: rules("block.rules", b.rules, &DEFAULT_BLOCK_RULES, known)?,
         min_severity: severity("block.min_severity", b.min_severity)?,
+        min_case_severity: match b.min_case_severity {
+            Some(s) => Some(severity("block.min_case_severity", Some(s))?),
+            None => None,
+        },
         duration,
         repeat_factor,
         max_duration,

@@ -18,6 +18,7 @@ use super::policy::{ContainAction, Policy};
 use super::shared::SharedAddresses;
 use super::store::{network, BlockState, Decision, Queued, Store};
 use super::worker::Shared;
+use crate::correlate::{CaseRecord, CaseStatus};
 use crate::finding::Finding;
 use crate::pipeline::clock::Clock;
 use crate::sanitize::for_terminal;
@@ -167,6 +168,40 @@ impl RespondSink {
         }
     }
 
+    /// The policy applied to one case update: with `block.min_case_severity`, a case opening or escalating
+    /// at that severity blocks each address it lists that is not shared, as a finding of rule `case` would
+    /// (allow-lists, the shared-address limit and "once per case and address" apply the same).
+    pub fn decide_case(&mut self, c: &CaseRecord) {
+        let Some(min) = self.policy.block.as_ref().and_then(|b| b.min_case_severity) else { return };
+        if !self.policy.enabled || c.severity < min || !matches!(c.status, CaseStatus::Open | CaseStatus::Escalated) {
+            return;
+        }
+        let now = self.clock.wall().0;
+        for a in c.addresses.iter().filter(|a| !a.shared) {
+            let f = Finding {
+                detector: "case",
+                severity: c.severity,
+                user: None,
+                user_sub: None,
+                ip: Some(a.ip.clone()),
+                user_pool_id: c.user_pool_ids.first().cloned(),
+                region: None,
+                account: None,
+                first_seen: c.first_seen,
+                last_seen: c.last_seen,
+                detected_at: c.updated_at,
+                count: 0,
+                summary: c.story.clone(),
+                evidence: serde_json::Value::Null,
+                incident_id: c.case_id.clone(),
+                rule: "case".into(),
+                case_id: Some(c.case_id.clone()),
+                status: crate::finding::Status::Open,
+            };
+            self.decide_block(&f, now);
+        }
+    }
+
     fn decide_block(&mut self, f: &Finding, now: i64) {
         let (Some(block), Some(waf)) = (self.policy.block.clone(), self.policy.waf.clone()) else { return };
         let case = super::store::case_of(f).to_string();
@@ -312,6 +347,11 @@ impl Sink for RespondSink {
         Ok(())
     }
 
+    fn case(&mut self, c: &CaseRecord) -> Result<(), SinkError> {
+        self.decide_case(c);
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<Flushed, SinkError> {
         let due = self.last_expiry_check.is_none_or(|t| self.clock.now() - t >= EXPIRY_CHECK);
         if due {
@@ -441,6 +481,56 @@ max_shared_users = 10
             "expired: the worker removes it, the next checkpoint records it"
         );
         assert_eq!(shared.with_store(|st| st.blocks["203.0.113.7/32"].state), BlockState::Expired);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_case_at_the_policys_severity_blocks_its_unshared_addresses_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = POLICY.replace("max_shared_users = 10", "max_shared_users = 10\nmin_case_severity = \"critical\"");
+        let policy = Policy::parse(&text, Path::new("p.toml"), &SpecSet::builtin()).unwrap();
+        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+        let shared = Shared::new(Store::default(), audit, Arc::new(RespondMetrics::default()));
+        let clock = Clock::manual(Timestamp(T0));
+        let mut s =
+            RespondSink::new(Arc::new(policy), shared.clone(), Arc::new(SharedBy(0)), false, Report::Log, clock);
+        let address = |ip: &str, shared: bool| crate::correlate::case::CaseAddress {
+            ip: ip.into(),
+            successful_users: if shared { 40 } else { 0 },
+            shared,
+        };
+        let mut c = CaseRecord {
+            kind: "case",
+            case_id: "c1".into(),
+            status: CaseStatus::Open,
+            severity: crate::finding::Severity::High,
+            story: "stuffing".into(),
+            reason: String::new(),
+            first_seen: Timestamp(T0),
+            last_seen: Timestamp(T0),
+            opened_at: Timestamp(T0),
+            updated_at: Timestamp(T0),
+            escalations: 0,
+            user_pool_ids: vec!["us-east-1_TEST".into()],
+            users: vec![],
+            users_count: 0,
+            addresses: vec![address("203.0.113.7", false), address("198.51.100.1", true)],
+            addresses_count: 2,
+            taken_over: vec![],
+            taken_over_count: 0,
+            findings_by_rule: Default::default(),
+            incidents: vec![],
+            incidents_not_listed: 0,
+            merged: vec![],
+            merged_into: None,
+        };
+        s.case(&c).unwrap();
+        assert!(shared.with_store(|st| st.blocks.is_empty()), "high is below the policy's critical");
+        c.status = CaseStatus::Escalated;
+        c.severity = crate::finding::Severity::Critical;
+        s.case(&c).unwrap();
+        s.case(&c).unwrap();
+        let blocked: Vec<String> = shared.with_store(|st| st.blocks.keys().cloned().collect());
+        assert_eq!(blocked, ["203.0.113.7/32"], "the NAT the case lists is spared; once per case and address");
     }
 
     #[tokio::test(start_paused = true)]

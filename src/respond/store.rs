@@ -551,6 +551,7 @@ pub(crate) mod tests {
         BlockPolicy {
             rules: vec!["failed_login_burst_ip".into()],
             min_severity: Severity::High,
+            min_case_severity: None,
             duration: Span::hours(1),
             repeat_factor: 4,
             max_duration: Span::hours(24),
