@@ -121,7 +121,7 @@ fn csv_files_are_quoted_and_formulas_neutralised() {
     let r = replay_fixture();
     let findings = std::fs::read_to_string(r.csv_dir.join("findings.csv")).unwrap();
     let rows: Vec<&str> = findings.split("\r\n").filter(|l| l.starts_with('"')).collect();
-    assert!(rows[0].starts_with(r#""incident_id","detector","rule","severity","user""#));
+    assert!(rows[0].starts_with(r#""incident_id","case_id","detector","rule","severity","user""#));
     assert!(findings.contains(r#""'=1+2""#), "a formula for a name is shown, not run");
     assert!(!findings.contains(r#","=1+2""#));
     assert!(findings.contains(r#""""'&""#), "quotes doubled inside a quoted cell");
@@ -143,7 +143,13 @@ fn csv_files_are_quoted_and_formulas_neutralised() {
         t
     };
     assert_eq!(times, sorted);
-    assert!(!r.csv_dir.join("cases.csv").exists(), "cases.csv only once cases exist");
+    // One row per case, each finding's case among them.
+    let cases = std::fs::read_to_string(r.csv_dir.join("cases.csv")).unwrap();
+    let case_rows: Vec<&str> = cases.split("\r\n").filter(|l| l.starts_with('"')).skip(1).collect();
+    assert_eq!(case_rows.len() as u64, summary_count(&r.stderr, "cases"), "{cases}");
+    for f in &r.findings {
+        assert!(cases.contains(f["case_id"].as_str().unwrap()), "{cases}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The report as CSV for spreadsheets and timeline tools: `findings.csv` (one row per closed finding) and
 //! `timelines.csv` (the sign-ins of the accounts in findings, with Timesketch's `message`, `datetime` and
-//! `timestamp_desc` columns). `cases.csv` will join them once findings are grouped into cases (issue 14).
+//! `timestamp_desc` columns), and `cases.csv` (one row per closed case, README "Cases"; findings.csv's
+//! `case_id` column joins them).
 //!
 //! Every cell is quoted; a text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
 //! leading `'` so a spreadsheet shows it instead of running it as a formula (user names are attacker-made).
@@ -35,13 +36,59 @@ fn line(cells: &[String]) -> String {
 
 /// The files: (name, contents).
 pub fn render(c: &Collector) -> Vec<(&'static str, String)> {
-    vec![("findings.csv", findings(c)), ("timelines.csv", timelines(c))]
+    vec![("findings.csv", findings(c)), ("timelines.csv", timelines(c)), ("cases.csv", cases(c))]
+}
+
+fn cases(c: &Collector) -> String {
+    let mut s = line(
+        &[
+            "case_id",
+            "severity",
+            "story",
+            "first_seen",
+            "last_seen",
+            "users_count",
+            "users",
+            "addresses_count",
+            "addresses",
+            "taken_over_count",
+            "taken_over",
+            "findings_by_rule",
+            "merged",
+        ]
+        .map(cell),
+    );
+    let mut order: Vec<_> = c.cases.closed.values().collect();
+    order.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.first_seen.cmp(&b.first_seen)).then(a.case_id.cmp(&b.case_id))
+    });
+    for k in order {
+        let by_rule: Vec<String> = k.findings_by_rule.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        let addresses: Vec<&str> = k.addresses.iter().map(|a| a.ip.as_str()).collect();
+        s.push_str(&line(&[
+            cell(&k.case_id),
+            cell(k.severity.as_str()),
+            cell(&k.story),
+            cell(&k.first_seen.to_string()),
+            cell(&k.last_seen.to_string()),
+            cell(&k.users_count.to_string()),
+            cell(&k.users.join(" ")),
+            cell(&k.addresses_count.to_string()),
+            cell(&addresses.join(" ")),
+            cell(&k.taken_over_count.to_string()),
+            cell(&k.taken_over.join(" ")),
+            cell(&by_rule.join(" ")),
+            cell(&k.merged.join(" ")),
+        ]));
+    }
+    s
 }
 
 fn findings(c: &Collector) -> String {
     let mut s = line(
         &[
             "incident_id",
+            "case_id",
             "detector",
             "rule",
             "severity",
@@ -65,6 +112,7 @@ fn findings(c: &Collector) -> String {
             let opt = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
             s.push_str(&line(&[
                 cell(&f.incident_id),
+                opt(&f.case_id),
                 cell(f.detector),
                 cell(&f.rule),
                 cell(f.severity.as_str()),

@@ -254,8 +254,9 @@ fn timeline(s: &mut String, c: &Collector, groups: &[Group]) {
 fn findings_section(s: &mut String, facts: &RunFacts<'_>, c: &Collector, groups: &[Group]) {
     let _ = write!(
         s,
-        r#"<section id="findings"><h2>Findings, most severe first</h2><p class="legend">{} finding(s). Each is shown on its own until findings are grouped into cases. By detector: {}.</p>"#,
+        r#"<section id="findings"><h2>Cases and their findings, most severe first</h2><p class="legend">{} finding(s) in {} case(s): a case is one attack, the findings it caused under it. By detector: {}.</p>"#,
         facts.run.findings.total,
+        groups.len(),
         escape_html(&by_detector(&facts.run.findings))
     );
     let findings = &c.book.findings;
