@@ -108,7 +108,7 @@ impl Day {
     }
 
     fn sign_in(&mut self, t: i64, i: u32, ip: IpAddr, outcome: Outcome) {
-        let mfa = if i % 5 == 0 && outcome == Outcome::Success { Mfa::Passed } else { Mfa::None };
+        let mfa = if i.is_multiple_of(5) && outcome == Outcome::Success { Mfa::Passed } else { Mfa::None };
         self.push(t, EventKind::SignIn, outcome, Some(user(i)), Some(sub(i)), ip, mfa);
     }
 
@@ -183,7 +183,7 @@ impl Day {
                     );
                 } else {
                     let victim = self.rng.below(USERS as u64) as u32;
-                    if victim % 5 != 0 && self.rng.chance(0.1) {
+                    if !victim.is_multiple_of(5) && self.rng.chance(0.1) {
                         self.sign_in(t, victim, ip, Outcome::Success);
                         taken.insert(user(victim));
                     } else {

@@ -436,7 +436,7 @@ impl Simulation {
             OutputFormat::Cognito if !render::in_export(p) => return None,
             OutputFormat::Cognito => true,
             OutputFormat::CloudTrail => false,
-            OutputFormat::Mixed => render::in_export(p) && (p.cognito_only || self.emitted % 2 == 0),
+            OutputFormat::Mixed => render::in_export(p) && (p.cognito_only || self.emitted.is_multiple_of(2)),
         };
         let mut line = String::with_capacity(900);
         if cognito {

@@ -378,7 +378,7 @@ fn check_alarm(a: RawAlarm) -> Result<AlarmSpec, String> {
     let anomaly = a.kind == "anomaly";
     one_of("comparison", &a.comparison, if anomaly { ANOMALY_COMPARISONS } else { COMPARISONS })?;
     one_of("treat_missing_data", &a.treat_missing_data, MISSING_DATA)?;
-    if !(matches!(a.period, 10 | 20 | 30) || (a.period >= 60 && a.period % 60 == 0)) {
+    if !(matches!(a.period, 10 | 20 | 30) || (a.period >= 60 && a.period.is_multiple_of(60))) {
         return Err(format!("cloudwatch.alarm.period: {} s; AWS allows 10, 20, 30 or a multiple of 60", a.period));
     }
     if a.evaluation_periods == 0 || a.evaluation_periods > MAX_EVALUATION_PERIODS {

@@ -488,7 +488,7 @@ async fn serve(
         }
         SERVER_ERROR => {
             faults.fetch_add(1, Ordering::Relaxed);
-            let (status, body) = if n % 2 == 0 {
+            let (status, body) = if n.is_multiple_of(2) {
                 ("500 Internal Server Error", r#"{"__type":"InternalFailure","message":"An internal error occurred"}"#)
             } else {
                 (
