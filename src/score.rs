@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::correlate::{CaseRecord, CaseStatus};
+use crate::correlate::{CaseRecord, CaseStatus, Merges};
 use crate::finding::{Finding, Status};
 use crate::simulate::Attack;
 use crate::sink::{Flushed, Sink, SinkError};
@@ -174,7 +174,7 @@ pub fn score_cases(truth: &[Attack], findings: &[Finding], cases: &[CaseRecord])
     let attacks: Vec<&Attack> = truth.iter().filter(|a| !a.lookalike).collect();
     let of = |f: &Finding| -> Vec<usize> { (0..attacks.len()).filter(|&i| belongs(f, attacks[i])).collect() };
     let by_incident: HashMap<&str, Vec<usize>> = findings.iter().map(|f| (f.incident_id.as_str(), of(f))).collect();
-    let mut merged_into: HashMap<&str, &str> = HashMap::new();
+    let mut merges = Merges::default();
     let mut opened = vec![0u64; attacks.len()];
     let mut escalated = vec![0u64; attacks.len()];
     let mut s = CaseScore::default();
@@ -189,24 +189,10 @@ pub fn score_cases(truth: &[Attack], findings: &[Finding], cases: &[CaseRecord])
                     c.incidents.iter().filter_map(|id| by_incident.get(id.as_str())).flatten().copied().collect();
                 owners.into_iter().for_each(|i| escalated[i] += 1);
             }
-            CaseStatus::Merged => {
-                if let Some(into) = &c.merged_into {
-                    merged_into.insert(c.case_id.as_str(), into.as_str());
-                }
-            }
+            CaseStatus::Merged => merges.note(c),
             CaseStatus::Closed => {}
         }
     }
-    let final_case = |start: &str| {
-        let mut id = start.to_string();
-        for _ in 0..=merged_into.len() {
-            match merged_into.get(id.as_str()) {
-                Some(next) => id = next.to_string(),
-                None => break,
-            }
-        }
-        id
-    };
     // A case's attacks: those its account- and address-keyed findings belong to; a pool-wide finding
     // matches every attack of its kind near its time, so it names the case's attacks only when nothing
     // keyed does.
@@ -219,7 +205,7 @@ pub fn score_cases(truth: &[Attack], findings: &[Finding], cases: &[CaseRecord])
     let mut members: BTreeMap<String, Members> = BTreeMap::new();
     for f in findings {
         let Some(id) = &f.case_id else { continue };
-        let e = members.entry(final_case(id)).or_default();
+        let e = members.entry(merges.final_id(id)).or_default();
         let owners = of(f);
         if owners.is_empty() {
             e.benign = true;

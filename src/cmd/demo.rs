@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{threads, DemoArgs, EXIT_OK, EXIT_REJECTED, EXIT_SCORE};
-use crate::correlate::{CaseRecord, CaseStatus};
+use crate::correlate::{CaseRecord, CaseStatus, Merges};
 use crate::detect::EngineSettings;
 use crate::finding::Finding;
 use crate::replay::{self, ReplayConfig, ReplayHooks};
@@ -164,24 +164,16 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
 
 /// The cases, worst first, each with its story and its findings under it.
 fn print_cases(findings: &[Finding], cases: &[CaseRecord]) {
-    let merged: std::collections::HashMap<&str, &str> = cases
-        .iter()
-        .filter(|c| c.status == CaseStatus::Merged)
-        .filter_map(|c| Some((c.case_id.as_str(), c.merged_into.as_deref()?)))
-        .collect();
-    let final_case = |id: &str| {
-        let mut id = id.to_string();
-        while let Some(next) = merged.get(id.as_str()) {
-            id = next.to_string();
-        }
-        id
-    };
+    let mut merges = Merges::default();
+    cases.iter().for_each(|c| merges.note(c));
     let mut closed: Vec<&CaseRecord> = cases.iter().filter(|c| c.status == CaseStatus::Closed).collect();
     closed.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.opened_at.cmp(&b.opened_at)));
     println!("cases ({}, worst first; the findings of each under it):", closed.len());
     for c in closed {
         println!("  {:<8} case {}  {}", c.severity.as_str(), c.case_id, for_terminal(&c.story));
-        for f in findings.iter().filter(|f| f.case_id.as_deref().map(final_case).as_deref() == Some(c.case_id.as_str()))
+        for f in findings
+            .iter()
+            .filter(|f| f.case_id.as_deref().map(|id| merges.final_id(id)).as_deref() == Some(c.case_id.as_str()))
         {
             println!("             {}", summary::finding_line(f));
         }

@@ -97,6 +97,35 @@ pub struct CaseRecord {
     pub merged_into: Option<String>,
 }
 
+/// Where merged cases went, from the `merged` records: a finding's `case_id` from before its case merged
+/// resolves to the case that holds it now. What every reader of case records (summary, score, report,
+/// demo) shares.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Merges(std::collections::HashMap<String, String>);
+
+impl Merges {
+    /// Takes one case update; only `merged` ones say anything.
+    pub fn note(&mut self, c: &CaseRecord) {
+        if let (CaseStatus::Merged, Some(into)) = (c.status, &c.merged_into) {
+            self.0.insert(c.case_id.clone(), into.clone());
+        }
+    }
+
+    /// The case `id` ended up in. Merges only go to older cases, so the chain ends; the bound guards
+    /// against a hand-made map with a loop.
+    pub fn final_id(&self, id: &str) -> String {
+        let mut id = id.to_string();
+        for _ in 0..=self.0.len() {
+            match self.0.get(&id) {
+                Some(next) => id = next.clone(),
+                None => break,
+            }
+        }
+        id
+    }
+}
+
 impl CaseRecord {
     pub fn to_json_line(&self) -> String {
         // Serialising plain data into a String cannot fail.

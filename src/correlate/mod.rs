@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use case::Case;
-pub use case::{CaseRecord, CaseStatus};
+pub use case::{CaseRecord, CaseStatus, Merges};
 use shared::SharedAddresses;
 pub use spec::CorrelationSpec;
 

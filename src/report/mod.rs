@@ -19,9 +19,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::correlate::{CaseRecord, CaseStatus};
+use crate::correlate::{CaseRecord, CaseStatus, Merges};
 use crate::event::SignInEvent;
 use crate::finding::{Finding, Severity, Status};
 use crate::replay::ReplayReport;
@@ -75,7 +75,7 @@ pub const MAX_CASES: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct CaseBook {
     pub closed: BTreeMap<String, CaseRecord>,
-    merged_into: HashMap<String, String>,
+    merges: Merges,
 }
 
 impl CaseBook {
@@ -84,25 +84,14 @@ impl CaseBook {
             CaseStatus::Closed if self.closed.len() < MAX_CASES => {
                 self.closed.insert(c.case_id.clone(), c.clone());
             }
-            CaseStatus::Merged => {
-                if let Some(into) = &c.merged_into {
-                    self.merged_into.insert(c.case_id.clone(), into.clone());
-                }
-            }
+            CaseStatus::Merged => self.merges.note(c),
             _ => {}
         }
     }
 
-    /// The case a finding's case id ended up in, following merges (which only go to older cases).
+    /// The case a finding's case id ended up in, following merges.
     pub fn final_id(&self, id: &str) -> String {
-        let mut id = id.to_string();
-        for _ in 0..=self.merged_into.len() {
-            match self.merged_into.get(&id) {
-                Some(next) => id = next.clone(),
-                None => break,
-            }
-        }
-        id
+        self.merges.final_id(id)
     }
 }
 

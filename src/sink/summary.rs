@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::{Flushed, Sink, SinkError};
-use crate::correlate::{CaseRecord, CaseStatus};
+use crate::correlate::{CaseRecord, CaseStatus, Merges};
 use crate::finding::{Finding, Severity, Status};
 use crate::replay::ReplayReport;
 use crate::sanitize::for_terminal;
@@ -36,8 +36,8 @@ pub struct FindingTally {
     /// Notifications the cases would page with: openings and escalations.
     pub case_openings: u64,
     pub case_escalations: u64,
-    /// A merged case → the case it went into.
-    pub merged_into: HashMap<String, String>,
+    /// Where merged cases went.
+    pub merges: Merges,
     /// Case id (as the finding carried it) → closed findings' one-line forms (the first few) and how many.
     pub case_findings: HashMap<String, (Vec<String>, u64)>,
 }
@@ -70,11 +70,7 @@ impl FindingTally {
         match c.status {
             CaseStatus::Open => self.case_openings += 1,
             CaseStatus::Escalated => self.case_escalations += 1,
-            CaseStatus::Merged => {
-                if let Some(into) = &c.merged_into {
-                    self.merged_into.insert(c.case_id.clone(), into.clone());
-                }
-            }
+            CaseStatus::Merged => self.merges.note(c),
             CaseStatus::Closed => {
                 self.cases_closed += 1;
                 if self.cases.len() < CASES_KEPT {
@@ -82,18 +78,6 @@ impl FindingTally {
                 }
             }
         }
-    }
-
-    /// The case a case id ended up in, following merges.
-    pub fn final_case<'a>(&'a self, mut id: &'a str) -> &'a str {
-        // Merges only go to older cases, so this ends; the bound guards against a malformed map.
-        for _ in 0..self.merged_into.len() + 1 {
-            match self.merged_into.get(id) {
-                Some(next) => id = next,
-                None => break,
-            }
-        }
-        id
     }
 
     /// The `n` keys with most findings (then most events, then by name).
@@ -258,9 +242,9 @@ fn cases(s: &mut String, r: &ReplayReport) {
         );
     }
     // Findings by the case they ended up in.
-    let mut under: HashMap<&str, Vec<&(Vec<String>, u64)>> = HashMap::new();
+    let mut under: HashMap<String, Vec<&(Vec<String>, u64)>> = HashMap::new();
     for (id, lines) in &t.case_findings {
-        under.entry(t.final_case(id)).or_default().push(lines);
+        under.entry(t.merges.final_id(id)).or_default().push(lines);
     }
     let mut order: Vec<&CaseRecord> = t.cases.iter().collect();
     order.sort_by(|a, b| {
