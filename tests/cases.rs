@@ -3,12 +3,12 @@
 //! office NAT shared by an attacker and its benign users keeps their cases apart; the same input gives the
 //! same cases whatever the thread count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 
-use authwatch::correlate::{CaseRecord, CaseStatus};
+use authwatch::correlate::{CaseRecord, CaseStatus, Merges};
 use authwatch::detect::{Engine, EngineSettings};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
 use authwatch::finding::{Finding, Status};
@@ -60,19 +60,10 @@ fn replay_day(log: &Path, threads: usize) -> Kept {
 }
 
 /// Case id → the case it ended up in, following merges.
-fn finals(cases: &[CaseRecord]) -> impl Fn(&str) -> String + '_ {
-    let merged: HashMap<&str, &str> = cases
-        .iter()
-        .filter(|c| c.status == CaseStatus::Merged)
-        .map(|c| (c.case_id.as_str(), c.merged_into.as_deref().unwrap()))
-        .collect();
-    move |id: &str| {
-        let mut id = id.to_string();
-        while let Some(next) = merged.get(id.as_str()) {
-            id = next.to_string();
-        }
-        id
-    }
+fn finals(cases: &[CaseRecord]) -> impl Fn(&str) -> String {
+    let mut merges = Merges::default();
+    cases.iter().for_each(|c| merges.note(c));
+    move |id: &str| merges.final_id(id)
 }
 
 fn check_day(format: &str, seed: u64) {
