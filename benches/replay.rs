@@ -20,6 +20,7 @@ fn bench_replay(c: &mut Criterion) {
         until: None,
         limits: Limits::default(),
         threads: authwatch::cli::threads(None),
+        shards: authwatch::cli::threads(None),
     };
     let specs = SpecSet::builtin();
     let mut g = c.benchmark_group("replay");

@@ -155,6 +155,11 @@ pub struct ReplayArgs {
     /// (docs/performance.md).
     #[arg(long)]
     pub decode_only: bool,
+    /// Threads that run the per-address and per-user rules, each for a share of the keys (default: as
+    /// --threads, at most 16; 1 runs every rule on one thread). The findings are the same whatever the
+    /// number (docs/performance.md "Sharding").
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
     /// Write what the pool-wide rules learned (each pool's normal) to FILE at the end, for a later
     /// `replay` or `monitor --baseline FILE`.
     #[arg(long, value_name = "FILE")]
@@ -576,7 +581,9 @@ pub fn replay_config(a: &ReplayArgs) -> anyhow::Result<ReplayConfig> {
     }
     let limits = Limits { max_line_bytes: a.input.max_line_bytes, max_document_bytes: a.input.max_document_bytes };
     let inputs = if a.paths.is_empty() { vec![PathBuf::from("-")] } else { a.paths.clone() };
-    Ok(ReplayConfig { inputs, format, since, until, limits, threads: threads(a.input.threads) })
+    let threads = threads(a.input.threads);
+    let shards = a.shards.unwrap_or(threads).clamp(1, crate::detect::shard::MAX_SHARDS);
+    Ok(ReplayConfig { inputs, format, since, until, limits, threads, shards })
 }
 
 pub fn threads(requested: Option<usize>) -> usize {

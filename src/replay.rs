@@ -69,6 +69,9 @@ pub struct ReplayConfig {
     pub limits: Limits,
     /// Decoder threads (at least 1).
     pub threads: usize,
+    /// Threads the per-key rules are split across by key (`crate::detect::shard`); 1 runs every rule on
+    /// the engine's thread. The findings are the same either way.
+    pub shards: usize,
 }
 
 /// What a replay read and found.
@@ -185,7 +188,7 @@ pub fn run_observed<'h>(
     hooks: ReplayHooks<'h>,
     observer: Option<EventObserver<'h>>,
 ) -> anyhow::Result<ReplayReport> {
-    let mut engine = Engine::new(specs, settings);
+    let mut engine = Engine::sharded(specs, settings, cfg.shards);
     let mut report = run_with(cfg, Some(&mut engine), hooks, observer)?;
     report.engine = engine.stats().clone();
     report.detectors = engine.detector_stats();

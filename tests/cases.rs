@@ -52,6 +52,7 @@ fn replay_day(log: &Path, threads: usize) -> Kept {
         until: None,
         limits: Default::default(),
         threads,
+        shards: threads,
     };
     let mut kept = Kept::default();
     let hooks = ReplayHooks { finding: &mut kept, rejection: &mut |_| {}, progress: &mut |_| {} };

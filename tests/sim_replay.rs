@@ -41,6 +41,7 @@ fn simulate_and_replay(
         until: None,
         limits: Default::default(),
         threads: 2,
+        shards: 2,
     };
     let mut findings = Vec::new();
     let mut on_finding = |f: &Finding| {

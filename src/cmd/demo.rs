@@ -71,6 +71,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         until: None,
         limits: Default::default(),
         threads: threads(None),
+        shards: threads(None),
     };
     let specs = SpecSet::builtin();
     let mut kept = score::Kept::default();

@@ -118,6 +118,11 @@ impl Rule for CognitoRisk {
         spec.observes(ev.kind) && spec.counts(ev.outcome) && !ev.risk.is_empty() && self.params.any_signal(ev)
     }
 
+    /// Each user's window is theirs alone.
+    fn per_key(&self, _spec: &Spec) -> bool {
+        true
+    }
+
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
         let Seen { spec, ev, key, clock, .. } = seen;
         let signals = self.params.signals(ev);

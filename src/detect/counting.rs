@@ -30,6 +30,11 @@ pub trait CountingRule: Registered + Send + 'static {
     fn low_try_limit(&self) -> u32 {
         1
     }
+    /// Whether everything the rule remembers belongs to the spec's key (see [`Rule::per_key`]): the
+    /// windows always do; a rule that keeps more (the MFA rule's challenged users) says when that holds.
+    fn per_key(&self, _spec: &Spec) -> bool {
+        true
+    }
     /// Whether the rule judges ratios over all of a key's events in the window (then every observed event
     /// starts tracking its key, not only failures).
     fn needs_context(&self) -> bool {
@@ -142,6 +147,10 @@ impl<R: CountingRule> Rule for Counting<R> {
 
     fn summary(spec: &Spec, inc: &Incident) -> String {
         R::summary(spec, inc)
+    }
+
+    fn per_key(&self, spec: &Spec) -> bool {
+        self.rule.per_key(spec)
     }
 
     fn stats(&self, stats: &mut DetectorStats) {

@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
+use super::shard::Shard;
 use super::Keys;
 use crate::event::SignInEvent;
 use crate::finding::Finding;
-use crate::spec::Spec;
+use crate::spec::{KeyKind, Spec};
 use crate::time::Timestamp;
 
 /// Figures one rule reports about itself.
@@ -31,6 +32,20 @@ pub struct DetectorStats {
     pub incidents: u64,
 }
 
+impl DetectorStats {
+    /// Adds the figures of another shard of the same rule (`super::shard`).
+    pub fn absorb(&mut self, other: &DetectorStats) {
+        self.tracked_keys += other.tracked_keys;
+        self.evicted_keys += other.evicted_keys;
+        self.late_unplaced += other.late_unplaced;
+        self.allowlisted += other.allowlisted;
+        self.unlocated += other.unlocated;
+        self.warming_up = self.warming_up.max(other.warming_up);
+        self.open_incidents += other.open_incidents;
+        self.incidents += other.incidents;
+    }
+}
+
 /// One rule at work. Implementations keep per-key state bounded by their spec.
 pub trait Detector: Send {
     fn spec(&self) -> &Spec;
@@ -49,4 +64,13 @@ pub trait Detector: Send {
     fn baseline(&self) -> Option<super::baseline::RuleBaseline> {
         None
     }
+    /// The kind of key all of this rule's state is kept by, when none of it looks across keys: then the
+    /// rule can run as several instances, one per [`Shard`] of those keys (`super::shard`). None keeps it
+    /// whole.
+    fn shard_key(&self) -> Option<KeyKind> {
+        None
+    }
+    /// Makes this instance keep only the keys `shard` owns (only called when [`Detector::shard_key`] is
+    /// Some).
+    fn set_shard(&mut self, _shard: Shard) {}
 }

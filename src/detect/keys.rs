@@ -51,8 +51,13 @@ impl<'a> Keys<'a> {
 
     /// As [`Keys::new`], with the user's hash already known.
     pub fn hashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<&'a str>) -> Keys<'a> {
-        let ip_hash = ip.map_or(window::NO_COUNTERPART, window::key_hash);
+        Keys::prehashed(user, user_name, ip.map(|ip| (ip, window::key_hash(ip))))
+    }
+
+    /// As [`Keys::new`], with both hashes already known.
+    pub fn prehashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<(&'a str, u64)>) -> Keys<'a> {
         let (user, user_hash) = user.map_or((None, window::NO_COUNTERPART), |(u, h)| (Some(u), h));
+        let (ip, ip_hash) = ip.map_or((None, window::NO_COUNTERPART), |(i, h)| (Some(i), h));
         Keys { user, user_name, ip, user_hash, ip_hash, pool: None }
     }
 }

@@ -85,6 +85,11 @@ impl CountingRule for MfaFailureAfterPassword {
     }
 
     /// Only the steps of MFA sign-ins: a challenge issued after a password, an MFA answer.
+    /// The challenged users are per user: an address-keyed spec would need them across its keys.
+    fn per_key(&self, spec: &Spec) -> bool {
+        spec.key == KeyKind::User
+    }
+
     fn admits(&self, ev: &SignInEvent) -> bool {
         ev.factors.mfa != Step::Unknown || ev.factors.password == Step::Passed
     }

@@ -23,6 +23,7 @@ pub mod pool;
 pub mod pool_failure_anomaly;
 pub mod registry;
 pub mod rule;
+pub mod shard;
 pub mod signup_flood;
 pub mod slow_brute_force;
 pub mod window;
@@ -39,6 +40,7 @@ use crate::finding::Finding;
 use crate::pipeline::order::Orderer;
 use crate::spec::{AllowList, SpecSet};
 use crate::time::{Span, Timestamp};
+use shard::{Batch, Prepared, Shard, Step, UserText, Worker};
 
 pub use detector::{Detector, DetectorStats};
 pub use incident::{elapsed, IncidentBook, Summarize};
@@ -157,6 +159,14 @@ pub struct Engine {
     spent: Vec<SignInEvent>,
     /// The stage after the rules: findings into cases. None when the correlation spec turns it off.
     cases: Option<Correlator>,
+    /// The threads running the other shards of the per-key rules (`shard.rs`), and the steps waiting for
+    /// them. None: every rule runs here, whole, each event as it is released.
+    sharding: Option<Sharding>,
+}
+
+struct Sharding {
+    workers: Vec<Worker>,
+    batch: Batch,
 }
 
 impl Engine {
@@ -165,6 +175,40 @@ impl Engine {
     pub fn new(specs: &SpecSet, settings: EngineSettings) -> Engine {
         let buffer = Orderer::capped(MAX_REORDER_BYTES).at_most(MAX_REORDER_EVENTS);
         Engine::with_release(specs, settings, Release::Lateness, buffer)
+    }
+
+    /// [`Engine::new`], with the rules whose state is per key ([`Detector::shard_key`]) split into
+    /// `shards` instances by key, all but the first on threads of their own (`shard.rs`): the same
+    /// findings, in the same order, sooner on more cores. Findings come out a batch of events later.
+    pub fn sharded(specs: &SpecSet, settings: EngineSettings, shards: usize) -> Engine {
+        let mut engine = Engine::new(specs, settings);
+        let shards = shards.clamp(1, shard::MAX_SHARDS);
+        let split: Vec<usize> =
+            (0..engine.detectors.len()).filter(|&i| engine.detectors[i].shard_key().is_some()).collect();
+        if shards == 1 || split.is_empty() {
+            return engine;
+        }
+        let mut workers = Vec::with_capacity(shards - 1);
+        for n in 1..shards {
+            let instances = split
+                .iter()
+                .map(|&i| {
+                    let mut d = build(engine.detectors[i].spec(), &engine.settings);
+                    d.set_shard(Shard::new(n, shards));
+                    (i, d)
+                })
+                .collect();
+            match Worker::start(n, instances) {
+                Ok(w) => workers.push(w),
+                // No thread to be had: the rules stay whole here.
+                Err(_) => return engine,
+            }
+        }
+        for &i in &split {
+            engine.detectors[i].set_shard(Shard::new(0, shards));
+        }
+        engine.sharding = Some(Sharding { workers, batch: Batch::default() });
+        engine
     }
 
     /// The monitor's engine: events wait in the orderer for the watermark ([`Release::Watermark`]); past
@@ -191,6 +235,7 @@ impl Engine {
             pools: PoolKeys::default(),
             stats: EngineStats::default(),
             spent: Vec::new(),
+            sharding: None,
         }
     }
 
@@ -223,8 +268,7 @@ impl Engine {
             if ev.time < released {
                 // Too late for the buffer: the rules place it if their window is still open.
                 self.stats.late += 1;
-                self.process(&ev, out);
-                self.done_with(ev);
+                self.take(ev, out);
                 return;
             }
         }
@@ -281,9 +325,13 @@ impl Engine {
     /// End of input: releases everything and closes every incident, then every case.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         self.release_until(None, out);
+        self.flush(out);
         let mut closed = Vec::new();
         for d in &mut self.detectors {
             d.finish(&mut closed);
+        }
+        for w in self.sharding.iter().flat_map(|s| &s.workers) {
+            w.with_detectors(|ds| ds.iter_mut().for_each(|(_, d)| d.finish(&mut closed)));
         }
         sort_closed(&mut closed);
         let end = self.released.or(self.stats.last_event).unwrap_or(Timestamp(0));
@@ -311,8 +359,20 @@ impl Engine {
         &self.stats
     }
 
+    /// Figures of each rule (of all its shards together). Complete after [`Engine::finish`]: before, a
+    /// sharded engine may hold a batch of events the rules have not taken yet.
     pub fn detector_stats(&self) -> Vec<DetectorStats> {
-        self.detectors.iter().map(|d| d.stats()).collect()
+        let mut stats: Vec<DetectorStats> = self.detectors.iter().map(|d| d.stats()).collect();
+        for w in self.sharding.iter().flat_map(|s| &s.workers) {
+            w.with_detectors(|ds| {
+                for (i, d) in ds.iter() {
+                    if let Some(s) = stats.get_mut(*i) {
+                        s.absorb(&d.stats());
+                    }
+                }
+            });
+        }
+        stats
     }
 
     /// What the pool-wide rules learned, by rule id (`--save-baseline`, the monitor's `baseline.json`).
@@ -329,7 +389,12 @@ impl Engine {
     /// The earliest `first_seen` of any open incident, across rules (see [`Detector::earliest_open`]).
     pub fn earliest_open(&self) -> Option<Timestamp> {
         let cases = self.cases.as_ref().and_then(Correlator::earliest_open);
-        self.detectors.iter().filter_map(|d| d.earliest_open()).chain(cases).min()
+        let shards = self
+            .sharding
+            .iter()
+            .flat_map(|s| &s.workers)
+            .filter_map(|w| w.with_detectors(|ds| ds.iter().filter_map(|(_, d)| d.earliest_open()).min()));
+        self.detectors.iter().filter_map(|d| d.earliest_open()).chain(cases).chain(shards).min()
     }
 
     /// Events waiting in the orderer.
@@ -365,8 +430,77 @@ impl Engine {
             self.released = Some(ev.time);
             self.advance_detectors(ev.time, out);
         }
-        self.process(&ev, out);
-        self.done_with(ev);
+        self.take(ev, out);
+    }
+
+    /// Gives the rules one event: now, or with a sharded engine, as the next step of the batch.
+    fn take(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+        let Some(sharding) = &mut self.sharding else {
+            self.process(&ev, out);
+            self.done_with(ev);
+            return;
+        };
+        let user = self.aliases.key(&ev).map(|(key, hash)| (UserText::of(&ev, key), hash));
+        let ip = ev.ip.map(|ip| {
+            let key = IpKey::group(ip, self.settings.ipv6_prefix);
+            let hash = window::key_hash(key.as_str());
+            (key, hash)
+        });
+        let pool = self.pools.key(&ev).map(|(text, hash)| sharding.batch.pool(text, hash));
+        sharding.batch.steps.push(Step::Event(ev, Prepared { user, ip, pool }));
+        if sharding.batch.steps.len() >= shard::BATCH_STEPS {
+            self.flush(out);
+        }
+    }
+
+    /// Runs the batch waiting for a sharded engine's threads: this thread takes the whole rules and the
+    /// first shard, the workers the others; their findings are put back in the order one thread would have
+    /// made them (by step, then by rule) and go through the correlation stage as [`Engine::process`] and
+    /// [`Engine::advance_detectors`] send them.
+    fn flush(&mut self, out: &mut Vec<Finding>) {
+        let Some(sharding) = &mut self.sharding else { return };
+        if sharding.batch.steps.is_empty() {
+            return;
+        }
+        let batch = Arc::new(std::mem::take(&mut sharding.batch));
+        for w in &sharding.workers {
+            w.send(Arc::clone(&batch));
+        }
+        let mut found = Vec::new();
+        let mut here: Vec<(usize, &mut dyn Detector)> =
+            self.detectors.iter_mut().enumerate().map(|(i, d)| (i, &mut **d as &mut dyn Detector)).collect();
+        shard::run(&batch, &mut here, &mut found);
+        for w in &sharding.workers {
+            found.extend(w.collect());
+        }
+        // Stable: one rule's findings at one event all come from the thread that owns its key, in order.
+        found.sort_by_key(|f| (f.step, f.detector));
+        let mut found = found.into_iter().peekable();
+        for (n, step) in batch.steps.iter().enumerate() {
+            let mut at_step = Vec::new();
+            while let Some(f) = found.next_if(|f| f.step as usize == n) {
+                at_step.push(f.finding);
+            }
+            match step {
+                Step::Advance(now) => {
+                    sort_closed(&mut at_step);
+                    if let Some(c) = &mut self.cases {
+                        c.correlate(&mut at_step, *now);
+                        c.advance(*now);
+                    }
+                    out.extend(at_step);
+                }
+                Step::Event(ev, prepared) => {
+                    if let Some(c) = &mut self.cases {
+                        let (ip, user) = (prepared.ip.as_ref(), prepared.user.as_ref());
+                        c.observe(ev, ip.map(|(_, h)| *h), user.map(|(_, h)| *h));
+                        c.correlate(&mut at_step, ev.time);
+                    }
+                    out.extend(at_step);
+                }
+            }
+        }
+        drop_later(batch);
     }
 
     fn process(&mut self, ev: &SignInEvent, out: &mut Vec<Finding>) {
@@ -386,6 +520,10 @@ impl Engine {
     }
 
     fn advance_detectors(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        if let Some(sharding) = &mut self.sharding {
+            sharding.batch.steps.push(Step::Advance(now));
+            return;
+        }
         let mut closed = Vec::new();
         for d in &mut self.detectors {
             d.advance(now, &mut closed);

@@ -8,6 +8,7 @@
 use super::baseline::RuleBaseline;
 use super::incident::Incident;
 use super::registry::Registered;
+use super::shard::Shard;
 use super::{Detector, DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::SignInEvent;
 use crate::finding::Finding;
@@ -32,6 +33,13 @@ pub trait Rule: Registered + Send + Sized + 'static {
     /// The normal the rule learned (pool-wide rules), to save and seed a later run with.
     fn baseline(&self) -> Option<RuleBaseline> {
         None
+    }
+    /// Whether all of the rule's state, for this spec, belongs to one key of the spec's kind (never to
+    /// the pool, never to other keys): then it can run sharded by key ([`Detector::shard_key`]). A rule
+    /// that remembers anything across keys (a user's history under an address-keyed spec, a pool-wide
+    /// rate) must say no.
+    fn per_key(&self, _spec: &Spec) -> bool {
+        false
     }
 }
 
@@ -92,6 +100,8 @@ pub struct RuleDetector<R: Rule> {
     clock: Timestamp,
     late_unplaced: u64,
     allowlisted: u64,
+    /// The keys this instance keeps (all, unless the engine runs the rule sharded).
+    shard: Shard,
 }
 
 impl<R: Rule> RuleDetector<R> {
@@ -103,6 +113,7 @@ impl<R: Rule> RuleDetector<R> {
             clock: Timestamp(i64::MIN),
             late_unplaced: 0,
             allowlisted: 0,
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -118,11 +129,17 @@ impl<R: Rule> Detector for RuleDetector<R> {
             return;
         }
         let Some(key) = key_and_counterpart(spec.key, keys) else { return };
+        // A sharded instance moves its clock with every event the rule takes, as one instance would,
+        // and counts and keeps only the keys it owns.
+        let owned = self.shard.owns(key.hash);
         if allowlisted(spec, ev, keys) {
-            self.allowlisted += 1;
+            self.allowlisted += u64::from(owned);
             return;
         }
         self.clock = self.clock.max(ev.time);
+        if !owned {
+            return;
+        }
         if ev.time <= self.clock.saturating_sub(spec.window) {
             self.late_unplaced += 1;
             return;
@@ -146,6 +163,14 @@ impl<R: Rule> Detector for RuleDetector<R> {
 
     fn baseline(&self) -> Option<RuleBaseline> {
         self.rule.baseline()
+    }
+
+    fn shard_key(&self) -> Option<KeyKind> {
+        (self.spec.key != KeyKind::Pool && self.rule.per_key(&self.spec)).then_some(self.spec.key)
+    }
+
+    fn set_shard(&mut self, shard: Shard) {
+        self.shard = shard;
     }
 
     fn stats(&self) -> DetectorStats {

@@ -93,6 +93,11 @@ impl Rule for SlowBruteForce {
         SlowBruteForce { params, users: KeyedState::new(spec.max_keys, spec.window), slot }
     }
 
+    /// Each user's sketch is theirs alone.
+    fn per_key(&self, _spec: &Spec) -> bool {
+        true
+    }
+
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
         let Seen { spec, ev, key, clock, .. } = seen;
         let summarize: Summarize = Self::summary;

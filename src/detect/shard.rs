@@ -1,0 +1,276 @@
+//! Detection split by key across threads, with the same findings in the same order whatever the count.
+//!
+//! A rule whose every piece of state belongs to one key (an address, or a user) can run as several
+//! instances, each keeping only the keys a [`Shard`] owns: the instances never need each other's state,
+//! so they run on separate threads. Rules that look across keys stay whole on the engine's own thread:
+//! the pool-wide rules (one state per pool), account takeover (a user's failures and their addresses'
+//! history together) and an address-keyed MFA rule (it remembers users); so does the correlation stage,
+//! which joins findings of every rule. [`Detector::shard_key`] says which is which.
+//!
+//! The engine (`super::Engine`) collects the events it releases, in order, with the keys it worked out
+//! for each and the moments event time advanced, as [`Step`]s. Every [`Batch`] of them goes to every
+//! worker, which runs its instances over all of it; the engine runs its own detectors (the whole rules
+//! and shard 0) over the same steps meanwhile, then puts what each produced back in the one order a
+//! single thread would have produced it ([`Found`]: by step, then by rule), and the correlation stage
+//! takes them from there. Each instance still sees every event's time (its clock, which decides what
+//! is too late, moves as a single instance's would) but looks at an event only when it owns its key.
+//!
+//! What differs with the count: a rule's `max_keys`, and the capped sets some rules keep, are per
+//! instance, so a rule that reaches them (the summary says SATURATED) drops different keys. Below those
+//! caps the findings are byte-identical (tests/replay_determinism.rs).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::keys::{IpKey, Keys};
+use super::Detector;
+use crate::event::SignInEvent;
+use crate::finding::Finding;
+use crate::time::Timestamp;
+
+/// Most shards: beyond this, every worker reading every event's time costs more than it spreads.
+pub const MAX_SHARDS: usize = 16;
+
+/// Steps handed to the workers at a time: large enough that the hand-off (two channel messages per
+/// worker) is noise, small enough that the events waiting take about 2 MB.
+pub const BATCH_STEPS: usize = 2048;
+
+/// Which keys one instance of a sharded rule keeps: those whose hash falls in `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// One instance that owns every key: how a rule runs unsharded.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    pub fn new(index: usize, count: usize) -> Shard {
+        let count = count.clamp(1, MAX_SHARDS) as u32;
+        Shard { index: (index as u32).min(count - 1), count }
+    }
+
+    pub fn owns(self, key_hash: u64) -> bool {
+        self.count == 1 || shard_of(key_hash, self.count) == self.index
+    }
+}
+
+/// The shard of a key. Bits 16 to 47 of the keyed hash, scaled to `count`: the rules' hash tables use the
+/// lowest bits for the bucket and the top 7 to tell keys apart, so neither loses its spread within a shard.
+fn shard_of(key_hash: u64, count: u32) -> u32 {
+    let mid = (key_hash >> 16) as u32;
+    ((u64::from(mid) * u64::from(count)) >> 32) as u32
+}
+
+/// The user key the engine chose for an event ([`super::UserAliases`]), without borrowing the engine.
+#[derive(Debug)]
+pub enum UserText {
+    /// The event's own sub.
+    Sub,
+    /// The event's own name.
+    Name,
+    /// A sub learned from earlier events that carried both (the event has only the name).
+    Learned(Box<str>),
+}
+
+impl UserText {
+    /// Which text `key`, the engine's user key for `ev`, is: the event's sub, its name, or a learned sub.
+    pub fn of(ev: &SignInEvent, key: &str) -> UserText {
+        let is = |text: Option<&str>| text.is_some_and(|t| std::ptr::eq(t, key));
+        if is(ev.user_sub.as_deref()) {
+            UserText::Sub
+        } else if is(ev.user_name.as_deref()) {
+            UserText::Name
+        } else {
+            UserText::Learned(Box::from(key))
+        }
+    }
+}
+
+/// The keys of one event as the engine worked them out, owned, so that other threads can take them.
+#[derive(Debug)]
+pub struct Prepared {
+    pub user: Option<(UserText, u64)>,
+    pub ip: Option<(IpKey, u64)>,
+    /// Index of the event's pool key in its batch's [`Batch::pools`].
+    pub pool: Option<u32>,
+}
+
+impl Prepared {
+    /// The [`Keys`] every detector takes, as the engine would have handed them on one thread.
+    pub fn keys<'a>(&'a self, ev: &'a SignInEvent, pools: &'a [(Box<str>, u64)]) -> Keys<'a> {
+        let user_name = ev.user_name.as_deref().filter(|n| !n.is_empty());
+        let user = self.user.as_ref().and_then(|(text, hash)| {
+            let text = match text {
+                UserText::Sub => ev.user_sub.as_deref()?,
+                UserText::Name => user_name?,
+                UserText::Learned(sub) => sub,
+            };
+            Some((text, *hash))
+        });
+        let ip = self.ip.as_ref().map(|(ip, hash)| (ip.as_str(), *hash));
+        let pool = self.pool.and_then(|i| pools.get(i as usize)).map(|(text, hash)| (&**text, *hash));
+        Keys::prehashed(user, user_name, ip).with_pool(pool)
+    }
+}
+
+/// What the engine hands the detectors, in order.
+#[allow(clippy::large_enum_variant)] // nearly every step is an event; boxing each would cost more
+pub enum Step {
+    /// Event time reached this: quiet incidents close.
+    Advance(Timestamp),
+    /// One event, with its keys.
+    Event(SignInEvent, Prepared),
+}
+
+/// Steps handed to every thread at once.
+#[derive(Default)]
+pub struct Batch {
+    pub steps: Vec<Step>,
+    /// The pool keys the batch's events name (a log has one or a few), as text with its hash.
+    pub pools: Vec<(Box<str>, u64)>,
+}
+
+impl Batch {
+    /// The index of pool key `text` (with `hash`) in this batch, added if new.
+    pub fn pool(&mut self, text: &str, hash: u64) -> u32 {
+        match self.pools.iter().rposition(|(_, h)| *h == hash) {
+            Some(i) => i as u32,
+            None => {
+                self.pools.push((Box::from(text), hash));
+                (self.pools.len() - 1) as u32
+            }
+        }
+    }
+}
+
+/// A finding with where a single thread would have produced it: at which step, by which rule.
+pub struct Found {
+    pub step: u32,
+    pub detector: u32,
+    pub finding: Finding,
+}
+
+/// Runs `detectors` (each with its index among the engine's rules) over `steps`, appending what they find.
+/// Within one thread the results come out by step, then by rule, as the engine's merge expects.
+pub fn run(batch: &Batch, detectors: &mut [(usize, &mut dyn Detector)], found: &mut Vec<Found>) {
+    let mut out = Vec::new();
+    for (n, step) in batch.steps.iter().enumerate() {
+        let mut tag = |index: usize, out: &mut Vec<Finding>| {
+            if !out.is_empty() {
+                found.extend(out.drain(..).map(|finding| Found { step: n as u32, detector: index as u32, finding }));
+            }
+        };
+        match step {
+            Step::Advance(now) => {
+                for (index, d) in detectors.iter_mut() {
+                    d.advance(*now, &mut out);
+                    tag(*index, &mut out);
+                }
+            }
+            Step::Event(ev, prepared) => {
+                let keys = prepared.keys(ev, &batch.pools);
+                for (index, d) in detectors.iter_mut() {
+                    d.observe(ev, &keys, &mut out);
+                    tag(*index, &mut out);
+                }
+            }
+        }
+    }
+}
+
+/// Rule instances with their index among the engine's rules.
+pub type Indexed = Vec<(usize, Box<dyn Detector>)>;
+
+/// Sharded instances on a thread of their own, and the way to reach them.
+pub struct Worker {
+    /// The instances, by their index among the engine's rules. Locked by the thread while it works on a
+    /// batch, and by the engine between batches (figures, end of input).
+    detectors: Arc<Mutex<Indexed>>,
+    batches: Option<Sender<Arc<Batch>>>,
+    results: Receiver<Vec<Found>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a thread running `detectors`.
+    pub fn start(n: usize, detectors: Indexed) -> std::io::Result<Worker> {
+        let detectors = Arc::new(Mutex::new(detectors));
+        let (batches, todo) = bounded::<Arc<Batch>>(1);
+        let (done, results) = bounded::<Vec<Found>>(1);
+        let mine = Arc::clone(&detectors);
+        let thread = std::thread::Builder::new().name(format!("detect-{n}")).spawn(move || {
+            for batch in todo {
+                let mut found = Vec::new();
+                {
+                    let mut held = mine.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut refs: Vec<(usize, &mut dyn Detector)> =
+                        held.iter_mut().map(|(i, d)| (*i, &mut **d as &mut dyn Detector)).collect();
+                    run(&batch, &mut refs, &mut found);
+                }
+                drop(batch);
+                if done.send(found).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Worker { detectors, batches: Some(batches), results, thread: Some(thread) })
+    }
+
+    /// Hands the worker a batch; [`Worker::collect`] waits for its findings.
+    pub fn send(&self, batch: Arc<Batch>) {
+        if let Some(tx) = &self.batches {
+            // Fails only when the thread ended, which `collect` reports.
+            let _ = tx.send(batch);
+        }
+    }
+
+    /// The findings of the batch last sent. A worker thread ends early only by a panic in a rule (a bug,
+    /// already printed by the thread): the engine cannot go on without its share of the keys.
+    pub fn collect(&self) -> Vec<Found> {
+        match self.results.recv() {
+            Ok(found) => found,
+            Err(_) => panic!("a detection thread stopped (see the panic above)"),
+        }
+    }
+
+    /// Calls `f` on each instance, with its index among the engine's rules, while the thread is idle.
+    pub fn with_detectors<T>(&self, f: impl FnOnce(&mut [(usize, Box<dyn Detector>)]) -> T) -> T {
+        let mut held = self.detectors.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut held)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.batches = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_exactly_one_shard_and_the_shards_share_them_evenly() {
+        for count in [1usize, 2, 3, 7, MAX_SHARDS] {
+            let shards: Vec<Shard> = (0..count).map(|i| Shard::new(i, count)).collect();
+            let mut per = vec![0usize; count];
+            for k in 0..20_000u64 {
+                let h = crate::detect::window::hash_of(k);
+                let owners: Vec<usize> = (0..count).filter(|&i| shards[i].owns(h)).collect();
+                assert_eq!(owners.len(), 1, "key {k} with {count} shards: owners {owners:?}");
+                per[owners[0]] += 1;
+            }
+            let even = 20_000 / count;
+            assert!(per.iter().all(|&n| n > even * 8 / 10 && n < even * 12 / 10), "{count} shards: {per:?}");
+        }
+        assert!((0..100u64).all(|k| Shard::WHOLE.owns(k)));
+    }
+}
