@@ -57,10 +57,10 @@ fn hostile_address(params: &TakeoverParams, w: &KeyWindow) -> Option<(u64, u64)>
         return None;
     }
     // An office NAT during a client release (its users fail, then get in) is not a hostile address.
-    let hostile = w.failures >= params.ip_min_failures
-        && ratio(w.failures, w.total()) > params.ip_failure_share_above
+    let hostile = w.failures() >= params.ip_min_failures
+        && ratio(w.failures(), w.total()) > params.ip_failure_share_above
         && !recovering_wave(w, params.ip_min_failures);
-    hostile.then_some((w.failures, w.total()))
+    hostile.then_some((w.failures(), w.total()))
 }
 
 /// A success that completes a takeover, and what is known about it.

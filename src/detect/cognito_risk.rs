@@ -140,7 +140,7 @@ impl Rule for CognitoRisk {
             spec.max_events_per_key,
         );
         w.expire(clock, spec.window);
-        if w.counted < spec.threshold {
+        if w.counted() < spec.threshold {
             return;
         }
         let first = w.counted_span().map_or(ev.time, |(f, _)| f);

@@ -186,7 +186,7 @@ pub fn round3(v: f64) -> Value {
 /// failures do not recover.
 pub fn recovering_wave(w: &KeyWindow, threshold: u64) -> bool {
     let recovered = recovered_failures(w);
-    w.counted - recovered < threshold || ratio(recovered, w.counted) >= WAVE_RECOVERED_SHARE
+    w.counted() - recovered < threshold || ratio(recovered, w.counted()) >= WAVE_RECOVERED_SHARE
 }
 
 /// Share of a key's failures recovered by their users' success beyond which it is a benign wave.

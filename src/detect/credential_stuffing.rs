@@ -64,16 +64,16 @@ impl CountingRule for CredentialStuffing {
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         let p = &self.params;
         let users = w.distinct_aux();
-        w.counted >= spec.threshold
+        w.counted() >= spec.threshold
             && users >= p.min_distinct_users
-            && ratio(w.low_try, users) >= p.min_low_try_share
-            && ratio(w.successes, w.counted) <= p.max_success_ratio
+            && ratio(w.low_try(), users) >= p.min_low_try_share
+            && ratio(w.successes(), w.counted()) <= p.max_success_ratio
             && !recovering_wave(w, spec.threshold)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
-        extra.insert("success_ratio".into(), round3(ratio(w.successes, w.counted)));
-        extra.insert("tries_per_user".into(), round3(ratio(w.counted, w.distinct_aux())));
+        extra.insert("success_ratio".into(), round3(ratio(w.successes(), w.counted())));
+        extra.insert("tries_per_user".into(), round3(ratio(w.counted(), w.distinct_aux())));
         extra.insert("distinct_users_at_detection".into(), json!(w.distinct_aux()));
     }
 

@@ -44,7 +44,7 @@ impl CountingRule for DistributedBruteForce {
     }
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        w.counted >= spec.threshold && w.distinct_aux() >= self.params.min_distinct_ips
+        w.counted() >= spec.threshold && w.distinct_aux() >= self.params.min_distinct_ips
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {

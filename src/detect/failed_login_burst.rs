@@ -74,13 +74,13 @@ impl CountingRule for FailedLoginBurst {
     }
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        w.counted >= spec.threshold
-            && ratio(w.failures, w.total()) > self.params.failure_share_above
+        w.counted() >= spec.threshold
+            && ratio(w.failures(), w.total()) > self.params.failure_share_above
             && (!self.params.discount_recovered || !recovering_wave(w, spec.threshold))
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
-        extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures, w.total())));
+        extra.insert("failure_share_at_detection".into(), round3(ratio(w.failures(), w.total())));
         let recovered = if self.params.discount_recovered { recovered_failures(w) } else { 0 };
         if recovered > 0 {
             extra.insert("recovered_failures_at_detection".into(), serde_json::json!(recovered));

@@ -124,14 +124,14 @@ impl CountingRule for MfaFailureAfterPassword {
 
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         let users = if spec.key == KeyKind::User { 1 } else { w.distinct_aux() };
-        w.counted >= spec.threshold
+        w.counted() >= spec.threshold
             && users >= self.params.min_distinct_users
-            && ratio(w.successes, w.successes + w.counted) <= self.params.max_success_ratio
+            && ratio(w.successes(), w.successes() + w.counted()) <= self.params.max_success_ratio
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
-        extra.insert("mfa_successes_in_window".into(), json!(w.successes));
-        extra.insert("mfa_success_ratio".into(), round3(ratio(w.successes, w.successes + w.counted)));
+        extra.insert("mfa_successes_in_window".into(), json!(w.successes()));
+        extra.insert("mfa_success_ratio".into(), round3(ratio(w.successes(), w.successes() + w.counted())));
     }
 
     fn summary(spec: &Spec, inc: &Incident) -> String {

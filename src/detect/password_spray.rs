@@ -59,20 +59,20 @@ impl CountingRule for PasswordSpray {
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
         let p = &self.params;
         let users = w.distinct_aux();
-        let tries = ratio(w.counted, users);
+        let tries = ratio(w.counted(), users);
         let paced = w.counted_span().is_some_and(|(first, last)| last.since(first) >= p.min_duration);
-        w.counted >= spec.threshold
+        w.counted() >= spec.threshold
             && users >= p.min_distinct_users
             && tries >= p.min_tries_per_user
             && tries <= p.max_tries_per_user
-            && ratio(w.successes, w.counted) <= p.max_success_ratio
+            && ratio(w.successes(), w.counted()) <= p.max_success_ratio
             && paced
             && !recovering_wave(w, spec.threshold)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
-        extra.insert("success_ratio".into(), round3(ratio(w.successes, w.counted)));
-        extra.insert("tries_per_user".into(), round3(ratio(w.counted, w.distinct_aux())));
+        extra.insert("success_ratio".into(), round3(ratio(w.successes(), w.counted())));
+        extra.insert("tries_per_user".into(), round3(ratio(w.counted(), w.distinct_aux())));
         extra.insert("distinct_users_at_detection".into(), json!(w.distinct_aux()));
     }
 

@@ -218,17 +218,21 @@ impl Entries {
 }
 
 /// The sliding window of one key with incremental counters.
+///
+/// Kept small: every tracked key of every counting rule has one (96 bytes; with its slot 104, a test
+/// holds it there). The counters are `u32`: a window holds at most `max_events_per_key` entries, far
+/// fewer than 2^32.
 #[derive(Debug, Default)]
 pub struct KeyWindow {
     entries: Entries,
     /// Counted entries in the window.
-    pub counted: u64,
-    pub failures: u64,
-    pub successes: u64,
+    counted: u32,
+    failures: u32,
+    successes: u32,
+    /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
+    low_try: u32,
     /// Counted entries per distinct `aux` (only for rules that need distinct counts).
     aux_counts: AuxCounts,
-    /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
-    pub low_try: u64,
     /// Latest event time seen for this key (for idle expiry).
     pub last_time: Timestamp,
     /// An `aux` counted at most this many times is a "low-try" one (at least 1).
@@ -250,6 +254,24 @@ impl KeyWindow {
 
     pub fn is_empty(&self) -> bool {
         self.entries.len() == 0
+    }
+
+    /// Counted entries in the window.
+    pub fn counted(&self) -> u64 {
+        u64::from(self.counted)
+    }
+
+    pub fn failures(&self) -> u64 {
+        u64::from(self.failures)
+    }
+
+    pub fn successes(&self) -> u64 {
+        u64::from(self.successes)
+    }
+
+    /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
+    pub fn low_try(&self) -> u64 {
+        u64::from(self.low_try)
     }
 
     /// Sign-ins in the window, counted or not.
@@ -367,7 +389,8 @@ enum AuxCounts {
     Off,
     Empty,
     One(u64, u32),
-    Many(HashMap<u64, u32, PreHashed>),
+    /// Boxed: the enum stays 16 bytes in every window, most of which never need a map.
+    Many(Box<HashMap<u64, u32, PreHashed>>),
 }
 
 impl AuxCounts {
@@ -398,7 +421,7 @@ impl AuxCounts {
                 Some(*n)
             }
             AuxCounts::One(a, n) => {
-                let mut m = HashMap::default();
+                let mut m: Box<HashMap<u64, u32, PreHashed>> = Box::default();
                 m.insert(*a, *n);
                 m.insert(aux, 1);
                 *self = AuxCounts::Many(m);
@@ -562,6 +585,13 @@ impl<S: LastSeen> KeyedState<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_s_window_with_its_slot_fits_in_104_bytes() {
+        // Every tracked key of every counting rule pays this (plus the table's 16-byte entry): the figure
+        // docs/performance.md divides memory by. Grow it knowingly.
+        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 104, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+    }
 
     fn entry(t: i64, outcome: Outcome, aux: u64) -> Entry {
         Entry { time: Timestamp(t), outcome, counted: outcome == Outcome::Failure, aux, aux_name: None }
