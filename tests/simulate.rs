@@ -447,7 +447,7 @@ fn decoded(events: &[SimEvent]) -> Vec<SignInEvent> {
             Decoded::Event(e) => {
                 // Every event names its pool, in either format: pool-wide rules key on it.
                 assert_eq!(e.user_pool_id.as_deref(), Some("us-east-1_Demo0001"), "{}", ev.line);
-                out.push(e)
+                out.push(*e)
             }
             other => panic!("{} did not decode to an event: {}", ev.line, matches!(other, Decoded::Skipped(_))),
         });

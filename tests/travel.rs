@@ -45,7 +45,7 @@ fn events(case: &str) -> Vec<SignInEvent> {
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let origin = Origin::new(path.display().to_string().into(), i as u64 + 1);
         decode_record(line.as_bytes(), &origin, None, &mut |d| match d {
-            Decoded::Event(ev) => out.push(ev),
+            Decoded::Event(ev) => out.push(*ev),
             Decoded::Skipped(_) => {}
             Decoded::Rejected(r) => panic!("{case} line {}: fixture record rejected: {r:?}", i + 1),
         });

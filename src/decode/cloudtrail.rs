@@ -156,7 +156,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.account = rec.recipient_account_id.owned();
     event.event_id = rec.event_id.owned();
     event.format = LogFormat::CloudTrail;
-    Ok(Decoded::Event(event))
+    Ok(Decoded::Event(Box::new(event)))
 }
 
 /// Parses an optional nested object; `null` or absent is the default, anything but an object is an error.

@@ -124,7 +124,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.creation_date_disagrees = creation_date_disagrees(time, msg.creation_date.get());
     event.event_id = msg.event_id.owned();
     event.format = LogFormat::CognitoUserActivity;
-    Ok(Decoded::Event(event))
+    Ok(Decoded::Event(Box::new(event)))
 }
 
 fn kind(event_type: &str) -> EventKind {

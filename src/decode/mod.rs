@@ -138,7 +138,9 @@ impl fmt::Display for SkipReason {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
-    Event(SignInEvent),
+    /// Boxed from the start: an event (about 500 bytes) is handed through queues, the reorder buffer and
+    /// the detection batches, and each move is then a pointer's.
+    Event(Box<SignInEvent>),
     Skipped(SkipReason),
     Rejected(Rejection),
 }

@@ -156,7 +156,8 @@ pub struct Engine {
     pools: PoolKeys,
     stats: EngineStats,
     /// Events the rules are done with, freed a batch at a time on another thread ([`drop_later`]).
-    spent: Vec<SignInEvent>,
+    #[allow(clippy::vec_box)] // the events as they came, boxed: unboxing each would copy it
+    spent: Vec<Box<SignInEvent>>,
     /// The stage after the rules: findings into cases. None when the correlation spec turns it off.
     cases: Option<Correlator>,
     /// The threads running the other shards of the per-key rules (`shard.rs`), and the steps waiting for
@@ -240,7 +241,7 @@ impl Engine {
     }
 
     /// The rules are done with `ev`: it is freed with others on another thread ([`drop_later`]).
-    fn done_with(&mut self, ev: SignInEvent) {
+    fn done_with(&mut self, ev: Box<SignInEvent>) {
         self.spent.push(ev);
         if self.spent.len() >= SPENT_BATCH {
             let batch = std::mem::replace(&mut self.spent, Vec::with_capacity(SPENT_BATCH));
@@ -254,7 +255,8 @@ impl Engine {
 
     /// Takes one event; findings that result (open, escalated, closed) are appended to `out`. With
     /// [`Release::Watermark`] the event only joins the orderer: nothing is released here.
-    pub fn push(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+    pub fn push(&mut self, ev: impl Into<Box<SignInEvent>>, out: &mut Vec<Finding>) {
+        let ev = ev.into();
         let newest = self.stats.last_event;
         self.stats.events += 1;
         self.stats.first_event = Some(self.stats.first_event.map_or(ev.time, |t| t.min(ev.time)));
@@ -316,7 +318,7 @@ impl Engine {
         self.stats.forced_releases = self.buffer.forced();
     }
 
-    fn release_timed(&mut self, ev: SignInEvent, out: &mut Vec<Finding>, each: &mut dyn FnMut(Duration)) {
+    fn release_timed(&mut self, ev: Box<SignInEvent>, out: &mut Vec<Finding>, each: &mut dyn FnMut(Duration)) {
         let started = Instant::now();
         self.release(ev, out);
         each(started.elapsed());
@@ -420,7 +422,7 @@ impl Engine {
     }
 
     /// Gives the rules the next event in time order.
-    fn release(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+    fn release(&mut self, ev: Box<SignInEvent>, out: &mut Vec<Finding>) {
         let advanced = self.released.is_none_or(|r| ev.time > r);
         if !advanced && self.released.is_some_and(|r| ev.time < r) {
             // Only with [`Release::Watermark`]: it waited in the orderer after the watermark passed it.
@@ -434,7 +436,7 @@ impl Engine {
     }
 
     /// Gives the rules one event: now, or with a sharded engine, as the next step of the batch.
-    fn take(&mut self, ev: SignInEvent, out: &mut Vec<Finding>) {
+    fn take(&mut self, ev: Box<SignInEvent>, out: &mut Vec<Finding>) {
         let Some(sharding) = &mut self.sharding else {
             self.process(&ev, out);
             self.done_with(ev);

@@ -118,12 +118,11 @@ impl Prepared {
 }
 
 /// What the engine hands the detectors, in order.
-#[allow(clippy::large_enum_variant)] // nearly every step is an event; boxing each would cost more
 pub enum Step {
     /// Event time reached this: quiet incidents close.
     Advance(Timestamp),
     /// One event, with its keys.
-    Event(SignInEvent, Prepared),
+    Event(Box<SignInEvent>, Prepared),
 }
 
 /// Steps handed to every thread at once.

@@ -390,6 +390,7 @@ enum AuxCounts {
     Empty,
     One(u64, u32),
     /// Boxed: the enum stays 16 bytes in every window, most of which never need a map.
+    #[allow(clippy::box_collection)]
     Many(Box<HashMap<u64, u32, PreHashed>>),
 }
 

@@ -498,7 +498,7 @@ mod tests {
                 origin.clone(),
             );
             ev.region = region.map(str::to_owned);
-            Decoded::Event(ev)
+            Decoded::Event(Box::new(ev))
         };
         let region_of = |d: &Decoded| match d {
             Decoded::Event(ev) => ev.region.clone(),

@@ -83,7 +83,12 @@ mod tests {
 
     fn event(t: i64) -> Decoded {
         let origin = Origin::new(Arc::from("f"), 1);
-        Decoded::Event(SignInEvent::new(Timestamp(t), EventKind::SignIn, crate::event::Outcome::Success, origin))
+        Decoded::Event(Box::new(SignInEvent::new(
+            Timestamp(t),
+            EventKind::SignIn,
+            crate::event::Outcome::Success,
+            origin,
+        )))
     }
 
     #[test]
@@ -108,7 +113,7 @@ mod tests {
         let origin = Origin::new(Arc::from("f"), 1);
         let mut sign_up = SignInEvent::new(Timestamp(5), EventKind::SignUp, crate::event::Outcome::InProgress, origin);
         sign_up.creation_date_disagrees = true;
-        intake.admit(&Decoded::Event(sign_up));
+        intake.admit(&Decoded::Event(Box::new(sign_up)));
         intake.admit(&event(6));
         let t = &intake.tally;
         assert_eq!((t.events, t.sign_ins, t.creation_date_disagreements), (2, 1, 1));

@@ -4,8 +4,9 @@
 //! monitor).
 //!
 //! Most events arrive in order and queue in a `VecDeque`, moved once in and once out; only an event older
-//! than the newest queued one goes to a heap, whose sifting moves whole events (a third of the engine's
-//! time when all went there, and a B-tree on (time, arrival) was slower still). The per-event methods are
+//! than the newest queued one goes to a heap (sifting whole events there was a third of the engine's time
+//! when all went there, and a B-tree on (time, arrival) was slower still). Events are held boxed, as the
+//! decoders made them: a move is a pointer, not the event's 500 bytes. The per-event methods are
 //! `#[inline]`: the engine calls them for every event from another module (another codegen unit).
 
 use std::cmp::Reverse;
@@ -15,7 +16,7 @@ use crate::event::SignInEvent;
 use crate::time::Timestamp;
 
 /// An event in the heap, compared by time only (the arrival number beside it breaks ties).
-struct ByTime(SignInEvent);
+struct ByTime(Box<SignInEvent>);
 
 impl PartialEq for ByTime {
     fn eq(&self, other: &Self) -> bool {
@@ -37,7 +38,7 @@ impl Ord for ByTime {
 /// Events waiting to leave in (time, arrival) order.
 pub struct Orderer {
     /// Sorted by (time, arrival): each was at or after the one before it.
-    in_order: VecDeque<(SignInEvent, u64)>,
+    in_order: VecDeque<(Box<SignInEvent>, u64)>,
     /// Min-heap on (time, arrival).
     out_of_order: BinaryHeap<Reverse<(ByTime, u64)>>,
     arrivals: u64,
@@ -95,7 +96,7 @@ impl Orderer {
     }
 
     #[inline]
-    pub fn push(&mut self, ev: SignInEvent) {
+    pub fn push(&mut self, ev: Box<SignInEvent>) {
         self.arrivals += 1;
         if self.max_bytes.is_some() {
             self.bytes += held_size(&ev);
@@ -119,7 +120,7 @@ impl Orderer {
 
     /// The next event, whatever its time.
     #[inline]
-    pub fn pop(&mut self) -> Option<SignInEvent> {
+    pub fn pop(&mut self) -> Option<Box<SignInEvent>> {
         let ev = if self.heap_first() {
             self.out_of_order.pop().map(|Reverse((ByTime(ev), _))| ev)
         } else {
@@ -133,7 +134,7 @@ impl Orderer {
 
     /// The next event, if its time is at or before `through`.
     #[inline]
-    pub fn pop_through(&mut self, through: Timestamp) -> Option<SignInEvent> {
+    pub fn pop_through(&mut self, through: Timestamp) -> Option<Box<SignInEvent>> {
         if self.next_time()? > through {
             return None;
         }
@@ -143,7 +144,7 @@ impl Orderer {
     /// The next event, if the events held are more than a cap allows: it must leave now, early, and is
     /// counted in [`Orderer::forced`].
     #[inline]
-    pub fn pop_over_cap(&mut self) -> Option<SignInEvent> {
+    pub fn pop_over_cap(&mut self) -> Option<Box<SignInEvent>> {
         let over = self.len() > self.max_events || self.max_bytes.is_some_and(|max| self.bytes > max);
         if !over {
             return None;
@@ -174,10 +175,11 @@ impl Default for Orderer {
     }
 }
 
-/// What one held event costs at least: its slot twice over (see [`held_size`]).
-pub const SLOT_BYTES: usize = 2 * std::mem::size_of::<((i64, u64), SignInEvent)>();
+/// What one held event costs at least: the event, and its slot twice over (see [`held_size`]).
+pub const SLOT_BYTES: usize =
+    std::mem::size_of::<SignInEvent>() + 2 * std::mem::size_of::<((i64, u64), Box<SignInEvent>)>();
 
-/// What one held event costs: its strings, and its slot twice over. A queue grown by doubling, or a heap,
+/// What one held event costs: its strings, the event itself, and its slot twice over. A queue grown by doubling, or a heap,
 /// holds up to twice the slots it uses; the B-tree this replaced (filled in order, every split node half
 /// empty) cost the same, measured: 884,000 followed events, 344 MB counted once, 1.09 GB peak.
 #[inline]
@@ -191,11 +193,11 @@ mod tests {
     use crate::event::{EventKind, Origin, Outcome};
     use std::sync::Arc;
 
-    fn event(t: i64, line: u64) -> SignInEvent {
+    fn event(t: i64, line: u64) -> Box<SignInEvent> {
         let mut ev =
             SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Success, Origin::new(Arc::from("f"), line));
         ev.user_name = Some(format!("user-{line}"));
-        ev
+        Box::new(ev)
     }
 
     #[test]
@@ -268,7 +270,7 @@ mod tests {
         let times = [5, 3, 5, 1, 7, 3, 7, 2];
         for (seq, t) in times.iter().enumerate() {
             let origin = Origin::new(Arc::from("t"), seq as u64);
-            r.push(SignInEvent::new(Timestamp(*t), EventKind::SignIn, Outcome::Failure, origin));
+            r.push(Box::new(SignInEvent::new(Timestamp(*t), EventKind::SignIn, Outcome::Failure, origin)));
         }
         assert_eq!(r.len(), times.len());
         let mut order = Vec::new();
