@@ -266,6 +266,10 @@ pub fn incident_id(rule: &str, key: &str, detected_at: Timestamp) -> String {
 pub struct IncidentBook {
     open: HashMap<u64, Incident, window::PreHashed>,
     pub opened: u64,
+    /// No open incident goes quiet before this (at most the earliest `last_seen` plus the cooldown), so
+    /// [`IncidentBook::advance`], called at every step of event time, looks at none of them until then.
+    /// None: unknown (a rule may have moved a `last_seen` through [`IncidentBook::get_mut`]).
+    quiet_from: Option<Timestamp>,
 }
 
 /// How a rule describes an incident in one line.
@@ -297,7 +301,11 @@ impl IncidentBook {
     }
 
     pub fn get_mut(&mut self, h: u64) -> Option<&mut Incident> {
-        self.open.get_mut(&h)
+        let inc = self.open.get_mut(&h);
+        if inc.is_some() {
+            self.quiet_from = None;
+        }
+        inc
     }
 
     /// Closes the incident of `h` if it has been quiet for the cooldown as of `now`.
@@ -309,6 +317,9 @@ impl IncidentBook {
         summarize: Summarize,
         out: &mut Vec<Finding>,
     ) {
+        if self.open.is_empty() {
+            return;
+        }
         if self.open.get(&h).is_some_and(|i| now.since(i.last_seen) > spec.cooldown) {
             if let Some(inc) = self.open.remove(&h) {
                 out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
@@ -320,6 +331,8 @@ impl IncidentBook {
     pub fn open(&mut self, h: u64, inc: Incident, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
         self.opened += 1;
         out.push(inc.to_finding(spec, Status::Open, summarize(spec, &inc)));
+        let quiet = inc.last_seen.saturating_add(spec.cooldown);
+        self.quiet_from = if self.open.is_empty() { Some(quiet) } else { self.quiet_from.map(|q| q.min(quiet)) };
         self.open.insert(h, inc);
     }
 
@@ -335,6 +348,9 @@ impl IncidentBook {
     }
 
     pub fn advance(&mut self, now: Timestamp, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {
+        if self.open.is_empty() || self.quiet_from.is_some_and(|q| now <= q) {
+            return;
+        }
         let quiet: Vec<u64> =
             self.open.iter().filter(|(_, i)| now.since(i.last_seen) > spec.cooldown).map(|(h, _)| *h).collect();
         for h in quiet {
@@ -342,6 +358,7 @@ impl IncidentBook {
                 out.push(inc.to_finding(spec, Status::Closed, summarize(spec, &inc)));
             }
         }
+        self.quiet_from = self.open.values().map(|i| i.last_seen.saturating_add(spec.cooldown)).min();
     }
 
     pub fn finish(&mut self, spec: &Spec, summarize: Summarize, out: &mut Vec<Finding>) {

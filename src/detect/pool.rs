@@ -139,7 +139,12 @@ impl CappedSet {
 
     /// Sets `h` to `value`, inserting it if absent.
     pub fn set(&mut self, h: u64, value: i64) {
-        if !self.map.contains_key(&h) && self.map.len() >= self.cap {
+        // One lookup when the key is there, as it mostly is (a user signing in from a known address).
+        if let Some(v) = self.map.get_mut(&h) {
+            *v = value;
+            return;
+        }
+        if self.map.len() >= self.cap {
             self.map.clear();
             self.restarts += 1;
         }
