@@ -279,7 +279,10 @@ struct Hop {
 
 fn measure(visits: &VecDeque<Visit>, from: usize, to: usize) -> Hop {
     let (a, b) = (&visits[from].place.location, &visits[to].place.location);
-    let great_circle_km = haversine_km(a.lat, a.lon, b.lat, b.lon);
+    // Most sign-ins of a user come from the place before: no trigonometry for a distance of 0, which is
+    // what the formula gives for equal coordinates, exactly.
+    let same = a.lat == b.lat && a.lon == b.lon;
+    let great_circle_km = if same { 0.0 } else { haversine_km(a.lat, a.lon, b.lat, b.lon) };
     let distance_km = (great_circle_km - a.radius_km - b.radius_km).max(0.0);
     let elapsed = visits[to].time.since(visits[from].time);
     let hours = elapsed.millis() as f64 / 3_600_000.0;

@@ -104,7 +104,10 @@ fn http_get_once(endpoint: &str, path: &str) -> Option<String> {
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then(|| body.to_string())
+    // A 2xx only: moto answers its data endpoint with a 500 page now and then while a request is changing
+    // the data it walks ("dictionary changed size during iteration"); that is retried, not parsed.
+    let status = head.split_whitespace().nth(1)?;
+    (head.starts_with("HTTP/1.") && status.starts_with('2')).then(|| body.to_string())
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -270,8 +273,16 @@ impl Sent {
 
 /// Every publish to `topic_arn`, in order, from `GET /moto-api/data.json`.
 pub fn sns_sent(endpoint: &str, topic_arn: &str) -> Vec<Sent> {
-    let body = http_get(endpoint, "/moto-api/data.json").expect("emulator data");
-    let data: Value = serde_json::from_str(&body).expect("emulator data is JSON");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let data: Value = loop {
+        let body = http_get(endpoint, "/moto-api/data.json").expect("emulator data");
+        match serde_json::from_str(&body) {
+            Ok(data) => break data,
+            // Cut short under load: asked again.
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
+            Err(e) => panic!("emulator data is not JSON ({e}): {}", body.chars().take(300).collect::<String>()),
+        }
+    };
     let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
     let Some(topic) = topics.iter().find(|t| t["arn"] == topic_arn) else { return Vec::new() };
     topic["sent_notifications"]
