@@ -24,7 +24,7 @@ instructions() {
     callgrind_annotate --inclusive=yes "$work/$label.cg" 2>/dev/null | awk '
         /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
         /Gazetteer::load_builtin \[/ && !seen { gsub(",", "", $1); gaz = $1; seen = 1 }
-        END { printf "%d %d\n", total - gaz, gaz }'
+        END { printf "%.0f %.0f\n", total - gaz, gaz }'
 }
 
 events=$(grep -c . "$file")
