@@ -114,8 +114,12 @@ fn a_shard_judges_lateness_by_every_key_s_events_not_only_its_own() {
         events.push(failure(T0 + MIN, &format!("victim{u}"), events.len()));
     }
     let specs = SpecSet::builtin();
-    for shards in [1, 2, 3] {
-        let mut engine = Engine::sharded(&specs, EngineSettings::default(), shards);
+    // 0: the engine without batches (the monitor's way); then 1, 2 and 3 shards.
+    for shards in [0, 1, 2, 3] {
+        let mut engine = match shards {
+            0 => Engine::new(&specs, EngineSettings::default()),
+            n => Engine::sharded(&specs, EngineSettings::default(), n),
+        };
         let mut out = Vec::new();
         for ev in events.iter().cloned() {
             engine.push(ev, &mut out);

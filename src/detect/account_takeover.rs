@@ -18,6 +18,7 @@ use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +213,11 @@ impl Rule for AccountTakeover {
 
     fn summary(spec: &Spec, inc: &Incident) -> String {
         summary(spec, inc)
+    }
+
+    fn settle(&mut self, now: Timestamp) {
+        self.users.sweep(now);
+        self.ips.sweep(now);
     }
 
     fn stats(&self, stats: &mut DetectorStats) {

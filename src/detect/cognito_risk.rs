@@ -14,6 +14,7 @@ use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::SignInEvent;
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +164,10 @@ impl Rule for CognitoRisk {
 
     fn summary(spec: &Spec, inc: &Incident) -> String {
         summary(spec, inc)
+    }
+
+    fn settle(&mut self, now: Timestamp) {
+        self.users.sweep(now);
     }
 
     fn stats(&self, stats: &mut DetectorStats) {

@@ -17,6 +17,7 @@ use super::{DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
 use crate::spec::{KeyKind, Spec};
+use crate::time::Timestamp;
 
 /// What makes one counting rule different from another.
 pub trait CountingRule: Registered + Send + 'static {
@@ -107,7 +108,7 @@ impl<R: CountingRule> Rule for Counting<R> {
         // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
         // only counts failures starts tracking a key at its first failure: most traffic is successful
         // sign-ins by keys that never fail.
-        if !self.rule.needs_context() && !starts_tracking(spec, ev) && self.keys.get(h).is_none() {
+        if !self.rule.needs_context() && !starts_tracking(spec, ev) && self.keys.get_live(h, clock).is_none() {
             return;
         }
         let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
@@ -151,6 +152,10 @@ impl<R: CountingRule> Rule for Counting<R> {
 
     fn per_key(&self, spec: &Spec) -> bool {
         self.rule.per_key(spec)
+    }
+
+    fn settle(&mut self, now: Timestamp) {
+        self.keys.sweep(now);
     }
 
     fn stats(&self, stats: &mut DetectorStats) {

@@ -642,6 +642,10 @@ impl Rule for ImpossibleTravel {
         summary(spec, inc)
     }
 
+    fn settle(&mut self, now: Timestamp) {
+        self.users.sweep(now);
+    }
+
     fn stats(&self, stats: &mut DetectorStats) {
         stats.tracked_keys = self.users.len();
         stats.evicted_keys = self.users.evicted;

@@ -41,6 +41,9 @@ pub trait Rule: Registered + Send + Sized + 'static {
     fn per_key(&self, _spec: &Spec) -> bool {
         false
     }
+    /// End of input at event time `now`: drop per-key state idle past its horizon, so the keys the rule
+    /// reports tracking do not depend on when its sweeps happened to run (they run per instance).
+    fn settle(&mut self, _now: Timestamp) {}
 }
 
 /// An event that passed the shared checks, and what they found out.
@@ -155,6 +158,7 @@ impl<R: Rule> Detector for RuleDetector<R> {
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
         self.incidents.finish(&self.spec, R::summary, out);
+        self.rule.settle(self.clock);
     }
 
     fn earliest_open(&self) -> Option<Timestamp> {

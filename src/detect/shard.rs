@@ -9,15 +9,16 @@
 //!
 //! The engine (`super::Engine`) collects the events it releases, in order, with the keys it worked out
 //! for each and the moments event time advanced, as [`Step`]s. Every [`Batch`] of them goes to every
-//! worker, which runs its instances over all of it; the engine runs its own detectors (the whole rules
-//! and shard 0) over the same steps meanwhile, then puts what each produced back in the one order a
-//! single thread would have produced it ([`Found`]: by step, then by rule), and the correlation stage
-//! takes them from there. Each instance still sees every event's time (its clock, which decides what
-//! is too late, moves as a single instance's would) but looks at an event only when it owns its key.
+//! worker (one per shard), which runs its instances over all of it; the engine runs the whole rules over
+//! the same steps meanwhile, then puts what each produced back in the one order a single thread would
+//! have produced it ([`Found`]: by step, then by rule), and the correlation stage takes them from there.
+//! Each instance still sees every event's time (its clock, which decides what is too late, moves as a
+//! single instance's would) but looks at an event only when it owns its key. Idle state is judged on
+//! that clock too ([`super::window::KeyedState::get_live`]), never on when an instance happened to sweep.
 //!
 //! What differs with the count: a rule's `max_keys`, and the capped sets some rules keep, are per
 //! instance, so a rule that reaches them (the summary says SATURATED) drops different keys. Below those
-//! caps the findings are byte-identical (tests/replay_determinism.rs).
+//! caps the findings are byte-identical (tests/shards.rs).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;

@@ -157,6 +157,10 @@ impl Rule for SlowBruteForce {
         )
     }
 
+    fn settle(&mut self, now: Timestamp) {
+        self.users.sweep(now);
+    }
+
     fn stats(&self, stats: &mut DetectorStats) {
         stats.tracked_keys = self.users.len();
         stats.evicted_keys = self.users.evicted;

@@ -522,6 +522,14 @@ impl<S: LastSeen> KeyedState<S> {
         self.map.get(&h).map(|slot| &slot.state)
     }
 
+    /// The state for `h` if it was touched within the horizon before `now`. State past it is what a sweep
+    /// drops; whether one ran yet must not change what a rule decides (a sweep's timing depends on which
+    /// keys an instance holds: `super::shard`).
+    pub fn get_live(&self, h: u64, now: Timestamp) -> Option<&S> {
+        let cutoff = now.saturating_sub(self.horizon);
+        self.get(h).filter(|s| s.last_seen() > cutoff)
+    }
+
     /// The state for `h`, marked as used now.
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
         self.uses += 1;
@@ -549,7 +557,18 @@ impl<S: LastSeen> KeyedState<S> {
         }
         self.uses += 1;
         let used = self.uses;
-        let slot = self.map.entry(h).or_insert_with(|| Box::new(Slot { state: make(), used }));
+        let cutoff = now.saturating_sub(self.horizon);
+        let slot = match self.map.entry(h) {
+            MapEntry::Occupied(o) => {
+                let slot = o.into_mut();
+                // Idle past the horizon: as if a sweep had dropped it already (see `get_live`).
+                if slot.state.last_seen() <= cutoff {
+                    slot.state = make();
+                }
+                slot
+            }
+            MapEntry::Vacant(v) => v.insert(Box::new(Slot { state: make(), used })),
+        };
         slot.used = used;
         &mut slot.state
     }
@@ -561,7 +580,8 @@ impl<S: LastSeen> KeyedState<S> {
         }
     }
 
-    fn sweep(&mut self, now: Timestamp) {
+    /// Drops every key idle past the horizon before `now`.
+    pub fn sweep(&mut self, now: Timestamp) {
         let cutoff = now.saturating_sub(self.horizon);
         self.map.retain(|_, slot| slot.state.last_seen() > cutoff);
         self.next_sweep = now.saturating_add(Span((self.horizon.millis() / 2).max(1000)));
@@ -592,6 +612,24 @@ mod tests {
         // Every tracked key of every counting rule pays this (plus the table's 16-byte entry): the figure
         // docs/performance.md divides memory by. Grow it knowingly.
         assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 104, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+    }
+
+    #[test]
+    fn a_key_idle_past_the_horizon_is_gone_whether_or_not_a_sweep_dropped_it_yet() {
+        let min = |m: f64| Timestamp((m * 60_000.0) as i64);
+        let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(10));
+        let (a, b) = (11, 22);
+        let w = s.get_or_insert_with(a, min(1.0), || KeyWindow::new(false, 1));
+        w.push(entry(min(1.0).0, Outcome::Failure, 5), 100);
+        // A sweep at 7 minutes keeps a (touched at 1); the next is due at 12.
+        s.get_or_insert_with(b, min(7.0), || KeyWindow::new(false, 1))
+            .push(entry(min(7.0).0, Outcome::Failure, 5), 100);
+        // At 11.5 minutes a has been idle past the 10-minute horizon, and no sweep has run since.
+        assert!(s.get(a).is_some(), "still held");
+        assert!(s.get_live(a, min(11.5)).is_none(), "but not live");
+        assert!(s.get_live(b, min(11.5)).is_some());
+        let w = s.get_or_insert_with(a, min(11.5), || KeyWindow::new(false, 1));
+        assert!(w.is_empty() && w.counted() == 0, "a starts over, as after a sweep");
     }
 
     fn entry(t: i64, outcome: Outcome, aux: u64) -> Entry {
