@@ -157,7 +157,7 @@ pub struct ReplayArgs {
     pub decode_only: bool,
     /// Threads that run the per-address and per-user rules, each for a share of the keys (default: as
     /// --threads, at most 16; 1 runs every rule on one thread). The findings are the same whatever the
-    /// number (docs/performance.md "Sharding").
+    /// number (docs/performance.md "Sharding detection by key").
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
     /// Write what the pool-wide rules learned (each pool's normal) to FILE at the end, for a later
