@@ -125,6 +125,10 @@ file=$WORK/sim-$EVENTS.jsonl
 failed=$(grep -c '"eventType":"SignIn",.*"eventResponse":"Fail",' "$file" || true)
 log "authwatch replay x$REPEAT"
 median_run replay "$AUTHWATCH" replay --no-progress -o "$WORK/findings.jsonl" "$file"
+log "authwatch replay, one detection thread (--shards 1), x$REPEAT"
+median_run oneshard "$AUTHWATCH" replay --no-progress --shards 1 -o "$WORK/findings-oneshard.jsonl" "$file"
+log "authwatch replay, one thread for everything (--threads 1), x$REPEAT"
+median_run onethread "$AUTHWATCH" replay --no-progress --threads 1 -o "$WORK/findings-onethread.jsonl" "$file"
 log "decode ceiling x$REPEAT"
 median_run ceiling "$AUTHWATCH" replay --no-progress --decode-only "$file"
 # The peers' question alone: failed sign-ins per address. The built-in failed_login_burst_ip spec with its
@@ -167,15 +171,20 @@ echo
 echo "| tool | events | wall s | CPU s | peak RSS MB | events/s | vs fail2ban | RSS vs fail2ban | of decode ceiling |"
 echo "|---|---|---|---|---|---|---|---|---|"
 row replay "authwatch replay (all rules)"
+row oneshard "authwatch replay (all rules, --shards 1)"
+row onethread "authwatch replay (all rules, --threads 1)"
 row question "authwatch replay (failed sign-ins per IP only)"
 row ceiling "decode ceiling (replay --decode-only)"
 row fail2ban "fail2ban-regex (failed sign-ins per IP)"
 row crowdsec "crowdsec -dsn (failed sign-ins per IP)"
 echo
-echo "authwatch events/s of each run: replay $(cat "$WORK/spread-replay"); failed per IP only $(cat "$WORK/spread-question"); ceiling $(cat "$WORK/spread-ceiling")"
+echo "authwatch events/s of each run: replay $(cat "$WORK/spread-replay"); --shards 1 $(cat "$WORK/spread-oneshard"); --threads 1 $(cat "$WORK/spread-onethread"); failed per IP only $(cat "$WORK/spread-question"); ceiling $(cat "$WORK/spread-ceiling")"
 echo "$f2b_note"
 echo "$crowdsec_note"
-echo "findings: $(wc -l <"$WORK/findings.jsonl")"
+same=identical
+cmp -s "$WORK/findings.jsonl" "$WORK/findings-oneshard.jsonl" && cmp -s "$WORK/findings.jsonl" "$WORK/findings-onethread.jsonl" ||
+    same="DIFFERENT"
+echo "findings: $(wc -l <"$WORK/findings.jsonl"), $same with --shards 1 and with --threads 1"
 echo
 
 if [[ -n $SCALES ]]; then
