@@ -135,15 +135,13 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The index of pool key `text` (with `hash`) in this batch, added if new.
+    /// The index of pool key `text` (with `hash`) in this batch: the last one if it is the same (as it is
+    /// for nearly every event), else added. Constant time even when every event names another pool.
     pub fn pool(&mut self, text: &str, hash: u64) -> u32 {
-        match self.pools.iter().rposition(|(_, h)| *h == hash) {
-            Some(i) => i as u32,
-            None => {
-                self.pools.push((Box::from(text), hash));
-                (self.pools.len() - 1) as u32
-            }
+        if self.pools.last().is_none_or(|(_, h)| *h != hash) {
+            self.pools.push((Box::from(text), hash));
         }
+        (self.pools.len() - 1) as u32
     }
 }
 
