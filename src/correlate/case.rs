@@ -133,6 +133,39 @@ impl CaseRecord {
     }
 }
 
+#[cfg(test)]
+impl CaseRecord {
+    /// A case record for unit tests elsewhere: `id` at `status` and `severity`, between `first` and `last`,
+    /// every list empty; a test sets the fields it is about.
+    pub(crate) fn example(id: &str, status: CaseStatus, severity: Severity, first: Timestamp, last: Timestamp) -> Self {
+        CaseRecord {
+            kind: "case",
+            case_id: id.into(),
+            status,
+            severity,
+            story: "stuffing".into(),
+            reason: String::new(),
+            first_seen: first,
+            last_seen: last,
+            opened_at: first,
+            updated_at: last,
+            escalations: 0,
+            user_pool_ids: vec![],
+            users: vec![],
+            users_count: 0,
+            addresses: vec![],
+            addresses_count: 0,
+            taken_over: vec![],
+            taken_over_count: 0,
+            findings_by_rule: Default::default(),
+            incidents: vec![],
+            incidents_not_listed: 0,
+            merged: vec![],
+            merged_into: None,
+        }
+    }
+}
+
 /// How broad a finding is, for choosing the one a case's story leads with.
 fn breadth(f: &Finding) -> u8 {
     match f.detector {

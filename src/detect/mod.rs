@@ -170,8 +170,6 @@ pub struct Engine {
 struct Sharding {
     workers: Vec<Worker>,
     batch: Batch,
-    /// By rule: whether this thread runs it (the whole rules; the sharded ones run on the workers).
-    here: Vec<bool>,
 }
 
 impl Engine {
@@ -193,9 +191,8 @@ impl Engine {
         let shards = shards.clamp(1, shard::MAX_SHARDS);
         let split: Vec<usize> =
             (0..engine.detectors.len()).filter(|&i| engine.detectors[i].shard_key().is_some()).collect();
-        let all_here = vec![true; engine.detectors.len()];
         if shards == 1 || split.is_empty() {
-            engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default(), here: all_here });
+            engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default() });
             return engine;
         }
         // Every shard on a worker: this thread has the whole rules, the merge and the correlation stage, and
@@ -218,17 +215,13 @@ impl Engine {
                 Ok(w) => workers.push(w),
                 // No thread to be had: every rule runs here.
                 Err(_) => {
-                    engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default(), here: all_here });
+                    engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default() });
                     return engine;
                 }
             }
         }
         // This thread's own instances of the sharded rules stay idle (their figures are zero).
-        let mut here = all_here;
-        for &i in &split {
-            here[i] = false;
-        }
-        engine.sharding = Some(Sharding { workers, batch: Batch::default(), here });
+        engine.sharding = Some(Sharding { workers, batch: Batch::default() });
         engine
     }
 
@@ -493,7 +486,8 @@ impl Engine {
             .detectors
             .iter_mut()
             .enumerate()
-            .filter(|(i, _)| sharding.here[*i])
+            // With workers, the rules they run in shards stay idle here.
+            .filter(|(_, d)| sharding.workers.is_empty() || d.shard_key().is_none())
             .map(|(i, d)| (i, &mut **d as &mut dyn Detector))
             .collect();
         shard::run(&batch, &mut here, &mut found);

@@ -334,29 +334,10 @@ mod tests {
         fs[2].case_id = Some("c3".into());
         let mut cases = CaseBook::default();
         let record = |id: &str, status: CaseStatus, into: Option<&str>| crate::correlate::CaseRecord {
-            kind: "case",
-            case_id: id.into(),
-            status,
-            severity: Severity::Critical,
-            story: "stuffing".into(),
-            reason: String::new(),
-            first_seen: Timestamp(1),
-            last_seen: Timestamp(9),
-            opened_at: Timestamp(1),
-            updated_at: Timestamp(9),
-            escalations: 0,
-            user_pool_ids: vec![],
             users: vec!["ana".into()],
             users_count: 1,
-            addresses: vec![],
-            addresses_count: 0,
-            taken_over: vec![],
-            taken_over_count: 0,
-            findings_by_rule: Default::default(),
-            incidents: vec![],
-            incidents_not_listed: 0,
-            merged: vec![],
             merged_into: into.map(str::to_string),
+            ..crate::correlate::CaseRecord::example(id, status, Severity::Critical, Timestamp(1), Timestamp(9))
         };
         cases.take(&record("c2", CaseStatus::Merged, Some("c1")));
         cases.take(&record("c1", CaseStatus::Closed, None));

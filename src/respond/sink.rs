@@ -499,29 +499,10 @@ max_shared_users = 10
             shared,
         };
         let mut c = CaseRecord {
-            kind: "case",
-            case_id: "c1".into(),
-            status: CaseStatus::Open,
-            severity: crate::finding::Severity::High,
-            story: "stuffing".into(),
-            reason: String::new(),
-            first_seen: Timestamp(T0),
-            last_seen: Timestamp(T0),
-            opened_at: Timestamp(T0),
-            updated_at: Timestamp(T0),
-            escalations: 0,
             user_pool_ids: vec!["us-east-1_TEST".into()],
-            users: vec![],
-            users_count: 0,
             addresses: vec![address("203.0.113.7", false), address("198.51.100.1", true)],
             addresses_count: 2,
-            taken_over: vec![],
-            taken_over_count: 0,
-            findings_by_rule: Default::default(),
-            incidents: vec![],
-            incidents_not_listed: 0,
-            merged: vec![],
-            merged_into: None,
+            ..CaseRecord::example("c1", CaseStatus::Open, crate::finding::Severity::High, Timestamp(T0), Timestamp(T0))
         };
         s.case(&c).unwrap();
         assert!(shared.with_store(|st| st.blocks.is_empty()), "high is below the policy's critical");
