@@ -87,9 +87,9 @@ pub struct Gazetteer {
     cities: Vec<City>,
     countries: Vec<Country>,
     /// Folded primary name → indices into `cities`.
-    city_names: HashMap<String, Vec<usize>>,
+    city_names: NameIndex,
     /// Folded alternate name → indices into `cities`; consulted only when no primary name matches.
-    city_alternates: HashMap<String, Vec<usize>>,
+    city_alternates: NameIndex,
     /// Folded name, alias, ISO2 or ISO3 code → index into `countries`.
     country_names: HashMap<String, usize>,
 }
@@ -132,6 +132,8 @@ impl Gazetteer {
         for (line, fields) in rows(cities_tsv) {
             gazetteer.add_city(line, &fields)?;
         }
+        gazetteer.city_names.seal();
+        gazetteer.city_alternates.seal();
         Ok(gazetteer)
     }
 
@@ -139,8 +141,8 @@ impl Gazetteer {
         Gazetteer {
             cities: Vec::new(),
             countries: Vec::new(),
-            city_names: HashMap::new(),
-            city_alternates: HashMap::new(),
+            city_names: NameIndex::default(),
+            city_alternates: NameIndex::default(),
             country_names: HashMap::new(),
         }
     }
@@ -222,13 +224,8 @@ impl Gazetteer {
     /// Primary names first; alternates only when no primary name matches in scope.
     fn pick_city(&self, name: &str, country: Option<usize>) -> Pick {
         for index in [&self.city_names, &self.city_alternates] {
-            let candidates: Vec<usize> = index
-                .get(name)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|&i| country.is_none_or(|c| self.cities[i].country == c))
-                .collect();
+            let candidates: Vec<usize> =
+                index.get(name).filter(|&i| country.is_none_or(|c| self.cities[i].country == c)).collect();
             match candidates.as_slice() {
                 [] => continue,
                 [one] => return Pick::One(*one),
@@ -291,16 +288,67 @@ impl Gazetteer {
             population,
         });
         let own = fold(name);
-        self.city_names.entry(own.clone()).or_default().push(index);
+        self.city_names.add(&own, index);
         for alt in alternates.split('|').map(fold) {
             if !alt.is_empty() && alt != own {
-                let entry = self.city_alternates.entry(alt).or_default();
-                if entry.last() != Some(&index) {
-                    entry.push(index);
-                }
+                self.city_alternates.add(&alt, index);
             }
         }
         Ok(())
+    }
+}
+
+/// Folded names → city indices, for the ~300 000 primary and alternate names of the built-in table: every
+/// (name, city) pair in one vector sorted by name, then city, and the names' text in one string: 12 bytes a
+/// pair. A map of strings to vectors cost a table entry and two allocations per name; replacing it took
+/// 16 MB off the peak of a replay with impossible travel on (docs/performance.md). Lookups are a binary
+/// search, and rare: the locator caches places.
+#[derive(Default)]
+struct NameIndex {
+    text: String,
+    pairs: Vec<NamePair>,
+}
+
+/// One name of one city: the name is `text[start..start + len]`.
+#[derive(Clone, Copy)]
+struct NamePair {
+    start: u32,
+    len: u32,
+    city: u32,
+}
+
+impl NameIndex {
+    /// Adds a name of city `city`; [`NameIndex::seal`] must run before lookups.
+    fn add(&mut self, name: &str, city: usize) {
+        // The built-in table is a few MB and 34 000 cities, far from u32's range; a table that outgrew
+        // it would lose names, which `builtin_table_parses` would catch.
+        let (Ok(start), Ok(len), Ok(city)) =
+            (u32::try_from(self.text.len()), u32::try_from(name.len()), u32::try_from(city))
+        else {
+            return;
+        };
+        self.text.push_str(name);
+        self.pairs.push(NamePair { start, len, city });
+    }
+
+    fn name(&self, pair: &NamePair) -> &str {
+        &self.text[pair.start as usize..(pair.start + pair.len) as usize]
+    }
+
+    /// Sorts the pairs by name, then city, and drops repeats (a city listing one alternate twice).
+    fn seal(&mut self) {
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.sort_unstable_by(|a, b| self.name(a).cmp(self.name(b)).then(a.city.cmp(&b.city)));
+        pairs.dedup_by(|a, b| a.city == b.city && self.name(a) == self.name(b));
+        pairs.shrink_to_fit();
+        self.text.shrink_to_fit();
+        self.pairs = pairs;
+    }
+
+    /// The cities with this folded name, in table order.
+    fn get<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let first = self.pairs.partition_point(|p| self.name(p) < name);
+        self.pairs[first..].iter().take_while(move |p| self.name(p) == name).map(|p| p.city as usize)
     }
 }
 
@@ -471,6 +519,47 @@ mod tests {
         assert_eq!(err.as_deref(), Some("countries line 1: lat \"north\" is not a number"));
         let dup = "AA\tAAA\tA\t1\t1\t1\t1\t\nBB\tBBB\tB\t1\t1\t1\t1\tA\n";
         assert!(Gazetteer::parse("", dup).is_err());
+    }
+
+    #[test]
+    fn a_name_finds_its_cities_in_table_order_once_each_and_nothing_else() {
+        let mut index = NameIndex::default();
+        for (name, city) in [("kapitol", 5), ("capital", 2), ("kapitol", 0), ("capital", 2), ("cap", 1)] {
+            index.add(name, city);
+        }
+        index.seal();
+        let get = |name: &str| index.get(name).collect::<Vec<_>>();
+        assert_eq!(get("kapitol"), [0, 5]);
+        assert_eq!(get("capital"), [2], "a name listed twice for one city counts once");
+        assert_eq!(get("cap"), [1], "a prefix is another name");
+        assert!(get("capitals").is_empty() && get("").is_empty() && get("zzz").is_empty());
+    }
+
+    #[test]
+    fn the_index_answers_as_a_map_of_names_to_cities_would_on_the_whole_table() {
+        let mut tsv = String::new();
+        flate2::read::GzDecoder::new(CITIES_TSV_GZ).read_to_string(&mut tsv).expect("embedded table");
+        let g = Gazetteer::load_builtin().expect("embedded gazetteer parses");
+        let mut names: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut alternates: HashMap<String, Vec<usize>> = HashMap::new();
+        for (city, (_, f)) in rows(&tsv).enumerate() {
+            let own = fold(f[0]);
+            names.entry(own.clone()).or_default().push(city);
+            for alt in f[5].split('|').map(fold).filter(|a| !a.is_empty() && *a != own) {
+                let cities = alternates.entry(alt).or_default();
+                if cities.last() != Some(&city) {
+                    cities.push(city);
+                }
+            }
+        }
+        assert!(alternates.len() > 100_000, "{}", alternates.len());
+        for (map, index) in [(&names, &g.city_names), (&alternates, &g.city_alternates)] {
+            for (name, cities) in map {
+                assert_eq!(&index.get(name).collect::<Vec<_>>(), cities, "{name}");
+            }
+            let pairs: usize = map.values().map(Vec::len).sum();
+            assert_eq!(index.pairs.len(), pairs, "no pair the map lacks");
+        }
     }
 
     #[test]
