@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use self::cloudwatch::{self as cw, CloudWatchSpec};
 pub use crate::detect::registry::{DetectorKind, Params};
+use crate::detect::window::MAX_WINDOW_ENTRIES;
 use crate::event::{EventKind, Outcome};
 use crate::finding::Severity;
 use crate::time::Span;
@@ -376,8 +377,8 @@ fn validate(raw: RawSpec, stem: &str) -> Result<Spec, String> {
         return Err("max_keys must be at least 16".into());
     }
     let max_events_per_key = raw.max_events_per_key.unwrap_or(DEFAULT_MAX_EVENTS_PER_KEY);
-    if max_events_per_key < 16 {
-        return Err("max_events_per_key must be at least 16".into());
+    if !(16..=MAX_WINDOW_ENTRIES).contains(&max_events_per_key) {
+        return Err(format!("max_events_per_key must be between 16 and {MAX_WINDOW_ENTRIES}"));
     }
     if raw.threshold > max_events_per_key as u64 {
         return Err(format!(
@@ -463,4 +464,36 @@ pub fn parse_set(files: &[(&str, &str)]) -> Result<SpecSet, SpecErrors> {
     }
     specs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(SpecSet { specs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+id = "x"
+detector = "failed_login_burst"
+description = "d"
+key = "ip"
+window = "5m"
+threshold = 10
+severity = "medium"
+max_events_per_key = 4096
+[match]
+kinds = ["sign_in"]
+outcomes = ["failure"]
+[params]
+failure_share_above = 0.0
+"#;
+
+    #[test]
+    fn max_events_per_key_stays_within_what_a_window_counts() {
+        let with = |n: &str| parse_spec(&SPEC.replace("4096", n), "filters/x.toml", "x").map(|s| s.max_events_per_key);
+        assert_eq!(with("4096").ok(), Some(4096));
+        assert_eq!(with("65000").ok(), Some(MAX_WINDOW_ENTRIES));
+        for bad in ["15", "65001", "1000000"] {
+            let err = with(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("max_events_per_key must be between 16 and 65000"), "{bad}: {err:?}");
+        }
+    }
 }

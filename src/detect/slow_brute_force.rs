@@ -44,10 +44,10 @@ pub struct SlowBruteForce {
 
 /// One user's failures since their last success, as a fixed-size sketch.
 struct Sketch {
-    /// Failures per slot; `slot_of` says which slot index each covers.
+    /// Failures per slot: slot number (time / slot length) `n` is at `n mod SLOTS`; the newest is the
+    /// slot of `last` (derived rather than stored: the sketch then fits a 128-byte allocation with its
+    /// slot, for every user with a failure in the window).
     ring: [u16; SLOTS],
-    /// The slot number (time / slot length) of the newest failure.
-    newest_slot: i64,
     gaps: [u16; GAP_BINS_MIN.len() + 1],
     last: Timestamp,
     first: Timestamp,
@@ -118,7 +118,7 @@ impl Rule for SlowBruteForce {
             _ => return,
         }
         let slot_len = self.slot.millis();
-        let s = self.users.get_or_insert_with(h, clock, || Sketch::new(ev.time, slot_len));
+        let s = self.users.get_or_insert_with(h, clock, || Sketch::new(ev.time));
         s.add(ev.time, slot_len, key.aux);
         if let Some(inc) = book.get_mut(h) {
             inc.add(ev.time, ev.outcome, key.aux, key.aux_name, ev.event_id.as_deref());
@@ -168,10 +168,9 @@ impl Rule for SlowBruteForce {
 }
 
 impl Sketch {
-    fn new(t: Timestamp, slot_len: i64) -> Sketch {
+    fn new(t: Timestamp) -> Sketch {
         Sketch {
             ring: [0; SLOTS],
-            newest_slot: t.millis().div_euclid(slot_len),
             gaps: [0; GAP_BINS_MIN.len() + 1],
             last: t,
             first: t,
@@ -182,18 +181,19 @@ impl Sketch {
 
     fn add(&mut self, t: Timestamp, slot_len: i64, ip: u64) {
         let slot = t.millis().div_euclid(slot_len);
-        if slot > self.newest_slot {
+        let newest_slot = self.last.millis().div_euclid(slot_len);
+        if slot > newest_slot {
             // Slots that left the window are cleared as the ring turns.
-            let turned = (slot - self.newest_slot).min(SLOTS as i64);
+            let turned = (slot - newest_slot).min(SLOTS as i64);
             for k in 1..=turned {
-                self.ring[(self.newest_slot + k).rem_euclid(SLOTS as i64) as usize] = 0;
+                self.ring[(newest_slot + k).rem_euclid(SLOTS as i64) as usize] = 0;
             }
-            if slot - self.newest_slot >= SLOTS as i64 {
+            if slot - newest_slot >= SLOTS as i64 {
                 // Idle for a whole window: a new series of failures.
-                *self = Sketch::new(t, slot_len);
+                *self = Sketch::new(t);
             }
-            self.newest_slot = slot;
-        } else if slot <= self.newest_slot - SLOTS as i64 {
+            // `last` moves to `t` below: `t` is in a later slot, so it is later.
+        } else if slot <= newest_slot - SLOTS as i64 {
             return;
         }
         let i = slot.rem_euclid(SLOTS as i64) as usize;
@@ -241,7 +241,7 @@ mod tests {
     fn the_sketch_counts_a_day_of_paced_failures_and_turns_with_time() {
         let slot = Span::hours(1).millis();
         let start = Timestamp(1_700_000_000_000);
-        let mut s = Sketch::new(start, slot);
+        let mut s = Sketch::new(start);
         for i in 0..30 {
             s.add(start.saturating_add(Span::mins(8 * i)), slot, 7);
         }
@@ -255,6 +255,8 @@ mod tests {
 
     #[test]
     fn the_sketch_is_small() {
-        assert!(std::mem::size_of::<Sketch>() <= 128, "{}", std::mem::size_of::<Sketch>());
+        // With the map's 8-byte slot header it fills a 128-byte allocation: every user with a failure in
+        // the day pays it. Grow it knowingly.
+        assert!(std::mem::size_of::<Sketch>() <= 120, "{}", std::mem::size_of::<Sketch>());
     }
 }

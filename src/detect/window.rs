@@ -163,6 +163,14 @@ impl Entries {
         }
     }
 
+    fn back(&self) -> Option<&Entry> {
+        match self {
+            Entries::Empty => None,
+            Entries::One(e) => Some(e),
+            Entries::Many(d) => d.back(),
+        }
+    }
+
     fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> {
         let (one, many) = match self {
             Entries::Empty => (None, None),
@@ -217,35 +225,46 @@ impl Entries {
     }
 }
 
+/// Most entries a window keeps (`max_events_per_key` is at most this): its counters are 16-bit, and
+/// count one entry beyond the cap while it is pushed.
+pub const MAX_WINDOW_ENTRIES: usize = 65_000;
+
 /// The sliding window of one key with incremental counters.
 ///
-/// Kept small: every tracked key of every counting rule has one (96 bytes; with its slot 104, a test
-/// holds it there). The counters are `u32`: a window holds at most `max_events_per_key` entries, far
-/// fewer than 2^32.
+/// Kept small: every tracked key of every counting rule has one (72 bytes; with its slot 80, an
+/// allocation size class below 96; a test holds it there). What can be derived is not stored: the
+/// last-seen time is the newest entry's, and the low-try limit rides in the counterpart counts, the only
+/// place it is used.
 #[derive(Debug, Default)]
 pub struct KeyWindow {
     entries: Entries,
     /// Counted entries in the window.
-    counted: u32,
-    failures: u32,
-    successes: u32,
-    /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
-    low_try: u32,
+    counted: u16,
+    failures: u16,
+    successes: u16,
+    /// Distinct `aux` values seen at most the low-try limit times among counted entries.
+    low_try: u16,
     /// Counted entries per distinct `aux` (only for rules that need distinct counts).
     aux_counts: AuxCounts,
-    /// Latest event time seen for this key (for idle expiry).
-    pub last_time: Timestamp,
-    /// An `aux` counted at most this many times is a "low-try" one (at least 1).
-    low_try_limit: u32,
 }
 
 impl KeyWindow {
+    /// A window; with `track_aux`, counting distinct counterparts and those counted at most
+    /// `low_try_limit` times (at least 1).
     pub fn new(track_aux: bool, low_try_limit: u32) -> KeyWindow {
+        // A limit above the most entries a window holds means every counterpart is low-try, as it does
+        // clamped to that.
+        let limit = u16::try_from(low_try_limit.max(1)).unwrap_or(u16::MAX);
         KeyWindow {
-            aux_counts: if track_aux { AuxCounts::Empty } else { AuxCounts::Off },
-            low_try_limit: low_try_limit.max(1),
+            aux_counts: if track_aux { AuxCounts::Empty(limit) } else { AuxCounts::Off },
             ..KeyWindow::default()
         }
+    }
+
+    /// The newest entry's time: when the key was last active (`Timestamp(i64::MIN)` once empty, which
+    /// counts as idle: an emptied window is worth no more than a new one).
+    pub fn last_time(&self) -> Timestamp {
+        self.entries.back().map_or(Timestamp(i64::MIN), |e| e.time)
     }
 
     pub fn len(&self) -> usize {
@@ -269,7 +288,7 @@ impl KeyWindow {
         u64::from(self.successes)
     }
 
-    /// Distinct `aux` values seen at most `low_try_limit` times among counted entries.
+    /// Distinct `aux` values seen at most the low-try limit times among counted entries.
     pub fn low_try(&self) -> u64 {
         u64::from(self.low_try)
     }
@@ -294,9 +313,10 @@ impl KeyWindow {
         Some((first, last))
     }
 
-    /// Inserts at the entry's place in time order, then keeps at most `max_entries` (dropping the oldest).
+    /// Inserts at the entry's place in time order, then keeps at most `max_entries` (dropping the oldest;
+    /// never more than [`MAX_WINDOW_ENTRIES`]).
     pub fn push(&mut self, entry: Entry, max_entries: usize) {
-        self.last_time = self.last_time.max(entry.time);
+        let max_entries = max_entries.clamp(1, MAX_WINDOW_ENTRIES);
         self.add_counters(&entry);
         self.entries.insert(entry);
         while self.entries.len() > max_entries {
@@ -335,7 +355,6 @@ impl KeyWindow {
     }
 
     fn add_counters(&mut self, e: &Entry) {
-        let low_try_limit = self.low_try_limit;
         match e.outcome {
             Outcome::Failure => self.failures += 1,
             Outcome::Success => self.successes += 1,
@@ -348,15 +367,15 @@ impl KeyWindow {
         if e.aux == NO_COUNTERPART {
             return;
         }
+        let limit = self.aux_counts.low_try_limit();
         match self.aux_counts.add(e.aux) {
             Some(1) => self.low_try += 1,
-            Some(n) if n == low_try_limit + 1 => self.low_try -= 1,
+            Some(n) if n == limit + 1 => self.low_try -= 1,
             _ => {}
         }
     }
 
     fn remove_counters(&mut self, e: &Entry) {
-        let low_try_limit = self.low_try_limit;
         match e.outcome {
             Outcome::Failure => self.failures -= 1,
             Outcome::Success => self.successes -= 1,
@@ -369,8 +388,9 @@ impl KeyWindow {
         if e.aux == NO_COUNTERPART {
             return;
         }
+        let limit = self.aux_counts.low_try_limit();
         if let Some(before) = self.aux_counts.remove(e.aux) {
-            if before == low_try_limit + 1 {
+            if before == limit + 1 {
                 self.low_try += 1;
             }
             if before == 1 {
@@ -380,32 +400,41 @@ impl KeyWindow {
     }
 }
 
-/// Counted entries per distinct `aux`. Most windows only ever see one counterpart, so that case is kept
-/// inline: a map costs about a hundred bytes per key before its first real use.
+/// Counted entries per distinct `aux`, with the low-try limit (an `aux` counted at most this many times
+/// is a low-try one). Most windows only ever see one counterpart, so that case is kept inline: a map
+/// costs about a hundred bytes per key before its first real use.
 #[derive(Debug, Default)]
 enum AuxCounts {
     /// The rule does not count counterparts.
     #[default]
     Off,
-    Empty,
-    One(u64, u32),
+    Empty(u16),
+    One(u64, u32, u16),
     /// Boxed: the enum stays 16 bytes in every window, most of which never need a map.
     #[allow(clippy::box_collection)]
-    Many(Box<HashMap<u64, u32, PreHashed>>),
+    Many(Box<HashMap<u64, u32, PreHashed>>, u16),
 }
 
 impl AuxCounts {
     fn len(&self) -> usize {
         match self {
-            AuxCounts::Off | AuxCounts::Empty => 0,
+            AuxCounts::Off | AuxCounts::Empty(_) => 0,
             AuxCounts::One(..) => 1,
-            AuxCounts::Many(m) => m.len(),
+            AuxCounts::Many(m, _) => m.len(),
+        }
+    }
+
+    /// The low-try limit (irrelevant when off: nothing is counted).
+    fn low_try_limit(&self) -> u32 {
+        match *self {
+            AuxCounts::Off => 1,
+            AuxCounts::Empty(limit) | AuxCounts::One(_, _, limit) | AuxCounts::Many(_, limit) => u32::from(limit),
         }
     }
 
     fn clear(&mut self) {
         if !matches!(self, AuxCounts::Off) {
-            *self = AuxCounts::Empty;
+            *self = AuxCounts::Empty(self.low_try_limit() as u16);
         }
     }
 
@@ -413,22 +442,22 @@ impl AuxCounts {
     fn add(&mut self, aux: u64) -> Option<u32> {
         match self {
             AuxCounts::Off => None,
-            AuxCounts::Empty => {
-                *self = AuxCounts::One(aux, 1);
+            AuxCounts::Empty(limit) => {
+                *self = AuxCounts::One(aux, 1, *limit);
                 Some(1)
             }
-            AuxCounts::One(a, n) if *a == aux => {
+            AuxCounts::One(a, n, _) if *a == aux => {
                 *n += 1;
                 Some(*n)
             }
-            AuxCounts::One(a, n) => {
+            AuxCounts::One(a, n, limit) => {
                 let mut m: Box<HashMap<u64, u32, PreHashed>> = Box::default();
                 m.insert(*a, *n);
                 m.insert(aux, 1);
-                *self = AuxCounts::Many(m);
+                *self = AuxCounts::Many(m, *limit);
                 Some(1)
             }
-            AuxCounts::Many(m) => {
+            AuxCounts::Many(m, _) => {
                 let n = m.entry(aux).or_insert(0);
                 *n += 1;
                 Some(*n)
@@ -439,16 +468,16 @@ impl AuxCounts {
     /// Counts one entry less for `aux`; its count before (`None` when off or not counted).
     fn remove(&mut self, aux: u64) -> Option<u32> {
         match self {
-            AuxCounts::One(a, n) if *a == aux => {
+            AuxCounts::One(a, n, limit) if *a == aux => {
                 let before = *n;
                 if before == 1 {
-                    *self = AuxCounts::Empty;
+                    *self = AuxCounts::Empty(*limit);
                 } else {
                     *n -= 1;
                 }
                 Some(before)
             }
-            AuxCounts::Many(m) => match m.entry(aux) {
+            AuxCounts::Many(m, _) => match m.entry(aux) {
                 MapEntry::Occupied(mut o) => {
                     let before = *o.get();
                     if before == 1 {
@@ -472,7 +501,7 @@ pub trait LastSeen {
 
 impl LastSeen for KeyWindow {
     fn last_seen(&self) -> Timestamp {
-        self.last_time
+        self.last_time()
     }
 }
 
@@ -608,10 +637,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_s_window_with_its_slot_fits_in_104_bytes() {
+    fn a_key_s_window_with_its_slot_fits_in_80_bytes() {
         // Every tracked key of every counting rule pays this (plus the table's 16-byte entry): the figure
-        // docs/performance.md divides memory by. Grow it knowingly.
-        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 104, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+        // docs/performance.md divides memory by. 80 bytes is an allocation size class; the next is 96.
+        // Grow it knowingly.
+        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 80, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+    }
+
+    #[test]
+    fn keys_are_found_removed_and_swept_as_a_plain_map_would() {
+        // Against a plain map: inserts, removals and sweeps interleaved.
+        let mut s: KeyedState<KeyWindow> = KeyedState::new(1_000_000, Span::mins(10));
+        let mut model: HashMap<u64, i64> = HashMap::new();
+        let at = |t: i64| Timestamp(t * 1000);
+        for i in 0..5000i64 {
+            let h = key_hash(&format!("k{i}"));
+            s.get_or_insert_with(h, at(i / 10), || KeyWindow::new(false, 1))
+                .push(entry(i / 10 * 1000, Outcome::Failure, 0), 16);
+            model.insert(h, i / 10);
+            if i % 3 == 0 {
+                let gone = key_hash(&format!("k{}", i / 2));
+                assert_eq!(s.remove(gone).is_some(), model.remove(&gone).is_some());
+            }
+        }
+        // 10 minutes after second 100, the keys last seen at 100 or before are idle.
+        s.sweep(at(700));
+        model.retain(|_, &mut t| t > 100);
+        assert_eq!(s.len(), model.len());
+        for (h, t) in &model {
+            assert_eq!(s.get(*h).map(|w| w.last_time()), Some(at(*t)));
+        }
+        for i in 0..5000 {
+            let h = key_hash(&format!("k{i}"));
+            assert_eq!(s.get(h).is_some(), model.contains_key(&h));
+        }
+        while let Some(h) = model.keys().next().copied() {
+            model.remove(&h);
+            assert!(s.remove(h).is_some());
+        }
+        assert!(s.is_empty());
     }
 
     #[test]
@@ -669,6 +733,32 @@ mod tests {
     }
 
     #[test]
+    fn a_window_is_as_recent_as_its_newest_entry_and_idle_once_emptied() {
+        let mut w = KeyWindow::new(false, 1);
+        assert_eq!(w.last_time(), Timestamp(i64::MIN));
+        w.push(entry(5000, Outcome::Failure, 0), 100);
+        w.push(entry(1000, Outcome::Failure, 0), 100);
+        assert_eq!(w.last_time(), Timestamp(5000), "a late entry does not make the key older");
+        w.expire(Timestamp(5500), Span::secs(1));
+        assert_eq!(w.last_time(), Timestamp(5000));
+        w.clear();
+        assert_eq!(w.last_time(), Timestamp(i64::MIN));
+    }
+
+    #[test]
+    fn counters_hold_a_window_at_the_largest_cap() {
+        let mut w = KeyWindow::new(true, u32::MAX);
+        for i in 0..(MAX_WINDOW_ENTRIES as i64 + 10) {
+            w.push(entry(i, Outcome::Failure, 7), usize::MAX);
+        }
+        assert_eq!(
+            (w.len(), w.counted(), w.failures()),
+            (MAX_WINDOW_ENTRIES, MAX_WINDOW_ENTRIES as u64, MAX_WINDOW_ENTRIES as u64)
+        );
+        assert_eq!((w.distinct_aux(), w.low_try()), (1, 1), "a limit beyond any count: every counterpart is low-try");
+    }
+
+    #[test]
     fn late_entries_land_in_order() {
         let mut w = KeyWindow::new(false, 1);
         w.push(entry(5000, Outcome::Failure, 0), 100);
@@ -712,9 +802,11 @@ mod tests {
         let hot = key_hash("stuffer");
         for i in 0..1000i64 {
             let h = key_hash(&format!("user{i}"));
-            s.get_or_insert_with(h, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
+            s.get_or_insert_with(h, Timestamp(5000), || KeyWindow::new(false, 1))
+                .push(entry(5000, Outcome::Failure, 0), 16);
             if i % 20 == 0 {
-                s.get_or_insert_with(hot, Timestamp(5000), || KeyWindow::new(false, 1)).last_time = Timestamp(5000);
+                s.get_or_insert_with(hot, Timestamp(5000), || KeyWindow::new(false, 1))
+                    .push(entry(5000, Outcome::Failure, 0), 16);
             }
             if i >= 100 {
                 assert!(s.len() >= 89, "an eviction emptied the map ({} keys left)", s.len());
@@ -728,10 +820,10 @@ mod tests {
     fn idle_keys_expire() {
         let mut s: KeyedState<KeyWindow> = KeyedState::new(100, Span::mins(5));
         let h = key_hash("a");
-        s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1)).last_time = Timestamp(0);
+        s.get_or_insert_with(h, Timestamp(0), || KeyWindow::new(false, 1)).push(entry(0, Outcome::Failure, 0), 16);
         let h2 = key_hash("b");
-        s.get_or_insert_with(h2, Timestamp(Span::mins(10).0), || KeyWindow::new(false, 1)).last_time =
-            Timestamp(Span::mins(10).0);
+        s.get_or_insert_with(h2, Timestamp(Span::mins(10).0), || KeyWindow::new(false, 1))
+            .push(entry(Span::mins(10).0, Outcome::Failure, 0), 16);
         assert!(s.get(h).is_none());
         assert_eq!(s.evicted, 0);
     }
