@@ -11,7 +11,8 @@
 #   USERS=200000          users in the simulated pool
 #   REPEAT=3              runs of each authwatch measurement; the median by events/s is reported
 #   SCALES="1000000 4000000 16000000"   input lengths for the scaling table ("" skips it)
-#   KEY_EVENTS=250000     distinct failing (address, user) pairs for the memory-per-key figure ("" skips)
+#   KEY_EVENTS=250000     distinct failing (address, user) pairs of the middle of three floods (half, it, twice)
+#                         whose slope gives the memory-per-key figure ("" skips)
 #   FLOOD=10000000        distinct addresses and users in the flood ("" skips)
 #   WORK=/tmp/authwatch-compare          scratch directory (large: the 16M file is ~13 GB, removed after use)
 #   AUTHWATCH=path        use this binary instead of building target/release/authwatch
@@ -92,13 +93,13 @@ sim() { # EVENTS FILE [DURATION]
         -o "$2" >&2
 }
 
-# flood N FILE: N failed sign-ins within ten minutes, each from a new address for a new user.
+# flood N FILE [SPAN_MS]: N failed sign-ins within SPAN_MS (default ten minutes), each from a new address
+# for a new user.
 flood() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$1" "$2" "${3:-600000}" <<'EOF'
 import sys
-n, path = int(sys.argv[1]), sys.argv[2]
+n, path, span = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 start = 1772323200000  # 2026-03-01T00:00:00Z
-step = max(1, 600_000 // max(n, 1))
 with open(path, "w", buffering=1 << 20) as f:
     for i in range(n):
         a = 11 + (i >> 24)
@@ -107,7 +108,7 @@ with open(path, "w", buffering=1 << 20) as f:
             '{"eventTimestamp":"%d","eventSource":"USER_ACTIVITY","logLevel":"INFO",'
             '"logSourceId":{"userPoolId":"us-east-1_Flood"},"message":{"eventId":"flood-%d",'
             '"eventType":"SignIn","userName":"flood%d","userPoolId":"us-east-1_Flood",'
-            '"eventResponse":"Fail","ipAddress":"%s"}}\n' % (start + (i * 600_000) // n, i, i, ip)
+            '"eventResponse":"Fail","ipAddress":"%s"}}\n' % (start + (i * span) // n, i, i, ip)
         )
 EOF
 }
@@ -208,26 +209,37 @@ if [[ -n $SCALES ]]; then
 fi
 
 if [[ -n $KEY_EVENTS ]]; then
-    # Every rule keeps up to max_keys keys; raise the cap so none is evicted, then divide the extra
-    # memory over the decode ceiling on the same file by the keys tracked.
+    # Bytes per tracked key, as the slope of peak RSS over tracked keys across three floods of new
+    # (user, address) pairs: what the fixed costs (threads, buffers, the gazetteer) do not depend on.
+    # Every rule keeps up to max_keys keys; the cap is raised so none is evicted. The floods last four
+    # minutes, shorter than every rule's window, so no key expires and the keys tracked at the end are the
+    # peak; --lateness 1s keeps the orderer from holding a share of the events that grows with the rate.
     specs=$WORK/specs-unbounded
     rm -rf "$specs" && mkdir -p "$specs"
     for s in "$root"/filters/*.toml; do
         awk '/^\[/ && !done { print "max_keys = 100000000"; done = 1 } { print }' "$s" >"$specs/$(basename "$s")"
     done
-    f=$WORK/keys-$KEY_EVENTS.jsonl
-    log "memory per key: $KEY_EVENTS distinct failing pairs"
-    flood "$KEY_EVENTS" "$f"
-    measure keys summary "$AUTHWATCH" replay --no-progress --filters "$specs" -o /dev/null "$f"
-    keys=$(awk '/^  state/ { print $2 }' "$WORK/last-keys.txt")
-    measure keysbase summary "$AUTHWATCH" replay --no-progress --decode-only "$f"
     echo "## Memory per tracked key"
     echo
-    awk -v k="$keys" '$1 == "keys" { r = $5 } $1 == "keysbase" { b = $5 } END {
-        printf "%s keys tracked (every rule, caps lifted) from %d distinct failing address/user pairs: peak RSS %.0f MB, decode ceiling on the same file %.0f MB, %.0f bytes per tracked key\n",
-            k, '"$KEY_EVENTS"', r / 1024, b / 1024, (r - b) * 1024 / k }' "$WORK/results"
+    echo "| failing pairs | tracked keys (every rule, caps lifted) | peak RSS MB |"
+    echo "|---|---|---|"
+    : >"$WORK/perkey"
+    for n in $((KEY_EVENTS / 2)) "$KEY_EVENTS" $((KEY_EVENTS * 2)); do
+        f=$WORK/keys-$n.jsonl
+        log "memory per key: $n distinct failing pairs in four minutes"
+        flood "$n" "$f" 240000
+        measure "keys$n" summary "$AUTHWATCH" replay --no-progress --no-cases --lateness 1s --filters "$specs" -o /dev/null "$f"
+        keys=$(awk '/^  state/ { print $2 }' "$WORK/last-keys$n.txt")
+        rss=$(awk -v n="keys$n" '$1 == n { print $5 }' "$WORK/results")
+        echo "$n $keys $rss" >>"$WORK/perkey"
+        awk -v n="$n" -v k="$keys" -v r="$rss" 'BEGIN { printf "| %d | %d | %.0f |\n", n, k, r / 1024 }'
+        rm -f "$f"
+    done
     echo
-    rm -f "$f"
+    awk '{ k[NR] = $2; r[NR] = $3 } END {
+        printf "%.0f bytes per tracked key (slope from the smallest to the largest flood; %.0f and %.0f between neighbours)\n",
+            (r[3] - r[1]) * 1024 / (k[3] - k[1]), (r[2] - r[1]) * 1024 / (k[2] - k[1]), (r[3] - r[2]) * 1024 / (k[3] - k[2]) }' "$WORK/perkey"
+    echo
 fi
 
 if [[ -n $FLOOD ]]; then
