@@ -45,8 +45,8 @@ pub struct SlowBruteForce {
 /// One user's failures since their last success, as a fixed-size sketch.
 struct Sketch {
     /// Failures per slot: slot number (time / slot length) `n` is at `n mod SLOTS`; the newest is the
-    /// slot of `last` (derived rather than stored: the sketch then fits a 128-byte allocation with its
-    /// slot, for every user with a failure in the window).
+    /// slot of `last` (derived rather than stored: every user with a failure in the window has a
+    /// sketch).
     ring: [u16; SLOTS],
     gaps: [u16; GAP_BINS_MIN.len() + 1],
     last: Timestamp,
@@ -255,8 +255,8 @@ mod tests {
 
     #[test]
     fn the_sketch_is_small() {
-        // With the map's 8-byte slot header it fills a 128-byte allocation: every user with a failure in
-        // the day pays it. Grow it knowingly.
+        // Every user with a failure in the day pays it, with 16 bytes of slot and about 8 of table. Grow
+        // it knowingly.
         assert!(std::mem::size_of::<Sketch>() <= 120, "{}", std::mem::size_of::<Sketch>());
     }
 }

@@ -11,6 +11,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
 use std::sync::OnceLock;
 
+use hashbrown::HashTable;
+
 use crate::event::Outcome;
 use crate::time::{Span, Timestamp};
 
@@ -231,8 +233,8 @@ pub const MAX_WINDOW_ENTRIES: usize = 65_000;
 
 /// The sliding window of one key with incremental counters.
 ///
-/// Kept small: every tracked key of every counting rule has one (72 bytes; with its slot 80, an
-/// allocation size class below 96; a test holds it there). What can be derived is not stored: the
+/// Kept small: every tracked key of every counting rule has one (72 bytes; 88 with its key and last use
+/// in [`KeyedState`]'s slot; a test holds it there). What can be derived is not stored: the
 /// last-seen time is the newest entry's, and the low-try limit rides in the counterpart counts, the only
 /// place it is used.
 #[derive(Debug, Default)]
@@ -508,17 +510,22 @@ impl LastSeen for KeyWindow {
 /// A map of per-key state with idle expiry and a hard cap on the number of keys.
 ///
 /// Keys are their [`key_hash`] (aHash with a per-process random seed rather than the standard SipHash: it
-/// is several times faster on short keys and still seeded per process); the map uses the hash as is
-/// ([`PreHashed`]). Under a flood
-/// the least recently used tenth of the keys is evicted, by (last-seen event time, last use in input
-/// order), and counted as saturation. The input-order part matters: CloudTrail times are whole seconds, so
-/// in a flood thousands of keys share a last-seen time, and evicting "everything at the cut time" would
-/// wipe the whole map, the attacker's own key included. Input order is the same on every run, so the choice
-/// stays deterministic.
+/// is several times faster on short keys and still seeded per process). Under a flood the least recently
+/// used tenth of the keys is evicted, by (last-seen event time, last use in input order), and counted as
+/// saturation. The input-order part matters: CloudTrail times are whole seconds, so in a flood thousands
+/// of keys share a last-seen time, and evicting "everything at the cut time" would wipe the whole map, the
+/// attacker's own key included. Input order is the same on every run, so the choice stays deterministic.
+///
+/// Laid out for memory, since every tracked key of every rule pays it: the states sit in one dense
+/// array ([`Slots`]) holding each key's hash beside its state, and the hash table holds only a 4-byte
+/// index into it. A key costs its slot plus about 8 bytes of table, with no allocation of its own. A map
+/// of boxed states cost the state rounded up to an allocation size class plus a 16-byte table entry at a
+/// load between 44 and 88 %: 158 bytes a tracked key against 127 on the floods of
+/// docs/performance.md's "Memory per tracked key".
 pub struct KeyedState<S> {
-    /// Boxed: a table slot is 16 bytes instead of the whole state, which matters at a few hundred thousand
-    /// keys in a table that is at most 7/8 full.
-    map: HashMap<u64, Box<Slot<S>>, PreHashed>,
+    /// Key hash → index of its slot in `slots`.
+    index: HashTable<u32>,
+    slots: Slots<S>,
     cap: usize,
     /// Idle state older than this behind `now` is useless to every rule using this map.
     horizon: Span,
@@ -530,25 +537,95 @@ pub struct KeyedState<S> {
 }
 
 struct Slot<S> {
-    state: S,
+    /// The key's hash: the table finds slots by it.
+    hash: u64,
     used: u64,
+    state: S,
+}
+
+/// Slots in chunks of [`CHUNK`] that never move once allocated: growing never copies (or holds twice)
+/// the states, and a removed slot is filled by the last one, so the slots stay dense and the last chunk
+/// is freed once empty.
+struct Slots<S> {
+    chunks: Vec<Vec<Slot<S>>>,
+    len: usize,
+}
+
+/// Slots per chunk: 1,024 (88 KB of counting windows), so a rule tracking a handful of keys holds little.
+const CHUNK: usize = 1024;
+
+impl<S> Slots<S> {
+    fn get(&self, i: usize) -> &Slot<S> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn get_mut(&mut self, i: usize) -> &mut Slot<S> {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Slot<S>> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Appends a slot; its index.
+    fn push(&mut self, slot: Slot<S>) -> usize {
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(slot);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    /// Removes slot `i`, moving the last slot into its place; the removed slot, and the hash of the slot
+    /// that moved from the end to `i` (none when `i` was the last).
+    fn swap_remove(&mut self, i: usize) -> Option<(Slot<S>, Option<u64>)> {
+        let chunk = self.chunks.last_mut()?;
+        let last = chunk.pop()?;
+        if chunk.is_empty() {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        if i == self.len {
+            return Some((last, None));
+        }
+        let moved = last.hash;
+        Some((std::mem::replace(self.get_mut(i), last), Some(moved)))
+    }
 }
 
 impl<S: LastSeen> KeyedState<S> {
     pub fn new(cap: usize, horizon: Span) -> KeyedState<S> {
-        KeyedState { map: HashMap::default(), cap, horizon, next_sweep: Timestamp(i64::MIN), uses: 0, evicted: 0 }
+        KeyedState {
+            index: HashTable::new(),
+            slots: Slots { chunks: Vec::new(), len: 0 },
+            // Indices are u32: no rule holds four billion keys (a spec's max_keys is far below).
+            cap: cap.min(u32::MAX as usize),
+            horizon,
+            next_sweep: Timestamp(i64::MIN),
+            uses: 0,
+            evicted: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.len == 0
+    }
+
+    /// The index of `h`'s slot.
+    fn find(&self, h: u64) -> Option<usize> {
+        let slots = &self.slots;
+        self.index.find(h, |&i| slots.get(i as usize).hash == h).map(|&i| i as usize)
     }
 
     pub fn get(&self, h: u64) -> Option<&S> {
-        self.map.get(&h).map(|slot| &slot.state)
+        self.find(h).map(|i| &self.slots.get(i).state)
     }
 
     /// The state for `h` if it was touched within the horizon before `now`. State past it is what a sweep
@@ -563,41 +640,65 @@ impl<S: LastSeen> KeyedState<S> {
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
         self.uses += 1;
         let used = self.uses;
-        self.map.get_mut(&h).map(|slot| {
-            slot.used = used;
-            &mut slot.state
-        })
+        let i = self.find(h)?;
+        let slot = self.slots.get_mut(i);
+        slot.used = used;
+        Some(&mut slot.state)
     }
 
     pub fn remove(&mut self, h: u64) -> Option<S> {
-        self.map.remove(&h).map(|slot| slot.state)
+        let i = self.find(h)?;
+        self.remove_at(i)
+    }
+
+    /// Removes slot `i` from the table and the slots, and points the table at the slot moved into `i`.
+    fn remove_at(&mut self, i: usize) -> Option<S> {
+        let h = self.slots.get(i).hash;
+        if let Ok(entry) = self.index.find_entry(h, |&j| j as usize == i) {
+            entry.remove();
+        }
+        let (removed, moved) = self.slots.swap_remove(i)?;
+        if let Some(moved) = moved {
+            let from = self.slots.len;
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == from) {
+                *j = i as u32;
+            }
+        }
+        Some(removed.state)
     }
 
     /// The state for `h`, created with `make` if absent, making room first when the map is full; marked as
     /// used now.
     pub fn get_or_insert_with(&mut self, h: u64, now: Timestamp, make: impl FnOnce() -> S) -> &mut S {
         self.maybe_sweep(now);
-        // The length first: looking the key up twice on every call was a measurable share of each rule.
-        if self.map.len() >= self.cap && !self.map.contains_key(&h) {
+        let found = self.find(h);
+        // Making room moves slots, but only runs when `h` has none.
+        if found.is_none() && self.slots.len >= self.cap {
             self.sweep(now);
-            if self.map.len() >= self.cap {
+            if self.slots.len >= self.cap {
                 self.evict_oldest();
             }
         }
         self.uses += 1;
         let used = self.uses;
         let cutoff = now.saturating_sub(self.horizon);
-        let slot = match self.map.entry(h) {
-            MapEntry::Occupied(o) => {
-                let slot = o.into_mut();
+        let i = match found {
+            Some(i) => {
+                let slot = self.slots.get_mut(i);
                 // Idle past the horizon: as if a sweep had dropped it already (see `get_live`).
                 if slot.state.last_seen() <= cutoff {
                     slot.state = make();
                 }
-                slot
+                i
             }
-            MapEntry::Vacant(v) => v.insert(Box::new(Slot { state: make(), used })),
+            None => {
+                let i = self.slots.push(Slot { hash: h, used, state: make() });
+                let slots = &self.slots;
+                self.index.insert_unique(h, i as u32, |&j| slots.get(j as usize).hash);
+                i
+            }
         };
+        let slot = self.slots.get_mut(i);
         slot.used = used;
         &mut slot.state
     }
@@ -612,23 +713,35 @@ impl<S: LastSeen> KeyedState<S> {
     /// Drops every key idle past the horizon before `now`.
     pub fn sweep(&mut self, now: Timestamp) {
         let cutoff = now.saturating_sub(self.horizon);
-        self.map.retain(|_, slot| slot.state.last_seen() > cutoff);
+        self.retain(|slot| slot.state.last_seen() > cutoff);
         self.next_sweep = now.saturating_add(Span((self.horizon.millis() / 2).max(1000)));
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Slot<S>) -> bool) {
+        let mut i = 0;
+        while i < self.slots.len {
+            if keep(self.slots.get(i)) {
+                i += 1;
+            } else {
+                // The last slot moves into `i`: look at `i` again.
+                self.remove_at(i);
+            }
+        }
     }
 
     /// Evicts the least recently used tenth of the keys (at least one), by (last-seen time, last use).
     fn evict_oldest(&mut self) {
-        let mut ages: Vec<(Timestamp, u64)> = self.map.values().map(|s| (s.state.last_seen(), s.used)).collect();
+        let mut ages: Vec<(Timestamp, u64)> = self.slots.iter().map(|s| (s.state.last_seen(), s.used)).collect();
         if ages.is_empty() {
             return;
         }
         let nth = (ages.len() / 10).min(ages.len() - 1);
         let (_, cut, _) = ages.select_nth_unstable(nth);
         let cut = *cut;
-        let before = self.map.len();
+        let before = self.slots.len;
         // `used` is unique, so exactly `nth + 1` keys go.
-        self.map.retain(|_, s| (s.state.last_seen(), s.used) > cut);
-        self.evicted += (before - self.map.len()) as u64;
+        self.retain(|s| (s.state.last_seen(), s.used) > cut);
+        self.evicted += (before - self.slots.len) as u64;
     }
 }
 
@@ -637,16 +750,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_s_window_with_its_slot_fits_in_80_bytes() {
-        // Every tracked key of every counting rule pays this (plus the table's 16-byte entry): the figure
-        // docs/performance.md divides memory by. 80 bytes is an allocation size class; the next is 96.
-        // Grow it knowingly.
-        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 80, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+    fn a_key_s_window_with_its_slot_fits_in_88_bytes() {
+        // Every tracked key of every counting rule pays this (plus about 8 bytes of table): the figure
+        // docs/performance.md divides memory by. Grow it knowingly.
+        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 88, "{}", std::mem::size_of::<Slot<KeyWindow>>());
     }
 
     #[test]
-    fn keys_are_found_removed_and_swept_as_a_plain_map_would() {
-        // Against a plain map: inserts, removals and sweeps interleaved.
+    fn keys_stay_found_as_slots_move_to_fill_the_removed() {
+        // Against a plain map: inserts, removals and sweeps in an order that moves slots across chunks.
         let mut s: KeyedState<KeyWindow> = KeyedState::new(1_000_000, Span::mins(10));
         let mut model: HashMap<u64, i64> = HashMap::new();
         let at = |t: i64| Timestamp(t * 1000);
@@ -675,7 +787,7 @@ mod tests {
             model.remove(&h);
             assert!(s.remove(h).is_some());
         }
-        assert!(s.is_empty());
+        assert!(s.is_empty() && s.slots.chunks.is_empty(), "an emptied map gives its chunks back");
     }
 
     #[test]
