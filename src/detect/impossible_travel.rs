@@ -101,7 +101,8 @@ pub const MAX_EVIDENCE_HOPS: usize = 10;
 /// Distinct (city, country) pairs whose resolution is remembered: real logs repeat a few thousand places.
 pub const NAME_CACHE_CAP: usize = 4096;
 
-/// One located successful sign-in, as remembered for its user.
+/// One located successful sign-in, as remembered for its user: 64 bytes (a test holds it there), kept
+/// for hours for every user who signs in.
 #[derive(Debug, Clone)]
 struct Visit {
     time: Timestamp,
@@ -109,8 +110,9 @@ struct Visit {
     /// Shared with every visit from the same names (the locator's cache hands out one per place).
     place: Arc<Place>,
     event_id: Option<EventId>,
-    /// The incident this visit was last counted in, so a visit shared by two hops counts once.
-    counted_in: Option<Box<str>>,
+    /// The user's incident this visit was last counted in ([`Trail::counting`]'s serial; 0: none), so a
+    /// visit shared by two hops counts once.
+    counted_in: u32,
 }
 
 /// An event id as a visit keeps it: Cognito's ids are lowercase UUIDs, packed into 16 bytes instead of 36
@@ -219,19 +221,32 @@ impl Visit {
 #[derive(Debug, Default)]
 struct Trail {
     visits: VecDeque<Visit>,
-    last_time: Timestamp,
+    /// [`hash_of`] the id of the incident the trail's visits were last counted in (0: none) ...
+    incident: u64,
+    /// ... and its serial for this user, which visits record (`Visit::counted_in`) instead of the id.
+    serial: u32,
 }
 
 impl LastSeen for Trail {
+    /// The newest visit's time (visits are in time order; an emptied trail is idle).
     fn last_seen(&self) -> Timestamp {
-        self.last_time
+        self.visits.back().map_or(Timestamp(i64::MIN), |v| v.time)
     }
 }
 
 impl Trail {
+    /// The serial of `incident_id` among the incidents this user's visits were counted in.
+    fn counting(&mut self, incident_id: &str) -> u32 {
+        let h = hash_of(incident_id);
+        if self.incident != h || self.serial == 0 {
+            self.incident = h;
+            self.serial = self.serial.wrapping_add(1).max(1);
+        }
+        self.serial
+    }
+
     /// Inserts after any visit at the same time (as in-order arrival would) and returns its position.
     fn insert(&mut self, visit: Visit) -> usize {
-        self.last_time = self.last_time.max(visit.time);
         if self.visits.len() == self.visits.capacity() {
             // Room for two, then grow one at a time: a trail holds at most `compare_last + LATE_NEIGHBOURS
             // + 1` visits, and doubling would leave up to half of that room empty for every user for a
@@ -258,7 +273,7 @@ impl Trail {
         }) {
             self.visits.pop_front();
         }
-        if self.visits.capacity() > self.visits.len() + LATE_NEIGHBOURS / 2 {
+        if self.visits.capacity() > self.visits.len() + 2 {
             self.visits.shrink_to_fit();
         }
     }
@@ -455,7 +470,7 @@ impl ImpossibleTravel {
         let summarize: Summarize = summary;
         match book.get_mut(uh) {
             Some(inc) => {
-                fold_hop(inc, &mut trail.visits, hop, prefix);
+                fold_hop(inc, trail, hop, prefix);
                 let severity = severity.max(spec.severity_at(inc.count));
                 if severity > inc.severity {
                     inc.severity = severity;
@@ -470,7 +485,7 @@ impl ImpossibleTravel {
                 inc.id = incident_id(&spec.id, user, to.time);
                 inc.detected_at = to.time;
                 inc.last_seen = to.time;
-                fold_hop(&mut inc, &mut trail.visits, hop, prefix);
+                fold_hop(&mut inc, trail, hop, prefix);
                 set_headline(&mut inc, &trail.visits, hop, prefix);
                 inc.severity = severity.max(spec.severity_at(inc.count));
                 book.open(uh, inc, spec, summarize, out);
@@ -491,13 +506,15 @@ fn impossible(params: &TravelParams, ipv6_prefix: u8, visits: &VecDeque<Visit>, 
 }
 
 /// Adds a hop's two sign-ins (each once per incident) and the hop itself to the incident's evidence.
-fn fold_hop(inc: &mut Incident, visits: &mut VecDeque<Visit>, hop: &Hop, ipv6_prefix: u8) {
+fn fold_hop(inc: &mut Incident, trail: &mut Trail, hop: &Hop, ipv6_prefix: u8) {
+    let serial = trail.counting(&inc.id);
+    let visits = &mut trail.visits;
     for i in [hop.from, hop.to] {
         let v = &mut visits[i];
-        if v.counted_in.as_deref() == Some(inc.id.as_str()) {
+        if v.counted_in == serial {
             continue;
         }
-        v.counted_in = Some(Box::from(inc.id.as_str()));
+        v.counted_in = serial;
         let group = v.group(ipv6_prefix);
         let aux = group.as_deref().map_or(0, fnv);
         let mut buf = [0u8; 36];
@@ -616,7 +633,7 @@ impl Rule for ImpossibleTravel {
             ip: ev.ip,
             place,
             event_id: ev.event_id.as_deref().map(EventId::new),
-            counted_in: None,
+            counted_in: 0,
         };
         let (params, prefix, keep) = (&self.params, self.ipv6_prefix, self.params.compare_last);
         let trail = self.users.get_or_insert_with(uh, clock, Trail::default);
@@ -656,6 +673,23 @@ impl Rule for ImpossibleTravel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_visit_fits_in_64_bytes() {
+        // Every user who signs in keeps a few for hours. Grow it knowingly.
+        assert!(std::mem::size_of::<Visit>() <= 64, "{}", std::mem::size_of::<Visit>());
+    }
+
+    #[test]
+    fn a_trail_counts_visits_once_per_incident_and_again_in_the_next() {
+        let mut trail = Trail::default();
+        let first = trail.counting("impossible_travel:alice:1");
+        assert_eq!(trail.counting("impossible_travel:alice:1"), first, "the same incident");
+        let second = trail.counting("impossible_travel:alice:2");
+        assert_ne!(second, first, "a new incident");
+        assert_ne!(second, 0, "0 means never counted");
+        assert_ne!(trail.counting("impossible_travel:alice:1"), second);
+    }
 
     #[test]
     fn event_ids_pack_only_canonical_uuids_and_read_back_the_same() {
