@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::incident::{incident_id, Incident};
+use super::keys::PackedId;
 use super::registry::Registered;
 use super::rule::{Rule, Seen};
 use super::window::{hash_of, KeyedState, LastSeen, PreHashed};
@@ -109,72 +110,10 @@ struct Visit {
     ip: Option<IpAddr>,
     /// Shared with every visit from the same names (the locator's cache hands out one per place).
     place: Arc<Place>,
-    event_id: Option<EventId>,
+    event_id: Option<PackedId>,
     /// The user's incident this visit was last counted in ([`Trail::counting`]'s serial; 0: none), so a
     /// visit shared by two hops counts once.
     counted_in: u32,
-}
-
-/// An event id as a visit keeps it: Cognito's ids are lowercase UUIDs, packed into 16 bytes instead of 36
-/// bytes of text on the heap (a visit is kept for a day for every user who signs in); anything else as is.
-#[derive(Debug, Clone)]
-enum EventId {
-    Uuid([u8; 16]),
-    Text(Box<str>),
-}
-
-/// Byte offsets of the hyphens in a UUID's text.
-const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
-
-impl EventId {
-    fn new(s: &str) -> EventId {
-        Self::pack(s).map_or_else(|| EventId::Text(Box::from(s)), EventId::Uuid)
-    }
-
-    /// Only the canonical lowercase form, so the text written back is byte for byte the one read.
-    fn pack(s: &str) -> Option<[u8; 16]> {
-        let b = s.as_bytes();
-        if b.len() != 36 || UUID_HYPHENS.iter().any(|&i| b[i] != b'-') {
-            return None;
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let mut out = [0u8; 16];
-        let mut at = 0;
-        for byte in &mut out {
-            if UUID_HYPHENS.contains(&at) {
-                at += 1;
-            }
-            *byte = nibble(b[at])? << 4 | nibble(b[at + 1])?;
-            at += 2;
-        }
-        Some(out)
-    }
-
-    /// The id's text, written into `buf` when packed.
-    fn as_str<'a>(&'a self, buf: &'a mut [u8; 36]) -> &'a str {
-        match self {
-            EventId::Text(s) => s,
-            EventId::Uuid(bytes) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let mut at = 0;
-                for (i, byte) in bytes.iter().enumerate() {
-                    if matches!(i, 4 | 6 | 8 | 10) {
-                        buf[at] = b'-';
-                        at += 1;
-                    }
-                    buf[at] = HEX[usize::from(byte >> 4)];
-                    buf[at + 1] = HEX[usize::from(byte & 15)];
-                    at += 2;
-                }
-                // Only ASCII hex digits and hyphens were written.
-                std::str::from_utf8(&buf[..]).unwrap_or_default()
-            }
-        }
-    }
 }
 
 /// The names a sign-in's log gave for where it came from, and the place they (or its address) resolved to.
@@ -632,7 +571,7 @@ impl Rule for ImpossibleTravel {
             time: ev.time,
             ip: ev.ip,
             place,
-            event_id: ev.event_id.as_deref().map(EventId::new),
+            event_id: ev.event_id.as_deref().map(PackedId::new),
             counted_in: 0,
         };
         let (params, prefix, keep) = (&self.params, self.ipv6_prefix, self.params.compare_last);
@@ -689,26 +628,6 @@ mod tests {
         assert_ne!(second, first, "a new incident");
         assert_ne!(second, 0, "0 means never counted");
         assert_ne!(trail.counting("impossible_travel:alice:1"), second);
-    }
-
-    #[test]
-    fn event_ids_pack_only_canonical_uuids_and_read_back_the_same() {
-        let mut buf = [0u8; 36];
-        for id in ["9e48f598-c837-4e43-8dfd-6e1dd5048957", "00000000-0000-0000-0000-000000000000"] {
-            let e = EventId::new(id);
-            assert!(matches!(e, EventId::Uuid(_)), "{id}");
-            assert_eq!(e.as_str(&mut buf), id);
-        }
-        for id in [
-            "9E48F598-C837-4E43-8DFD-6E1DD5048957",
-            "9e48f598c8374e438dfd6e1dd5048957",
-            "ev-login_POST",
-            "9e48f598-c837-4e43-8dfd-6e1dd504895g",
-        ] {
-            let e = EventId::new(id);
-            assert!(matches!(e, EventId::Text(_)), "{id}");
-            assert_eq!(e.as_str(&mut buf), id);
-        }
     }
 
     #[test]

@@ -127,10 +127,17 @@ pub const MAX_USER_ALIASES: usize = 200_000;
 /// Names and subs are known by their [`window::key_hash`] (a 64-bit keyed hash: two names meeting by
 /// chance is as likely as two keys of a rule doing so), which keeps the common case, a pair already
 /// known, to two hashes and one comparison of them, without reading the remembered sub's text.
-#[derive(Default)]
 pub struct UserAliases {
-    /// Name hash → the sub's hash and text.
-    sub_by_name: HashMap<u64, (u64, Box<str>), window::PreHashed>,
+    /// Name hash → the sub's hash and text (a UUID packed: one is kept for every user who signs in).
+    sub_by_name: HashMap<u64, (u64, PackedId), window::PreHashed>,
+    /// A packed sub's text, written out for the event at hand.
+    text: [u8; 36],
+}
+
+impl Default for UserAliases {
+    fn default() -> UserAliases {
+        UserAliases { sub_by_name: HashMap::default(), text: [0; 36] }
+    }
 }
 
 impl UserAliases {
@@ -145,16 +152,80 @@ impl UserAliases {
                     if self.sub_by_name.len() >= MAX_USER_ALIASES {
                         self.sub_by_name.clear();
                     }
-                    self.sub_by_name.insert(nh, (sh, Box::from(sub)));
+                    self.sub_by_name.insert(nh, (sh, PackedId::new(sub)));
                 }
                 Some((sub, sh))
             }
             (None, Some(sub)) => Some((sub, window::key_hash(sub))),
             (Some(name), None) => {
                 let nh = window::key_hash(name);
-                Some(self.sub_by_name.get(&nh).map_or((name, nh), |(sh, sub)| (&**sub, *sh)))
+                let UserAliases { sub_by_name, text } = self;
+                Some(sub_by_name.get(&nh).map_or((name, nh), |(sh, sub)| (sub.as_str(text), *sh)))
             }
             (None, None) => None,
+        }
+    }
+}
+
+/// An identifier kept for hours: Cognito's subs and event ids are lowercase UUIDs, packed into 16 bytes
+/// instead of 36 bytes of text on the heap (impossible travel keeps a few event ids for every user who
+/// signs in, [`UserAliases`] a sub); anything else as is.
+#[derive(Debug, Clone)]
+pub enum PackedId {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+/// Byte offsets of the hyphens in a UUID's text.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+impl PackedId {
+    pub fn new(s: &str) -> PackedId {
+        Self::pack(s).map_or_else(|| PackedId::Text(Box::from(s)), PackedId::Uuid)
+    }
+
+    /// Only the canonical lowercase form, so the text written back is byte for byte the one read.
+    fn pack(s: &str) -> Option<[u8; 16]> {
+        let b = s.as_bytes();
+        if b.len() != 36 || UUID_HYPHENS.iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 16];
+        let mut at = 0;
+        for byte in &mut out {
+            if UUID_HYPHENS.contains(&at) {
+                at += 1;
+            }
+            *byte = nibble(b[at])? << 4 | nibble(b[at + 1])?;
+            at += 2;
+        }
+        Some(out)
+    }
+
+    /// The id's text, written into `buf` when packed.
+    pub fn as_str<'a>(&'a self, buf: &'a mut [u8; 36]) -> &'a str {
+        match self {
+            PackedId::Text(s) => s,
+            PackedId::Uuid(bytes) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut at = 0;
+                for (i, byte) in bytes.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        buf[at] = b'-';
+                        at += 1;
+                    }
+                    buf[at] = HEX[usize::from(byte >> 4)];
+                    buf[at + 1] = HEX[usize::from(byte & 15)];
+                    at += 2;
+                }
+                // Only ASCII hex digits and hyphens were written.
+                std::str::from_utf8(&buf[..]).unwrap_or_default()
+            }
         }
     }
 }
@@ -283,6 +354,26 @@ pub fn group_ip(ip: IpAddr, ipv6_prefix: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_pack_only_canonical_uuids_and_read_back_the_same() {
+        let mut buf = [0u8; 36];
+        for id in ["9e48f598-c837-4e43-8dfd-6e1dd5048957", "00000000-0000-0000-0000-000000000000"] {
+            let e = PackedId::new(id);
+            assert!(matches!(e, PackedId::Uuid(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+        for id in [
+            "9E48F598-C837-4E43-8DFD-6E1DD5048957",
+            "9e48f598c8374e438dfd6e1dd5048957",
+            "ev-login_POST",
+            "9e48f598-c837-4e43-8dfd-6e1dd504895g",
+        ] {
+            let e = PackedId::new(id);
+            assert!(matches!(e, PackedId::Text(_)), "{id}");
+            assert_eq!(e.as_str(&mut buf), id);
+        }
+    }
 
     #[test]
     fn ipv4_keys_read_as_std_formats_them() {
