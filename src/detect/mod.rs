@@ -167,6 +167,7 @@ pub struct Engine {
     sharding: Option<Sharding>,
 }
 
+#[derive(Default)]
 struct Sharding {
     workers: Vec<Worker>,
     batch: Batch,
@@ -192,7 +193,7 @@ impl Engine {
         let split: Vec<usize> =
             (0..engine.detectors.len()).filter(|&i| engine.detectors[i].shard_key().is_some()).collect();
         if shards == 1 || split.is_empty() {
-            engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default() });
+            engine.sharding = Some(Sharding::default());
             return engine;
         }
         // Every shard on a worker: this thread has the whole rules, the merge and the correlation stage, and
@@ -215,7 +216,7 @@ impl Engine {
                 Ok(w) => workers.push(w),
                 // No thread to be had: every rule runs here.
                 Err(_) => {
-                    engine.sharding = Some(Sharding { workers: Vec::new(), batch: Batch::default() });
+                    engine.sharding = Some(Sharding::default());
                     return engine;
                 }
             }
