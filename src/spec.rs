@@ -470,25 +470,16 @@ pub fn parse_set(files: &[(&str, &str)]) -> Result<SpecSet, SpecErrors> {
 mod tests {
     use super::*;
 
-    const SPEC: &str = r#"
-id = "x"
-detector = "failed_login_burst"
-description = "d"
-key = "ip"
-window = "5m"
-threshold = 10
-severity = "medium"
-max_events_per_key = 4096
-[match]
-kinds = ["sign_in"]
-outcomes = ["failure"]
-[params]
-failure_share_above = 0.0
-"#;
-
     #[test]
     fn max_events_per_key_stays_within_what_a_window_counts() {
-        let with = |n: &str| parse_spec(&SPEC.replace("4096", n), "filters/x.toml", "x").map(|s| s.max_events_per_key);
+        // A built-in spec with the setting added before its first table.
+        let builtin =
+            BUILTIN.iter().find(|(n, _)| *n == "failed_login_burst_ip.toml").map(|(_, t)| *t).expect("built in");
+        let with = |n: &str| {
+            let text = builtin.replacen("\n[", &format!("\nmax_events_per_key = {n}\n["), 1);
+            parse_spec(&text, "filters/failed_login_burst_ip.toml", "failed_login_burst_ip")
+                .map(|s| s.max_events_per_key)
+        };
         assert_eq!(with("4096").ok(), Some(4096));
         assert_eq!(with("65000").ok(), Some(MAX_WINDOW_ENTRIES));
         for bad in ["15", "65001", "1000000"] {
