@@ -108,10 +108,14 @@ impl<R: CountingRule> Rule for Counting<R> {
         // ratio covers the whole window (a busy NAT's successes before its first typo count). A rule that
         // only counts failures starts tracking a key at its first failure: most traffic is successful
         // sign-ins by keys that never fail.
-        if !self.rule.needs_context() && !starts_tracking(spec, ev) && self.keys.get_live(h, clock).is_none() {
-            return;
-        }
-        let w = self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try));
+        let w = if self.rule.needs_context() || starts_tracking(spec, ev) {
+            self.keys.get_or_insert_with(h, clock, || KeyWindow::new(track, low_try))
+        } else {
+            match self.keys.get_live_mut(h, clock) {
+                Some(w) => w,
+                None => return,
+            }
+        };
         w.push(
             Entry { time: ev.time, outcome: self.rule.outcome(ev), counted, aux, aux_name: counterpart.map(Name::new) },
             spec.max_events_per_key,

@@ -636,6 +636,20 @@ impl<S: LastSeen> KeyedState<S> {
         self.get(h).filter(|s| s.last_seen() > cutoff)
     }
 
+    /// [`KeyedState::get_live`] for a caller that updates the state: marked as used now (as
+    /// [`KeyedState::get_or_insert_with`] marks it), in one lookup.
+    pub fn get_live_mut(&mut self, h: u64, now: Timestamp) -> Option<&mut S> {
+        let cutoff = now.saturating_sub(self.horizon);
+        let i = self.find(h)?;
+        let slot = self.slots.get_mut(i);
+        if slot.state.last_seen() <= cutoff {
+            return None;
+        }
+        self.uses += 1;
+        slot.used = self.uses;
+        Some(&mut slot.state)
+    }
+
     /// The state for `h`, marked as used now.
     pub fn get_mut(&mut self, h: u64) -> Option<&mut S> {
         self.uses += 1;
