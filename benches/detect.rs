@@ -41,7 +41,7 @@ impl Feed {
         let outcome =
             if kind.is::<ImpossibleTravel>() || kind.is::<CognitoRisk>() { Outcome::Success } else { Outcome::Failure };
         let mut ev = SignInEvent::new(START, EventKind::SignIn, outcome, Origin::new(Arc::from("bench"), 1));
-        ev.user_name = Some(String::with_capacity(16));
+        ev.user_name = Some(Default::default());
         ev.event_id = Some("9e48f598-c837-4e43-8dfd-6e1dd5048957".into());
         ev.city = Some("Chicago".into());
         ev.country = Some("United States".into());

@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::time::Timestamp;
@@ -194,9 +195,9 @@ impl Factors {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Risk {
     /// `riskLevel`: `Low`, `Medium`, `High` (empty in the log becomes `None`).
-    pub level: Option<String>,
+    pub level: Option<CompactString>,
     /// `riskDecision`: `NoRisk`, `AccountTakeover`, `Block` (the log also shows `PASS`).
-    pub decision: Option<String>,
+    pub decision: Option<CompactString>,
     /// `compromisedCredentialDetected`.
     pub compromised_credentials: Option<bool>,
 }
@@ -243,35 +244,35 @@ impl fmt::Display for Origin {
 pub struct SignInEvent {
     /// Event time (not ingestion time).
     pub time: Timestamp,
-    pub user_pool_id: Option<String>,
-    pub client_id: Option<String>,
+    pub user_pool_id: Option<CompactString>,
+    pub client_id: Option<CompactString>,
     /// The user name as typed or stored; CloudTrail never logs it.
-    pub user_name: Option<String>,
+    pub user_name: Option<CompactString>,
     /// The user's `sub` (a UUID), when known.
-    pub user_sub: Option<String>,
+    pub user_sub: Option<CompactString>,
     pub ip: Option<IpAddr>,
     pub outcome: Outcome,
     /// Why it failed: a CloudTrail `errorCode`, an HTTP status, or Cognito's `eventResponse`.
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<CompactString>,
     pub kind: EventKind,
     /// The vendor's own name for the event: `SignIn`, `InitiateAuth`, `login_POST`...
-    pub event_name: String,
-    pub city: Option<String>,
-    pub country: Option<String>,
+    pub event_name: CompactString,
+    pub city: Option<CompactString>,
+    pub country: Option<CompactString>,
     /// Cognito's `deviceName` or CloudTrail's `userAgent`.
-    pub device: Option<String>,
+    pub device: Option<CompactString>,
     pub risk: Risk,
     /// The password and MFA steps, when the log shows them.
     pub factors: Factors,
     /// The AWS Region the event was logged in (CloudTrail `awsRegion`, or the log group's Region). A
     /// replicated user pool keeps one pool id in every Region; the Region tells their streams apart.
-    pub region: Option<String>,
+    pub region: Option<CompactString>,
     /// The AWS account the event belongs to (CloudTrail `recipientAccountId`), when the record says.
-    pub account: Option<String>,
+    pub account: Option<CompactString>,
     /// The export's `creationDate` is more than a day away from its `eventTimestamp` (AWS's own example
     /// is a year apart); `time` is the `eventTimestamp`. Counted and said in the replay summary.
     pub creation_date_disagrees: bool,
-    pub event_id: Option<String>,
+    pub event_id: Option<CompactString>,
     pub format: LogFormat,
     pub origin: Origin,
 }
@@ -293,9 +294,10 @@ impl SignInEvent {
     }
 
     /// About how much heap memory the event's strings hold, beyond the event itself (the file name is
-    /// shared; allocator rounding is not counted).
+    /// shared; strings of up to 24 bytes are kept inline; allocator rounding is not counted).
     pub fn heap_bytes(&self) -> usize {
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let heap = |s: &CompactString| if s.is_heap_allocated() { s.capacity() } else { 0 };
+        let text = |s: &Option<CompactString>| s.as_ref().map_or(0, heap);
         [
             &self.user_pool_id,
             &self.client_id,
@@ -314,7 +316,7 @@ impl SignInEvent {
         .into_iter()
         .map(text)
         .sum::<usize>()
-            + self.event_name.capacity()
+            + heap(&self.event_name)
     }
 
     /// A minimal event, for tests and the simulator to fill in.
@@ -329,7 +331,7 @@ impl SignInEvent {
             outcome,
             failure_reason: None,
             kind,
-            event_name: String::new(),
+            event_name: CompactString::default(),
             city: None,
             country: None,
             device: None,

@@ -137,9 +137,9 @@ fn sign_in(events: &mut Vec<SignInEvent>, t: i64, user: &str, ip: IpAddr, outcom
     let mut ev = SignInEvent::new(Timestamp(t), EventKind::SignIn, outcome, origin);
     ev.user_pool_id = Some("us-east-1_Office01".into());
     ev.user_name = Some(user.into());
-    ev.user_sub = Some(format!("sub-{user}"));
+    ev.user_sub = Some(format!("sub-{user}").into());
     ev.ip = Some(ip);
-    ev.event_id = Some(format!("e{}", events.len()));
+    ev.event_id = Some(format!("e{}", events.len()).into());
     events.push(ev);
 }
 

@@ -93,7 +93,7 @@ fn event(row: Row) -> SignInEvent {
     let (time, user, ip, outcome) = row;
     let mut ev = SignInEvent::new(Timestamp(time), EventKind::SignIn, outcome, Origin::new("flood".into(), 1));
     ev.event_name = "SignIn".into();
-    ev.user_name = Some(user);
+    ev.user_name = Some(user.into());
     ev.ip = Some(ip);
     ev
 }

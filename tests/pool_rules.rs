@@ -90,10 +90,10 @@ impl Day {
         let origin = Origin::new(Arc::from("synthetic"), self.events.len() as u64 + 1);
         let mut ev = SignInEvent::new(Timestamp(t), kind, outcome, origin);
         ev.user_pool_id = Some(POOL.into());
-        ev.user_name = name;
-        ev.user_sub = sub;
+        ev.user_name = name.map(Into::into);
+        ev.user_sub = sub.map(Into::into);
         ev.ip = Some(ip);
-        ev.event_id = Some(format!("e{}", self.events.len()));
+        ev.event_id = Some(format!("e{}", self.events.len()).into());
         ev.factors = match mfa {
             Mfa::None if kind == EventKind::SignIn => Factors {
                 password: if outcome == Outcome::Failure { Step::Failed } else { Step::Passed },

@@ -88,9 +88,9 @@ fn failure(t: i64, user: &str, n: usize) -> SignInEvent {
     let mut ev = SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Failure, origin);
     ev.user_pool_id = Some("us-east-1_Shards01".into());
     ev.user_name = Some(user.into());
-    ev.user_sub = Some(format!("sub-{user}"));
+    ev.user_sub = Some(format!("sub-{user}").into());
     ev.ip = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, (n % 200) as u8 + 1)));
-    ev.event_id = Some(format!("e{n}"));
+    ev.event_id = Some(format!("e{n}").into());
     ev
 }
 

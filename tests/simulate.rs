@@ -537,7 +537,9 @@ fn truth_matches_the_log_with_every_kind() {
                 evs.iter().filter(|e| e.time >= t.start.floor_sec() && e.time <= t.end).collect();
             for u in &t.users {
                 assert!(
-                    inside.iter().any(|e| e.user_name.as_ref() == Some(u) || e.user_sub.as_ref() == Some(u)),
+                    inside.iter().any(
+                        |e| e.user_name.as_deref() == Some(u.as_str()) || e.user_sub.as_deref() == Some(u.as_str())
+                    ),
                     "{format} {}: user {u} missing",
                     t.id
                 );

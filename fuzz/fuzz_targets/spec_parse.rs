@@ -27,10 +27,10 @@ fuzz_target!(|data: &[u8]| {
     for i in 0..64i64 {
         let outcome = if i % 7 == 6 { Outcome::Success } else { Outcome::Failure };
         let mut ev = SignInEvent::new(Timestamp(base + i * 1_000), EventKind::SignIn, outcome, origin.clone());
-        ev.user_name = Some(format!("user{}", i % 5));
+        ev.user_name = Some(format!("user{}", i % 5).into());
         ev.ip = Some(std::net::IpAddr::from([203, 0, 113, (i % 3) as u8]));
-        ev.city = Some(if i % 2 == 0 { "Paris" } else { "Tokyo" }.to_owned());
-        ev.country = Some(if i % 2 == 0 { "France" } else { "Japan" }.to_owned());
+        ev.city = Some(if i % 2 == 0 { "Paris" } else { "Tokyo" }.into());
+        ev.country = Some(if i % 2 == 0 { "France" } else { "Japan" }.into());
         engine.push(ev, &mut out);
     }
     engine.finish(&mut out);

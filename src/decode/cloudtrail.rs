@@ -1,6 +1,7 @@
 //! CloudTrail records from `cognito-idp.amazonaws.com` (aws-formats.md §2) → [`SignInEvent`]: API calls
 //! (`InitiateAuth`, `RespondToAuthChallenge`...) and hosted-UI service events (`login_POST`...).
 
+use compact_str::CompactString;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -136,14 +137,14 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
 
     let mut event = SignInEvent::new(time, kind, outcome, origin.clone());
     event.factors = factors;
-    event.failure_reason = failure_reason;
-    event.event_name = name.to_owned();
+    event.failure_reason = failure_reason.map(CompactString::from);
+    event.event_name = name.into();
     let hosted_request = additional.request_parameters.unwrap_or_default();
-    event.user_sub = visible(additional.sub.get().or(hosted_request.sub.get())).map(str::to_owned);
+    event.user_sub = visible(additional.sub.get().or(hosted_request.sub.get())).map(CompactString::from);
     event.user_name = visible(hosted_request.username.get())
-        .map(str::to_owned)
+        .map(CompactString::from)
         .or_else(|| auth_username(&request))
-        .or_else(|| visible(request.username.get()).map(str::to_owned));
+        .or_else(|| visible(request.username.get()).map(CompactString::from));
     event.client_id = request.client_id.owned().or_else(|| hosted_request.client_id.owned());
     event.user_pool_id = request
         .user_pool_id
@@ -171,10 +172,10 @@ fn parse_nested<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>, fie
 }
 
 /// `USERNAME` when `authParameters` is an object; it is a placeholder string when the call failed.
-fn auth_username(request: &Request) -> Option<String> {
+fn auth_username(request: &Request) -> Option<CompactString> {
     let raw = request.auth_parameters.filter(|r| r.get().starts_with('{'))?;
     let params: AuthParameters = serde_json::from_str(raw.get()).ok()?;
-    visible(params.username.get()).map(str::to_owned)
+    visible(params.username.get()).map(CompactString::from)
 }
 
 /// The kind of a user-facing API call; `None` for management calls (pool, client and admin user
@@ -328,12 +329,12 @@ fn event_time(field: &Text) -> Result<Timestamp, String> {
 }
 
 /// `arn:aws:cognito-idp:<region>:<account>:userpool/<pool id>` → the pool id.
-fn pool_from_resources(raw: Option<&RawValue>) -> Option<String> {
+fn pool_from_resources(raw: Option<&RawValue>) -> Option<CompactString> {
     let resources: Vec<Resource> = serde_json::from_str(raw?.get()).ok()?;
     resources.iter().find_map(|r| {
         let arn = r.arn.get()?;
         let (_, pool) = arn.split_once(":userpool/")?;
-        Some(pool.to_owned()).filter(|p| !p.is_empty())
+        Some(CompactString::from(pool)).filter(|p| !p.is_empty())
     })
 }
 

@@ -1,5 +1,6 @@
 //! The exported Cognito user-activity log (`userAuthEvents`, aws-formats.md §1) → [`SignInEvent`].
 
+use compact_str::CompactString;
 use std::net::IpAddr;
 
 use serde::de::IgnoredAny;
@@ -99,13 +100,13 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     let time = event_time(&rec.event_timestamp)?;
     let (outcome, failure_reason) = match msg.event_response.get() {
         Some("Pass") => (Outcome::Success, None),
-        Some("Fail") => (Outcome::Failure, Some("Fail".to_owned())),
+        Some("Fail") => (Outcome::Failure, Some(CompactString::const_new("Fail"))),
         Some("InProgress") => (Outcome::InProgress, None),
         _ => (Outcome::Unknown, None),
     };
     let mut event = SignInEvent::new(time, kind(event_type), outcome, origin.clone());
     event.failure_reason = failure_reason;
-    event.event_name = event_type.to_owned();
+    event.event_name = event_type.into();
     event.user_pool_id =
         msg.user_pool_id.owned().or_else(|| rec.log_source_id.as_ref().and_then(|l| l.user_pool_id.owned()));
     event.client_id = msg.client_id.owned();

@@ -23,6 +23,7 @@ pub use messages::log_messages;
 use std::borrow::Cow;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -357,8 +358,8 @@ impl<'a> Text<'a> {
         }
     }
 
-    fn owned(&self) -> Option<String> {
-        self.get().map(str::to_owned)
+    fn owned(&self) -> Option<CompactString> {
+        self.get().map(CompactString::from)
     }
 
     fn is_present(&self) -> bool {
@@ -506,7 +507,7 @@ mod tests {
     }
 
     fn text(json: &str) -> Result<Option<String>, String> {
-        serde_json::from_str::<T>(json).map(|t| t.v.owned()).map_err(|e| e.to_string())
+        serde_json::from_str::<T>(json).map(|t| t.v.owned().map(String::from)).map_err(|e| e.to_string())
     }
 
     #[test]

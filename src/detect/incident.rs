@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use compact_str::CompactString;
 use serde_json::{json, Map, Value};
 
 use super::window;
@@ -55,6 +56,11 @@ pub struct Incident {
     pub shown_counterpart: Option<String>,
 }
 
+/// An event's text as the incident keeps it.
+fn owned(text: &Option<CompactString>) -> Option<String> {
+    text.as_deref().map(String::from)
+}
+
 impl Incident {
     /// Opens an incident for `key` at the event `ev` that crossed the threshold.
     pub fn open(spec: &Spec, key: &str, ev: &SignInEvent, first_seen: Timestamp) -> Incident {
@@ -62,15 +68,15 @@ impl Incident {
         Incident {
             id,
             key: key.to_string(),
-            user_name: if spec.key == KeyKind::User { ev.user_name.clone().filter(|n| !n.is_empty()) } else { None },
-            user_sub: ev.user_sub.clone(),
+            user_name: if spec.key == KeyKind::User { owned(&ev.user_name).filter(|n| !n.is_empty()) } else { None },
+            user_sub: owned(&ev.user_sub),
             // A pool-wide incident's key is its pool (`pool@region` for a replica's events).
-            user_pool_id: ev.user_pool_id.clone().or_else(|| {
+            user_pool_id: owned(&ev.user_pool_id).or_else(|| {
                 (spec.key == KeyKind::Pool && !key.starts_with("app client "))
                     .then(|| key.split('@').next().unwrap_or(key).to_string())
             }),
-            region: ev.region.clone(),
-            account: ev.account.clone(),
+            region: owned(&ev.region),
+            account: owned(&ev.account),
             first_seen: first_seen.min(ev.time),
             last_seen: ev.time,
             detected_at: ev.time,
@@ -159,20 +165,20 @@ impl Incident {
     pub fn learn(&mut self, ev: &SignInEvent, key_kind: KeyKind) {
         if key_kind == KeyKind::User {
             if self.user_name.is_none() {
-                self.user_name = ev.user_name.clone().filter(|n| !n.is_empty());
+                self.user_name = owned(&ev.user_name).filter(|n| !n.is_empty());
             }
             if self.user_sub.is_none() {
-                self.user_sub = ev.user_sub.clone().filter(|s| !s.is_empty());
+                self.user_sub = owned(&ev.user_sub).filter(|s| !s.is_empty());
             }
         }
         if self.user_pool_id.is_none() {
-            self.user_pool_id.clone_from(&ev.user_pool_id);
+            self.user_pool_id = owned(&ev.user_pool_id);
         }
         if self.region.is_none() {
-            self.region.clone_from(&ev.region);
+            self.region = owned(&ev.region);
         }
         if self.account.is_none() {
-            self.account.clone_from(&ev.account);
+            self.account = owned(&ev.account);
         }
     }
 

@@ -28,7 +28,7 @@ use crate::time::{Span, Timestamp};
 fn fill_region(d: &mut Decoded, source_region: Option<&String>) {
     if let (Decoded::Event(ev), Some(region)) = (d, source_region) {
         if ev.region.is_none() {
-            ev.region = Some(region.clone());
+            ev.region = Some(region.as_str().into());
         }
     }
 }
@@ -497,7 +497,7 @@ mod tests {
                 crate::event::Outcome::Success,
                 origin.clone(),
             );
-            ev.region = region.map(str::to_owned);
+            ev.region = region.map(Into::into);
             Decoded::Event(Box::new(ev))
         };
         let region_of = |d: &Decoded| match d {

@@ -196,7 +196,7 @@ mod tests {
     fn event(t: i64, line: u64) -> Box<SignInEvent> {
         let mut ev =
             SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Success, Origin::new(Arc::from("f"), line));
-        ev.user_name = Some(format!("user-{line}"));
+        ev.user_name = Some(format!("user-{line}").into());
         Box::new(ev)
     }
 
