@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -33,7 +32,7 @@ fn decode(record: &[u8], origin: &Origin) -> usize {
 }
 
 fn bench_formats(c: &mut Criterion) {
-    let origin = Origin::new(Arc::from("bench"), 1);
+    let origin = Origin::new("bench".into(), 1);
     let cognito = lines("cognito");
     let cloudtrail = lines("cloudtrail");
     let mut g = c.benchmark_group("decode");

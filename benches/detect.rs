@@ -5,7 +5,6 @@ mod common;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
@@ -40,7 +39,7 @@ impl Feed {
     fn new(kind: DetectorKind) -> Feed {
         let outcome =
             if kind.is::<ImpossibleTravel>() || kind.is::<CognitoRisk>() { Outcome::Success } else { Outcome::Failure };
-        let mut ev = SignInEvent::new(START, EventKind::SignIn, outcome, Origin::new(Arc::from("bench"), 1));
+        let mut ev = SignInEvent::new(START, EventKind::SignIn, outcome, Origin::new("bench".into(), 1));
         ev.user_name = Some(Default::default());
         ev.event_id = Some("9e48f598-c837-4e43-8dfd-6e1dd5048957".into());
         ev.city = Some("Chicago".into());

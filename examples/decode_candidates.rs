@@ -195,7 +195,7 @@ fn main() -> std::io::Result<()> {
     let file = std::io::BufReader::new(std::fs::File::open(path)?);
     let lines: Vec<String> = file.lines().take(max_lines).collect::<Result<_, _>>()?;
     let bytes: usize = lines.iter().map(String::len).sum();
-    let origin = Origin::new(Arc::from(path.as_str()), 1);
+    let origin = Origin::new(path.as_str().into(), 1);
 
     let mut candidates = candidates();
     let mut rates = vec![Vec::new(); candidates.len()];

@@ -4,9 +4,12 @@
 //! [`SignInEvent`]. Strings here are raw log text: sanitise them (`crate::sanitize`) before they reach a
 //! terminal, a notification or a log line.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use compact_str::CompactString;
 use serde::Serialize;
@@ -212,7 +215,7 @@ impl Risk {
 /// (`Records[i]`, `events[i]`, `logEvents[i]`) when the line held several records.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
-    pub file: Arc<str>,
+    pub file: FileName,
     /// 1-based line number; for a whole-document file, the line where the document starts.
     pub line: u64,
     /// 0-based index inside a container, when there is one.
@@ -220,12 +223,78 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn new(file: Arc<str>, line: u64) -> Origin {
+    pub fn new(file: FileName, line: u64) -> Origin {
         Origin { file, line, record: None }
     }
 
     pub fn with_record(&self, record: usize) -> Origin {
-        Origin { file: self.file.clone(), line: self.line, record: Some(record.min(u32::MAX as usize) as u32) }
+        Origin { file: self.file, line: self.line, record: Some(record.min(u32::MAX as usize) as u32) }
+    }
+}
+
+/// The name of an input (a file, `-` for standard input, `group/stream` for a CloudWatch log stream),
+/// interned for the life of the process, so that an [`Origin`] names its input without a reference
+/// count. Every record and every event carries an origin; when it held an `Arc<str>`, the reader, decoder
+/// and merger threads each updated the one shared count for every record, and that contended cache line
+/// was a tenth of `replay --decode-only`'s time. Names come from the command line and from AWS (log
+/// stream names), never from a log's content, so the set holds as many names as there are inputs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileName(&'static str);
+
+impl FileName {
+    /// The interned name: the same text gives the same `FileName`, kept once however often it is asked.
+    pub fn new(name: &str) -> FileName {
+        static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+        // A panic elsewhere while holding the lock leaves the set as it was: still a valid set.
+        let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&known) = names.get(name) {
+            return FileName(known);
+        }
+        let kept: &'static str = Box::leak(Box::from(name));
+        names.insert(kept);
+        FileName(kept)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl Deref for FileName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl fmt::Display for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl From<&str> for FileName {
+    fn from(name: &str) -> FileName {
+        FileName::new(name)
+    }
+}
+
+impl From<String> for FileName {
+    fn from(name: String) -> FileName {
+        FileName::new(&name)
+    }
+}
+
+impl From<&Path> for FileName {
+    fn from(path: &Path) -> FileName {
+        FileName::new(&path.to_string_lossy())
     }
 }
 
@@ -370,6 +439,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_name_is_kept_once_and_reads_as_its_text() {
+        let a = FileName::new("logs/2026-12-05.jsonl");
+        let b = FileName::from(String::from("logs/2026-12-05.jsonl"));
+        assert!(std::ptr::eq(a.as_str(), b.as_str()), "the same text is interned once");
+        assert_eq!(a, b);
+        assert_ne!(a, FileName::new("logs/2026-12-06.jsonl"));
+        let origin = Origin::new(a, 7).with_record(2);
+        assert_eq!(origin.to_string(), "logs/2026-12-05.jsonl:7 record 2");
+        assert_eq!(format!("{:?}", origin.file), "\"logs/2026-12-05.jsonl\"");
+    }
+
+    #[test]
     fn format_flag_parses_in_any_case_and_explains_errors() {
         assert_eq!(LogFormat::parse_forced("auto"), Ok(None));
         assert_eq!(LogFormat::parse_forced("CloudTrail"), Ok(Some(LogFormat::CloudTrail)));
@@ -390,8 +471,7 @@ mod tests {
 
     #[test]
     fn a_replica_region_is_part_of_the_pool_key() {
-        let mut ev =
-            SignInEvent::new(Timestamp(0), EventKind::SignIn, Outcome::Success, Origin::new(Arc::from("f"), 1));
+        let mut ev = SignInEvent::new(Timestamp(0), EventKind::SignIn, Outcome::Success, Origin::new("f".into(), 1));
         assert_eq!(ev.pool_key(), None);
         ev.user_pool_id = Some("us-east-1_ABC".into());
         assert_eq!(ev.pool_key().map(|k| k.to_string()).as_deref(), Some("us-east-1_ABC"));

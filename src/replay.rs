@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::decode::{decode_record, Decoded, Rejection};
 use crate::detect::{DetectorStats, Engine, EngineSettings, EngineStats};
-use crate::event::{LogFormat, Origin, SignInEvent};
+use crate::event::{FileName, LogFormat, Origin, SignInEvent};
 use crate::finding::Finding;
 use crate::pipeline::intake::Intake;
 pub use crate::sink::summary::FindingTally;
@@ -335,7 +335,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
                 }
                 Err(e) => {
                     finished[file] = true;
-                    let name: Arc<str> = Arc::from(input.display_name());
+                    let name = FileName::from(input.display_name());
                     let rejection = Rejection::new(&Origin::new(name, 0), format!("cannot read: {e}"));
                     if jobs.send(Job { file, seq, items: vec![ReadItem::Rejected(rejection)], eof: true }).is_err() {
                         return;

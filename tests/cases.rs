@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::Arc;
 
 use authwatch::correlate::{CaseRecord, CaseStatus, Merges};
 use authwatch::detect::{Engine, EngineSettings};
@@ -133,7 +132,7 @@ const OFFICE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 66));
 
 fn sign_in(events: &mut Vec<SignInEvent>, t: i64, user: &str, ip: IpAddr, outcome: Outcome) {
-    let origin = Origin::new(Arc::from("synthetic"), events.len() as u64 + 1);
+    let origin = Origin::new("synthetic".into(), events.len() as u64 + 1);
     let mut ev = SignInEvent::new(Timestamp(t), EventKind::SignIn, outcome, origin);
     ev.user_pool_id = Some("us-east-1_Office01".into());
     ev.user_name = Some(user.into());

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use authwatch::detect::{Engine, EngineSettings};
 use authwatch::event::{EventKind, Factors, Origin, Outcome, SignInEvent, Step};
@@ -87,7 +86,7 @@ impl Day {
         ip: IpAddr,
         mfa: Mfa,
     ) {
-        let origin = Origin::new(Arc::from("synthetic"), self.events.len() as u64 + 1);
+        let origin = Origin::new("synthetic".into(), self.events.len() as u64 + 1);
         let mut ev = SignInEvent::new(Timestamp(t), kind, outcome, origin);
         ev.user_pool_id = Some(POOL.into());
         ev.user_name = name.map(Into::into);

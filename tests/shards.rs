@@ -5,7 +5,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 
 use authwatch::detect::{Engine, EngineSettings};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent};
@@ -84,7 +83,7 @@ const T0: i64 = 1_780_000_000_000;
 const MIN: i64 = 60_000;
 
 fn failure(t: i64, user: &str, n: usize) -> SignInEvent {
-    let origin = Origin::new(Arc::from("synthetic"), n as u64);
+    let origin = Origin::new("synthetic".into(), n as u64);
     let mut ev = SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Failure, origin);
     ev.user_pool_id = Some("us-east-1_Shards01".into());
     ev.user_name = Some(user.into());

@@ -430,8 +430,6 @@ fn bad_arguments_are_rejected_with_the_flag_named() {
 
 // ---- Issue 13: the pool-wide and slow attacks, the look-alikes, and the benign traffic around them ----
 
-use std::sync::Arc;
-
 use authwatch::decode::{decode_record, Decoded};
 use authwatch::event::{EventKind, Origin, Outcome, SignInEvent, Step};
 use authwatch::simulate::attacks::AttackKind;
@@ -440,7 +438,7 @@ const HOUR: i64 = 3_600_000;
 
 /// Every event of the log, decoded by authwatch's own decoder (what `authwatch replay` reads).
 fn decoded(events: &[SimEvent]) -> Vec<SignInEvent> {
-    let origin = Origin::new(Arc::from("sim"), 1);
+    let origin = Origin::new("sim".into(), 1);
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         decode_record(ev.line.as_bytes(), &origin, None, &mut |d| match d {

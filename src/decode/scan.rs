@@ -407,7 +407,6 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -557,7 +556,7 @@ mod tests {
     }
 
     fn both(bytes: &[u8], forced: Option<LogFormat>) -> (Vec<Decoded>, Vec<Decoded>) {
-        let origin = Origin::new(Arc::from("t.jsonl"), 3);
+        let origin = Origin::new("t.jsonl".into(), 3);
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
         decode_record(bytes, &origin, forced, &mut |d| fast.push(d));
         decode_record_with_serde(bytes, &origin, forced, &mut |d| slow.push(d));

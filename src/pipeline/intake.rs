@@ -79,10 +79,9 @@ mod tests {
     use super::*;
     use crate::decode::{Rejection, SkipReason};
     use crate::event::{EventKind, Origin, SignInEvent};
-    use std::sync::Arc;
 
     fn event(t: i64) -> Decoded {
-        let origin = Origin::new(Arc::from("f"), 1);
+        let origin = Origin::new("f".into(), 1);
         Decoded::Event(Box::new(SignInEvent::new(
             Timestamp(t),
             EventKind::SignIn,
@@ -96,7 +95,7 @@ mod tests {
         let mut intake = Intake::new(Some(Timestamp(10)), Some(Timestamp(20)));
         let admitted: Vec<bool> = [9, 10, 19, 20].into_iter().map(|t| intake.admit(&event(t))).collect();
         assert_eq!(admitted, [false, true, true, false], "since is in the range, until is not");
-        let origin = Origin::new(Arc::from("f"), 2);
+        let origin = Origin::new("f".into(), 2);
         assert!(!intake.admit(&Decoded::Rejected(Rejection::new(&origin, "bad"))));
         let skip = SkipReason::OtherService;
         assert!(!intake.admit(&Decoded::Skipped(skip)));
@@ -110,7 +109,7 @@ mod tests {
     #[test]
     fn sign_ins_and_creation_date_disagreements_are_counted_among_the_events() {
         let mut intake = Intake::new(None, None);
-        let origin = Origin::new(Arc::from("f"), 1);
+        let origin = Origin::new("f".into(), 1);
         let mut sign_up = SignInEvent::new(Timestamp(5), EventKind::SignUp, crate::event::Outcome::InProgress, origin);
         sign_up.creation_date_disagrees = true;
         intake.admit(&Decoded::Event(Box::new(sign_up)));

@@ -191,11 +191,9 @@ pub fn held_size(ev: &SignInEvent) -> usize {
 mod tests {
     use super::*;
     use crate::event::{EventKind, Origin, Outcome};
-    use std::sync::Arc;
 
     fn event(t: i64, line: u64) -> Box<SignInEvent> {
-        let mut ev =
-            SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Success, Origin::new(Arc::from("f"), line));
+        let mut ev = SignInEvent::new(Timestamp(t), EventKind::SignIn, Outcome::Success, Origin::new("f".into(), line));
         ev.user_name = Some(format!("user-{line}").into());
         Box::new(ev)
     }
@@ -269,7 +267,7 @@ mod tests {
         let mut r = Orderer::new();
         let times = [5, 3, 5, 1, 7, 3, 7, 2];
         for (seq, t) in times.iter().enumerate() {
-            let origin = Origin::new(Arc::from("t"), seq as u64);
+            let origin = Origin::new("t".into(), seq as u64);
             r.push(Box::new(SignInEvent::new(Timestamp(*t), EventKind::SignIn, Outcome::Failure, origin)));
         }
         assert_eq!(r.len(), times.len());

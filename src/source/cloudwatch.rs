@@ -25,7 +25,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::{Backoff, LiveRecord, SourceMsg};
-use crate::event::Origin;
+use crate::event::{FileName, Origin};
 use crate::time::Timestamp;
 
 /// Most events per `FilterLogEvents` page (the API's maximum).
@@ -203,7 +203,7 @@ async fn pass(
                 page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
             }
             let stream = ev.log_stream_name().unwrap_or("");
-            let origin = Origin::new(Arc::from(format!("{name}/{stream}")), 0);
+            let origin = Origin::new(FileName::new(&format!("{name}/{stream}")), 0);
             records.push(LiveRecord {
                 bytes: msg.as_bytes().to_vec(),
                 origin,

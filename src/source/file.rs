@@ -9,7 +9,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::{Input, Limits, RawRecord, ReadItem, SourceError};
 use crate::decode::Rejection;
-use crate::event::Origin;
+use crate::event::{FileName, Origin};
 
 /// Read buffer size: large enough that a line rarely spans two reads.
 const BUFFER_BYTES: usize = 256 * 1024;
@@ -26,7 +26,7 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 /// "line is N bytes, over the limit of M (--max-line-bytes)". A read or gzip error (truncated/corrupt gzip)
 /// yields one Rejection naming the file and line reached, then the reader ends.
 pub struct RecordReader {
-    name: Arc<str>,
+    name: FileName,
     reader: Box<dyn BufRead + Send>,
     consumed: Arc<AtomicU64>,
     limits: Limits,
@@ -98,8 +98,8 @@ impl RecordReader {
     }
 
     /// The file path as shown, or `<stdin>`.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
+    pub fn name(&self) -> FileName {
+        self.name
     }
 
     /// Raw bytes consumed from the file (compressed bytes for gzip), for progress.
@@ -287,7 +287,7 @@ impl RecordReader {
     }
 
     fn origin(&self, line: u64) -> Origin {
-        Origin::new(self.name.clone(), line)
+        Origin::new(self.name, line)
     }
 }
 

@@ -16,14 +16,13 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use super::cloudwatch::sleep_or_shutdown;
 use super::{LiveRecord, SourceMsg, DEFAULT_MAX_LINE_BYTES};
-use crate::event::Origin;
+use crate::event::{FileName, Origin};
 use crate::time::Timestamp;
 
 /// Longest line accepted, as for `replay`'s default `--max-line-bytes` (the monitor has no such flag).
@@ -46,7 +45,7 @@ struct Open {
 /// Follows one path. Blocking file reads are short (one chunk) and run on the runtime's blocking pool.
 pub struct Follower {
     path: PathBuf,
-    name: Arc<str>,
+    name: FileName,
     open: Option<Open>,
     line: LineBuf,
     poll_bytes: u64,
@@ -59,7 +58,7 @@ impl Follower {
 
     /// A follower with other bounds than the defaults (tests use small ones).
     fn with_bounds(path: PathBuf, max_line: usize, poll_bytes: u64) -> Follower {
-        let name: Arc<str> = Arc::from(path.display().to_string());
+        let name = FileName::from(path.display().to_string());
         Follower { path, name, open: None, line: LineBuf::new(max_line), poll_bytes: poll_bytes.max(1) }
     }
 
@@ -89,7 +88,7 @@ impl Follower {
                 // last line without a newline is still a line. Switch.
                 if !self.line.is_empty() {
                     open.line += 1;
-                    self.line.finish(&self.name, open.line, out);
+                    self.line.finish(self.name, open.line, out);
                 }
                 self.open = None;
                 continue;
@@ -128,7 +127,7 @@ impl Follower {
             while let Some(i) = rest.iter().position(|&b| b == b'\n') {
                 self.line.push(&rest[..i]);
                 open.line += 1;
-                self.line.finish(&self.name, open.line, out);
+                self.line.finish(self.name, open.line, out);
                 rest = &rest[i + 1..];
             }
             self.line.push(rest);
@@ -174,11 +173,11 @@ impl LineBuf {
     }
 
     /// Ends the line: a record, a rejection when it is over the limit, nothing when it is blank.
-    fn finish(&mut self, name: &Arc<str>, line: u64, out: &mut Vec<LiveRecord>) {
+    fn finish(&mut self, name: FileName, line: u64, out: &mut Vec<LiveRecord>) {
         let len = self.len - u64::from(self.ends_cr);
         let bytes = std::mem::take(&mut self.kept);
         self.clear();
-        let origin = Origin::new(name.clone(), line);
+        let origin = Origin::new(name, line);
         if len > self.max as u64 {
             // The offline reader's wording, without its flag.
             let reason = format!("line is {len} bytes, over the limit of {}", self.max);
