@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::counting::{ratio, recovering_wave};
 use super::incident::Incident;
-use super::pool::{pair_hash, CappedSet, MAX_KNOWN_PAIRS};
+use super::pool::{pair_hash, CappedKeys, MAX_KNOWN_PAIRS};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
 use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
@@ -38,7 +38,7 @@ pub struct AccountTakeover {
     ips: KeyedState<KeyWindow>,
     /// (user, address) pairs that signed in successfully: their failures at that address say nothing
     /// hostile about it (an office NAT's own users mistyping, or a stale client after a release).
-    known_pairs: CappedSet,
+    known_pairs: CappedKeys,
 }
 
 impl Registered for AccountTakeover {
@@ -122,7 +122,7 @@ impl Rule for AccountTakeover {
             params,
             users: KeyedState::new(spec.max_keys, spec.window),
             ips: KeyedState::new(spec.max_keys, spec.window),
-            known_pairs: CappedSet::new(MAX_KNOWN_PAIRS),
+            known_pairs: CappedKeys::new(MAX_KNOWN_PAIRS),
         }
     }
 
@@ -149,7 +149,7 @@ impl Rule for AccountTakeover {
         let known_pair = pair.is_some_and(|p| self.known_pairs.contains(p));
         if ev.outcome == Outcome::Success {
             if let Some(p) = pair {
-                self.known_pairs.set(p, 1);
+                self.known_pairs.insert(p);
             }
         }
         if let Some(h) = ip_hash.filter(|_| !(known_pair && ev.outcome == Outcome::Failure)) {

@@ -10,7 +10,7 @@ use super::counting::{ratio, recovered_failures, recovering_wave, round3, Counti
 use super::elapsed;
 use super::incident::Incident;
 use super::keys::Keys;
-use super::pool::{pair_hash, CappedSet, MAX_KNOWN_PAIRS};
+use super::pool::{pair_hash, CappedKeys, MAX_KNOWN_PAIRS};
 use super::registry::{check_share, Registered};
 use super::window::KeyWindow;
 use crate::event::{Outcome, SignInEvent};
@@ -34,7 +34,7 @@ pub struct FailedLoginBurst {
     params: BurstParams,
     /// With `discount_recovered`: (user, address) pairs that signed in successfully, whose failures at
     /// that address do not count (a user failing at their usual address is a typo or a stale client).
-    known_pairs: Option<CappedSet>,
+    known_pairs: Option<CappedKeys>,
 }
 
 impl Registered for FailedLoginBurst {
@@ -49,7 +49,7 @@ impl Registered for FailedLoginBurst {
 
 impl CountingRule for FailedLoginBurst {
     fn new(params: BurstParams) -> Self {
-        let known_pairs = params.discount_recovered.then(|| CappedSet::new(MAX_KNOWN_PAIRS));
+        let known_pairs = params.discount_recovered.then(|| CappedKeys::new(MAX_KNOWN_PAIRS));
         FailedLoginBurst { params, known_pairs }
     }
 
@@ -61,7 +61,7 @@ impl CountingRule for FailedLoginBurst {
         let pair = pair_hash(keys.user_hash, keys.ip_hash);
         match ev.outcome {
             Outcome::Success => {
-                known.set(pair, 1);
+                known.insert(pair);
                 spec_counts
             }
             Outcome::Failure => spec_counts && !known.contains(pair),
