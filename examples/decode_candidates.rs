@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::io::BufRead;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -85,7 +84,7 @@ struct Challenge<'a> {
 /// The event a struct candidate's fields make: the same owned strings, time and address the decoder makes
 /// (without its rarer checks), so every candidate pays for the same output.
 fn event(line: &Line, origin: &Origin) -> Option<SignInEvent> {
-    let owned = |s: &Option<Cow<str>>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+    let owned = |s: &Option<Cow<str>>| s.as_deref().filter(|s| !s.is_empty()).map(Into::into);
     let m = &line.message;
     let time = Timestamp(line.event_timestamp.trim().parse().ok()?);
     let outcome = match m.event_response.as_deref() {
@@ -95,7 +94,7 @@ fn event(line: &Line, origin: &Origin) -> Option<SignInEvent> {
     };
     let kind = if m.event_type == "SignIn" { EventKind::SignIn } else { EventKind::Other };
     let mut ev = SignInEvent::new(time, kind, outcome, origin.clone());
-    ev.event_name = m.event_type.to_string();
+    ev.event_name = m.event_type.as_ref().into();
     ev.user_pool_id =
         owned(&m.user_pool_id).or_else(|| line.log_source_id.as_ref().and_then(|l| owned(&l.user_pool_id)));
     ev.client_id = owned(&m.client_id);
@@ -108,7 +107,7 @@ fn event(line: &Line, origin: &Origin) -> Option<SignInEvent> {
     ev.risk.level = owned(&m.risk_level);
     ev.risk.decision = owned(&m.risk_decision);
     ev.event_id = owned(&m.event_id);
-    ev.failure_reason = (outcome == Outcome::Failure).then(|| "Fail".to_owned());
+    ev.failure_reason = (outcome == Outcome::Failure).then(|| "Fail".into());
     for c in &m.challenges {
         let step = match c.response.as_deref() {
             Some("Success") => Step::Passed,

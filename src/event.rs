@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Deref;
-use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use compact_str::CompactString;
 use serde::Serialize;
@@ -228,35 +227,52 @@ impl Origin {
     }
 
     pub fn with_record(&self, record: usize) -> Origin {
-        Origin { file: self.file, line: self.line, record: Some(record.min(u32::MAX as usize) as u32) }
+        Origin { file: self.file.clone(), line: self.line, record: Some(record.min(u32::MAX as usize) as u32) }
     }
 }
 
-/// The name of an input (a file, `-` for standard input, `group/stream` for a CloudWatch log stream),
-/// interned for the life of the process, so that an [`Origin`] names its input without a reference
-/// count. Every record and every event carries an origin; when it held an `Arc<str>`, the reader, decoder
-/// and merger threads each updated the one shared count for every record, and that contended cache line
-/// was a tenth of `replay --decode-only`'s time. Names come from the command line and from AWS (log
-/// stream names), never from a log's content, so the set holds as many names as there are inputs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileName(&'static str);
+/// The name of an input: a file named on the command line (or `<stdin>`), or a CloudWatch log stream
+/// (`group/stream`). A file's name is interned for the life of the process, so that an [`Origin`] names it
+/// without a reference count: every record and every event carries an origin, and when it held an
+/// `Arc<str>` the reader, decoder and merger threads each updated the one shared count for every record,
+/// a contended cache line that was a tenth of `replay --decode-only`'s time. Files are few: the set holds
+/// as many names as there are inputs on the command line. Log streams are not few (a monitor running for
+/// months meets new ones without end), so their names stay reference-counted and are freed with their
+/// last event. Compared, ordered and hashed by text, whichever way it is kept.
+#[derive(Clone)]
+pub struct FileName(Kept);
+
+#[derive(Clone)]
+enum Kept {
+    Interned(&'static str),
+    Counted(Arc<str>),
+}
 
 impl FileName {
-    /// The interned name: the same text gives the same `FileName`, kept once however often it is asked.
+    /// A file's name, interned: the same text gives the same `FileName`, kept once however often it is
+    /// asked. For names that can be many over a process's life, use [`FileName::counted`].
     pub fn new(name: &str) -> FileName {
         static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
         // A panic elsewhere while holding the lock leaves the set as it was: still a valid set.
         let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(&known) = names.get(name) {
-            return FileName(known);
+            return FileName(Kept::Interned(known));
         }
         let kept: &'static str = Box::leak(Box::from(name));
         names.insert(kept);
-        FileName(kept)
+        FileName(Kept::Interned(kept))
     }
 
-    pub fn as_str(&self) -> &'static str {
-        self.0
+    /// A name kept with a reference count and freed with its last holder: a log stream's.
+    pub fn counted(name: &str) -> FileName {
+        FileName(Kept::Counted(Arc::from(name)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Kept::Interned(name) => name,
+            Kept::Counted(name) => name,
+        }
     }
 }
 
@@ -264,19 +280,51 @@ impl Deref for FileName {
     type Target = str;
 
     fn deref(&self) -> &str {
-        self.0
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for FileName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for FileName {
+    fn eq(&self, other: &FileName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for FileName {}
+
+impl std::hash::Hash for FileName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for FileName {
+    fn partial_cmp(&self, other: &FileName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for FileName {
+    fn cmp(&self, other: &FileName) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl fmt::Display for FileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for FileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -289,12 +337,6 @@ impl From<&str> for FileName {
 impl From<String> for FileName {
     fn from(name: String) -> FileName {
         FileName::new(&name)
-    }
-}
-
-impl From<&Path> for FileName {
-    fn from(path: &Path) -> FileName {
-        FileName::new(&path.to_string_lossy())
     }
 }
 
@@ -444,8 +486,11 @@ mod tests {
         let b = FileName::from(String::from("logs/2026-12-05.jsonl"));
         assert!(std::ptr::eq(a.as_str(), b.as_str()), "the same text is interned once");
         assert_eq!(a, b);
+        let stream = FileName::counted("logs/2026-12-05.jsonl");
+        assert_eq!(stream, a, "equal by text, however kept");
+        assert_eq!(stream.cmp(&a), std::cmp::Ordering::Equal);
         assert_ne!(a, FileName::new("logs/2026-12-06.jsonl"));
-        let origin = Origin::new(a, 7).with_record(2);
+        let origin = Origin::new(a.clone(), 7).with_record(2);
         assert_eq!(origin.to_string(), "logs/2026-12-05.jsonl:7 record 2");
         assert_eq!(format!("{:?}", origin.file), "\"logs/2026-12-05.jsonl\"");
     }

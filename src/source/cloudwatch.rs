@@ -203,7 +203,7 @@ async fn pass(
                 page_newest = Some(page_newest.map_or(ts, |n: i64| n.max(ts)));
             }
             let stream = ev.log_stream_name().unwrap_or("");
-            let origin = Origin::new(FileName::new(&format!("{name}/{stream}")), 0);
+            let origin = Origin::new(FileName::counted(&format!("{name}/{stream}")), 0);
             records.push(LiveRecord {
                 bytes: msg.as_bytes().to_vec(),
                 origin,

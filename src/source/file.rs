@@ -98,8 +98,8 @@ impl RecordReader {
     }
 
     /// The file path as shown, or `<stdin>`.
-    pub fn name(&self) -> FileName {
-        self.name
+    pub fn name(&self) -> &FileName {
+        &self.name
     }
 
     /// Raw bytes consumed from the file (compressed bytes for gzip), for progress.
@@ -287,7 +287,7 @@ impl RecordReader {
     }
 
     fn origin(&self, line: u64) -> Origin {
-        Origin::new(self.name, line)
+        Origin::new(self.name.clone(), line)
     }
 }
 

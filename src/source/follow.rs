@@ -88,7 +88,7 @@ impl Follower {
                 // last line without a newline is still a line. Switch.
                 if !self.line.is_empty() {
                     open.line += 1;
-                    self.line.finish(self.name, open.line, out);
+                    self.line.finish(&self.name, open.line, out);
                 }
                 self.open = None;
                 continue;
@@ -127,7 +127,7 @@ impl Follower {
             while let Some(i) = rest.iter().position(|&b| b == b'\n') {
                 self.line.push(&rest[..i]);
                 open.line += 1;
-                self.line.finish(self.name, open.line, out);
+                self.line.finish(&self.name, open.line, out);
                 rest = &rest[i + 1..];
             }
             self.line.push(rest);
@@ -173,11 +173,11 @@ impl LineBuf {
     }
 
     /// Ends the line: a record, a rejection when it is over the limit, nothing when it is blank.
-    fn finish(&mut self, name: FileName, line: u64, out: &mut Vec<LiveRecord>) {
+    fn finish(&mut self, name: &FileName, line: u64, out: &mut Vec<LiveRecord>) {
         let len = self.len - u64::from(self.ends_cr);
         let bytes = std::mem::take(&mut self.kept);
         self.clear();
-        let origin = Origin::new(name, line);
+        let origin = Origin::new(name.clone(), line);
         if len > self.max as u64 {
             // The offline reader's wording, without its flag.
             let reason = format!("line is {len} bytes, over the limit of {}", self.max);
