@@ -99,7 +99,7 @@ impl<R: CountingRule> Rule for Counting<R> {
     }
 
     fn observe(&mut self, seen: Seen<'_>, book: &mut IncidentBook, out: &mut Vec<Finding>) {
-        let Seen { spec, ev, keys, key: Keyed { key, hash: h, aux, aux_name: counterpart }, clock } = seen;
+        let Seen { spec, ev, keys, key: Keyed { key, hash: h, aux, aux_name: counterpart, .. }, clock } = seen;
         let summarize: super::Summarize = R::summary;
         let track = self.rule.track_counterparts();
         let low_try = self.rule.low_try_limit();

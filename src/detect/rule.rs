@@ -63,6 +63,8 @@ pub struct Keyed<'k> {
     pub key: &'k str,
     /// The key's hash, which its state is found by.
     pub hash: u64,
+    /// Which shard keeps the key ([`super::shard::split_hash`] of its text).
+    pub split: u64,
     /// The counterpart's identity, which distinct counts use: its hash, or `NO_COUNTERPART`.
     pub aux: u64,
     /// The counterpart as shown in evidence.
@@ -71,14 +73,24 @@ pub struct Keyed<'k> {
 
 pub fn key_and_counterpart<'k>(kind: KeyKind, keys: &'k Keys<'_>) -> Option<Keyed<'k>> {
     match kind {
-        KeyKind::User => keys.user.map(|key| Keyed { key, hash: keys.user_hash, aux: keys.ip_hash, aux_name: keys.ip }),
+        KeyKind::User => keys.user.map(|key| Keyed {
+            key,
+            hash: keys.user_hash,
+            split: keys.user_split,
+            aux: keys.ip_hash,
+            aux_name: keys.ip,
+        }),
         KeyKind::Ip => keys.ip.map(|key| Keyed {
             key,
             hash: keys.ip_hash,
+            split: keys.ip_split,
             aux: keys.user_hash,
             aux_name: keys.user_name.or(keys.user),
         }),
-        KeyKind::Pool => keys.pool.map(|(key, hash)| Keyed { key, hash, aux: keys.ip_hash, aux_name: keys.ip }),
+        // Pool-wide rules are never sharded: their one instance owns every pool.
+        KeyKind::Pool => {
+            keys.pool.map(|(key, hash)| Keyed { key, hash, split: hash, aux: keys.ip_hash, aux_name: keys.ip })
+        }
     }
 }
 
@@ -134,7 +146,7 @@ impl<R: Rule> Detector for RuleDetector<R> {
         let Some(key) = key_and_counterpart(spec.key, keys) else { return };
         // A sharded instance moves its clock with every event the rule takes, as one instance would,
         // and counts and keeps only the keys it owns.
-        let owned = self.shard.owns(key.hash);
+        let owned = self.shard.owns(key.split);
         if allowlisted(spec, ev, keys) {
             self.allowlisted += u64::from(owned);
             return;

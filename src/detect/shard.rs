@@ -54,16 +54,37 @@ impl Shard {
         Shard { index: (index as u32).min(count - 1), count }
     }
 
-    pub fn owns(self, key_hash: u64) -> bool {
-        self.count == 1 || shard_of(key_hash, self.count) == self.index
+    /// Whether this instance keeps the key whose [`split_hash`] is `split`.
+    pub fn owns(self, split: u64) -> bool {
+        self.count == 1 || shard_of(split, self.count) == self.index
     }
 }
 
-/// The shard of a key. Bits 16 to 47 of the keyed hash, scaled to `count`: the rules' hash tables use the
-/// lowest bits for the bucket and the top 7 to tell keys apart, so neither loses its spread within a shard.
-fn shard_of(key_hash: u64, count: u32) -> u32 {
-    let mid = (key_hash >> 16) as u32;
+/// The shard of a key: bits 16 to 47 of its [`split_hash`], scaled to `count`.
+fn shard_of(split: u64, count: u32) -> u32 {
+    let mid = (split >> 16) as u32;
     ((u64::from(mid) * u64::from(count)) >> 32) as u32
+}
+
+/// The hash a key's shard is chosen by: FNV-1a of its text with a final mix, the same in every process.
+/// Not [`super::window::key_hash`], which is keyed with a per-process random seed so that names cannot be
+/// aimed at one bucket of the rules' tables. Each shard keeps its share of a rule's `max_keys`, so under
+/// a flood that fills them the keys a rule drops depend on which shard each key is in; with the seeded
+/// hash, replaying the same file dropped different keys from run to run (the 10-million-key flood of
+/// docs/performance.md). A fixed split can be aimed: names chosen to land in one shard fill its share, at
+/// `max_keys / shards`, sooner than a flood spread over the shards would, and no other harm.
+pub fn split_hash(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64's finaliser: FNV-1a alone leaves the high bits of short keys poorly mixed.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// The user key the engine chose for an event ([`super::UserAliases`]), without borrowing the engine.
@@ -270,5 +291,22 @@ mod tests {
             assert!(per.iter().all(|&n| n > even * 8 / 10 && n < even * 12 / 10), "{count} shards: {per:?}");
         }
         assert!((0..100u64).all(|k| Shard::WHOLE.owns(k)));
+    }
+
+    #[test]
+    fn a_key_has_the_same_shard_in_every_process() {
+        // Pinned: a split from the per-process seeded key hash fails this, and with it a saturated rule
+        // dropped different keys each time the same file was replayed.
+        assert_eq!(split_hash(""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(split_hash("203.0.113.7"), 0x12ba_66e1_b50a_1879);
+        assert_eq!(split_hash("alice@example.com"), 0x5f12_4bef_ce03_13b8);
+        // Spread evenly over the shards, like the keyed hash it replaced.
+        let two = [Shard::new(0, 2), Shard::new(1, 2)];
+        let first = (0..20_000).filter(|i| two[0].owns(split_hash(&format!("user{i}")))).count();
+        assert!((8_000..12_000).contains(&first), "{first} of 20000 in shard 0");
+        assert!((0..20_000).all(|i| {
+            let h = split_hash(&format!("user{i}"));
+            two[0].owns(h) != two[1].owns(h)
+        }));
     }
 }
