@@ -1,6 +1,6 @@
 //! What the pool-wide rules share: per-pool state with a cap, and the bounded sets they count with.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::baseline::{BandParams, RuleBaseline, Series};
 use super::incident::Incident;
@@ -112,46 +112,54 @@ pub fn pair_hash(user: u64, ip: u64) -> u64 {
 }
 
 /// A set of hashes with a cap: past it, the set starts over (counted), so a flood of random names or
-/// addresses costs a bounded amount of memory and degrades what the set knows instead of growing.
-pub struct CappedSet {
-    map: HashMap<u64, i64, PreHashed>,
+/// addresses costs a bounded amount of memory and degrades what the set knows instead of growing. Each
+/// hash keeps a value (a time, another hash); [`CappedKeys`] keeps none.
+pub struct CappedSet<V = i64> {
+    map: HashMap<u64, V, PreHashed>,
     cap: usize,
     pub restarts: u64,
 }
 
-impl CappedSet {
-    pub fn new(cap: usize) -> CappedSet {
+/// A [`CappedSet`] of hashes alone: 8 bytes a hash instead of 16. The known-pairs sets are looked up at
+/// every sign-in, in tables of hundreds of thousands of pairs, so half the table is half the cache lines
+/// missed.
+pub type CappedKeys = CappedSet<()>;
+
+impl<V: Copy> CappedSet<V> {
+    pub fn new(cap: usize) -> CappedSet<V> {
         CappedSet { map: HashMap::default(), cap: cap.max(1), restarts: 0 }
     }
 
     /// Adds `h` with `value` if absent (the value of its first insertion stays); returns the value kept.
-    pub fn first(&mut self, h: u64, value: i64) -> i64 {
+    pub fn first(&mut self, h: u64, value: V) -> V {
         if let Some(v) = self.map.get(&h) {
             return *v;
         }
-        if self.map.len() >= self.cap {
-            self.map.clear();
-            self.restarts += 1;
-        }
+        self.make_room();
         self.map.insert(h, value);
         value
     }
 
     /// Sets `h` to `value`, inserting it if absent.
-    pub fn set(&mut self, h: u64, value: i64) {
+    pub fn set(&mut self, h: u64, value: V) {
         // One lookup when the key is there, as it mostly is (a user signing in from a known address).
         if let Some(v) = self.map.get_mut(&h) {
             *v = value;
             return;
         }
+        self.make_room();
+        self.map.insert(h, value);
+    }
+
+    /// Starts over (counted) when the set is full, before a new hash goes in.
+    fn make_room(&mut self) {
         if self.map.len() >= self.cap {
             self.map.clear();
             self.restarts += 1;
         }
-        self.map.insert(h, value);
     }
 
-    pub fn get(&self, h: u64) -> Option<i64> {
+    pub fn get(&self, h: u64) -> Option<V> {
         self.map.get(&h).copied()
     }
 
@@ -159,18 +167,13 @@ impl CappedSet {
         self.map.contains_key(&h)
     }
 
-    pub fn remove(&mut self, h: u64) -> Option<i64> {
+    pub fn remove(&mut self, h: u64) -> Option<V> {
         self.map.remove(&h)
     }
 
     /// Keeps only the entries `keep` accepts.
-    pub fn retain(&mut self, mut keep: impl FnMut(u64, i64) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, V) -> bool) {
         self.map.retain(|h, v| keep(*h, *v));
-    }
-
-    /// Keeps only entries whose value is at least `min`.
-    pub fn retain_at_least(&mut self, min: i64) {
-        self.map.retain(|_, v| *v >= min);
     }
 
     pub fn len(&self) -> usize {
@@ -181,7 +184,7 @@ impl CappedSet {
         self.map.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &i64)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
         self.map.iter()
     }
 
@@ -190,43 +193,17 @@ impl CappedSet {
     }
 }
 
-/// A set of hashes without values, with a cap, as [`CappedSet`]: 8 bytes a hash instead of 16. The
-/// known-pairs sets are looked up at every sign-in, in tables of hundreds of thousands of pairs, so half
-/// the table is half the cache lines missed.
-pub struct CappedKeys {
-    set: HashSet<u64, PreHashed>,
-    cap: usize,
-    pub restarts: u64,
+impl CappedSet<i64> {
+    /// Keeps only entries whose value is at least `min`.
+    pub fn retain_at_least(&mut self, min: i64) {
+        self.map.retain(|_, v| *v >= min);
+    }
 }
 
 impl CappedKeys {
-    pub fn new(cap: usize) -> CappedKeys {
-        CappedKeys { set: HashSet::default(), cap: cap.max(1), restarts: 0 }
-    }
-
     /// Adds `h`; past the cap the set starts over first (counted).
     pub fn insert(&mut self, h: u64) {
-        // One lookup when the hash is there, as it mostly is (a user signing in from a known address).
-        if self.set.contains(&h) {
-            return;
-        }
-        if self.set.len() >= self.cap {
-            self.set.clear();
-            self.restarts += 1;
-        }
-        self.set.insert(h);
-    }
-
-    pub fn contains(&self, h: u64) -> bool {
-        self.set.contains(&h)
-    }
-
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.set(h, ());
     }
 }
 
