@@ -6,7 +6,6 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::ops::Deref;
 
-use super::shard::split_hash;
 use super::window;
 use crate::event::SignInEvent;
 
@@ -26,9 +25,10 @@ pub struct Keys<'a> {
     pub user_hash: u64,
     /// `key_hash` of `ip`.
     pub ip_hash: u64,
-    /// [`split_hash`] of `user`: which shard keeps the user's state.
+    /// [`super::shard::split_hash`] of `user`: which shard keeps the user's state. Set ([`Keys::with_splits`]) only
+    /// on the keys handed to sharded instances; an unsharded rule owns every key and never reads it.
     pub user_split: u64,
-    /// [`split_hash`] of `ip`.
+    /// [`super::shard::split_hash`] of `ip`, likewise.
     pub ip_split: u64,
     /// The user pool as pool-wide rules key it ([`SignInEvent::pool_key`] as text), with its `key_hash`.
     pub pool: Option<(&'a str, u64)>,
@@ -63,9 +63,13 @@ impl<'a> Keys<'a> {
     pub fn prehashed(user: Option<(&'a str, u64)>, user_name: Option<&'a str>, ip: Option<(&'a str, u64)>) -> Keys<'a> {
         let (user, user_hash) = user.map_or((None, window::NO_COUNTERPART), |(u, h)| (Some(u), h));
         let (ip, ip_hash) = ip.map_or((None, window::NO_COUNTERPART), |(i, h)| (Some(i), h));
-        let user_split = user.map_or(window::NO_COUNTERPART, split_hash);
-        let ip_split = ip.map_or(window::NO_COUNTERPART, split_hash);
+        let (user_split, ip_split) = (window::NO_COUNTERPART, window::NO_COUNTERPART);
         Keys { user, user_name, ip, user_hash, ip_hash, user_split, ip_split, pool: None }
+    }
+
+    /// These keys with their [`super::shard::split_hash`]es, which say which shard keeps each.
+    pub fn with_splits(self, user_split: u64, ip_split: u64) -> Keys<'a> {
+        Keys { user_split, ip_split, ..self }
     }
 }
 

@@ -456,14 +456,22 @@ impl Engine {
             self.done_with(ev);
             return;
         };
-        let user = self.aliases.key(&ev).map(|(key, hash)| (UserText::of(&ev, key), hash));
-        let ip = ev.ip.map(|ip| {
-            let key = IpKey::group(ip, self.settings.ipv6_prefix);
+        // Which shard keeps each key, once here for every worker; read only by sharded instances.
+        let workers = !sharding.workers.is_empty();
+        let split = |text: &str| if workers { shard::split_hash(text) } else { window::NO_COUNTERPART };
+        let mut user_split = window::NO_COUNTERPART;
+        let user = self.aliases.key(&ev).map(|(key, hash)| {
+            user_split = split(key);
+            (UserText::of(&ev, key), hash)
+        });
+        let ip = ev.ip.map(|ip| IpKey::group(ip, self.settings.ipv6_prefix));
+        let ip_split = ip.as_ref().map_or(window::NO_COUNTERPART, |key| split(key.as_str()));
+        let ip = ip.map(|key| {
             let hash = window::key_hash(key.as_str());
             (key, hash)
         });
         let pool = self.pools.key(&ev).map(|(text, hash)| sharding.batch.pool(text, hash));
-        sharding.batch.steps.push(Step::Event(ev, Prepared { user, ip, pool }));
+        sharding.batch.steps.push(Step::Event(ev, Prepared { user, ip, pool, user_split, ip_split }));
         if sharding.batch.steps.len() >= shard::BATCH_STEPS {
             self.flush(out);
         }

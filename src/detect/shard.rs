@@ -119,6 +119,10 @@ pub struct Prepared {
     pub ip: Option<(IpKey, u64)>,
     /// Index of the event's pool key in its batch's [`Batch::pools`].
     pub pool: Option<u32>,
+    /// [`split_hash`] of the user key and of the address key, worked out once by the engine for every
+    /// worker (`NO_COUNTERPART` when there are no workers: then nothing reads them).
+    pub user_split: u64,
+    pub ip_split: u64,
 }
 
 impl Prepared {
@@ -135,7 +139,7 @@ impl Prepared {
         });
         let ip = self.ip.as_ref().map(|(ip, hash)| (ip.as_str(), *hash));
         let pool = self.pool.and_then(|i| pools.get(i as usize)).map(|(text, hash)| (&**text, *hash));
-        Keys::prehashed(user, user_name, ip).with_pool(pool)
+        Keys::prehashed(user, user_name, ip).with_pool(pool).with_splits(self.user_split, self.ip_split)
     }
 }
 
