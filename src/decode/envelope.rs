@@ -75,6 +75,21 @@ impl<V: Visit> Walk<'_, V> {
         if depth > MAX_NESTING {
             return self.visit.reject(origin, format!("containers nested more than {MAX_NESTING} deep"));
         }
+        // The hot case, a plain Cognito user-activity line, read in one pass that also checks its UTF-8;
+        // serde decides the rest, as it would without it (the scanner never rejects).
+        let scan = self.scan && {
+            match scan::Plain::bytes(bytes) {
+                Some(plain) => {
+                    let text = plain.as_str();
+                    if let Some(rec) = scan::cognito_record(plain, &mut None) {
+                        return self.object(rec, text, origin, depth);
+                    }
+                    // Refused: serde reads it below, without a second scan.
+                    false
+                }
+                None => true,
+            }
+        };
         if bytes.starts_with(&GZIP_MAGIC) {
             return match gunzip(bytes) {
                 Ok(inner) => self.bytes(&inner, origin, depth + 1),
@@ -92,17 +107,22 @@ impl<V: Visit> Walk<'_, V> {
                 Err(reason) => self.visit.reject(origin, reason),
             };
         }
-        self.json(text, origin, depth);
+        self.json_scanned(text, origin, depth, scan);
     }
 
     /// JSON text holding one value, or several concatenated (Firehose writes `{...}{...}`).
     fn json(&mut self, text: &str, origin: &Origin, depth: u32) {
+        self.json_scanned(text, origin, depth, self.scan);
+    }
+
+    /// [`json`](Self::json), offering an object to the one-pass scanner first when `scan`.
+    fn json_scanned(&mut self, text: &str, origin: &Origin, depth: u32, scan: bool) {
         match text.as_bytes().first() {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
                 // The hot case, a plain Cognito user-activity line, in one pass; serde decides the rest.
-                if self.scan {
-                    if let Some(rec) = scan::cognito_record(text, &mut None) {
+                if let Some(plain) = scan.then(|| scan::Plain::text(text)).flatten() {
+                    if let Some(rec) = scan::cognito_record(plain, &mut None) {
                         return self.object(rec, text, origin, depth);
                     }
                 }

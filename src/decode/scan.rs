@@ -54,13 +54,50 @@ pub(super) const RECORD_KEYS: [&str; 27] = [
     "AuthEvents",
 ];
 
+/// A record's text as the scanner takes it: no backslash and no control character, with its [`Quotes`].
+pub(super) struct Plain<'a> {
+    text: &'a str,
+    quotes: Quotes,
+}
+
+impl<'a> Plain<'a> {
+    /// `text` (the record as the walk has it, trimmed), when it holds no backslash or control character.
+    pub(super) fn text(text: &'a str) -> Option<Plain<'a>> {
+        let quotes = Quotes::new(text.as_bytes())?;
+        Some(Plain { text, quotes })
+    }
+
+    /// The same from raw bytes trimmed of ASCII whitespace, when they are an object (start with `{`); their
+    /// UTF-8 checked by the index's own pass when they are ASCII (the common case), else by
+    /// `from_utf8`. So a plain line is read in one pass over its bytes before the scan, not two.
+    pub(super) fn bytes(bytes: &'a [u8]) -> Option<Plain<'a>> {
+        let bytes = bytes.trim_ascii();
+        if bytes.first() != Some(&b'{') {
+            return None;
+        }
+        let quotes = Quotes::new(bytes)?;
+        let text = if quotes.ascii {
+            // SAFETY: every byte is below 0x80 (the index checked), and ASCII is valid UTF-8.
+            unsafe { std::str::from_utf8_unchecked(bytes) }
+        } else {
+            std::str::from_utf8(bytes).ok()?
+        };
+        Some(Plain { text, quotes })
+    }
+
+    pub(super) fn as_str(&self) -> &'a str {
+        self.text
+    }
+}
+
 /// Reads a Cognito user-activity line of the plain shape (module docs) into a `Record` made in `slot`,
-/// its `message` into `message_fields`; `None` for serde to decide. `text` is the record as the walk has
-/// it (trimmed). In place, and made only once the first key is not another shape's (a CloudTrail record
-/// names `eventVersion` first): a `Record` is about a kilobyte, and both returning one by value and
-/// making one per CloudTrail record showed in the profile.
-pub(super) fn cognito_record<'a, 's>(text: &'a str, slot: &'s mut Option<Record<'a>>) -> Option<&'s Record<'a>> {
-    let mut scan = Scanner { text, bytes: text.as_bytes(), at: 0 };
+/// its `message` into `message_fields`; `None` for serde to decide. In place, and made only once the
+/// first key is not another shape's (a CloudTrail record names `eventVersion` first): a `Record` is
+/// about a kilobyte, and both returning one by value and making one per CloudTrail record showed in
+/// the profile.
+pub(super) fn cognito_record<'a, 's>(line: Plain<'a>, slot: &'s mut Option<Record<'a>>) -> Option<&'s Record<'a>> {
+    let Plain { text, quotes } = line;
+    let mut scan = Scanner { text, bytes: text.as_bytes(), at: 0, quotes };
     let mut seen = Seen::default();
     scan.object(&RECORD_ORDER, |scan, key| {
         let bit = match key {
@@ -83,31 +120,138 @@ pub(super) fn cognito_record<'a, 's>(text: &'a str, slot: &'s mut Option<Record<
         seen.first(bit)
     })?;
     scan.whitespace();
-    // Checked last, so another shape (a CloudTrail record names `eventVersion` first) is handed to serde
-    // without a pass over its bytes; until then a string is read up to the next quote, which is its end
-    // only when the line holds no backslash, so nothing read is kept unless the check passes.
-    if scan.at == text.len() && seen.has(MESSAGE_BIT) && plain_bytes(text.as_bytes()) {
-        return slot.as_ref();
-    }
-    None
+    (scan.at == text.len() && seen.has(MESSAGE_BIT)).then_some(())?;
+    slot.as_ref()
 }
 
 /// `Seen` bit of the record's `message`.
 const MESSAGE_BIT: u32 = 4;
 
-/// Whether `bytes` hold no backslash and no control character, which the scanner never reads itself:
-/// inside a string JSON needs them escaped (an escape is serde's to read), outside one they are invalid
-/// or rare whitespace. One branch-free pass over the line (the compiler vectorises it), so the scan of
-/// each string only looks for its closing quote; a line that fails it is serde's, whatever was scanned.
+/// How many bytes of a line [`Quotes`] indexes: 2 KiB, more than twice a real line. A longer line's
+/// quotes past it are searched for word by word ([`quote`]).
+const INDEXED_BYTES: usize = 2048;
+
+/// Where a line's quotes are, one bit per byte of its first [`INDEXED_BYTES`], made in one pass that
+/// also checks the whole line holds no backslash and no control character. The scanner never reads
+/// those itself: inside a string JSON needs them escaped (an escape is serde's to read), outside one
+/// they are invalid or rare whitespace. So in a line that passes, a string's content is everything up
+/// to the next quote, and finding it is a look at a bitmap. One pass of 16-byte compares (SSE2, which
+/// every x86-64 has) instead of a search per string: the search was a quarter of `--decode-only`.
+struct Quotes {
+    words: [u64; INDEXED_BYTES / 64],
+    /// Bytes indexed: the line's length, or [`INDEXED_BYTES`] for a longer line.
+    indexed: usize,
+    /// Every byte of the line is ASCII.
+    ascii: bool,
+}
+
+impl Quotes {
+    /// The index of `bytes`, or `None` when they hold a backslash or a control character.
+    #[inline]
+    fn new(bytes: &[u8]) -> Option<Quotes> {
+        let indexed = bytes.len().min(INDEXED_BYTES);
+        let (head, tail) = bytes.split_at(indexed);
+        let mut quotes = Quotes { words: [0; INDEXED_BYTES / 64], indexed, ascii: true };
+        let mut odd = false;
+        let (blocks, rest) = head.as_chunks::<64>();
+        for (word, block) in quotes.words.iter_mut().zip(blocks) {
+            let found = quotes_in(block);
+            *word = found.quotes;
+            odd |= found.odd;
+            quotes.ascii &= found.ascii;
+        }
+        if !rest.is_empty() {
+            // Padded with spaces: neither a quote nor a byte the scanner refuses.
+            let mut block = [b' '; 64];
+            block[..rest.len()].copy_from_slice(rest);
+            let found = quotes_in(&block);
+            quotes.words[head.len() / 64] = found.quotes;
+            odd |= found.odd;
+            quotes.ascii &= found.ascii;
+        }
+        quotes.ascii &= tail.is_ascii();
+        (!odd && plain_bytes(tail)).then_some(quotes)
+    }
+
+    /// Where the first quote at or after `from` in `bytes` (the indexed line) is.
+    #[inline]
+    fn next(&self, bytes: &[u8], from: usize) -> Option<usize> {
+        if from < self.indexed {
+            let first = from / 64;
+            let mut mask = !0u64 << (from % 64);
+            for (i, word) in self.words.iter().enumerate().skip(first) {
+                let found = word & mask;
+                if found != 0 {
+                    return Some(i * 64 + found.trailing_zeros() as usize);
+                }
+                mask = !0;
+            }
+        }
+        let from = from.max(self.indexed);
+        quote(bytes.get(from..)?).map(|i| from + i)
+    }
+}
+
+/// What [`quotes_in`] finds in one 64-byte block.
+struct Block {
+    /// A bit per byte: set where a quote is.
+    quotes: u64,
+    /// It holds a backslash or a control character.
+    odd: bool,
+    /// Every byte is ASCII.
+    ascii: bool,
+}
+
+/// The quotes of one 64-byte block as a bitmap, and whether it holds a backslash, a control character
+/// or a byte beyond ASCII.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn quotes_in(block: &[u8; 64]) -> Block {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
+    };
+    // SAFETY: the intrinsics need SSE2, which this is compiled for (the `cfg`; every x86-64 has it), and
+    // each load reads one 16-byte lane of `block`, in bounds.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let last_control = _mm_set1_epi8(0x1f);
+        let mut quotes = 0u64;
+        let mut odd = _mm_setzero_si128();
+        let mut any = _mm_setzero_si128();
+        for (i, lane) in block.as_chunks::<16>().0.iter().enumerate() {
+            let x = _mm_loadu_si128(lane.as_ptr().cast::<__m128i>());
+            quotes |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(x, quote)) as u16) << (16 * i);
+            // A byte is a control character when the smaller of it and 0x1f is itself.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, last_control), x);
+            odd = _mm_or_si128(odd, _mm_or_si128(control, _mm_cmpeq_epi8(x, backslash)));
+            any = _mm_or_si128(any, x);
+        }
+        // `movemask` gathers each byte's top bit: set in a control or backslash match, and in a non-ASCII byte.
+        Block { quotes, odd: _mm_movemask_epi8(odd) != 0, ascii: _mm_movemask_epi8(any) == 0 }
+    }
+}
+
+/// The same, a byte at a time, where SSE2 is not there.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn quotes_in(block: &[u8; 64]) -> Block {
+    let quotes = block.iter().enumerate().fold(0u64, |m, (i, &b)| m | u64::from(b == b'"') << i);
+    Block { quotes, odd: !plain_bytes(block), ascii: block.is_ascii() }
+}
+
+/// Whether `bytes` hold no backslash and no control character (see [`Quotes`]): one branch-free pass,
+/// which the compiler vectorises.
 #[inline]
 fn plain_bytes(bytes: &[u8]) -> bool {
     !bytes.iter().fold(false, |odd, &b| odd | (b < 0x20) | (b == b'\\'))
 }
 
-/// Where the first quote in `bytes` is. Eight bytes at a time, inline: most strings here (keys, names,
-/// ids) end within the first two words, and a call into `memchr` per string (an indirect call to its
-/// SIMD routine) cost more than the search (measured: 40 % of the scan). The lowest byte the has-zero
-/// arithmetic marks is a real quote (a borrow only marks bytes above a real one).
+/// Where the first quote in `bytes` is, for a line longer than [`Quotes`] indexes. Eight bytes at a
+/// time, inline: most strings end within the first two words, and a call into `memchr` per string (an
+/// indirect call to its SIMD routine) cost more than the search. The lowest byte the has-zero arithmetic
+/// marks is a real quote (a borrow only marks bytes above a real one).
 #[inline]
 fn quote(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -284,6 +428,7 @@ struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    quotes: Quotes,
 }
 
 impl<'a> Scanner<'a> {
@@ -308,14 +453,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, the cursor on its opening quote; its content. The line holds no backslash or control
-    /// character ([`plain_bytes`]), so the content is everything up to the next [`quote`].
+    /// character ([`Quotes`]), so the content is everything up to the next quote.
     #[inline]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
-        let len = quote(self.bytes.get(start..)?)?;
-        self.at = start + len + 1;
+        let end = self.quotes.next(self.bytes, start)?;
+        self.at = end + 1;
         // The quotes are ASCII, so both ends are character boundaries of the (valid UTF-8) text.
-        self.text.get(start..start + len)
+        self.text.get(start..end)
     }
 
     /// A string value as [`Text`].
@@ -482,8 +627,41 @@ mod tests {
         assert_eq!(quote(b"\x01\x00\x22!"), Some(2));
     }
 
+    /// The index finds every quote [`quote`] finds, from every place, in lines shorter and longer than it
+    /// covers, and refuses a line with a backslash or a control character anywhere.
+    #[test]
+    fn the_quote_index_agrees_with_the_search_and_refuses_what_the_scanner_does_not_read() {
+        let mut rng = Rng::new(7, 0);
+        for (len, high) in
+            [0, 1, 15, 16, 63, 64, 65, 900, 2047, 2048, 2049, 2100, 4200].into_iter().flat_map(|n| [(n, 0), (n, 1)])
+        {
+            let line: Vec<u8> = (0..len)
+                .map(|i| match rng.below(12) {
+                    // One byte beyond ASCII at most, placed anywhere, in half the lines.
+                    _ if high == 1 && i == len / 3 + (len * 7) % 11 % len.max(1) => 0xc3,
+                    0 => b'"',
+                    1 => 0x7f,
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            let quotes = Quotes::new(&line).expect("no backslash or control character");
+            assert_eq!(quotes.ascii, line.is_ascii(), "{len} {high}");
+            for from in 0..=len + 1 {
+                let want = line.get(from..).and_then(quote).map(|i| from + i);
+                assert_eq!(quotes.next(&line, from), want, "{len} from {from}");
+            }
+            for at in (0..len).step_by(7) {
+                for odd in [b'\\', 0, b'\n', 0x1f] {
+                    let mut bad = line.clone();
+                    bad[at] = odd;
+                    assert!(Quotes::new(&bad).is_none(), "{len}: {odd} at {at}");
+                }
+            }
+        }
+    }
+
     fn scans(line: &str) -> bool {
-        cognito_record(line, &mut None).is_some()
+        Plain::text(line).is_some_and(|plain| cognito_record(plain, &mut None).is_some())
     }
 
     const PLAIN: &str = r#"{"eventTimestamp":"1795132801000","eventSource":"USER_ACTIVITY","logLevel":"INFO","logSourceId":{"userPoolId":"us-east-1_Demo0001"},"message":{"version":"1","eventId":"3685cc2b","eventType":"SignIn","userSub":"b81080d6","userName":"george.reyes1096","userPoolId":"us-east-1_Demo0001","clientId":"51p95lrfsg","creationDate":"Thu Sep 14 12:03:19 UTC 2023","eventResponse":"Pass","riskLevel":"","riskDecision":"PASS","challenges":[{"challengeName":"Password","challengeResponse":"Success"}],"deviceName":"Chrome 126, Windows 10","ipAddress":"69.53.92.193","requestId":"04f612c6","idpName":"","compromisedCredentialDetected":"false","city":"Tokyo","country":"Japan","hasContextData":"true"}}"#;
