@@ -86,6 +86,14 @@ struct Counts {
 /// (ms), whether the address had failed for another account in the window.
 type RecentSuccess = (Timestamp, u64, Box<str>, Option<i64>, bool);
 
+/// A failing address's last failure.
+#[derive(Clone, Copy)]
+struct LastFailure {
+    millis: i64,
+    /// The account's hash ([`NO_COUNTERPART`] when the failure named none).
+    user: u64,
+}
+
 struct PoolState {
     /// The pool key as text (the baseline file's key).
     name: String,
@@ -93,10 +101,10 @@ struct PoolState {
     series: Series,
     /// The buckets inside the window, the current one last.
     recent: VecDeque<Counts>,
-    /// Failing addresses in the window, by hash, with their last failure (ms).
-    failing_ips: CappedSet,
-    /// The account of each failing address's last failure (its hash's bits).
-    failed_user: CappedSet,
+    /// Failing addresses in the window, by hash, with their last failure: its time (ms) and account.
+    /// One table for both (a failure sets both): a 24-byte entry instead of two of 16, in a table that
+    /// holds every address of a stuffing run.
+    failing_ips: CappedSet<LastFailure>,
     /// Users with a failure in the window, by hash, with their last one (ms).
     tried: CappedSet,
     /// Successes in the window: time, address hash, account, when the account first signed in (ms),
@@ -202,7 +210,7 @@ impl Rule for DistributedCredentialStuffing {
         // the most, say nothing about either.
         let failing_ip = ip.is_some_and(|h| pool.failing_ips.contains(h));
         // The address failed for another account in the window: it is trying pairs.
-        let other_failed = ip.zip(user).is_some_and(|(i, u)| pool.failed_user.get(i).is_some_and(|f| f != u as i64));
+        let other_failed = ip.zip(user).is_some_and(|(i, u)| pool.failing_ips.get(i).is_some_and(|f| f.user != u));
         let Some(now) = pool.recent.back_mut() else { return };
         now.attempts += u64::from(ev.outcome == Outcome::Failure || failing_ip);
         now.first = now.first.min(t);
@@ -217,10 +225,8 @@ impl Rule for DistributedCredentialStuffing {
                 if !known_user {
                     now.unknown += 1;
                 }
-                pool.failing_ips.set(ip.unwrap_or(NO_COUNTERPART), t.millis());
-                if let Some(i) = ip {
-                    pool.failed_user.set(i, user.unwrap_or(NO_COUNTERPART) as i64);
-                }
+                let last = LastFailure { millis: t.millis(), user: user.unwrap_or(NO_COUNTERPART) };
+                pool.failing_ips.set(ip.unwrap_or(NO_COUNTERPART), last);
             }
             Outcome::Success => {
                 now.successes += u64::from(failing_ip);
@@ -389,7 +395,6 @@ impl PoolState {
             series: Series::default(),
             recent: VecDeque::new(),
             failing_ips: CappedSet::new(p.max_tracked_ips),
-            failed_user: CappedSet::new(p.max_tracked_ips),
             tried: CappedSet::new(p.max_known_users),
             successes: VecDeque::new(),
             campaign: None,
@@ -442,9 +447,7 @@ impl PoolState {
             self.recent.pop_front();
         }
         let oldest = p.baseline.bucket_start(b + 1 - buckets as i64).millis();
-        self.failing_ips.retain_at_least(oldest);
-        let failing = &self.failing_ips;
-        self.failed_user.retain(|ip, _| failing.contains(ip));
+        self.failing_ips.retain(|_, last| last.millis >= oldest);
         self.tried.retain_at_least(oldest);
     }
 
