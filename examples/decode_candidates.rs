@@ -84,7 +84,9 @@ struct Challenge<'a> {
 /// The event a struct candidate's fields make: the same owned strings, time and address the decoder makes
 /// (without its rarer checks), so every candidate pays for the same output.
 fn event(line: &Line, origin: &Origin) -> Option<SignInEvent> {
-    let owned = |s: &Option<Cow<str>>| s.as_deref().filter(|s| !s.is_empty()).map(Into::into);
+    fn owned<T: for<'s> From<&'s str>>(s: &Option<Cow<str>>) -> Option<T> {
+        s.as_deref().filter(|s| !s.is_empty()).map(T::from)
+    }
     let m = &line.message;
     let time = Timestamp(line.event_timestamp.trim().parse().ok()?);
     let outcome = match m.event_response.as_deref() {

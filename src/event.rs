@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use compact_str::CompactString;
 use serde::Serialize;
 
+pub use crate::id_text::IdText;
 use crate::time::Timestamp;
 
 /// What kind of user-pool activity an event records.
@@ -356,11 +357,11 @@ pub struct SignInEvent {
     /// Event time (not ingestion time).
     pub time: Timestamp,
     pub user_pool_id: Option<CompactString>,
-    pub client_id: Option<CompactString>,
+    pub client_id: Option<IdText>,
     /// The user name as typed or stored; CloudTrail never logs it.
     pub user_name: Option<CompactString>,
     /// The user's `sub` (a UUID), when known.
-    pub user_sub: Option<CompactString>,
+    pub user_sub: Option<IdText>,
     pub ip: Option<IpAddr>,
     pub outcome: Outcome,
     /// Why it failed: a CloudTrail `errorCode`, an HTTP status, or Cognito's `eventResponse`.
@@ -383,7 +384,7 @@ pub struct SignInEvent {
     /// The export's `creationDate` is more than a day away from its `eventTimestamp` (AWS's own example
     /// is a year apart); `time` is the `eventTimestamp`. Counted and said in the replay summary.
     pub creation_date_disagrees: bool,
-    pub event_id: Option<CompactString>,
+    pub event_id: Option<IdText>,
     pub format: LogFormat,
     pub origin: Origin,
 }
@@ -409,16 +410,14 @@ impl SignInEvent {
     pub fn heap_bytes(&self) -> usize {
         let heap = |s: &CompactString| if s.is_heap_allocated() { s.capacity() } else { 0 };
         let text = |s: &Option<CompactString>| s.as_ref().map_or(0, heap);
+        let id = |s: &Option<IdText>| s.as_ref().map_or(0, IdText::heap_len);
         [
             &self.user_pool_id,
-            &self.client_id,
             &self.user_name,
-            &self.user_sub,
             &self.failure_reason,
             &self.city,
             &self.country,
             &self.device,
-            &self.event_id,
             &self.region,
             &self.account,
             &self.risk.level,
@@ -428,6 +427,7 @@ impl SignInEvent {
         .map(text)
         .sum::<usize>()
             + heap(&self.event_name)
+            + [&self.client_id, &self.user_sub, &self.event_id].into_iter().map(id).sum::<usize>()
     }
 
     /// A minimal event, for tests and the simulator to fill in.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{clip, visible, Decoded, Format, Record, Rejection, SkipReason, Text};
-use crate::event::{EventKind, Factors, LogFormat, Origin, Outcome, SignInEvent, Step};
+use crate::event::{EventKind, Factors, IdText, LogFormat, Origin, Outcome, SignInEvent, Step};
 use crate::time::Timestamp;
 
 const COGNITO_SOURCE: &str = "cognito-idp.amazonaws.com";
@@ -140,7 +140,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.failure_reason = failure_reason.map(CompactString::from);
     event.event_name = name.into();
     let hosted_request = additional.request_parameters.unwrap_or_default();
-    event.user_sub = visible(additional.sub.get().or(hosted_request.sub.get())).map(CompactString::from);
+    event.user_sub = visible(additional.sub.get().or(hosted_request.sub.get())).map(IdText::from);
     event.user_name = visible(hosted_request.username.get())
         .map(CompactString::from)
         .or_else(|| auth_username(&request))

@@ -23,7 +23,6 @@ pub use messages::log_messages;
 use std::borrow::Cow;
 use std::fmt;
 
-use compact_str::CompactString;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -358,8 +357,9 @@ impl<'a> Text<'a> {
         }
     }
 
-    fn owned(&self) -> Option<CompactString> {
-        self.get().map(CompactString::from)
+    /// The value as an event's text field (`compact_str::CompactString`, or `IdText` for ids).
+    fn owned<T: for<'s> From<&'s str>>(&self) -> Option<T> {
+        self.get().map(T::from)
     }
 
     fn is_present(&self) -> bool {
@@ -507,7 +507,7 @@ mod tests {
     }
 
     fn text(json: &str) -> Result<Option<String>, String> {
-        serde_json::from_str::<T>(json).map(|t| t.v.owned().map(String::from)).map_err(|e| e.to_string())
+        serde_json::from_str::<T>(json).map(|t| t.v.owned::<String>()).map_err(|e| e.to_string())
     }
 
     #[test]

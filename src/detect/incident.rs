@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use compact_str::CompactString;
 use serde_json::{json, Map, Value};
 
 use super::window;
@@ -57,7 +56,7 @@ pub struct Incident {
 }
 
 /// An event's text as the incident keeps it.
-fn owned(text: &Option<CompactString>) -> Option<String> {
+fn owned<S: std::ops::Deref<Target = str>>(text: &Option<S>) -> Option<String> {
     text.as_deref().map(String::from)
 }
 
