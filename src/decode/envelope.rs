@@ -78,10 +78,10 @@ impl<V: Visit> Walk<'_, V> {
         // The hot case, a plain Cognito user-activity line, read in one pass that also checks its UTF-8;
         // serde decides the rest, as it would without it (the scanner never rejects).
         let scan = self.scan && {
-            match scan::Plain::bytes(bytes) {
+            match scan::Plain::bytes(bytes, &mut scan::Quotes::default()) {
                 Some(plain) => {
                     let text = plain.as_str();
-                    if let Some(rec) = scan::cognito_record(plain, &mut None) {
+                    if let Some(rec) = scan::cognito_record(&plain, &mut None) {
                         return self.object(rec, text, origin, depth);
                     }
                     // Refused: serde reads it below, without a second scan.
@@ -121,8 +121,9 @@ impl<V: Visit> Walk<'_, V> {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
                 // The hot case, a plain Cognito user-activity line, in one pass; serde decides the rest.
-                if let Some(plain) = scan.then(|| scan::Plain::text(text)).flatten() {
-                    if let Some(rec) = scan::cognito_record(plain, &mut None) {
+                let quotes = &mut scan::Quotes::default();
+                if let Some(plain) = scan.then(|| scan::Plain::text(text, quotes)).flatten() {
+                    if let Some(rec) = scan::cognito_record(&plain, &mut None) {
                         return self.object(rec, text, origin, depth);
                     }
                 }

@@ -55,27 +55,27 @@ pub(super) const RECORD_KEYS: [&str; 27] = [
 ];
 
 /// A record's text as the scanner takes it: no backslash and no control character, with its [`Quotes`].
-pub(super) struct Plain<'a> {
+/// The index lives in the caller's `Quotes` (made with `Quotes::default()`), filled in place: it is 264
+/// bytes, and moving it from call to call showed in the profile.
+pub(super) struct Plain<'a, 'q> {
     text: &'a str,
-    quotes: Quotes,
+    quotes: &'q Quotes,
 }
 
-impl<'a> Plain<'a> {
+impl<'a, 'q> Plain<'a, 'q> {
     /// `text` (the record as the walk has it, trimmed), when it holds no backslash or control character.
-    pub(super) fn text(text: &'a str) -> Option<Plain<'a>> {
-        let quotes = Quotes::new(text.as_bytes())?;
-        Some(Plain { text, quotes })
+    pub(super) fn text(text: &'a str, quotes: &'q mut Quotes) -> Option<Plain<'a, 'q>> {
+        quotes.index(text.as_bytes()).then_some(Plain { text, quotes })
     }
 
     /// The same from raw bytes trimmed of ASCII whitespace, when they are an object (start with `{`); their
     /// UTF-8 checked by the index's own pass when they are ASCII (the common case), else by
     /// `from_utf8`. So a plain line is read in one pass over its bytes before the scan, not two.
-    pub(super) fn bytes(bytes: &'a [u8]) -> Option<Plain<'a>> {
+    pub(super) fn bytes(bytes: &'a [u8], quotes: &'q mut Quotes) -> Option<Plain<'a, 'q>> {
         let bytes = bytes.trim_ascii();
-        if bytes.first() != Some(&b'{') {
+        if bytes.first() != Some(&b'{') || !quotes.index(bytes) {
             return None;
         }
-        let quotes = Quotes::new(bytes)?;
         let text = if quotes.ascii {
             // SAFETY: every byte is below 0x80 (the index checked), and ASCII is valid UTF-8.
             unsafe { std::str::from_utf8_unchecked(bytes) }
@@ -95,9 +95,9 @@ impl<'a> Plain<'a> {
 /// first key is not another shape's (a CloudTrail record names `eventVersion` first): a `Record` is
 /// about a kilobyte, and both returning one by value and making one per CloudTrail record showed in
 /// the profile.
-pub(super) fn cognito_record<'a, 's>(line: Plain<'a>, slot: &'s mut Option<Record<'a>>) -> Option<&'s Record<'a>> {
-    let Plain { text, quotes } = line;
-    let mut scan = Scanner { text, bytes: text.as_bytes(), at: 0, quotes };
+pub(super) fn cognito_record<'a, 's>(line: &Plain<'a, '_>, slot: &'s mut Option<Record<'a>>) -> Option<&'s Record<'a>> {
+    let text = line.text;
+    let mut scan = Scanner { text, bytes: text.as_bytes(), at: 0, quotes: line.quotes };
     let mut seen = Seen::default();
     scan.object(&RECORD_ORDER, |scan, key| {
         let bit = match key {
@@ -137,7 +137,8 @@ const INDEXED_BYTES: usize = 2048;
 /// they are invalid or rare whitespace. So in a line that passes, a string's content is everything up
 /// to the next quote, and finding it is a look at a bitmap. One pass of 16-byte compares (SSE2, which
 /// every x86-64 has) instead of a search per string: the search was a quarter of `--decode-only`.
-struct Quotes {
+#[derive(Default)]
+pub(super) struct Quotes {
     words: [u64; INDEXED_BYTES / 64],
     /// Bytes indexed: the line's length, or [`INDEXED_BYTES`] for a longer line.
     indexed: usize,
@@ -146,12 +147,15 @@ struct Quotes {
 }
 
 impl Quotes {
-    /// The index of `bytes`, or `None` when they hold a backslash or a control character.
+    /// Indexes `bytes` (every word it covers is written, so a `Quotes` can be used again); false when they
+    /// hold a backslash or a control character.
     #[inline]
-    fn new(bytes: &[u8]) -> Option<Quotes> {
+    fn index(&mut self, bytes: &[u8]) -> bool {
         let indexed = bytes.len().min(INDEXED_BYTES);
         let (head, tail) = bytes.split_at(indexed);
-        let mut quotes = Quotes { words: [0; INDEXED_BYTES / 64], indexed, ascii: true };
+        let quotes = self;
+        quotes.indexed = indexed;
+        quotes.ascii = true;
         let mut odd = false;
         let (blocks, rest) = head.as_chunks::<64>();
         for (word, block) in quotes.words.iter_mut().zip(blocks) {
@@ -170,16 +174,17 @@ impl Quotes {
             quotes.ascii &= found.ascii;
         }
         quotes.ascii &= tail.is_ascii();
-        (!odd && plain_bytes(tail)).then_some(quotes)
+        !odd && plain_bytes(tail)
     }
 
     /// Where the first quote at or after `from` in `bytes` (the indexed line) is.
-    #[inline]
+    #[inline(always)]
     fn next(&self, bytes: &[u8], from: usize) -> Option<usize> {
         if from < self.indexed {
             let first = from / 64;
             let mut mask = !0u64 << (from % 64);
-            for (i, word) in self.words.iter().enumerate().skip(first) {
+            let words = &self.words[..self.indexed.div_ceil(64)];
+            for (i, word) in words.iter().enumerate().skip(first) {
                 let found = word & mask;
                 if found != 0 {
                     return Some(i * 64 + found.trailing_zeros() as usize);
@@ -289,7 +294,7 @@ fn starts_with(bytes: &[u8], token: &[u8]) -> bool {
 }
 
 /// `logSourceId`: `{"userPoolId": "..."}`.
-fn log_source_id<'a>(scan: &mut Scanner<'a>) -> Option<LogSourceId<'a>> {
+fn log_source_id<'a>(scan: &mut Scanner<'a, '_>) -> Option<LogSourceId<'a>> {
     let mut id = LogSourceId::default();
     let mut seen = Seen::default();
     scan.object(&LOG_SOURCE_ID_ORDER, |scan, key| match key {
@@ -304,7 +309,7 @@ fn log_source_id<'a>(scan: &mut Scanner<'a>) -> Option<LogSourceId<'a>> {
 
 /// The `message` object into `m`: every field `Message` reads, by its serde name. `details` (only the
 /// `userNotification` export has it, and it is skipped) goes to serde.
-fn message<'a>(scan: &mut Scanner<'a>, m: &mut Message<'a>) -> Option<()> {
+fn message<'a>(scan: &mut Scanner<'a, '_>, m: &mut Message<'a>) -> Option<()> {
     let mut seen = Seen::default();
     scan.object(&MESSAGE_ORDER, |scan, key| {
         let (bit, field) = match key {
@@ -424,14 +429,15 @@ const MESSAGE_ORDER: [Key; 23] = keys![
 const CHALLENGE_ORDER: [Key; 2] = keys!["challengeName", "challengeResponse"];
 
 /// A cursor over the record's bytes. Every method returns `None` where the text leaves the plain shape.
-struct Scanner<'a> {
+struct Scanner<'a, 'q> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
-    quotes: Quotes,
+    /// The line's quotes: built once, borrowed (it is 264 bytes, and moving it showed in the profile).
+    quotes: &'q Quotes,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     /// Skips JSON whitespace (exactly what serde_json skips: space, tab, line feed, carriage return).
     #[inline]
     fn whitespace(&mut self) {
@@ -454,7 +460,7 @@ impl<'a> Scanner<'a> {
 
     /// A string, the cursor on its opening quote; its content. The line holds no backslash or control
     /// character ([`Quotes`]), so the content is everything up to the next quote.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
         let end = self.quotes.next(self.bytes, start)?;
@@ -632,6 +638,7 @@ mod tests {
     #[test]
     fn the_quote_index_agrees_with_the_search_and_refuses_what_the_scanner_does_not_read() {
         let mut rng = Rng::new(7, 0);
+        let mut quotes = Quotes::default();
         for (len, high) in
             [0, 1, 15, 16, 63, 64, 65, 900, 2047, 2048, 2049, 2100, 4200].into_iter().flat_map(|n| [(n, 0), (n, 1)])
         {
@@ -644,7 +651,8 @@ mod tests {
                     _ => b'a' + rng.below(26) as u8,
                 })
                 .collect();
-            let quotes = Quotes::new(&line).expect("no backslash or control character");
+            // One `Quotes` for every line: each indexing overwrites what the last one left.
+            assert!(quotes.index(&line), "no backslash or control character");
             assert_eq!(quotes.ascii, line.is_ascii(), "{len} {high}");
             for from in 0..=len + 1 {
                 let want = line.get(from..).and_then(quote).map(|i| from + i);
@@ -654,14 +662,14 @@ mod tests {
                 for odd in [b'\\', 0, b'\n', 0x1f] {
                     let mut bad = line.clone();
                     bad[at] = odd;
-                    assert!(Quotes::new(&bad).is_none(), "{len}: {odd} at {at}");
+                    assert!(!Quotes::default().index(&bad), "{len}: {odd} at {at}");
                 }
             }
         }
     }
 
     fn scans(line: &str) -> bool {
-        Plain::text(line).is_some_and(|plain| cognito_record(plain, &mut None).is_some())
+        Plain::text(line, &mut Quotes::default()).is_some_and(|plain| cognito_record(&plain, &mut None).is_some())
     }
 
     const PLAIN: &str = r#"{"eventTimestamp":"1795132801000","eventSource":"USER_ACTIVITY","logLevel":"INFO","logSourceId":{"userPoolId":"us-east-1_Demo0001"},"message":{"version":"1","eventId":"3685cc2b","eventType":"SignIn","userSub":"b81080d6","userName":"george.reyes1096","userPoolId":"us-east-1_Demo0001","clientId":"51p95lrfsg","creationDate":"Thu Sep 14 12:03:19 UTC 2023","eventResponse":"Pass","riskLevel":"","riskDecision":"PASS","challenges":[{"challengeName":"Password","challengeResponse":"Success"}],"deviceName":"Chrome 126, Windows 10","ipAddress":"69.53.92.193","requestId":"04f612c6","idpName":"","compromisedCredentialDetected":"false","city":"Tokyo","country":"Japan","hasContextData":"true"}}"#;
