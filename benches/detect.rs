@@ -111,7 +111,7 @@ fn bench_detectors(c: &mut Criterion) {
 }
 
 fn entry(t: i64, aux: u64) -> Entry {
-    Entry { time: Timestamp(t), outcome: Outcome::Failure, counted: true, aux, aux_name: Some("203.0.113.7".into()) }
+    Entry::new(Timestamp(t), Outcome::Failure, true, aux, Some("203.0.113.7"))
 }
 
 fn bench_windows(c: &mut Criterion) {

@@ -13,7 +13,7 @@ use super::incident::Incident;
 use super::pool::{pair_hash, CappedKeys, MAX_KNOWN_PAIRS};
 use super::registry::{check_share, Registered};
 use super::rule::{Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
+use super::window::{Entry, KeyWindow, KeyedState, NO_COUNTERPART};
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::{EventKind, LogFormat, Outcome, SignInEvent};
 use crate::finding::Finding;
@@ -77,7 +77,7 @@ impl Success<'_> {
     /// Adds the user's recent failures and this success to the incident's evidence.
     fn fold_into(&self, inc: &mut Incident, failures: &[&Entry]) {
         for e in failures {
-            inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
+            inc.add(e.time, e.outcome(), e.aux, e.aux_name(), None);
         }
         let ev = self.ev;
         inc.add(ev.time, ev.outcome, self.ip_hash, self.ip, ev.event_id.as_deref());
@@ -156,25 +156,21 @@ impl Rule for AccountTakeover {
             let w = self.ips.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
             let counted = ev.outcome == Outcome::Failure;
             let aux = keys.user.map_or(NO_COUNTERPART, |_| keys.user_hash);
-            w.push(Entry { time: ev.time, outcome: ev.outcome, counted, aux, aux_name: None }, max_entries);
+            w.push(Entry::new(ev.time, ev.outcome, counted, aux, None), max_entries);
             w.expire(clock, window);
             hostile = hostile_address(&self.params, w);
         }
         match ev.outcome {
             Outcome::Failure => {
                 let w = self.users.get_or_insert_with(uh, clock, || KeyWindow::new(false, 1));
-                let aux_name = keys.ip.map(Name::new);
-                w.push(
-                    Entry { time: ev.time, outcome: ev.outcome, counted: true, aux: ip_hash.unwrap_or(0), aux_name },
-                    max_entries,
-                );
+                w.push(Entry::new(ev.time, ev.outcome, true, ip_hash.unwrap_or(0), keys.ip), max_entries);
                 w.expire(clock, window);
             }
             Outcome::Success => {
                 // Only the failures before this success (and within the window before it) count: a late
                 // success must not claim failures that came after it.
                 let since = ev.time.saturating_sub(window);
-                let before = |e: &&Entry| e.counted && e.time > since && e.time <= ev.time;
+                let before = |e: &&Entry| e.counted() && e.time > since && e.time <= ev.time;
                 let quiet = |failures: u64| failures < spec.threshold && hostile.is_none();
                 // Nearly every success ends here, with one look at the user's failures (if any).
                 let failures = match self.users.get_mut(uh) {

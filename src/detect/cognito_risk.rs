@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::incident::Incident;
 use super::registry::Registered;
 use super::rule::{Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name};
+use super::window::{Entry, KeyWindow, KeyedState};
 use super::{elapsed, DetectorStats, EngineSettings, IncidentBook, Summarize};
 use crate::event::SignInEvent;
 use crate::finding::Finding;
@@ -136,10 +136,7 @@ impl Rule for CognitoRisk {
             return;
         }
         let w = self.users.get_or_insert_with(h, clock, || KeyWindow::new(false, 1));
-        w.push(
-            Entry { time: ev.time, outcome: ev.outcome, counted: true, aux, aux_name: ip.map(Name::new) },
-            spec.max_events_per_key,
-        );
+        w.push(Entry::new(ev.time, ev.outcome, true, aux, ip), spec.max_events_per_key);
         w.expire(clock, spec.window);
         if w.counted() < spec.threshold {
             return;
@@ -153,7 +150,7 @@ impl Rule for CognitoRisk {
                 pending_self = false;
                 continue;
             }
-            inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
+            inc.add(e.time, e.outcome(), e.aux, e.aux_name(), None);
         }
         inc.add(ev.time, ev.outcome, aux, ip, ev.event_id.as_deref());
         note_signals(&mut inc, &signals);

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::incident::Incident;
 use super::registry::Registered;
 use super::rule::{Keyed, Rule, Seen};
-use super::window::{Entry, KeyWindow, KeyedState, Name, NO_COUNTERPART};
+use super::window::{Entry, KeyWindow, KeyedState, NO_COUNTERPART};
 use super::{DetectorStats, EngineSettings, IncidentBook, Keys};
 use crate::event::{Outcome, SignInEvent};
 use crate::finding::Finding;
@@ -116,10 +116,7 @@ impl<R: CountingRule> Rule for Counting<R> {
                 None => return,
             }
         };
-        w.push(
-            Entry { time: ev.time, outcome: self.rule.outcome(ev), counted, aux, aux_name: counterpart.map(Name::new) },
-            spec.max_events_per_key,
-        );
+        w.push(Entry::new(ev.time, self.rule.outcome(ev), counted, aux, counterpart), spec.max_events_per_key);
         w.expire(clock, spec.window);
         if !counted {
             return;
@@ -137,12 +134,12 @@ impl<R: CountingRule> Rule for Counting<R> {
         let mut inc = Incident::open(spec, key, ev, first);
         // Fold in the window that led here; the crossing event last, with its id.
         let mut pending_self = true;
-        for e in w.entries().filter(|e| e.counted) {
-            if pending_self && e.time == ev.time && e.aux == aux && e.outcome == ev.outcome {
+        for e in w.entries().filter(|e| e.counted()) {
+            if pending_self && e.time == ev.time && e.aux == aux && e.outcome() == ev.outcome {
                 pending_self = false;
                 continue;
             }
-            inc.add(e.time, e.outcome, e.aux, e.aux_name.as_deref(), None);
+            inc.add(e.time, e.outcome(), e.aux, e.aux_name(), None);
         }
         inc.add(ev.time, ev.outcome, aux, counterpart, ev.event_id.as_deref());
         self.rule.evidence(w, &mut inc.extra);
@@ -209,9 +206,9 @@ pub fn recovered_failures(w: &KeyWindow) -> u64 {
         if e.aux == NO_COUNTERPART {
             continue;
         }
-        if e.outcome == Outcome::Success {
+        if e.outcome() == Outcome::Success {
             succeeded.insert(e.aux);
-        } else if e.counted && succeeded.contains(&e.aux) {
+        } else if e.counted() && succeeded.contains(&e.aux) {
             n += 1;
         }
     }

@@ -3,12 +3,14 @@
 //! Everything here runs on event time passed in by the caller; nothing reads the wall clock. A window
 //! holds the entries with `time > now - window`; entries may arrive out of order (late events are inserted
 //! at their place); counters are kept incrementally so a rule's check is O(1).
+//!
+//! Both are laid out for memory, since every tracked key of every rule pays for them: an [`Entry`] is 40
+//! bytes, a [`KeyWindow`] 64 and a key's slot in [`KeyedState`] 80 (tests hold them there).
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::ops::Deref;
 use std::sync::OnceLock;
 
 use hashbrown::HashTable;
@@ -19,80 +21,84 @@ use crate::time::{Span, Timestamp};
 /// The `aux` of an event with no counterpart (no address, or no user): never a distinct counterpart.
 pub const NO_COUNTERPART: u64 = 0;
 
-/// One event as a window remembers it.
-#[derive(Debug, Clone)]
+/// One event as a window remembers it: 40 bytes, paid by every entry of every tracked key's window. The
+/// outcome, the counted flag and the counterpart's text share one 24-byte enum (`Detail`): the outcome and
+/// flag fill bytes beside its tag that would otherwise be padding. As fields beside an `Option` of the name
+/// they cost 8 bytes more an entry.
+#[derive(Clone)]
 pub struct Entry {
     pub time: Timestamp,
-    pub outcome: Outcome,
-    /// Counts toward the rule's threshold (its outcome is one the spec counts).
-    pub counted: bool,
     /// Hash of the "other side": the user for an IP-keyed window, the address for a user-keyed one.
     pub aux: u64,
+    detail: Detail,
+}
+
+/// Longest counterpart name an [`Entry`] keeps inline (no allocation): IPv4 addresses and most user names
+/// fit; longer ones are boxed. The enum's tag, the outcome, the flag and the length take the other 4 of its
+/// 24 bytes.
+const INLINE_NAME_BYTES: usize = 20;
+
+/// An [`Entry`]'s outcome, whether it counts, and the other side's text, when the event carried it. Windows
+/// remember a name per entry; allocating each one cost more than the rest of the window's work, so a short
+/// one is kept inline.
+#[derive(Clone)]
+enum Detail {
+    Unnamed { outcome: Outcome, counted: bool },
+    Inline { outcome: Outcome, counted: bool, len: u8, bytes: [u8; INLINE_NAME_BYTES] },
+    Heap { outcome: Outcome, counted: bool, name: Box<str> },
+}
+
+impl Entry {
+    /// An entry; `counted` when it counts toward the rule's threshold (its outcome is one the spec
+    /// counts), `aux_name` the other side's text for evidence (`None` when the event did not carry it).
+    pub fn new(time: Timestamp, outcome: Outcome, counted: bool, aux: u64, aux_name: Option<&str>) -> Entry {
+        let detail = match aux_name {
+            None => Detail::Unnamed { outcome, counted },
+            Some(s) if s.len() <= INLINE_NAME_BYTES => {
+                let mut bytes = [0u8; INLINE_NAME_BYTES];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Detail::Inline { outcome, counted, len: s.len() as u8, bytes }
+            }
+            Some(s) => Detail::Heap { outcome, counted, name: Box::from(s) },
+        };
+        Entry { time, aux, detail }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self.detail {
+            Detail::Unnamed { outcome, .. } | Detail::Inline { outcome, .. } | Detail::Heap { outcome, .. } => outcome,
+        }
+    }
+
+    /// Counts toward the rule's threshold (its outcome is one the spec counts).
+    pub fn counted(&self) -> bool {
+        match self.detail {
+            Detail::Unnamed { counted, .. } | Detail::Inline { counted, .. } | Detail::Heap { counted, .. } => counted,
+        }
+    }
+
     /// The other side's text, for evidence (`None` when the event did not carry it).
-    pub aux_name: Option<Name>,
-}
-
-/// Longest name kept inline in a [`Name`] (24 bytes in all, like a `String`): IPv4 addresses, most IPv6
-/// /64 prefixes and most user names fit.
-const INLINE_NAME_BYTES: usize = 22;
-
-/// A short string kept inline (no allocation) when it fits, boxed otherwise. Windows remember a name per
-/// entry; allocating each one cost more than the rest of the window's work.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Name {
-    Inline { len: u8, bytes: [u8; INLINE_NAME_BYTES] },
-    Heap(Box<str>),
-}
-
-impl Name {
-    pub fn new(s: &str) -> Name {
-        if s.len() <= INLINE_NAME_BYTES {
-            let mut bytes = [0u8; INLINE_NAME_BYTES];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Name::Inline { len: s.len() as u8, bytes }
-        } else {
-            Name::Heap(Box::from(s))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
+    pub fn aux_name(&self) -> Option<&str> {
+        match &self.detail {
+            Detail::Unnamed { .. } => None,
             // Only `new` fills the bytes, from a whole `&str` that fits, so they are valid UTF-8.
-            Name::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default(),
-            Name::Heap(s) => s,
+            Detail::Inline { len, bytes, .. } => {
+                Some(std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default())
+            }
+            Detail::Heap { name, .. } => Some(name),
         }
     }
 }
 
-impl Deref for Name {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl From<&str> for Name {
-    fn from(s: &str) -> Name {
-        Name::new(s)
-    }
-}
-
-impl fmt::Debug for Name {
+impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Name {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        f.debug_struct("Entry")
+            .field("time", &self.time)
+            .field("outcome", &self.outcome())
+            .field("counted", &self.counted())
+            .field("aux", &self.aux)
+            .field("aux_name", &self.aux_name())
+            .finish()
     }
 }
 
@@ -233,7 +239,7 @@ pub const MAX_WINDOW_ENTRIES: usize = 65_000;
 
 /// The sliding window of one key with incremental counters.
 ///
-/// Kept small: every tracked key of every counting rule has one (72 bytes; 88 with its key and last use
+/// Kept small: every tracked key of every counting rule has one (64 bytes; 80 with its key and last use
 /// in [`KeyedState`]'s slot; a test holds it there). What can be derived is not stored: the
 /// last-seen time is the newest entry's, and the low-try limit rides in the counterpart counts, the only
 /// place it is used.
@@ -310,8 +316,8 @@ impl KeyWindow {
 
     /// Time of the first and last counted entries.
     pub fn counted_span(&self) -> Option<(Timestamp, Timestamp)> {
-        let first = self.entries.iter().find(|e| e.counted)?.time;
-        let last = self.entries.iter().rev().find(|e| e.counted)?.time;
+        let first = self.entries.iter().find(|e| e.counted())?.time;
+        let last = self.entries.iter().rev().find(|e| e.counted())?.time;
         Some((first, last))
     }
 
@@ -357,12 +363,12 @@ impl KeyWindow {
     }
 
     fn add_counters(&mut self, e: &Entry) {
-        match e.outcome {
+        match e.outcome() {
             Outcome::Failure => self.failures += 1,
             Outcome::Success => self.successes += 1,
             _ => {}
         }
-        if !e.counted {
+        if !e.counted() {
             return;
         }
         self.counted += 1;
@@ -378,12 +384,12 @@ impl KeyWindow {
     }
 
     fn remove_counters(&mut self, e: &Entry) {
-        match e.outcome {
+        match e.outcome() {
             Outcome::Failure => self.failures -= 1,
             Outcome::Success => self.successes -= 1,
             _ => {}
         }
-        if !e.counted {
+        if !e.counted() {
             return;
         }
         self.counted -= 1;
@@ -551,7 +557,7 @@ struct Slots<S> {
     len: usize,
 }
 
-/// Slots per chunk: 1,024 (88 KB of counting windows), so a rule tracking a handful of keys holds little.
+/// Slots per chunk: 1,024 (80 KB of counting windows), so a rule tracking a handful of keys holds little.
 const CHUNK: usize = 1024;
 
 impl<S> Slots<S> {
@@ -764,10 +770,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_s_window_with_its_slot_fits_in_88_bytes() {
+    fn a_key_s_window_with_its_slot_fits_in_80_bytes() {
         // Every tracked key of every counting rule pays this (plus about 8 bytes of table): the figure
         // docs/performance.md divides memory by. Grow it knowingly.
-        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 88, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+        assert!(std::mem::size_of::<Slot<KeyWindow>>() <= 80, "{}", std::mem::size_of::<Slot<KeyWindow>>());
+        assert_eq!(std::mem::size_of::<KeyWindow>(), 64);
+        // The entry a window holds inline, and every entry of a longer window.
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    #[test]
+    fn an_entry_keeps_its_outcome_flag_and_name_whatever_the_name_s_length() {
+        let inline = "a".repeat(INLINE_NAME_BYTES);
+        let boxed = "a".repeat(INLINE_NAME_BYTES + 1);
+        // Multi-byte characters up to the inline limit and one past it.
+        let wide = "é".repeat(INLINE_NAME_BYTES / 2);
+        let wider = format!("{wide}x");
+        let names = [None, Some(""), Some("203.0.113.7"), Some(&*inline), Some(&*boxed), Some(&*wide), Some(&*wider)];
+        for name in names {
+            for outcome in
+                [Outcome::Success, Outcome::Failure, Outcome::InProgress, Outcome::Throttled, Outcome::Unknown]
+            {
+                for counted in [false, true] {
+                    let e = Entry::new(Timestamp(7), outcome, counted, 9, name);
+                    assert_eq!(
+                        (e.time, e.outcome(), e.counted(), e.aux, e.aux_name()),
+                        (Timestamp(7), outcome, counted, 9, name)
+                    );
+                    assert_eq!(e.clone().aux_name(), name);
+                }
+            }
+        }
     }
 
     #[test]
@@ -823,7 +856,7 @@ mod tests {
     }
 
     fn entry(t: i64, outcome: Outcome, aux: u64) -> Entry {
-        Entry { time: Timestamp(t), outcome, counted: outcome == Outcome::Failure, aux, aux_name: None }
+        Entry::new(Timestamp(t), outcome, outcome == Outcome::Failure, aux, None)
     }
 
     #[test]
