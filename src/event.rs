@@ -406,7 +406,8 @@ impl SignInEvent {
     }
 
     /// About how much heap memory the event's strings hold, beyond the event itself (the file name is
-    /// shared; strings of up to 24 bytes are kept inline; allocator rounding is not counted).
+    /// shared; strings of up to 24 bytes, and ids of up to 38, are kept inline; allocator rounding is not
+    /// counted).
     pub fn heap_bytes(&self) -> usize {
         let heap = |s: &CompactString| if s.is_heap_allocated() { s.capacity() } else { 0 };
         let text = |s: &Option<CompactString>| s.as_ref().map_or(0, heap);

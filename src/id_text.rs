@@ -42,7 +42,7 @@ impl IdText {
         }
     }
 
-    /// Whether the text is on the heap (for `SignInEvent::heap_bytes`).
+    /// How many bytes of the text are on the heap: 0 when it is inline (for `SignInEvent::heap_bytes`).
     pub fn heap_len(&self) -> usize {
         match &self.0 {
             Repr::Inline { .. } => 0,
@@ -73,7 +73,11 @@ impl From<&str> for IdText {
 
 impl From<String> for IdText {
     fn from(s: String) -> IdText {
-        IdText::new(&s)
+        if s.len() <= INLINE_BYTES {
+            IdText::new(&s)
+        } else {
+            IdText(Repr::Heap(s.into_boxed_str()))
+        }
     }
 }
 

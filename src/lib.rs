@@ -19,7 +19,7 @@ pub mod event;
 pub mod figures;
 pub mod finding;
 pub mod geo;
-pub mod id_text;
+mod id_text;
 pub mod metric_filters;
 pub mod monitor;
 pub mod pattern;

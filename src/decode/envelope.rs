@@ -79,15 +79,16 @@ impl<V: Visit> Walk<'_, V> {
         // serde decides the rest, as it would without it (the scanner never rejects).
         let scan = self.scan && {
             match scan::Plain::bytes(bytes, &mut scan::Quotes::default()) {
-                Some(plain) => {
+                scan::Offer::Plain(plain) => {
                     let text = plain.as_str();
                     if let Some(rec) = scan::cognito_record(&plain, &mut None) {
                         return self.object(rec, text, origin, depth);
                     }
-                    // Refused: serde reads it below, without a second scan.
+                    // Not the plain shape: serde reads it below, without a second scan.
                     false
                 }
-                None => true,
+                scan::Offer::Refused => false,
+                scan::Offer::Other => true,
             }
         };
         if bytes.starts_with(&GZIP_MAGIC) {
@@ -121,10 +122,11 @@ impl<V: Visit> Walk<'_, V> {
             None => self.visit.not_object(text, origin, || "empty record".into()),
             Some(b'{') => {
                 // The hot case, a plain Cognito user-activity line, in one pass; serde decides the rest.
-                let quotes = &mut scan::Quotes::default();
-                if let Some(plain) = scan.then(|| scan::Plain::text(text, quotes)).flatten() {
-                    if let Some(rec) = scan::cognito_record(&plain, &mut None) {
-                        return self.object(rec, text, origin, depth);
+                if scan {
+                    if let Some(plain) = scan::Plain::text(text, &mut scan::Quotes::default()) {
+                        if let Some(rec) = scan::cognito_record(&plain, &mut None) {
+                            return self.object(rec, text, origin, depth);
+                        }
                     }
                 }
                 let mut de = serde_json::Deserializer::from_str(text);
