@@ -33,7 +33,7 @@ use crate::finding::Finding;
 use crate::pipeline::intake::Intake;
 pub use crate::sink::summary::FindingTally;
 use crate::sink::{Sink, SinkError};
-use crate::source::{expand_inputs, Input, Limits, RawRecord, ReadItem, RecordReader};
+use crate::source::{expand_inputs, Batch, Batched, Input, Limits, RawRecord, ReadItem, RecordReader};
 use crate::spec::SpecSet;
 use crate::time::Timestamp;
 
@@ -144,7 +144,7 @@ struct Want {
 struct Job {
     file: usize,
     seq: u64,
-    items: Vec<ReadItem>,
+    batch: Batch,
     /// The file has no more records after this batch.
     eof: bool,
 }
@@ -323,7 +323,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
         seqs[file] += 1;
         if finished[file] {
             // Asked for more before the end was known: an empty last batch.
-            if jobs.send(Job { file, seq, items: Vec::new(), eof: true }).is_err() {
+            if jobs.send(Job { file, seq, batch: Batch::default(), eof: true }).is_err() {
                 return;
             }
             continue;
@@ -337,7 +337,8 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
                     finished[file] = true;
                     let name = FileName::from(input.display_name());
                     let rejection = Rejection::new(&Origin::new(name, 0), format!("cannot read: {e}"));
-                    if jobs.send(Job { file, seq, items: vec![ReadItem::Rejected(rejection)], eof: true }).is_err() {
+                    let batch = Batch::from(ReadItem::Rejected(rejection));
+                    if jobs.send(Job { file, seq, batch, eof: true }).is_err() {
                         return;
                     }
                     continue;
@@ -345,8 +346,8 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
             }
         }
         let Some((reader, before)) = readers.get_mut(&file) else { continue };
-        let mut items = Vec::with_capacity(BATCH_RECORDS);
-        let more = reader.next_batch_within(BATCH_RECORDS, BATCH_BYTES, &mut items);
+        let mut batch = Batch::with_capacity(BATCH_RECORDS, BATCH_BYTES);
+        let more = reader.next_batch_into(BATCH_RECORDS, BATCH_BYTES, &mut batch);
         let now = reader.bytes_read();
         bytes.fetch_add(now.saturating_sub(*before), Ordering::Relaxed);
         *before = now;
@@ -354,7 +355,7 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
             finished[file] = true;
             readers.remove(&file);
         }
-        if jobs.send(Job { file, seq, items, eof: !more }).is_err() {
+        if jobs.send(Job { file, seq, batch, eof: !more }).is_err() {
             return;
         }
     }
@@ -362,37 +363,37 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
 
 /// A decoder thread: batches in, decoded items out, until the job channel closes.
 fn decode_batches(jobs: Receiver<Job>, done: Sender<Done>, hint: Option<LogFormat>) {
-    for job in jobs {
-        let mut decoded = Vec::with_capacity(job.items.len());
-        let mut records = 0;
-        for item in job.items {
+    for mut job in jobs {
+        let mut decoded = Vec::with_capacity(job.batch.len());
+        let records = job.batch.len() as u64;
+        for item in job.batch.drain() {
             match item {
-                ReadItem::Record(r) if r.bytes.len() > INLINE_DECODE_BYTES => {
-                    records += 1;
-                    decoded.push(Output::Inline(r));
+                Batched::Line { bytes, origin } if bytes.len() > INLINE_DECODE_BYTES => {
+                    decoded.push(Output::Inline(RawRecord { bytes: bytes.to_vec(), origin }));
                 }
-                ReadItem::Record(r) => {
-                    records += 1;
-                    let start = decoded.len();
-                    decode_record(&r.bytes, &r.origin, hint, &mut |d| decoded.push(Output::Decoded(d)));
-                    // One record holding many events lists them in no particular order (a CloudTrail
-                    // file's `Records`): put them in time order (stable, so equal times keep theirs).
-                    if decoded.len() - start > 1 {
-                        decoded[start..].sort_by_key(|o| match o {
-                            Output::Decoded(Decoded::Event(ev)) => ev.time,
-                            _ => Timestamp(i64::MIN),
-                        });
-                    }
-                }
-                ReadItem::Rejected(r) => {
-                    records += 1;
-                    decoded.push(Output::Decoded(Decoded::Rejected(r)));
-                }
+                Batched::Owned(r) if r.bytes.len() > INLINE_DECODE_BYTES => decoded.push(Output::Inline(r)),
+                Batched::Line { bytes, origin } => decode_onto(&mut decoded, bytes, &origin, hint),
+                Batched::Owned(r) => decode_onto(&mut decoded, &r.bytes, &r.origin, hint),
+                Batched::Rejected(r) => decoded.push(Output::Decoded(Decoded::Rejected(r))),
             }
         }
         if done.send(Done { file: job.file, seq: job.seq, decoded, records, eof: job.eof }).is_err() {
             return;
         }
+    }
+}
+
+/// Decodes one record onto `decoded`.
+fn decode_onto(decoded: &mut Vec<Output>, bytes: &[u8], origin: &Origin, hint: Option<LogFormat>) {
+    let start = decoded.len();
+    decode_record(bytes, origin, hint, &mut |d| decoded.push(Output::Decoded(d)));
+    // One record holding many events lists them in no particular order (a CloudTrail file's `Records`):
+    // put them in time order (stable, so equal times keep theirs).
+    if decoded.len() - start > 1 {
+        decoded[start..].sort_by_key(|o| match o {
+            Output::Decoded(Decoded::Event(ev)) => ev.time,
+            _ => Timestamp(i64::MIN),
+        });
     }
 }
 
