@@ -97,6 +97,8 @@ pub struct Batch {
     /// The lines' bytes, one after another.
     bytes: Vec<u8>,
     items: Vec<BatchItem>,
+    /// Bytes of the records kept in their own buffers.
+    owned_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -121,7 +123,7 @@ pub enum Batched<'a> {
 
 impl Batch {
     pub fn with_capacity(records: usize, bytes: usize) -> Batch {
-        Batch { bytes: Vec::with_capacity(bytes), items: Vec::with_capacity(records) }
+        Batch { bytes: Vec::with_capacity(bytes), items: Vec::with_capacity(records), owned_bytes: 0 }
     }
 
     /// Appends a line, copying its bytes into the batch's buffer.
@@ -134,7 +136,10 @@ impl Batch {
     /// Appends an item read on its own (a document, a rejection), without copying it.
     pub fn push(&mut self, item: ReadItem) {
         self.items.push(match item {
-            ReadItem::Record(r) => BatchItem::Owned(r),
+            ReadItem::Record(r) => {
+                self.owned_bytes += r.bytes.len();
+                BatchItem::Owned(r)
+            }
             ReadItem::Rejected(r) => BatchItem::Rejected(r),
         });
     }
@@ -150,13 +155,13 @@ impl Batch {
 
     /// Bytes of the lines and records in the batch.
     pub fn record_bytes(&self) -> usize {
-        let owned = self.items.iter().map(|i| if let BatchItem::Owned(r) = i { r.bytes.len() } else { 0 });
-        self.bytes.len() + owned.sum::<usize>()
+        self.bytes.len() + self.owned_bytes
     }
 
     /// Takes the items out, in order; the lines' bytes are borrowed from the batch.
     pub fn drain(&mut self) -> impl Iterator<Item = Batched<'_>> {
-        let Batch { bytes, items } = self;
+        let Batch { bytes, items, owned_bytes } = self;
+        *owned_bytes = 0;
         items.drain(..).map(|item| match item {
             BatchItem::Line { start, end, origin } => Batched::Line { bytes: &bytes[start..end], origin },
             BatchItem::Owned(r) => Batched::Owned(r),
