@@ -27,7 +27,9 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 /// yields one Rejection naming the file and line reached, then the reader ends.
 pub struct RecordReader {
     name: FileName,
-    reader: Box<dyn BufRead + Send>,
+    /// The input (decompressed when gzip), buffered: [`RecordReader::next_batch_into`] takes whole lines
+    /// straight from the buffer.
+    reader: BufReader<Box<dyn Read + Send>>,
     consumed: Arc<AtomicU64>,
     limits: Limits,
     /// Lines read so far; the next line is `line + 1`.
@@ -86,11 +88,9 @@ impl RecordReader {
         let head = read_head(&mut counting)?;
         let is_gzip = head == GZIP_MAGIC;
         let plain = Cursor::new(head).chain(counting);
-        let reader: Box<dyn BufRead + Send> = if is_gzip {
-            Box::new(BufReader::with_capacity(BUFFER_BYTES, MultiGzDecoder::new(BufReader::new(plain))))
-        } else {
-            Box::new(BufReader::with_capacity(BUFFER_BYTES, plain))
-        };
+        let inner: Box<dyn Read + Send> =
+            if is_gzip { Box::new(MultiGzDecoder::new(BufReader::new(plain))) } else { Box::new(plain) };
+        let reader = BufReader::with_capacity(BUFFER_BYTES, inner);
         Ok(RecordReader {
             name: name.into(),
             reader,
@@ -129,7 +129,14 @@ impl RecordReader {
     /// stopping too once the batch holds `max_bytes` or more of records, so a batch of long lines stays
     /// small.
     pub fn next_batch_into(&mut self, max: usize, max_bytes: usize, out: &mut Batch) -> bool {
-        for _ in 0..max {
+        let mut taken = 0;
+        while taken < max {
+            let (pushed, full) = self.buffered_lines(max - taken, max_bytes, out);
+            taken += pushed;
+            if full || taken == max {
+                break;
+            }
+            // A line that is not whole in the buffer, or anything else: one item the general way.
             match self.next_read() {
                 Some(Next::Line(number)) => {
                     let origin = self.origin(number);
@@ -138,11 +145,51 @@ impl RecordReader {
                 Some(Next::Item(item)) => out.push(item),
                 None => return false,
             }
+            taken += 1;
             if out.record_bytes() >= max_bytes {
                 break;
             }
         }
         self.state != State::Done
+    }
+
+    /// The lines already whole in the read buffer, up to `room` of them, copied from it straight into
+    /// `out`, exactly as [`next_read`](Self::next_read) would read them one by one: without their line
+    /// ending, blank ones skipped, numbered. Stops at a line that is not whole in the buffer or is over
+    /// the limit (the general way reads or rejects those), and once `out` holds `max_bytes`; returns the
+    /// lines pushed and whether that budget was reached. One copy a line instead of two (into `buf`, then
+    /// into the batch), and no call through the reader per line: about a tenth of `--decode-only`'s
+    /// reader thread.
+    fn buffered_lines(&mut self, room: usize, max_bytes: usize, out: &mut Batch) -> (usize, bool) {
+        if self.state != State::Lines || !self.pending.is_empty() {
+            return (0, false);
+        }
+        let max = self.limits.max_line_bytes;
+        let buffered = self.reader.buffer();
+        let (mut used, mut pushed, mut number, mut full) = (0, 0, self.line, false);
+        while pushed < room {
+            let rest = &buffered[used..];
+            let Some(end) = memchr::memchr(b'\n', rest) else { break };
+            let line = &rest[..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max {
+                break;
+            }
+            used += end + 1;
+            number += 1;
+            if is_blank(line) {
+                continue;
+            }
+            out.push_line(line, Origin::new(self.name.clone(), number));
+            pushed += 1;
+            if out.record_bytes() >= max_bytes {
+                full = true;
+                break;
+            }
+        }
+        self.line = number;
+        self.reader.consume(used);
+        (pushed, full)
     }
 
     fn next_item(&mut self) -> Option<ReadItem> {
@@ -188,7 +235,7 @@ impl RecordReader {
                 Line::TooLong { seen, complete } => {
                     self.state = State::Lines;
                     self.buf = Vec::new();
-                    let rest = if complete { Ok(0) } else { skip_line(&mut *self.reader) };
+                    let rest = if complete { Ok(0) } else { skip_line(&mut self.reader) };
                     let total = match rest {
                         Ok(n) => seen + n,
                         Err(e) => return Some(Next::Item(self.fail(number, e))),
@@ -208,7 +255,7 @@ impl RecordReader {
     fn read_line(&mut self) -> io::Result<Line> {
         self.buf.clear();
         let max = self.limits.max_line_bytes;
-        let n = read_until_newline(&mut *self.reader, &mut self.buf, max.saturating_add(2))?;
+        let n = read_until_newline(&mut self.reader, &mut self.buf, max.saturating_add(2))?;
         if n == 0 {
             return Ok(Line::Eof);
         }
