@@ -93,14 +93,17 @@ pub(super) struct Entry {
 impl Entry {
     /// Whether `key` is one of the two fields of a challenge that are read (the others are skipped).
     pub(super) fn reads(key: &str) -> bool {
-        key.eq_ignore_ascii_case("challengeName") || key.eq_ignore_ascii_case("challengeResponse")
+        // The export's own spelling first: one compare each instead of a case-folding one.
+        matches!(key, "challengeName" | "challengeResponse")
+            || key.eq_ignore_ascii_case("challengeName")
+            || key.eq_ignore_ascii_case("challengeResponse")
     }
 
     /// Reads field `key` (one that [`Entry::reads`]) with its string value, `None` when it is not a
     /// string (or empty, or "null"); a repeated field overrides the earlier one. Shared with the one-pass
     /// scanner (`scan`), so both read a challenge alike.
     pub(super) fn field(&mut self, key: &str, value: Option<&str>) {
-        if key.eq_ignore_ascii_case("challengeName") {
+        if key == "challengeName" || key.eq_ignore_ascii_case("challengeName") {
             self.factor = value.and_then(factor);
         } else if key.eq_ignore_ascii_case("challengeResponse") {
             self.step = value.map_or(Step::Unknown, step);
@@ -117,6 +120,12 @@ impl Entry {
 }
 
 fn factor(name: &str) -> Option<Factor> {
+    // What the export writes, exactly, before the general reading.
+    match name {
+        "Password" => return Some(Factor::Password),
+        "Mfa" => return Some(Factor::Mfa),
+        _ => {}
+    }
     let name = name.trim();
     if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("PASSWORD_VERIFIER") {
         Some(Factor::Password)
@@ -128,6 +137,11 @@ fn factor(name: &str) -> Option<Factor> {
 }
 
 fn step(response: &str) -> Step {
+    match response {
+        "Success" => return Step::Passed,
+        "Failure" => return Step::Failed,
+        _ => {}
+    }
     let response = response.trim();
     if response.eq_ignore_ascii_case("success") || response.eq_ignore_ascii_case("pass") {
         Step::Passed

@@ -2,12 +2,11 @@
 //! (`InitiateAuth`, `RespondToAuthChallenge`...) and hosted-UI service events (`login_POST`...).
 
 use compact_str::CompactString;
-use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{clip, visible, Decoded, Format, Record, Rejection, SkipReason, Text};
+use super::{address, clip, visible, Decoded, Format, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, Factors, IdText, LogFormat, Origin, Outcome, SignInEvent, Step};
 use crate::time::Timestamp;
 
@@ -151,7 +150,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         .owned()
         .or_else(|| additional.user_pool_id.owned())
         .or_else(|| pool_from_resources(rec.resources));
-    event.ip = rec.source_ip_address.get().and_then(|s| s.trim().parse::<IpAddr>().ok());
+    event.ip = rec.source_ip_address.get().and_then(address);
     event.device = rec.user_agent.owned();
     event.region = rec.aws_region.owned();
     event.account = rec.recipient_account_id.owned();

@@ -1,13 +1,12 @@
 //! The exported Cognito user-activity log (`userAuthEvents`, aws-formats.md §1) → [`SignInEvent`].
 
 use compact_str::CompactString;
-use std::net::IpAddr;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::challenges::Challenges;
-use super::{clip, json_error, json_kind, Decoded, Format, Record, Rejection, SkipReason, Text};
+use super::{address, clip, json_error, json_kind, Decoded, Format, Record, Rejection, SkipReason, Text};
 use crate::event::{EventKind, LogFormat, Origin, Outcome, Risk, SignInEvent};
 use crate::time::Timestamp;
 
@@ -104,7 +103,9 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
         Some("InProgress") => (Outcome::InProgress, None),
         _ => (Outcome::Unknown, None),
     };
-    let mut event = SignInEvent::new(time, kind(event_type), outcome, origin.clone());
+    // Made on the heap and filled there: built on the stack, the event (about 500 bytes) was copied
+    // into its box.
+    let mut event = Box::new(SignInEvent::new(time, kind(event_type), outcome, origin.clone()));
     event.failure_reason = failure_reason;
     event.event_name = event_type.into();
     event.user_pool_id =
@@ -112,7 +113,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.client_id = msg.client_id.owned();
     event.user_name = msg.user_name.owned();
     event.user_sub = msg.user_sub.owned();
-    event.ip = msg.ip_address.get().and_then(|s| s.trim().parse::<IpAddr>().ok());
+    event.ip = msg.ip_address.get().and_then(address);
     event.city = msg.city.owned();
     event.country = msg.country.owned();
     event.device = msg.device_name.owned();
@@ -125,7 +126,7 @@ fn try_decode(rec: &Record, origin: &Origin) -> Result<Decoded, String> {
     event.creation_date_disagrees = creation_date_disagrees(time, msg.creation_date.get());
     event.event_id = msg.event_id.owned();
     event.format = LogFormat::CognitoUserActivity;
-    Ok(Decoded::Event(Box::new(event)))
+    Ok(Decoded::Event(event))
 }
 
 fn kind(event_type: &str) -> EventKind {
@@ -143,7 +144,7 @@ fn kind(event_type: &str) -> EventKind {
 /// RFC 3339 text is accepted too.
 fn event_time(field: &Text) -> Result<Timestamp, String> {
     let s = field.get().ok_or("missing `eventTimestamp`")?.trim();
-    let time = if let Ok(ms) = s.parse::<i64>() {
+    let time = if let Some(ms) = epoch_millis(s) {
         Timestamp(ms)
     } else if let Some(t) = s.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() < 9e18) {
         Timestamp(t as i64)
@@ -156,6 +157,16 @@ fn event_time(field: &Text) -> Result<Timestamp, String> {
         return Err(format!("`eventTimestamp` {} is {time}, outside the plausible range 2000..2100", clip(s)));
     }
     Ok(time)
+}
+
+/// Text as an integer, as `str::parse::<i64>` reads it, the export's case (up to 18 digits, which cannot
+/// overflow) without the general parser's sign and overflow checks at every digit.
+fn epoch_millis(text: &str) -> Option<i64> {
+    let digits = text.as_bytes();
+    if (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
+        return Some(digits.iter().fold(0, |v, &d| v * 10 + i64::from(d - b'0')));
+    }
+    text.parse().ok()
 }
 
 /// How far `creationDate` may be from `eventTimestamp` before the two are said to disagree: more than any
@@ -196,6 +207,29 @@ mod tests {
         assert_eq!(time("1721237155000"), want);
         assert_eq!(time("1.721237155e12"), want);
         assert_eq!(time(r#""2024-07-17T17:25:55Z""#), want);
+    }
+
+    #[test]
+    fn epoch_millis_reads_as_the_standard_parser_does() {
+        for text in [
+            "0",
+            "1721237155000",
+            "000000000000000001",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "1234567890123456789",
+            "+12",
+            "-12",
+            "",
+            " 12",
+            "12 ",
+            "1_000",
+            "1.5",
+            "x",
+        ] {
+            assert_eq!(epoch_millis(text), text.parse::<i64>().ok(), "{text:?}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub use messages::log_messages;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
@@ -435,6 +436,37 @@ impl<'de> Visitor<'de> for TextVisitor {
 }
 
 /// The JSON type a raw value starts with, for error messages.
+/// An event's address text as an [`IpAddr`], `None` when it is not one: exactly `text.trim().parse()`,
+/// with the common case, a dotted IPv4 address without leading zeros, read by hand first. The standard
+/// parser (a general parser over both families, behind a Unicode trim) was 4 % of `--decode-only`.
+/// The hand path takes only text the standard parser reads the same way, and leaves the rest to it.
+fn address(text: &str) -> Option<IpAddr> {
+    plain_ipv4(text.as_bytes()).map(IpAddr::V4).or_else(|| text.trim().parse().ok())
+}
+
+/// `a.b.c.d`, each part 0 to 255 in decimal without a leading zero; `None` for anything else.
+#[inline]
+fn plain_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut parts = [0u8; 4];
+    let mut at = 0;
+    for (i, part) in parts.iter_mut().enumerate() {
+        if i > 0 {
+            (text.get(at) == Some(&b'.')).then_some(())?;
+            at += 1;
+        }
+        let rest = text.get(at..)?;
+        let digits = rest.iter().take(4).take_while(|b| b.is_ascii_digit()).count();
+        let value = match (digits, rest.first()?) {
+            (1, first) => u32::from(first - b'0'),
+            (2 | 3, b'1'..=b'9') => rest[..digits].iter().fold(0, |v, &b| v * 10 + u32::from(b - b'0')),
+            _ => return None,
+        };
+        *part = u8::try_from(value).ok()?;
+        at += digits;
+    }
+    (at == text.len()).then_some(Ipv4Addr::from(parts))
+}
+
 fn json_kind(raw: &str) -> &'static str {
     match raw.trim_start().as_bytes().first() {
         Some(b'{') => "an object",
@@ -478,6 +510,59 @@ fn visible(s: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_read_by_hand_are_read_as_the_standard_parser_reads_them() {
+        let cases = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.168.100.200",
+            "256.1.1.1",
+            "1.2.3.256",
+            "01.2.3.4",
+            "1.02.3.4",
+            "1.2.3.00",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.",
+            ".1.2.3",
+            "1..2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "1.2.3.4\u{a0}",
+            "1.2.3.1234",
+            "1111.2.3.4",
+            "a.b.c.d",
+            "",
+            ".",
+            "1",
+            "::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "1.2.3.4/32",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4x",
+            "9.9.9.9",
+            "99.99.99.99",
+            "199.255.249.250",
+            "0.1.2.3",
+            "1.0.0.0",
+        ];
+        for text in cases {
+            assert_eq!(address(text), text.trim().parse::<IpAddr>().ok(), "{text:?}");
+        }
+        // Every octet value and a few neighbours of each form, in every position.
+        for v in (0..1100).chain([0o10, 0o77]) {
+            for form in [format!("{v}"), format!("0{v}"), format!("00{v}")] {
+                for text in [format!("{form}.1.2.3"), format!("1.2.3.{form}"), format!("1.{form}.2.3")] {
+                    assert_eq!(address(&text), text.parse::<IpAddr>().ok(), "{text:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_log_format_has_one_decoder() {
