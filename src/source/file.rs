@@ -543,6 +543,49 @@ mod tests {
         assert!(matches!(batch.drain().next(), Some(Batched::Owned(r)) if r.bytes == doc.as_bytes()));
     }
 
+    /// Over inputs longer than the read buffer, so that lines cross its end (those the batch reader takes
+    /// straight from the buffer and those it leaves to `next_read`), batches of any size hold exactly the
+    /// items `next_batch` reads, numbered alike: blank and whitespace lines, CRLF, over-long lines.
+    #[test]
+    fn batches_read_across_the_read_buffer_hold_what_next_batch_reads() {
+        let limits = Limits { max_line_bytes: 3000, ..Limits::default() };
+        let mut rng = crate::simulate::rng::Rng::new(11, 0);
+        let mut input = String::new();
+        while input.len() < 3 * BUFFER_BYTES + 1234 {
+            match rng.below(20) {
+                0 => input.push('\n'),
+                1 => input.push_str(" \t \r\n"),
+                2 => input.push_str(&format!("{{\"long\":\"{}\"}}\n", "z".repeat(3000 + rng.below(3000) as usize))),
+                3 => input.push_str(&format!("{{\"crlf\":{}}}\r\n", rng.below(1000))),
+                _ => input.push_str(&format!("{{\"a\":\"{}\"}}\n", "x".repeat(rng.below(2500) as usize))),
+            }
+        }
+        input.push_str("{\"last\":\"no newline\"}");
+        let read = || RecordReader::from_read("t.jsonl", Box::new(Cursor::new(input.clone())), limits).unwrap();
+        let mut want = Vec::new();
+        assert!(!read().next_batch(usize::MAX, &mut want));
+        assert!(want.iter().any(|i| matches!(i, ReadItem::Rejected(_))), "over-long lines are in the input");
+        for (max, max_bytes) in [(1, usize::MAX), (7, usize::MAX), (1024, 256 * 1024), (100, 5000), (usize::MAX, 1)] {
+            let mut reader = read();
+            let mut got = Vec::new();
+            loop {
+                let mut batch = Batch::default();
+                let more = reader.next_batch_into(max, max_bytes, &mut batch);
+                assert!(batch.len() <= max);
+                got.extend(batch.drain().map(|b| match b {
+                    Batched::Line { bytes, origin } => ReadItem::Record(RawRecord { bytes: bytes.to_vec(), origin }),
+                    Batched::Owned(r) => ReadItem::Record(r),
+                    Batched::Rejected(r) => ReadItem::Rejected(r),
+                }));
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(got.len(), want.len(), "{max} {max_bytes}");
+            assert!(got == want, "{max} {max_bytes}: the items differ");
+        }
+    }
+
     #[test]
     fn readers_can_move_to_worker_threads() {
         fn is_send<T: Send>() {}
