@@ -47,9 +47,6 @@ const PEEK_BATCHES: usize = 64;
 /// each, a 150-byte rejection each), so the bound on memory is this times the batches in flight times
 /// that factor: about 100 MB at worst on two cores, against tens of GB without it.
 const BATCH_BYTES: usize = 256 * 1024;
-/// Room in a batch's buffer beyond [`BATCH_BYTES`] for the line that crosses it: an export line is about
-/// 1 KiB, a CloudTrail record a few.
-const LINE_ROOM: usize = 16 * 1024;
 /// Batches in flight per decoder thread.
 const BATCHES_PER_THREAD: usize = 4;
 /// Records larger than this (documents, long lines: CloudTrail S3 files, `filter-log-events` output) are not
@@ -349,8 +346,9 @@ fn read_inputs(inputs: &[Input], limits: Limits, wants: Receiver<Want>, jobs: Se
             }
         }
         let Some((reader, before)) = readers.get_mut(&file) else { continue };
-        // Room for the line that crosses the byte budget too, so the buffer is not doubled for it.
-        let mut batch = Batch::with_capacity(BATCH_RECORDS, BATCH_BYTES + LINE_ROOM);
+        // Most lines stay in the read buffer the batch takes; the batch's own buffer (for the first line
+        // and lines longer than the read buffer) grows when needed.
+        let mut batch = Batch::with_capacity(BATCH_RECORDS, 0);
         let more = reader.next_batch_into(BATCH_RECORDS, BATCH_BYTES, &mut batch);
         let now = reader.bytes_read();
         bytes.fetch_add(now.saturating_sub(*before), Ordering::Relaxed);

@@ -8,6 +8,7 @@ pub mod follow;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use file::RecordReader;
 
@@ -88,23 +89,35 @@ pub enum ReadItem {
     Rejected(Rejection),
 }
 
-/// Records read together, the lines' bytes in one buffer: how `replay`'s reader hands records to a
-/// decoder thread ([`RecordReader::next_batch_into`]). One allocation a batch instead of one a line, and
-/// one free on the decoder's thread instead of one a line: per line, that pair was about a twentieth of
-/// `--decode-only`.
+/// Records read together: how `replay`'s reader hands records to a decoder thread
+/// ([`RecordReader::next_batch_into`]). Most lines are in the read buffer the batch took whole (its
+/// block), where the kernel put them; the others (read the general way: the first line, a line longer
+/// than the read buffer) are copied into the batch's own buffer. One buffer a batch, given back to the
+/// reader when the batch is dropped, instead of an allocation a line: per line, that pair was about a
+/// twentieth of `--decode-only`.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The lines' bytes, one after another.
+    /// The bytes of the lines read the general way, one after another.
     bytes: Vec<u8>,
+    /// The read buffer holding the other lines.
+    block: Option<Block>,
     items: Vec<BatchItem>,
     /// Bytes of the records kept in their own buffers.
     owned_bytes: usize,
+    /// Bytes of the lines in the block.
+    block_bytes: usize,
 }
 
 #[derive(Debug)]
 enum BatchItem {
     /// A line: its bytes are `bytes[start..end]`.
     Line {
+        start: usize,
+        end: usize,
+        origin: Origin,
+    },
+    /// A line in the block: `block[start..end]`.
+    InBlock {
         start: usize,
         end: usize,
         origin: Origin,
@@ -122,8 +135,9 @@ pub enum Batched<'a> {
 }
 
 impl Batch {
+    /// Room for `records` items and `bytes` bytes of lines read the general way.
     pub fn with_capacity(records: usize, bytes: usize) -> Batch {
-        Batch { bytes: Vec::with_capacity(bytes), items: Vec::with_capacity(records), owned_bytes: 0 }
+        Batch { bytes: Vec::with_capacity(bytes), items: Vec::with_capacity(records), ..Batch::default() }
     }
 
     /// Appends a line, copying its bytes into the batch's buffer.
@@ -131,6 +145,31 @@ impl Batch {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(line);
         self.items.push(BatchItem::Line { start, end: self.bytes.len(), origin });
+    }
+
+    /// Appends a line that is `start..end` of the read buffer the batch is to take
+    /// ([`take_block`](Self::take_block) or [`copy_block`](Self::copy_block)).
+    fn push_block_line(&mut self, start: usize, end: usize, origin: Origin) {
+        self.block_bytes += end - start;
+        self.items.push(BatchItem::InBlock { start, end, origin });
+    }
+
+    /// Takes the read buffer its block lines are in; it goes back to `pool` when the batch is dropped.
+    fn take_block(&mut self, buffer: Vec<u8>, pool: Arc<BufferPool>) {
+        debug_assert!(self.block.is_none(), "one block a batch");
+        self.block = Some(Block { bytes: buffer, pool: Some(pool) });
+    }
+
+    /// Takes a copy of `part`, the read buffer's bytes from `offset` on, that its block lines are in.
+    fn copy_block(&mut self, part: &[u8], offset: usize) {
+        debug_assert!(self.block.is_none(), "one block a batch");
+        for item in &mut self.items {
+            if let BatchItem::InBlock { start, end, .. } = item {
+                *start -= offset;
+                *end -= offset;
+            }
+        }
+        self.block = Some(Block { bytes: part.to_vec(), pool: None });
     }
 
     /// Appends an item read on its own (a document, a rejection), without copying it.
@@ -155,18 +194,70 @@ impl Batch {
 
     /// Bytes of the lines and records in the batch.
     pub fn record_bytes(&self) -> usize {
-        self.bytes.len() + self.owned_bytes
+        self.bytes.len() + self.owned_bytes + self.block_bytes
     }
 
     /// Takes the items out, in order; the lines' bytes are borrowed from the batch.
     pub fn drain(&mut self) -> impl Iterator<Item = Batched<'_>> {
-        let Batch { bytes, items, owned_bytes } = self;
-        *owned_bytes = 0;
-        items.drain(..).map(|item| match item {
+        let Batch { bytes, block, items, owned_bytes, block_bytes } = self;
+        (*owned_bytes, *block_bytes) = (0, 0);
+        let bytes: &[u8] = bytes;
+        let block: &[u8] = block.as_ref().map_or(&[], |b| &b.bytes);
+        items.drain(..).map(move |item| match item {
             BatchItem::Line { start, end, origin } => Batched::Line { bytes: &bytes[start..end], origin },
+            BatchItem::InBlock { start, end, origin } => Batched::Line { bytes: &block[start..end], origin },
             BatchItem::Owned(r) => Batched::Owned(r),
             BatchItem::Rejected(r) => Batched::Rejected(r),
         })
+    }
+}
+
+/// A read buffer a [`Batch`] took, given back to its pool when the batch is dropped.
+#[derive(Debug)]
+struct Block {
+    bytes: Vec<u8>,
+    /// Where it came from; `None` for a copy.
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// Read buffers of one size, made zeroed (a `read` needs initialised memory) and used again: the batches
+/// that took them give them back. Keeps at most [`BufferPool::KEPT`]; a reader needs as many as it has
+/// batches in flight, and more are freed.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    size: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    const KEPT: usize = 32;
+
+    pub(crate) fn new(size: usize) -> BufferPool {
+        BufferPool { size, free: Mutex::new(Vec::new()) }
+    }
+
+    /// A buffer of the pool's size, every byte initialised.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let kept = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        kept.unwrap_or_else(|| vec![0; self.size])
+    }
+
+    fn give(&self, buffer: Vec<u8>) {
+        if buffer.len() != self.size {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < Self::KEPT {
+            free.push(buffer);
+        }
     }
 }
 
