@@ -230,15 +230,19 @@ impl Quotes {
     #[inline(always)]
     fn next(&self, bytes: &[u8], from: usize) -> Option<usize> {
         if from < self.indexed {
-            let first = from / 64;
-            let mut mask = !0u64 << (from % 64);
-            let words = &self.words[..self.indexed.div_ceil(64)];
-            for (i, word) in words.iter().enumerate().skip(first) {
-                let found = word & mask;
+            // Words past the last indexed one are another line's.
+            let last = (self.indexed - 1) / 64;
+            let mut i = from / 64;
+            let mut found = self.words[i] & !0u64 << (from % 64);
+            loop {
                 if found != 0 {
                     return Some(i * 64 + found.trailing_zeros() as usize);
                 }
-                mask = !0;
+                if i == last {
+                    break;
+                }
+                i += 1;
+                found = self.words[i];
             }
         }
         let from = from.max(self.indexed);
@@ -470,16 +474,22 @@ impl Seen {
     }
 }
 
-/// A key as an export line writes it: its name, and its token (quoted, with the colon).
+/// A key as an export line writes it: its name, and its token (quoted, with the colon), also with the
+/// comma that comes before it after the object's first key.
 struct Key {
     name: &'static str,
     token: &'static [u8],
+    after_comma: &'static [u8],
 }
 
 /// The [`Key`]s of `names`, in order.
 macro_rules! keys {
     ($($name:literal),* $(,)?) => {
-        [$(Key { name: $name, token: concat!("\"", $name, "\":").as_bytes() }),*]
+        [$(Key {
+            name: $name,
+            token: concat!("\"", $name, "\":").as_bytes(),
+            after_comma: concat!(",\"", $name, "\":").as_bytes(),
+        }),*]
     };
 }
 
@@ -534,11 +544,17 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
-    /// The next byte that is not whitespace, not consumed.
-    #[inline]
+    /// The next byte that is not whitespace, not consumed. Compact JSON (the export's) has none, so
+    /// the byte at the cursor is looked at first.
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
-        self.whitespace();
-        self.bytes.get(self.at).copied()
+        match self.bytes.get(self.at) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.whitespace();
+                self.bytes.get(self.at).copied()
+            }
+        }
     }
 
     #[inline]
@@ -580,25 +596,42 @@ impl<'a> Scanner<'a, '_> {
             return Some(());
         }
         let mut next = 0;
+        // The key just read from its token with the comma before it, if it was.
+        let mut known: Option<&'static str> = None;
         loop {
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let key = match order.get(next) {
-                Some(expected) if starts_with(self.bytes.get(self.at..)?, expected.token) => {
-                    self.at += expected.token.len();
-                    next += 1;
-                    expected.name
-                }
-                _ => {
-                    let key = self.string()?;
-                    self.expect(b':')?;
-                    next = order.iter().position(|k| k.name == key).map_or(next, |i| i + 1);
-                    key
+            let key = match known.take() {
+                Some(key) => key,
+                None => {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    match order.get(next) {
+                        Some(expected) if starts_with(self.bytes.get(self.at..)?, expected.token) => {
+                            self.at += expected.token.len();
+                            next += 1;
+                            expected.name
+                        }
+                        _ => {
+                            let key = self.string()?;
+                            self.expect(b':')?;
+                            next = order.iter().position(|k| k.name == key).map_or(next, |i| i + 1);
+                            key
+                        }
+                    }
                 }
             };
             self.whitespace();
             field(self, key)?;
+            // The export's way first: the next key expected, right after a comma (`,"key":`), read in
+            // one compare instead of a look for the comma and another for the key's quote.
+            if let Some(expected) = order.get(next) {
+                if starts_with(self.bytes.get(self.at..)?, expected.after_comma) {
+                    self.at += expected.after_comma.len();
+                    next += 1;
+                    known = Some(expected.name);
+                    continue;
+                }
+            }
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => {
@@ -632,7 +665,17 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// Skips (validating) a value of a field nothing reads: a string, or an object or array of values.
+    /// A string right at the cursor, the common case (`version`, `requestId`...), is skipped inline.
+    #[inline(always)]
     fn skip(&mut self, depth: u32) -> Option<()> {
+        if self.bytes.get(self.at) == Some(&b'"') {
+            return self.string().map(drop);
+        }
+        self.skip_any(depth)
+    }
+
+    /// [`skip`](Self::skip) for any value, after whitespace.
+    fn skip_any(&mut self, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
