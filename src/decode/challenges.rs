@@ -103,9 +103,17 @@ impl Entry {
     /// string (or empty, or "null"); a repeated field overrides the earlier one. Shared with the one-pass
     /// scanner (`scan`), so both read a challenge alike.
     pub(super) fn field(&mut self, key: &str, value: Option<&str>) {
-        if key == "challengeName" || key.eq_ignore_ascii_case("challengeName") {
+        // The export's own spelling first, then any case.
+        let name = match key {
+            "challengeName" => true,
+            "challengeResponse" => false,
+            _ if key.eq_ignore_ascii_case("challengeName") => true,
+            _ if key.eq_ignore_ascii_case("challengeResponse") => false,
+            _ => return,
+        };
+        if name {
             self.factor = value.and_then(factor);
-        } else if key.eq_ignore_ascii_case("challengeResponse") {
+        } else {
             self.step = value.map_or(Step::Unknown, step);
         }
     }
@@ -140,6 +148,8 @@ fn step(response: &str) -> Step {
     match response {
         "Success" => return Step::Passed,
         "Failure" => return Step::Failed,
+        // Neither, as the reading below would find, without its case-folding compares.
+        "Indeterminate" => return Step::Unknown,
         _ => {}
     }
     let response = response.trim();
