@@ -229,8 +229,8 @@ impl Drop for Block {
 }
 
 /// Read buffers of one size, made zeroed (a `read` needs initialised memory) and used again: the batches
-/// that took them give them back. Keeps at most [`BufferPool::KEPT`]; a reader needs as many as it has
-/// batches in flight, and more are freed.
+/// that took them give them back. Keeps at most [`BufferPool::KEPT`] (4 MiB): a reader needs about as
+/// many as it has batches in flight (`replay` keeps 4 a decoder thread), and more are freed.
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     size: usize,
@@ -238,7 +238,7 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    const KEPT: usize = 32;
+    const KEPT: usize = 16;
 
     pub(crate) fn new(size: usize) -> BufferPool {
         BufferPool { size, free: Mutex::new(Vec::new()) }
