@@ -388,48 +388,32 @@ fn a_known_password_stopped_by_mfa_is_found_per_user_and_per_address() {
 /// still found.
 #[test]
 fn accounts_that_pass_mfa_after_a_mistyped_code_are_not_a_known_password() {
-    let mut day = Day::new(7);
-    day.benign();
-    let start = day.at(5.0);
-    let shop = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
-    for (n, victim) in [3u32, 8, 13].into_iter().enumerate() {
-        let t = start + n as i64 * 11 * MIN;
-        day.push(t, EventKind::SignIn, Outcome::Failure, Some(user(victim)), Some(sub(victim)), shop, Mfa::Failed);
-        day.push(
-            t + MIN,
-            EventKind::SignIn,
-            Outcome::Success,
-            Some(user(victim)),
-            Some(sub(victim)),
-            shop,
-            Mfa::Passed,
-        );
-    }
-    let findings = day.replay();
+    // Three accounts fail MFA after the password from `at`, 11 minutes apart, and each passes MFA a
+    // minute later from `then_from`.
+    let day_of = |at: IpAddr, then_from: fn(u32) -> IpAddr| {
+        let mut day = Day::new(7);
+        day.benign();
+        let start = day.at(5.0);
+        for (n, victim) in [3u32, 8, 13].into_iter().enumerate() {
+            let t = start + n as i64 * 11 * MIN;
+            let (name, id) = (Some(user(victim)), Some(sub(victim)));
+            day.push(t, EventKind::SignIn, Outcome::Failure, name.clone(), id.clone(), at, Mfa::Failed);
+            day.push(t + MIN, EventKind::SignIn, Outcome::Success, name, id, then_from(victim), Mfa::Passed);
+        }
+        day.replay()
+    };
+    let findings = day_of(SHOP, |_| SHOP);
     assert!(findings.iter().all(|f| f.detector != "mfa_failure_after_password"), "{:#?}", detectors(&findings));
 
-    // The same three failures from an address none of the accounts then gets in from: found.
-    let mut day = Day::new(7);
-    day.benign();
-    let stuffer = IpAddr::V4(Ipv4Addr::new(5, 6, 7, 10));
-    for (n, victim) in [3u32, 8, 13].into_iter().enumerate() {
-        let t = start + n as i64 * 11 * MIN;
-        day.push(t, EventKind::SignIn, Outcome::Failure, Some(user(victim)), Some(sub(victim)), stuffer, Mfa::Failed);
-        // Each account's owner gets in from home: another address, so it redeems nothing here.
-        day.push(
-            t + MIN,
-            EventKind::SignIn,
-            Outcome::Success,
-            Some(user(victim)),
-            Some(sub(victim)),
-            home(victim + 100),
-            Mfa::Passed,
-        );
-    }
-    let findings = day.replay();
+    // The same three failures from an address none of the accounts then gets in from (each owner gets in
+    // from home): found.
+    let findings = day_of(IpAddr::V4(Ipv4Addr::new(5, 6, 7, 10)), |victim| home(victim + 100));
     let ip = findings.iter().find(|f| f.rule == "mfa_failure_after_password_ip").map(|f| f.ip.clone());
     assert_eq!(ip, Some(Some("5.6.7.10".to_string())), "{:#?}", detectors(&findings));
 }
+
+/// The shop of the test above: an address no benign user of `Day` signs in from.
+const SHOP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
 
 #[test]
 fn benign_look_alikes_raise_nothing() {
