@@ -200,17 +200,35 @@ pub const WAVE_RECOVERED_SHARE: f64 = 0.2;
 
 /// Counted failures in the window whose user (the entry's counterpart) signed in successfully later in it.
 pub fn recovered_failures(w: &KeyWindow) -> u64 {
-    let mut succeeded: HashSet<u64> = HashSet::new();
     let mut n = 0;
+    counted_failures_by_recovery(w, |_, recovered| n += u64::from(recovered));
+    n
+}
+
+/// Distinct counterparts with a counted failure in the window that no success of theirs follows in it.
+pub fn unrecovered_counterparts(w: &KeyWindow) -> u64 {
+    let mut unrecovered: HashSet<u64> = HashSet::new();
+    counted_failures_by_recovery(w, |aux, recovered| {
+        if !recovered {
+            unrecovered.insert(aux);
+        }
+    });
+    unrecovered.len() as u64
+}
+
+/// Calls `each` with the counterpart of every counted failure in the window (entries without one are
+/// left out), and whether a success of that counterpart follows it in the window: walked from the newest
+/// entry back, so a counterpart's success is known before its earlier failures are met.
+fn counted_failures_by_recovery(w: &KeyWindow, mut each: impl FnMut(u64, bool)) {
+    let mut succeeded: HashSet<u64> = HashSet::new();
     for e in w.entries().rev() {
         if e.aux == NO_COUNTERPART {
             continue;
         }
         if e.outcome() == Outcome::Success {
             succeeded.insert(e.aux);
-        } else if e.counted() && succeeded.contains(&e.aux) {
-            n += 1;
+        } else if e.counted() {
+            each(e.aux, succeeded.contains(&e.aux));
         }
     }
-    n
 }

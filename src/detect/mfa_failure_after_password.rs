@@ -11,12 +11,10 @@
 //! address after failing it: behind an office address, three people who each mistype a code and get it
 //! right a minute later hold their passwords and their second factors, and are not a stuffing run.
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::counting::{ratio, round3, CountingRule};
+use super::counting::{ratio, round3, unrecovered_counterparts, CountingRule};
 use super::elapsed;
 use super::incident::Incident;
 use super::keys::Keys;
@@ -80,22 +78,6 @@ pub fn mfa_failed_after_password(ev: &SignInEvent) -> bool {
     ev.factors.mfa == Step::Failed && ev.factors.password != Step::Failed
 }
 
-/// Distinct accounts (the window's counterparts) with a counted MFA failure in the window that they did
-/// not redeem: no successful MFA step of theirs from this address follows it in the window. Walked from
-/// the newest entry back, so an account's success is known before its earlier failures are met.
-fn unredeemed_users(w: &KeyWindow) -> u64 {
-    let mut passed = HashSet::new();
-    let mut failing = HashSet::new();
-    for e in w.entries().rev() {
-        if e.outcome() == Outcome::Success {
-            passed.insert(e.aux);
-        } else if e.counted() && !passed.contains(&e.aux) {
-            failing.insert(e.aux);
-        }
-    }
-    failing.len() as u64
-}
-
 impl CountingRule for MfaFailureAfterPassword {
     fn new(params: MfaParams) -> Self {
         MfaFailureAfterPassword { params, challenged: CappedSet::new(MAX_CHALLENGED_USERS) }
@@ -143,15 +125,16 @@ impl CountingRule for MfaFailureAfterPassword {
         }
     }
 
+    /// The accounts are counted last: it walks the window (a user-keyed spec sees one account, and its
+    /// `min_distinct_users` is 1).
     fn fires(&self, spec: &Spec, w: &KeyWindow) -> bool {
-        let users = if spec.key == KeyKind::User { 1 } else { unredeemed_users(w) };
         w.counted() >= spec.threshold
-            && users >= self.params.min_distinct_users
             && ratio(w.successes(), w.successes() + w.counted()) <= self.params.max_success_ratio
+            && (spec.key == KeyKind::User || unrecovered_counterparts(w) >= self.params.min_distinct_users)
     }
 
     fn evidence(&self, w: &KeyWindow, extra: &mut Map<String, Value>) {
-        extra.insert("accounts_that_did_not_pass_mfa_after".into(), json!(unredeemed_users(w)));
+        extra.insert("accounts_that_did_not_pass_mfa_after".into(), json!(unrecovered_counterparts(w)));
         extra.insert("mfa_successes_in_window".into(), json!(w.successes()));
         extra.insert("mfa_success_ratio".into(), round3(ratio(w.successes(), w.successes() + w.counted())));
     }
