@@ -83,6 +83,15 @@ enum Factor {
     Mfa,
 }
 
+/// The two fields of a challenge that are read ([`Entry::field_of`]).
+#[derive(Clone, Copy)]
+pub(super) enum Field {
+    /// `challengeName`, in any case.
+    Name,
+    /// `challengeResponse`, in any case.
+    Response,
+}
+
 /// One challenge: its step and how it ended, when recognised.
 #[derive(Default)]
 pub(super) struct Entry {
@@ -91,30 +100,25 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// Whether `key` is one of the two fields of a challenge that are read (the others are skipped).
-    pub(super) fn reads(key: &str) -> bool {
-        // The export's own spelling first: one compare each instead of a case-folding one.
-        matches!(key, "challengeName" | "challengeResponse")
-            || key.eq_ignore_ascii_case("challengeName")
-            || key.eq_ignore_ascii_case("challengeResponse")
+    /// Which of the two fields of a challenge that are read `key` is, `None` for the others (skipped).
+    /// The export's own spelling first, one compare each, then any case.
+    pub(super) fn field_of(key: &str) -> Option<Field> {
+        match key {
+            "challengeName" => Some(Field::Name),
+            "challengeResponse" => Some(Field::Response),
+            _ if key.eq_ignore_ascii_case("challengeName") => Some(Field::Name),
+            _ if key.eq_ignore_ascii_case("challengeResponse") => Some(Field::Response),
+            _ => None,
+        }
     }
 
-    /// Reads field `key` (one that [`Entry::reads`]) with its string value, `None` when it is not a
-    /// string (or empty, or "null"); a repeated field overrides the earlier one. Shared with the one-pass
-    /// scanner (`scan`), so both read a challenge alike.
-    pub(super) fn field(&mut self, key: &str, value: Option<&str>) {
-        // The export's own spelling first, then any case.
-        let name = match key {
-            "challengeName" => true,
-            "challengeResponse" => false,
-            _ if key.eq_ignore_ascii_case("challengeName") => true,
-            _ if key.eq_ignore_ascii_case("challengeResponse") => false,
-            _ => return,
-        };
-        if name {
-            self.factor = value.and_then(factor);
-        } else {
-            self.step = value.map_or(Step::Unknown, step);
+    /// Sets `field` from its string value, `None` when it is not a string (or empty, or "null"); a
+    /// repeated field overrides the earlier one. Shared with the one-pass scanner (`scan`), so both read
+    /// a challenge alike.
+    pub(super) fn set(&mut self, field: Field, value: Option<&str>) {
+        match field {
+            Field::Name => self.factor = value.and_then(factor),
+            Field::Response => self.step = value.map_or(Step::Unknown, step),
         }
     }
 
@@ -189,9 +193,9 @@ impl<'de> Visitor<'de> for EntryVisitor {
         let mut entry = Entry::default();
         while let Some(key) = map.next_key::<Text>()? {
             let key = key.get().unwrap_or_default();
-            if Entry::reads(key) {
+            if let Some(field) = Entry::field_of(key) {
                 let value = map.next_value::<Scalar>()?;
-                entry.field(key, value.0.get());
+                entry.set(field, value.0.get());
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

@@ -439,9 +439,9 @@ fn challenges(scan: &mut Scanner) -> Option<Challenges> {
     scan.array(|scan| {
         let mut entry = Entry::default();
         scan.object(&CHALLENGE_ORDER, |scan, key| {
-            if Entry::reads(key) {
+            if let Some(field) = Entry::field_of(key) {
                 let value = scan.text()?;
-                entry.field(key, value.get());
+                entry.set(field, value.get());
                 Some(())
             } else {
                 scan.skip(0)
